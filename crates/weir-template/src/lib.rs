@@ -1,0 +1,1 @@
+//! weir-template: Jinja with Airflow context (being written).
