@@ -1,0 +1,273 @@
+//! weir-store: the metadata database, the only code that speaks SQL to it.
+//!
+//! Owns the schema (one migration folder per backend: `migrations/sqlite`, `migrations/postgres`),
+//! and every read and write of DAGs, runs, task instances, tries, XComs, variables, pools and
+//! jobs. Key type: [`Store`]. SQLite (WAL) is the default; PostgreSQL is selected by a
+//! `postgres://` URL. Both speak the same SQL with `$N` placeholders; the few statements that
+//! differ (row locking on claim) are chosen by [`Backend`].
+//!
+//! Architecture invariants: task-instance state moves only by compare-and-set (an update that
+//! names the state it expects and reports whether the row moved); a worker claims queued task
+//! instances in one statement; every value is bound, never formatted into SQL.
+//!
+//! Must not know about YAML, templates, processes or HTTP.
+
+mod dags;
+mod runs;
+mod tis;
+mod vars;
+
+pub use dags::{DagRow, ImportErrorRow};
+pub use runs::{NewRun, RunRow};
+pub use tis::{ClaimedTi, Finish, TaskSeed, TiRow, Transition, TryRow};
+pub use vars::VariableRow;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, SqlSafeStr};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Errors from the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("metadata migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("bad metadata database url '{url}': {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt { table: &'static str, reason: String },
+    #[error("{0}")]
+    Conflict(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the metadata database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+impl Store {
+    /// Connects to `url` (`sqlite:///abs/path.db`, `sqlite://rel.db`, `postgres://...`),
+    /// creating a SQLite file if missing. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::BadUrl {
+                url: url.to_string(),
+                reason: "expected a sqlite:// or postgres:// url".into(),
+            });
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::BadUrl {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn migrator(&self) -> Migrator {
+        let list = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        Migrator::with_migrations(
+            list.iter()
+                .map(|(version, name, sql)| {
+                    Migration::new(*version, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false)
+                })
+                .collect(),
+        )
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        self.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Versions of the migrations not yet applied (empty when the schema is current).
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        let applied: Vec<i64> = match sqlx::query_scalar::<_, i64>(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE",
+        )
+        .fetch_all(&self.pool)
+        .await
+        {
+            Ok(v) => v,
+            Err(_) => Vec::new(),
+        };
+        Ok(self.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
+    }
+
+    /// Connects and migrates: what every command that uses the store does first.
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A trivial round trip, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Registers a scheduler or worker job, returning its id.
+    pub async fn start_job(&self, job_type: &str, hostname: &str, now: i64) -> Result<i64> {
+        let id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO job (job_type, hostname, state, start_date, latest_heartbeat) \
+             VALUES ($1, $2, 'running', $3, $3) RETURNING id",
+        )
+        .bind(job_type)
+        .bind(hostname)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn heartbeat_job(&self, job_id: i64, now: i64) -> Result<()> {
+        sqlx::query("UPDATE job SET latest_heartbeat = $1 WHERE id = $2")
+            .bind(now)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn end_job(&self, job_id: i64, now: i64) -> Result<()> {
+        sqlx::query("UPDATE job SET state = 'success', latest_heartbeat = $1 WHERE id = $2")
+            .bind(now)
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The most recent heartbeat of any running job of `job_type`.
+    pub async fn latest_job_heartbeat(&self, job_type: &str) -> Result<Option<i64>> {
+        let hb = sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(latest_heartbeat) FROM job WHERE job_type = $1 AND state = 'running'",
+        )
+        .bind(job_type)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(hb)
+    }
+
+    /// Deletes finished runs (and their task instances, tries and XComs) that ended before
+    /// `before`, and old job rows. Returns the number of runs deleted.
+    pub async fn clean_before(&self, before: i64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM xcom WHERE run_pk IN (SELECT id FROM dag_run WHERE state IN ('success','failed') AND end_date < $1)",
+            "DELETE FROM task_try WHERE ti_id IN (SELECT ti.id FROM task_instance ti JOIN dag_run r ON r.id = ti.run_pk WHERE r.state IN ('success','failed') AND r.end_date < $1)",
+            "DELETE FROM task_instance WHERE run_pk IN (SELECT id FROM dag_run WHERE state IN ('success','failed') AND end_date < $1)",
+        ] {
+            sqlx::query(sql).bind(before).execute(&mut *tx).await?;
+        }
+        let deleted = sqlx::query("DELETE FROM dag_run WHERE state IN ('success','failed') AND end_date < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM job WHERE state <> 'running' AND latest_heartbeat < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}
+
+/// `$start, $start+1, ...` placeholders for an `IN (...)` list of `n` values.
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+pub(crate) fn parse_state<T: FromStr<Err = String>>(table: &'static str, text: &str) -> Result<T> {
+    text.parse().map_err(|reason| StoreError::Corrupt { table, reason })
+}
+
+/// Helpers for test suites that need a PostgreSQL database of their own.
+pub mod testing {
+    use sqlx::Executor;
+    use sqlx::any::AnyPoolOptions;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Creates an empty database on the server of `admin_url` and returns its name.
+    pub async fn fresh_database(admin_url: &str) -> crate::Result<String> {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        sqlx::any::install_default_drivers();
+        let name = format!(
+            "weir_test_{}_{}_{}",
+            std::process::id(),
+            weir_core::now_micros(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
+        // The name is generated above from digits and underscores only.
+        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+        pool.close().await;
+        Ok(name)
+    }
+}

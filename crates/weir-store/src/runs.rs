@@ -1,0 +1,187 @@
+//! DAG runs: creation (with all their task instances, in one transaction) and run states.
+
+use crate::tis::TaskSeed;
+use crate::{Result, Store, parse_state};
+use sqlx::Row;
+use weir_core::{RunState, RunType, now_micros};
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub dag_id: String,
+    pub run_id: String,
+    pub run_type: RunType,
+    pub logical_date: i64,
+    pub data_interval_start: i64,
+    pub data_interval_end: i64,
+    pub conf: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: i64,
+    pub dag_id: String,
+    pub run_id: String,
+    pub run_type: RunType,
+    pub state: RunState,
+    pub logical_date: i64,
+    pub data_interval_start: i64,
+    pub data_interval_end: i64,
+    pub conf: serde_json::Map<String, serde_json::Value>,
+    pub queued_at: i64,
+    pub start_date: Option<i64>,
+    pub end_date: Option<i64>,
+}
+
+const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logical_date, data_interval_start, \
+     data_interval_end, conf, queued_at, start_date, end_date";
+
+pub(crate) fn run_row(row: &sqlx::any::AnyRow) -> Result<RunRow> {
+    let conf: String = row.try_get("conf")?;
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        dag_id: row.try_get("dag_id")?,
+        run_id: row.try_get("run_id")?,
+        run_type: parse_state("dag_run", &row.try_get::<String, _>("run_type")?)?,
+        state: parse_state("dag_run", &row.try_get::<String, _>("state")?)?,
+        logical_date: row.try_get("logical_date")?,
+        data_interval_start: row.try_get("data_interval_start")?,
+        data_interval_end: row.try_get("data_interval_end")?,
+        conf: serde_json::from_str(&conf).unwrap_or_default(),
+        queued_at: row.try_get("queued_at")?,
+        start_date: row.try_get("start_date")?,
+        end_date: row.try_get("end_date")?,
+    })
+}
+
+impl Store {
+    /// Creates a queued run and one task instance per seed (state `none`), atomically.
+    /// Returns `None` when a run with the same run id or logical date already exists: exactly
+    /// one run per interval, however many schedulers race.
+    pub async fn create_run(&self, run: &NewRun, tasks: &[TaskSeed]) -> Result<Option<RunRow>> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, \
+             data_interval_end, conf, queued_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) \
+             ON CONFLICT DO NOTHING RETURNING {RUN_COLUMNS}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&run.dag_id)
+            .bind(&run.run_id)
+            .bind(run.run_type.as_str())
+            .bind(run.logical_date)
+            .bind(run.data_interval_start)
+            .bind(run.data_interval_end)
+            .bind(serde_json::Value::Object(run.conf.clone()).to_string())
+            .bind(now_micros())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let run_row = run_row(&row)?;
+        crate::tis::insert_task_instances(&mut tx, &run_row, tasks).await?;
+        tx.commit().await?;
+        Ok(Some(run_row))
+    }
+
+    pub async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND run_id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(dag_id)
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_row).transpose()
+    }
+
+    pub async fn get_run_by_pk(&self, id: i64) -> Result<Option<RunRow>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(run_row).transpose()
+    }
+
+    pub async fn run_at(&self, dag_id: &str, logical_date: i64) -> Result<Option<RunRow>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND logical_date = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(dag_id)
+            .bind(logical_date)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_row).transpose()
+    }
+
+    /// Runs of a DAG, newest logical date first.
+    pub async fn list_runs(&self, dag_id: &str, limit: i64) -> Result<Vec<RunRow>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 ORDER BY logical_date DESC LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(dag_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(run_row).collect()
+    }
+
+    /// Every run in one of `states`, oldest logical date first.
+    pub async fn runs_in_states(&self, states: &[RunState]) -> Result<Vec<RunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run WHERE state IN ({}) ORDER BY logical_date, id",
+            crate::placeholders(1, states.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in states {
+            q = q.bind(s.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(run_row).collect()
+    }
+
+    /// The data interval of the newest scheduled run of a DAG (where the timetable resumes).
+    pub async fn last_scheduled_interval(&self, dag_id: &str) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(
+            "SELECT data_interval_start, data_interval_end FROM dag_run \
+             WHERE dag_id = $1 AND run_type = 'scheduled' ORDER BY logical_date DESC LIMIT 1",
+        )
+        .bind(dag_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?)),
+            None => None,
+        })
+    }
+
+    /// The run of `dag_id` just before `logical_date`, if any (for `depends_on_past`).
+    pub async fn previous_run(&self, dag_id: &str, logical_date: i64) -> Result<Option<RunRow>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND logical_date < $2 \
+             ORDER BY logical_date DESC LIMIT 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(dag_id)
+            .bind(logical_date)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_row).transpose()
+    }
+
+    /// Moves a run from `from` to `to` if it is still in `from`; stamps start or end time.
+    pub async fn set_run_state(&self, run_pk: i64, from: RunState, to: RunState) -> Result<bool> {
+        let now = now_micros();
+        let sql = match to {
+            RunState::Running => "UPDATE dag_run SET state = $1, start_date = COALESCE(start_date, $2), end_date = NULL WHERE id = $3 AND state = $4",
+            RunState::Success | RunState::Failed => "UPDATE dag_run SET state = $1, end_date = $2 WHERE id = $3 AND state = $4",
+            RunState::Queued => "UPDATE dag_run SET state = $1, queued_at = $2, start_date = NULL, end_date = NULL WHERE id = $3 AND state = $4",
+        };
+        let done = sqlx::query(sql)
+            .bind(to.as_str())
+            .bind(now)
+            .bind(run_pk)
+            .bind(from.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,468 @@
+//! Task instances: batched compare-and-set transitions, the one-statement claim, heartbeats,
+//! zombies, tries and XComs.
+
+use crate::runs::RunRow;
+use crate::{Backend, Result, Store, parse_state, placeholders};
+use sqlx::{Any, Row, Transaction};
+use weir_core::{TaskState, now_micros};
+
+/// What a new task instance needs from its task definition.
+#[derive(Debug, Clone)]
+pub struct TaskSeed {
+    pub task_id: String,
+    pub retries: u32,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub priority_weight: i64,
+    pub queue: String,
+}
+
+impl From<&weir_core::Task> for TaskSeed {
+    fn from(t: &weir_core::Task) -> Self {
+        TaskSeed {
+            task_id: t.task_id.clone(),
+            retries: t.retries,
+            pool: t.pool.clone(),
+            pool_slots: t.pool_slots,
+            priority_weight: t.priority_weight,
+            queue: t.queue.clone(),
+        }
+    }
+}
+
+/// A task instance as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TiRow {
+    pub id: i64,
+    pub run_pk: i64,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub state: TaskState,
+    pub try_number: i64,
+    pub max_tries: i64,
+    pub pool: String,
+    pub pool_slots: i64,
+    pub priority_weight: i64,
+    pub queue: String,
+    pub worker: Option<String>,
+    pub pid: Option<i64>,
+    pub queued_at: Option<i64>,
+    pub start_date: Option<i64>,
+    pub end_date: Option<i64>,
+    pub heartbeat: Option<i64>,
+    pub next_retry_at: Option<i64>,
+}
+
+/// A task instance a worker has claimed: it is `running` with a new try number.
+pub type ClaimedTi = TiRow;
+
+/// A compare-and-set move of one task instance from `from` to `to`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition {
+    pub ti_id: i64,
+    pub from: TaskState,
+    pub to: TaskState,
+    /// For `up_for_retry`: when the next try may start.
+    pub next_retry_at: Option<i64>,
+}
+
+/// The end of one try: from `running` (and this try number) to `state`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Finish {
+    pub ti_id: i64,
+    pub try_number: i64,
+    pub state: TaskState,
+    pub next_retry_at: Option<i64>,
+}
+
+/// One try of a task instance, for audits (who ran it, when).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TryRow {
+    pub ti_id: i64,
+    pub task_id: String,
+    pub try_number: i64,
+    pub worker: String,
+    pub start_date: i64,
+    pub end_date: Option<i64>,
+    pub state: String,
+}
+
+const TI_COLUMNS: &str = "id, run_pk, dag_id, run_id, task_id, state, try_number, max_tries, pool, \
+     pool_slots, priority_weight, queue, worker, pid, queued_at, start_date, end_date, heartbeat, next_retry_at";
+
+fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
+    Ok(TiRow {
+        id: row.try_get("id")?,
+        run_pk: row.try_get("run_pk")?,
+        dag_id: row.try_get("dag_id")?,
+        run_id: row.try_get("run_id")?,
+        task_id: row.try_get("task_id")?,
+        state: parse_state("task_instance", &row.try_get::<String, _>("state")?)?,
+        try_number: row.try_get("try_number")?,
+        max_tries: row.try_get("max_tries")?,
+        pool: row.try_get("pool")?,
+        pool_slots: row.try_get("pool_slots")?,
+        priority_weight: row.try_get("priority_weight")?,
+        queue: row.try_get("queue")?,
+        worker: row.try_get("worker")?,
+        pid: row.try_get("pid")?,
+        queued_at: row.try_get("queued_at")?,
+        start_date: row.try_get("start_date")?,
+        end_date: row.try_get("end_date")?,
+        heartbeat: row.try_get("heartbeat")?,
+        next_retry_at: row.try_get("next_retry_at")?,
+    })
+}
+
+/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
+const INSERT_CHUNK: usize = 100;
+
+pub(crate) async fn insert_task_instances(
+    tx: &mut Transaction<'static, Any>,
+    run: &RunRow,
+    tasks: &[TaskSeed],
+) -> Result<()> {
+    const COLS: usize = 9;
+    for chunk in tasks.chunks(INSERT_CHUNK) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({}, 'none')", placeholders(i * COLS + 1, COLS)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO task_instance (run_pk, dag_id, run_id, task_id, max_tries, pool, pool_slots, \
+             priority_weight, queue, state) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = q
+                .bind(run.id)
+                .bind(&run.dag_id)
+                .bind(&run.run_id)
+                .bind(&t.task_id)
+                .bind(t.retries as i64)
+                .bind(&t.pool)
+                .bind(t.pool_slots as i64)
+                .bind(t.priority_weight)
+                .bind(&t.queue);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Task instances of one run, in insertion (file) order.
+    pub async fn task_instances(&self, run_pk: i64) -> Result<Vec<TiRow>> {
+        let sql = format!("SELECT {TI_COLUMNS} FROM task_instance WHERE run_pk = $1 ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_pk).fetch_all(&self.pool).await?;
+        rows.iter().map(ti_row).collect()
+    }
+
+    /// Task instances of several runs at once, ordered by run and id.
+    pub async fn task_instances_of_runs(&self, run_pks: &[i64]) -> Result<Vec<TiRow>> {
+        let mut out = Vec::new();
+        for chunk in run_pks.chunks(500) {
+            let sql = format!(
+                "SELECT {TI_COLUMNS} FROM task_instance WHERE run_pk IN ({}) ORDER BY run_pk, id",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(ti_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn task_instance(&self, ti_id: i64) -> Result<Option<TiRow>> {
+        let sql = format!("SELECT {TI_COLUMNS} FROM task_instance WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ti_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(ti_row).transpose()
+    }
+
+    /// Applies compare-and-set transitions in one transaction. Returns, per transition,
+    /// whether the row moved (false: it was no longer in `from`).
+    pub async fn apply_transitions(&self, moves: &[Transition]) -> Result<Vec<bool>> {
+        if moves.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_micros();
+        let mut tx = self.pool.begin().await?;
+        let mut moved = Vec::with_capacity(moves.len());
+        for m in moves {
+            let q = match m.to {
+                TaskState::Queued => sqlx::query(
+                    "UPDATE task_instance SET state = $1, queued_at = $2, next_retry_at = $3 WHERE id = $4 AND state = $5",
+                )
+                .bind(m.to.as_str())
+                .bind(now),
+                s if s.is_finished() => sqlx::query(
+                    "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3 WHERE id = $4 AND state = $5",
+                )
+                .bind(m.to.as_str())
+                .bind(now),
+                TaskState::None => sqlx::query(
+                    "UPDATE task_instance SET state = $1, queued_at = NULL, start_date = NULL, end_date = NULL, \
+                     heartbeat = NULL, worker = NULL, pid = NULL, next_retry_at = $2 WHERE id = $3 AND state = $4",
+                )
+                .bind(m.to.as_str()),
+                _ => sqlx::query("UPDATE task_instance SET state = $1, next_retry_at = $2 WHERE id = $3 AND state = $4")
+                    .bind(m.to.as_str()),
+            };
+            let done = q.bind(m.next_retry_at).bind(m.ti_id).bind(m.from.as_str()).execute(&mut *tx).await?;
+            moved.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Claims up to `limit` queued task instances for `worker`, highest priority first, in one
+    /// statement: they become `running` with their try number incremented. `queues` empty
+    /// means any queue. On PostgreSQL concurrent claimers skip each other's rows
+    /// (`FOR UPDATE SKIP LOCKED`); SQLite serialises writers.
+    pub async fn claim(&self, worker: &str, queues: &[String], limit: i64) -> Result<Vec<ClaimedTi>> {
+        let now = now_micros();
+        let queue_filter = if queues.is_empty() {
+            String::new()
+        } else {
+            format!(" AND queue IN ({})", placeholders(4, queues.len()))
+        };
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE task_instance SET state = 'running', try_number = try_number + 1, worker = $1, \
+             start_date = $2, heartbeat = $2, end_date = NULL, pid = NULL, next_retry_at = NULL \
+             WHERE id IN (SELECT id FROM task_instance WHERE state = 'queued'{queue_filter} \
+             ORDER BY priority_weight DESC, queued_at, id LIMIT $3{lock}) AND state = 'queued' \
+             RETURNING {TI_COLUMNS}"
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker).bind(now).bind(limit);
+        for queue in queues {
+            q = q.bind(queue);
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
+        let claimed: Vec<TiRow> = rows.iter().map(ti_row).collect::<Result<_>>()?;
+        for chunk in claimed.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({}, 'running')", placeholders(i * 4 + 1, 4)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO task_try (ti_id, try_number, worker, start_date, state) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for ti in chunk {
+                q = q.bind(ti.id).bind(ti.try_number).bind(worker).bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Records the process (group) id of a running try.
+    pub async fn set_pid(&self, ti_id: i64, try_number: i64, pid: i64) -> Result<()> {
+        sqlx::query("UPDATE task_instance SET pid = $1 WHERE id = $2 AND try_number = $3 AND state = 'running'")
+            .bind(pid)
+            .bind(ti_id)
+            .bind(try_number)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Refreshes the heartbeat of every task instance `worker` is running.
+    pub async fn heartbeat_worker(&self, worker: &str) -> Result<u64> {
+        let done = sqlx::query("UPDATE task_instance SET heartbeat = $1 WHERE worker = $2 AND state = 'running'")
+            .bind(now_micros())
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Ends tries in one transaction: each moves from `running` (at its try number) to its
+    /// state. Returns, per finish, whether it applied (false: the row was reaped or cleared).
+    pub async fn finish(&self, finishes: &[Finish]) -> Result<Vec<bool>> {
+        if finishes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_micros();
+        let mut tx = self.pool.begin().await?;
+        let mut applied = Vec::with_capacity(finishes.len());
+        for f in finishes {
+            let done = sqlx::query(
+                "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3, heartbeat = NULL \
+                 WHERE id = $4 AND try_number = $5 AND state = 'running'",
+            )
+            .bind(f.state.as_str())
+            .bind(now)
+            .bind(f.next_retry_at)
+            .bind(f.ti_id)
+            .bind(f.try_number)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE task_try SET end_date = $1, state = $2 WHERE ti_id = $3 AND try_number = $4 AND end_date IS NULL")
+                .bind(now)
+                .bind(f.state.as_str())
+                .bind(f.ti_id)
+                .bind(f.try_number)
+                .execute(&mut *tx)
+                .await?;
+            applied.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Running task instances whose heartbeat is older than `before` (zombies).
+    pub async fn zombies(&self, before: i64) -> Result<Vec<TiRow>> {
+        let sql = format!(
+            "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'running' AND (heartbeat IS NULL OR heartbeat < $1)"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).fetch_all(&self.pool).await?;
+        rows.iter().map(ti_row).collect()
+    }
+
+    /// Resets task instances to `none` so the scheduler runs them again, granting each its
+    /// retries anew (as Airflow's clear does), and requeues their runs. Running instances are
+    /// left alone. Returns how many were cleared.
+    pub async fn clear_task_instances(&self, ti_ids: &[i64], retries: &[(i64, u32)]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut cleared = 0;
+        let mut runs = Vec::new();
+        for id in ti_ids {
+            let extra = retries.iter().find(|(t, _)| t == id).map(|(_, r)| *r as i64).unwrap_or(0);
+            let row = sqlx::query(
+                "UPDATE task_instance SET state = 'none', max_tries = try_number + $1, queued_at = NULL, \
+                 start_date = NULL, end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, \
+                 next_retry_at = NULL WHERE id = $2 AND state <> 'running' RETURNING run_pk",
+            )
+            .bind(extra)
+            .bind(*id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                cleared += 1;
+                let pk: i64 = row.try_get(0)?;
+                if !runs.contains(&pk) {
+                    runs.push(pk);
+                }
+            }
+        }
+        for pk in runs {
+            sqlx::query("UPDATE dag_run SET state = 'queued', end_date = NULL WHERE id = $1 AND state IN ('success', 'failed')")
+                .bind(pk)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM xcom WHERE run_pk = $1 AND task_id IN (SELECT task_id FROM task_instance WHERE run_pk = $1 AND state = 'none')")
+                .bind(pk)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(cleared)
+    }
+
+    /// Every try of every task instance of a run, in start order.
+    pub async fn tries(&self, run_pk: i64) -> Result<Vec<TryRow>> {
+        let rows = sqlx::query(
+            "SELECT t.ti_id, ti.task_id, t.try_number, t.worker, t.start_date, t.end_date, t.state \
+             FROM task_try t JOIN task_instance ti ON ti.id = t.ti_id WHERE ti.run_pk = $1 \
+             ORDER BY t.start_date, t.ti_id, t.try_number",
+        )
+        .bind(run_pk)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TryRow {
+                    ti_id: r.try_get(0)?,
+                    task_id: r.try_get(1)?,
+                    try_number: r.try_get(2)?,
+                    worker: r.try_get(3)?,
+                    start_date: r.try_get(4)?,
+                    end_date: r.try_get(5)?,
+                    state: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Slots in use (queued or running) per pool.
+    pub async fn pool_usage(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT pool, CAST(SUM(pool_slots) AS BIGINT) FROM task_instance \
+             WHERE state IN ('queued', 'running') GROUP BY pool",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Task instances queued or running, per DAG.
+    pub async fn active_task_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT dag_id, COUNT(*) FROM task_instance WHERE state IN ('queued', 'running') GROUP BY dag_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Pools and their sizes.
+    pub async fn pools(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT name, slots FROM pool ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Creates or resizes a pool.
+    pub async fn set_pool(&self, name: &str, slots: i64, description: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO pool (name, slots, description) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, description = excluded.description",
+        )
+        .bind(name)
+        .bind(slots)
+        .bind(description)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores an XCom value (JSON text) for a task of a run, replacing an older one.
+    pub async fn push_xcom(&self, run_pk: i64, task_id: &str, key: &str, value: &serde_json::Value) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO xcom (run_pk, task_id, key, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (run_pk, task_id, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(run_pk)
+        .bind(task_id)
+        .bind(key)
+        .bind(value.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every XCom of a run as `(task_id, key, value)`.
+    pub async fn xcoms(&self, run_pk: i64) -> Result<Vec<(String, String, serde_json::Value)>> {
+        let rows = sqlx::query("SELECT task_id, key, value FROM xcom WHERE run_pk = $1 ORDER BY task_id, key")
+            .bind(run_pk)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get(2)?;
+                Ok((r.try_get(0)?, r.try_get(1)?, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))))
+            })
+            .collect()
+    }
+}

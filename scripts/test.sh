@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command of the README: lint, then the whole test suite (SQLite and PostgreSQL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -n "${WEIR_TEST_PG_URL:-}" ] || source .ci/services.sh
+# Reuse one target directory across clones so CI and developers do not rebuild from scratch.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build --workspace --locked --bins
+cargo test --workspace --locked
