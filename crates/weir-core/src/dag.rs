@@ -174,3 +174,8 @@ mod tests {
         assert_eq!(flat.retry_delay_after(3), Duration::from_secs(10));
     }
 }
+
+/// The DAGs a scheduler has parsed, shared with the workers of the same process so that they
+/// need not read definitions back from the store.
+pub type SharedDags =
+    std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<Dag>>>>;

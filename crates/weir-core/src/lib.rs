@@ -12,7 +12,7 @@ pub mod duration;
 pub mod state;
 pub mod timetable;
 
-pub use dag::{Dag, Schedule, Task};
+pub use dag::{Dag, Schedule, SharedDags, Task};
 pub use duration::{format_duration, parse_duration};
 pub use state::{RunState, RunType, TaskState, TriggerRule};
 pub use timetable::{DataInterval, Timetable};
@@ -33,4 +33,44 @@ pub fn timestamp(us: Micros) -> jiff::Timestamp {
 /// Now, as microseconds since the epoch.
 pub fn now_micros() -> Micros {
     micros(jiff::Timestamp::now())
+}
+
+/// An instant as Python's `isoformat()` writes it in UTC: `2026-01-15T00:00:00+00:00`, with
+/// `.ffffff` only when there are microseconds.
+pub fn iso(ts: jiff::Timestamp) -> String {
+    let us = ts.subsec_microsecond();
+    let base = ts.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    if us == 0 { format!("{base}+00:00") } else { format!("{base}.{us:06}+00:00") }
+}
+
+/// Airflow's run id: `scheduled__2026-01-15T00:00:00+00:00`.
+pub fn run_id(run_type: RunType, logical_date: jiff::Timestamp) -> String {
+    format!("{}__{}", run_type.as_str(), iso(logical_date))
+}
+
+/// `<logs>/<dag>/<run>/<task>/<try>.log`: where each try writes its log.
+pub fn log_path(base: &std::path::Path, dag_id: &str, run_id: &str, task_id: &str, try_number: i64) -> std::path::PathBuf {
+    base.join(dag_id).join(run_id).join(task_id).join(format!("{try_number}.log"))
+}
+
+/// Reads a date or time as users type it: `2026-01-15` (midnight), `2026-01-15 03:00`,
+/// `2026-01-15T03:00:00` (all in `tz`), or RFC 3339 with an offset (`...Z`, `...+09:00`).
+pub fn parse_instant(text: &str, tz: &jiff::tz::TimeZone) -> Result<jiff::Timestamp, String> {
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts);
+    }
+    let civil = if let Ok(date) = text.parse::<jiff::civil::Date>() {
+        date.to_datetime(jiff::civil::Time::midnight())
+    } else if let Ok(dt) = text.replace(' ', "T").parse::<jiff::civil::DateTime>() {
+        dt
+    } else {
+        return Err(format!(
+            "'{text}' is not a date or time (use 2026-01-15, 2026-01-15T03:00:00 or 2026-01-15T03:00:00+09:00)"
+        ));
+    };
+    tz.to_ambiguous_zoned(civil)
+        .compatible()
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("'{text}' cannot be placed in the time zone: {e}"))
 }

@@ -222,15 +222,18 @@ impl Store {
 
     /// Claims up to `limit` queued task instances for `worker`, highest priority first, in one
     /// statement: they become `running` with their try number incremented. `queues` empty
-    /// means any queue. On PostgreSQL concurrent claimers skip each other's rows
+    /// means any queue; `run_pks` non-empty limits the claim to those runs (in-process runs of
+    /// `dags test` and `backfill`). On PostgreSQL concurrent claimers skip each other's rows
     /// (`FOR UPDATE SKIP LOCKED`); SQLite serialises writers.
-    pub async fn claim(&self, worker: &str, queues: &[String], limit: i64) -> Result<Vec<ClaimedTi>> {
+    pub async fn claim(&self, worker: &str, queues: &[String], run_pks: &[i64], limit: i64) -> Result<Vec<ClaimedTi>> {
         let now = now_micros();
-        let queue_filter = if queues.is_empty() {
-            String::new()
-        } else {
-            format!(" AND queue IN ({})", placeholders(4, queues.len()))
-        };
+        let mut filter = String::new();
+        if !queues.is_empty() {
+            filter.push_str(&format!(" AND queue IN ({})", placeholders(4, queues.len())));
+        }
+        if !run_pks.is_empty() {
+            filter.push_str(&format!(" AND run_pk IN ({})", placeholders(4 + queues.len(), run_pks.len())));
+        }
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -238,7 +241,7 @@ impl Store {
         let sql = format!(
             "UPDATE task_instance SET state = 'running', try_number = try_number + 1, worker = $1, \
              start_date = $2, heartbeat = $2, end_date = NULL, pid = NULL, next_retry_at = NULL \
-             WHERE id IN (SELECT id FROM task_instance WHERE state = 'queued'{queue_filter} \
+             WHERE id IN (SELECT id FROM task_instance WHERE state = 'queued'{filter} \
              ORDER BY priority_weight DESC, queued_at, id LIMIT $3{lock}) AND state = 'queued' \
              RETURNING {TI_COLUMNS}"
         );
@@ -246,6 +249,9 @@ impl Store {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker).bind(now).bind(limit);
         for queue in queues {
             q = q.bind(queue);
+        }
+        for pk in run_pks {
+            q = q.bind(*pk);
         }
         let rows = q.fetch_all(&mut *tx).await?;
         let claimed: Vec<TiRow> = rows.iter().map(ti_row).collect::<Result<_>>()?;

@@ -131,7 +131,7 @@ async fn concurrent_claimers_never_share_a_task_instance() {
             handles.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim(&format!("w{w}"), &[], 7).await.unwrap();
+                    let got = store.claim(&format!("w{w}"), &[], &[], 7).await.unwrap();
                     if got.is_empty() {
                         break;
                     }
@@ -161,11 +161,13 @@ async fn claim_respects_queues_and_priority() {
     each_backend(|store| async move {
         let run = store.create_run(&new_run("d", 9), &seeds(6)).await.unwrap().unwrap();
         queue_all(&store, run.id).await;
-        let other = store.claim("w", &["other".into()], 10).await.unwrap();
+        let other = store.claim("w", &["other".into()], &[], 10).await.unwrap();
         assert_eq!(other.len(), 3);
         assert!(other.iter().all(|t| t.queue == "other"));
-        let first = store.claim("w", &[], 1).await.unwrap();
+        let first = store.claim("w", &[], &[], 1).await.unwrap();
         assert_eq!(first[0].priority_weight, 2, "highest priority first");
+        assert!(store.claim("w", &[], &[run.id + 1000], 10).await.unwrap().is_empty(), "other runs only");
+        assert_eq!(store.claim("w", &[], &[run.id], 10).await.unwrap().len(), 2);
     })
     .await;
 }
@@ -175,7 +177,7 @@ async fn finish_applies_once_and_only_to_its_try() {
     each_backend(|store| async move {
         let run = store.create_run(&new_run("d", 11), &seeds(1)).await.unwrap().unwrap();
         queue_all(&store, run.id).await;
-        let ti = store.claim("w", &[], 1).await.unwrap().remove(0);
+        let ti = store.claim("w", &[], &[], 1).await.unwrap().remove(0);
         store.set_pid(ti.id, ti.try_number, 4242).await.unwrap();
         assert_eq!(store.heartbeat_worker("w").await.unwrap(), 1);
         let wrong_try = Finish { ti_id: ti.id, try_number: 2, state: TaskState::Success, next_retry_at: None };
@@ -195,7 +197,7 @@ async fn zombies_are_found_by_stale_heartbeat() {
     each_backend(|store| async move {
         let run = store.create_run(&new_run("d", 13), &seeds(2)).await.unwrap().unwrap();
         queue_all(&store, run.id).await;
-        let claimed = store.claim("w", &[], 2).await.unwrap();
+        let claimed = store.claim("w", &[], &[], 2).await.unwrap();
         assert!(store.zombies(0).await.unwrap().is_empty());
         let later = weir_core::now_micros() + 1_000_000;
         let zombies = store.zombies(later).await.unwrap();
@@ -209,7 +211,7 @@ async fn clear_resets_instances_and_requeues_the_run() {
     each_backend(|store| async move {
         let run = store.create_run(&new_run("d", 15), &seeds(1)).await.unwrap().unwrap();
         queue_all(&store, run.id).await;
-        let ti = store.claim("w", &[], 1).await.unwrap().remove(0);
+        let ti = store.claim("w", &[], &[], 1).await.unwrap().remove(0);
         store
             .finish(&[Finish { ti_id: ti.id, try_number: 1, state: TaskState::Failed, next_retry_at: None }])
             .await

@@ -1,0 +1,208 @@
+//! The DAG folder: which files changed since the last look (mtime and size, then a content
+//! hash), parsed into DAGs or import errors. `.weirignore` lines are globs of files to skip.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+use weir_core::Dag;
+use weir_spec::{ParseOptions, parse_dag};
+
+/// What one file parsed to.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Dag(Box<Dag>),
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    mtime: Option<SystemTime>,
+    len: u64,
+    hash: String,
+    parsed: Parsed,
+}
+
+/// The result of one look at the folder.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Files that are new or whose content changed, with what they parsed to and their hash.
+    pub changed: Vec<(String, String, Parsed)>,
+    /// Files that disappeared.
+    pub removed: Vec<String>,
+}
+
+/// Tracks the DAG files of one folder between scans.
+pub struct DagFolder {
+    dir: PathBuf,
+    /// Paths are reported relative to this (the project root) when possible.
+    base: PathBuf,
+    options: ParseOptions,
+    seen: BTreeMap<String, Seen>,
+}
+
+impl DagFolder {
+    pub fn new(dir: PathBuf, base: PathBuf, options: ParseOptions) -> Self {
+        DagFolder { dir, base, options, seen: BTreeMap::new() }
+    }
+}
+
+/// The DAG files under `dir` (`.yaml`/`.yml`, skipping hidden files and `.weirignore` matches),
+/// sorted by path.
+pub fn dag_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    collect_yaml(dir, dir, &load_ignore(dir), &mut files);
+    files
+}
+
+impl DagFolder {
+    /// Every current file's parse result.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &Parsed)> {
+        self.seen.iter().map(|(k, v)| (k.as_str(), &v.parsed))
+    }
+
+    /// Looks at every file; parses only those whose mtime, size or content changed.
+    pub fn scan(&mut self) -> Scan {
+        let files = dag_files(&self.dir);
+        let mut scan = Scan::default();
+        let mut present = Vec::with_capacity(files.len());
+        let mut to_parse = Vec::new();
+        for path in files {
+            let name = display_path(&path, &self.base);
+            present.push(name.clone());
+            let meta = std::fs::metadata(&path).ok();
+            let mtime = meta.as_ref().and_then(|m| m.modified().ok());
+            let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+            if let Some(seen) = self.seen.get(&name) {
+                if seen.mtime == mtime && seen.len == len {
+                    continue;
+                }
+            }
+            to_parse.push((name, path, mtime, len));
+        }
+        let options = &self.options;
+        let parsed = parse_parallel(&to_parse, options);
+        for ((name, _, mtime, len), (hash, result)) in to_parse.into_iter().zip(parsed) {
+            let unchanged = self.seen.get(&name).is_some_and(|s| s.hash == hash);
+            let entry = Seen { mtime, len, hash: hash.clone(), parsed: result.clone() };
+            self.seen.insert(name.clone(), entry);
+            if !unchanged {
+                scan.changed.push((name, hash, result));
+            }
+        }
+        let gone: Vec<String> = self.seen.keys().filter(|k| !present.contains(k)).cloned().collect();
+        for name in gone {
+            self.seen.remove(&name);
+            scan.removed.push(name);
+        }
+        scan
+    }
+}
+
+/// Parses files on all cores; returns (hash, result) per file in order.
+fn parse_parallel(files: &[(String, PathBuf, Option<SystemTime>, u64)], options: &ParseOptions) -> Vec<(String, Parsed)> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    if files.len() < 16 || threads == 1 {
+        return files.iter().map(|(name, path, _, _)| parse_file(name, path, options)).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(|(n, p, _, _)| parse_file(n, p, options)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+fn parse_file(name: &str, path: &Path, options: &ParseOptions) -> (String, Parsed) {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let mut hasher = DefaultHasher::new();
+            bytes.hash(&mut hasher);
+            let hash = format!("{:016x}", hasher.finish());
+            let parsed = match parse_dag(name, &bytes, options) {
+                Ok(dag) => Parsed::Dag(Box::new(dag)),
+                Err(errors) => Parsed::Error(errors.to_string()),
+            };
+            (hash, parsed)
+        }
+        Err(e) => (String::new(), Parsed::Error(format!("{name}:0: cannot read the file: {e}"))),
+    }
+}
+
+fn display_path(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base).unwrap_or(path).display().to_string()
+}
+
+fn collect_yaml(root: &Path, dir: &Path, ignore: &[regex::Regex], out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        if entry.file_name().to_string_lossy().starts_with('.') || ignore.iter().any(|re| re.is_match(&rel)) {
+            continue;
+        }
+        if path.is_dir() {
+            collect_yaml(root, &path, ignore, out);
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            out.push(path);
+        }
+    }
+}
+
+/// `.weirignore`: one glob per line (`*` within a name, `**` across folders, `#` comments),
+/// matched against paths relative to the DAG folder; a pattern without `/` matches any file
+/// or folder of that name.
+fn load_ignore(dir: &Path) -> Vec<regex::Regex> {
+    let Ok(text) = std::fs::read_to_string(dir.join(".weirignore")) else { return Vec::new() };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|glob| regex::Regex::new(&glob_to_regex(glob)).ok())
+        .collect()
+}
+
+fn glob_to_regex(glob: &str) -> String {
+    let anchored = glob.contains('/');
+    let glob = glob.trim_start_matches('/').trim_end_matches('/');
+    let mut re = String::from(if anchored { "^" } else { "(^|/)" });
+    let mut chars = glob.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                re.push_str(".*");
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push_str("(/|$)");
+    re
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_to_regex;
+
+    #[test]
+    fn globs_match_like_gitignore() {
+        let cases = [
+            ("old_*", "old_sales.yaml", true),
+            ("old_*", "team/old_x.yaml", true),
+            ("old_*", "bold_x.yaml", false),
+            ("team/*.yaml", "team/a.yaml", true),
+            ("team/*.yaml", "other/team/a.yaml", false),
+            ("drafts", "drafts/a.yaml", true),
+        ];
+        for (glob, path, expected) in cases {
+            let re = regex::Regex::new(&glob_to_regex(glob)).unwrap();
+            assert_eq!(re.is_match(path), expected, "{glob} vs {path}");
+        }
+    }
+}

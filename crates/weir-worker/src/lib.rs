@@ -1,0 +1,450 @@
+//! weir-worker: claims queued task instances and runs them.
+//!
+//! Owns the local executor: the claim loop ([`Worker::run`]), one process group and one log
+//! file per try ([`process`]), heartbeats, timeouts, and recording each try's outcome with a
+//! compare-and-set from `running`. Key types: [`Worker`], [`WorkerConfig`].
+//!
+//! Architecture invariant: a worker never decides what runs next. It only claims what the
+//! scheduler queued, and a finish that lost its compare-and-set (the instance was reaped or
+//! cleared meanwhile) changes nothing.
+
+pub mod process;
+
+use process::{Exit, Pgid, run_process};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use weir_core::{Dag, SharedDags, TaskState, Timetable, log_path, now_micros, timestamp};
+use weir_ops::{Plan, PlanContext, Registry, XcomMode};
+use weir_store::{ClaimedTi, Finish, RunRow, Store};
+use weir_template::{Renderer, TemplateContext};
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique per process: `host:pid:start`.
+    pub worker_id: String,
+    /// Queues to take work from; empty means all.
+    pub queues: Vec<String>,
+    /// How many tries run at once.
+    pub slots: usize,
+    pub heartbeat: Duration,
+    /// How often to look for work when nothing wakes the worker (other processes).
+    pub poll: Duration,
+    pub project_dir: PathBuf,
+    pub log_dir: PathBuf,
+    /// Between SIGTERM and SIGKILL when a try is stopped.
+    pub kill_grace: Duration,
+    /// When non-empty, only task instances of these runs are claimed (`dags test`, backfill).
+    pub only_runs: Vec<i64>,
+}
+
+impl WorkerConfig {
+    /// A worker id unique to this process on this host.
+    pub fn default_worker_id() -> String {
+        format!("{}:{}:{}", hostname(), std::process::id(), now_micros() % 1_000_000)
+    }
+}
+
+/// This host's name, as recorded with the tries it runs.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The local executor.
+pub struct Worker {
+    store: Store,
+    registry: Arc<Registry>,
+    renderer: Arc<Renderer>,
+    config: WorkerConfig,
+    /// DAGs shared by an in-process scheduler; otherwise read from the store.
+    shared: Option<SharedDags>,
+    cache: Mutex<HashMap<String, (Arc<Dag>, Instant)>>,
+    /// Woken when work is queued.
+    pub wake: Arc<Notify>,
+    /// Woken by the worker whenever a try finishes.
+    pub scheduler_wake: Arc<Notify>,
+    running: Mutex<HashMap<i64, Pgid>>,
+}
+
+impl Worker {
+    pub fn new(store: Store, registry: Arc<Registry>, config: WorkerConfig) -> Self {
+        Worker {
+            store,
+            registry,
+            renderer: Arc::new(Renderer::new()),
+            config,
+            shared: None,
+            cache: Mutex::new(HashMap::new()),
+            wake: Arc::new(Notify::new()),
+            scheduler_wake: Arc::new(Notify::new()),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads DAG definitions from an in-process scheduler, and wakes it via `scheduler_wake`.
+    pub fn with_scheduler(mut self, shared: SharedDags, wake: Arc<Notify>, scheduler_wake: Arc<Notify>) -> Self {
+        self.shared = Some(shared);
+        self.wake = wake;
+        self.scheduler_wake = scheduler_wake;
+        self
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.worker_id
+    }
+
+    /// Claims and runs task instances until `shutdown` turns true; then stops every running
+    /// try (SIGTERM, then SIGKILL) and records it.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut tries: JoinSet<()> = JoinSet::new();
+        let heartbeat = {
+            let me = self.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(me.config.heartbeat) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    if let Err(e) = me.store.heartbeat_worker(&me.config.worker_id).await {
+                        tracing::warn!("worker heartbeat failed: {e}");
+                    }
+                }
+            })
+        };
+        let (kill_tx, kill_rx) = watch::channel(false);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = self.config.slots.saturating_sub(tries.len());
+            let mut claimed_full = false;
+            if free > 0 {
+                let want = free.min(64);
+                match self.store.claim(&self.config.worker_id, &self.config.queues, &self.config.only_runs, want as i64).await {
+                    Ok(claimed) => {
+                        claimed_full = claimed.len() == want;
+                        for ti in claimed {
+                            let me = self.clone();
+                            let kill = kill_rx.clone();
+                            tries.spawn(async move { me.execute(ti, kill).await });
+                        }
+                    }
+                    Err(e) => tracing::warn!("claiming task instances failed: {e}"),
+                }
+            }
+            if claimed_full && tries.len() < self.config.slots {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                Some(_) = tries.join_next(), if !tries.is_empty() => {}
+                _ = tokio::time::sleep(self.config.poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let _ = kill_tx.send(true);
+        while tries.join_next().await.is_some() {}
+        heartbeat.abort();
+    }
+
+    /// The DAG of a task instance, from the in-process scheduler or the store (cached 1 s).
+    async fn dag(&self, dag_id: &str) -> Option<Arc<Dag>> {
+        if let Some(shared) = &self.shared {
+            if let Some(dag) = shared.read().ok().and_then(|m| m.get(dag_id).cloned()) {
+                return Some(dag);
+            }
+        }
+        if let Some((dag, at)) = self.cache.lock().ok().and_then(|c| c.get(dag_id).cloned()) {
+            if at.elapsed() < Duration::from_secs(1) {
+                return Some(dag);
+            }
+        }
+        let (dag, _) = self.store.get_dag(dag_id).await.ok().flatten()?;
+        let dag = Arc::new(dag);
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(dag_id.to_string(), (dag.clone(), Instant::now()));
+        }
+        Some(dag)
+    }
+
+    /// Runs one claimed try to its end and records the outcome.
+    async fn execute(&self, ti: ClaimedTi, mut kill: watch::Receiver<bool>) {
+        let path = log_path(&self.config.log_dir, &ti.dag_id, &ti.run_id, &ti.task_id, ti.try_number);
+        let mut log = open_log(&path);
+        let outcome = self.attempt(&ti, &mut log, &mut kill).await;
+        let (state, message, xcom) = match outcome {
+            Ok(Outcome { state, message, xcom }) => (state, message, xcom),
+            Err(message) => (TaskState::Failed, message, None),
+        };
+        let mut state = state;
+        let mut next_retry_at = None;
+        if state == TaskState::Failed && ti.try_number <= ti.max_tries {
+            state = TaskState::UpForRetry;
+            let delay = match self.dag(&ti.dag_id).await.as_ref().and_then(|d| d.task(&ti.task_id).cloned()) {
+                Some(task) => task.retry_delay_after(ti.try_number as u32),
+                None => Duration::ZERO,
+            };
+            next_retry_at = Some(now_micros() + delay.as_micros() as i64);
+        }
+        if let Some(value) = xcom {
+            if state == TaskState::Success {
+                if let Err(e) = self.store.push_xcom(ti.run_pk, &ti.task_id, "return_value", &value).await {
+                    log_line(&mut log, "ERROR", &format!("could not store the XCom value: {e}"));
+                    state = TaskState::Failed;
+                }
+            }
+        }
+        log_line(&mut log, if state == TaskState::Success { "INFO" } else { "ERROR" }, &message);
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&ti.id);
+        }
+        let finish = Finish { ti_id: ti.id, try_number: ti.try_number, state, next_retry_at };
+        match self.store.finish(&[finish]).await {
+            Ok(applied) if applied == [true] => {
+                log_line(&mut log, "INFO", &format!("marked {state}"));
+            }
+            Ok(_) => log_line(
+                &mut log,
+                "WARNING",
+                "the task instance changed state while it ran (reaped or cleared); outcome not recorded",
+            ),
+            Err(e) => {
+                tracing::error!(task = %ti.task_id, "recording the outcome failed: {e}");
+                log_line(&mut log, "ERROR", &format!("recording the outcome failed: {e}"));
+            }
+        }
+        self.scheduler_wake.notify_one();
+    }
+
+    /// Plans and runs the try; `Err` is a failure message for the log.
+    async fn attempt(
+        &self,
+        ti: &ClaimedTi,
+        log: &mut Option<std::fs::File>,
+        kill: &mut watch::Receiver<bool>,
+    ) -> Result<Outcome, String> {
+        let dag = self.dag(&ti.dag_id).await.ok_or_else(|| format!("DAG '{}' is not loaded", ti.dag_id))?;
+        let task = dag
+            .task(&ti.task_id)
+            .ok_or_else(|| format!("task '{}' is no longer in DAG '{}'", ti.task_id, ti.dag_id))?;
+        log_line(
+            log,
+            "INFO",
+            &format!(
+                "starting try {} of {} of {}.{} (run {}) on {}",
+                ti.try_number,
+                ti.max_tries + 1,
+                ti.dag_id,
+                ti.task_id,
+                ti.run_id,
+                self.config.worker_id
+            ),
+        );
+        let run = self
+            .store
+            .get_run_by_pk(ti.run_pk)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("run '{}' no longer exists", ti.run_id))?;
+        let ctx = self.template_context(&dag, task, &run, ti).await?;
+        let cx = PlanContext { task, template: &ctx, renderer: &self.renderer, project_dir: &self.config.project_dir };
+        let plan = self.registry.plan(&cx).map_err(|e| e.to_string())?;
+        let spec = match plan {
+            Plan::Nothing => return Ok(Outcome::success(None, "nothing to do".into())),
+            Plan::Process(spec) => spec,
+        };
+        let xcom_file = std::env::temp_dir().join(format!("weir-xcom-{}-{}-{}.json", std::process::id(), ti.id, ti.try_number));
+        let _ = std::fs::remove_file(&xcom_file);
+        let mut env: Vec<(String, String)> = Renderer::context_strings(&ctx)
+            .into_iter()
+            .map(|(k, v)| (format!("WEIR_{}", k.to_ascii_uppercase()), v))
+            .collect();
+        env.push(("WEIR_XCOM".into(), xcom_file.display().to_string()));
+        env.push(("WEIR_PARAMS".into(), serde_json::Value::Object(ctx.params.clone()).to_string()));
+        env.push(("WEIR_CONF".into(), serde_json::Value::Object(ctx.conf.clone()).to_string()));
+        env.push(("WEIR_PROJECT_DIR".into(), self.config.project_dir.display().to_string()));
+        for (key, value) in &task.env {
+            let rendered = self
+                .renderer
+                .render_str(value, &ctx)
+                .map_err(|e| format!("env '{key}' of task '{}': {e}", task.task_id))?;
+            env.push((key.clone(), rendered));
+        }
+        let log_file = log
+            .as_ref()
+            .and_then(|f| f.try_clone().ok())
+            .ok_or_else(|| "cannot open the log file".to_string())?;
+        let running = &self.running;
+        let store = &self.store;
+        let pid_cell = Arc::new(Mutex::new(0));
+        let pid_for_start = pid_cell.clone();
+        let result = run_process(
+            &spec,
+            &env,
+            log_file,
+            task.execution_timeout,
+            self.config.kill_grace,
+            move |pgid| {
+                if let Ok(mut r) = running.lock() {
+                    r.insert(ti.id, pgid);
+                }
+                if let Ok(mut p) = pid_for_start.lock() {
+                    *p = pgid;
+                }
+            },
+            async {
+                let pgid = *pid_cell.lock().map(|p| p).unwrap_or_else(|e| e.into_inner());
+                let _ = store.set_pid(ti.id, ti.try_number, pgid as i64).await;
+                let _ = kill.wait_for(|k| *k).await;
+            },
+        )
+        .await;
+        let xcom = read_xcom(&xcom_file, spec.xcom, result.last_line.as_deref());
+        let _ = std::fs::remove_file(&xcom_file);
+        let xcom = xcom?;
+        Ok(match result.exit {
+            Exit::Code(0) => Outcome::success(xcom, "task exited with return code 0".into()),
+            Exit::Code(code) if Some(code) == spec.skip_exit_code => Outcome {
+                state: TaskState::Skipped,
+                message: format!("task exited with return code {code}: skipped"),
+                xcom: None,
+            },
+            Exit::Code(code) => Outcome::failed(format!("task exited with return code {code}")),
+            Exit::Signal(sig) => Outcome::failed(format!("task was killed by signal {sig}")),
+            Exit::TimedOut(limit) => Outcome::failed(format!(
+                "task timed out after {}; its process group was killed",
+                weir_core::format_duration(limit)
+            )),
+            Exit::Killed => Outcome::failed("task was stopped: the worker is shutting down".into()),
+            Exit::SpawnFailed(message) => Outcome::failed(message),
+        })
+    }
+
+    async fn template_context(
+        &self,
+        dag: &Dag,
+        task: &weir_core::Task,
+        run: &RunRow,
+        ti: &ClaimedTi,
+    ) -> Result<TemplateContext, String> {
+        let xcoms: BTreeMap<(String, String), serde_json::Value> = self
+            .store
+            .xcoms(run.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(task_id, key, value)| ((task_id, key), value))
+            .collect();
+        let variables: BTreeMap<String, String> = self
+            .store
+            .list_variables()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|v| !v.is_encrypted)
+            .map(|v| (v.key, v.val))
+            .collect();
+        Ok(template_context(dag, task, run, ti.try_number as u32, variables, xcoms))
+    }
+}
+
+/// The template context of one try of `task` in `run`: what `{{ ds }}` and friends see.
+pub fn template_context(
+    dag: &Dag,
+    task: &weir_core::Task,
+    run: &RunRow,
+    try_number: u32,
+    variables: BTreeMap<String, String>,
+    xcoms: BTreeMap<(String, String), serde_json::Value>,
+) -> TemplateContext {
+    let logical_date = timestamp(run.logical_date);
+    let (prev, next) = match Timetable::new(&dag.schedule, dag.tz()) {
+        Ok(tt) if tt.is_periodic() => (Some(tt.manual_interval(logical_date).start), Some(timestamp(run.data_interval_end))),
+        _ => (None, None),
+    };
+    let mut params = dag.params.clone();
+    params.extend(task.params.clone());
+    params.extend(run.conf.clone());
+    TemplateContext {
+        dag_id: dag.dag_id.clone(),
+        task_id: task.task_id.clone(),
+        run_id: run.run_id.clone(),
+        try_number,
+        timezone: dag.timezone.clone(),
+        logical_date,
+        data_interval_start: timestamp(run.data_interval_start),
+        data_interval_end: timestamp(run.data_interval_end),
+        prev_logical_date: prev,
+        next_logical_date: next,
+        params,
+        conf: run.conf.clone(),
+        variables,
+        xcoms,
+        task: serde_json::json!({
+            "task_id": task.task_id, "task_type": task.task_type, "owner": dag.owner,
+            "retries": task.retries, "queue": task.queue, "pool": task.pool,
+        }),
+        dag: serde_json::json!({
+            "dag_id": dag.dag_id, "owner": dag.owner, "tags": dag.tags,
+            "timezone": dag.timezone, "description": dag.description,
+        }),
+    }
+}
+
+struct Outcome {
+    state: TaskState,
+    message: String,
+    xcom: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    fn success(xcom: Option<serde_json::Value>, message: String) -> Self {
+        Outcome { state: TaskState::Success, message, xcom }
+    }
+
+    fn failed(message: String) -> Self {
+        Outcome { state: TaskState::Failed, message, xcom: None }
+    }
+}
+
+/// The XCom value of a try: the `$WEIR_XCOM` file if written, else the last line in
+/// `last_line` mode (JSON if it parses, else the text).
+fn read_xcom(file: &Path, mode: XcomMode, last_line: Option<&str>) -> Result<Option<serde_json::Value>, String> {
+    if let Ok(text) = std::fs::read_to_string(file) {
+        if !text.trim().is_empty() {
+            return serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| format!("the XCom file is not valid JSON: {e}"));
+        }
+    }
+    Ok(match (mode, last_line) {
+        (XcomMode::LastLine, Some(line)) => {
+            Some(serde_json::from_str(line).unwrap_or_else(|_| serde_json::Value::String(line.to_string())))
+        }
+        _ => None,
+    })
+}
+
+fn open_log(path: &Path) -> Option<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+}
+
+/// Appends one line in weir's log format: `[2026-01-15T03:00:00.123Z] INFO - message`.
+pub fn log_line(log: &mut Option<std::fs::File>, level: &str, message: &str) {
+    if let Some(file) = log {
+        let now = jiff::Timestamp::now().round(jiff::Unit::Millisecond).unwrap_or_else(|_| jiff::Timestamp::now());
+        let _ = writeln!(file, "[{now}] {level} - {message}");
+    }
+}

@@ -1,0 +1,149 @@
+//! Running one try as a process: its own process group, its output in its log file, a
+//! timeout that kills the whole group, and no stragglers left behind.
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+use weir_ops::ProcessSpec;
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut(Duration),
+    /// Killed on request (shutdown or an external state change).
+    Killed,
+    SpawnFailed(String),
+}
+
+/// The result of one process run.
+#[derive(Debug, Clone)]
+pub struct ProcessResult {
+    pub exit: Exit,
+    /// The last non-empty line of output.
+    pub last_line: Option<String>,
+}
+
+/// A running process's group id, for killing from elsewhere.
+pub type Pgid = i32;
+
+/// Sends `signal` to the whole process group `pgid`, ignoring a group that is already gone.
+pub fn signal_group(pgid: Pgid, signal: Signal) {
+    let _ = killpg(Pid::from_raw(pgid), signal);
+}
+
+/// Starts `spec` with `env`, appending its output to `log`. `on_start` receives the process
+/// group id as soon as the process exists; `kill` resolves when the caller wants it stopped.
+pub async fn run_process(
+    spec: &ProcessSpec,
+    env: &[(String, String)],
+    log: std::fs::File,
+    timeout: Option<Duration>,
+    kill_grace: Duration,
+    on_start: impl FnOnce(Pgid),
+    kill: impl std::future::Future<Output = ()>,
+) -> ProcessResult {
+    let (reader, writer) = match std::io::pipe() {
+        Ok(pair) => pair,
+        Err(e) => return spawn_failed(format!("cannot create a pipe: {e}")),
+    };
+    let writer2 = match writer.try_clone() {
+        Ok(w) => w,
+        Err(e) => return spawn_failed(format!("cannot create a pipe: {e}")),
+    };
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2))
+        .process_group(0);
+    let spawned = cmd.spawn();
+    // The parent's copies of the pipe's write end must go, or the reader never sees EOF.
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            return spawn_failed(format!("cannot start '{}': {e}", spec.program));
+        }
+    };
+    let pgid = child.id().map(|p| p as Pgid).unwrap_or(0);
+    on_start(pgid);
+    let copier = tokio::task::spawn_blocking(move || copy_output(reader, log));
+
+    let waited = async {
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, child.wait()).await.map_err(|_| Exit::TimedOut(limit)),
+            None => Ok(child.wait().await),
+        }
+    };
+    let outcome = tokio::select! {
+        res = waited => res,
+        _ = kill => Err(Exit::Killed),
+    };
+    let exit = match outcome {
+        Ok(Ok(status)) => {
+            use std::os::unix::process::ExitStatusExt;
+            match (status.code(), status.signal()) {
+                (Some(code), _) => Exit::Code(code),
+                (None, Some(sig)) => Exit::Signal(sig),
+                _ => Exit::Code(-1),
+            }
+        }
+        Ok(Err(e)) => Exit::SpawnFailed(format!("waiting for the process failed: {e}")),
+        Err(stop) => {
+            // Ask politely, then make sure: the whole group, children included.
+            signal_group(pgid, Signal::SIGTERM);
+            if tokio::time::timeout(kill_grace, child.wait()).await.is_err() {
+                signal_group(pgid, Signal::SIGKILL);
+                let _ = child.wait().await;
+            }
+            stop
+        }
+    };
+    // Whatever the task left running in its group goes with it.
+    if pgid > 0 {
+        signal_group(pgid, Signal::SIGKILL);
+    }
+    let last_line = match tokio::time::timeout(Duration::from_secs(5), copier).await {
+        Ok(Ok(last)) => last,
+        _ => None,
+    };
+    ProcessResult { exit, last_line }
+}
+
+fn spawn_failed(message: String) -> ProcessResult {
+    ProcessResult { exit: Exit::SpawnFailed(message), last_line: None }
+}
+
+/// Copies the process's output into the log line by line (so a tail sees it live) and
+/// returns the last non-empty line.
+fn copy_output(reader: std::io::PipeReader, mut log: std::fs::File) -> Option<String> {
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    let mut last = None;
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let _ = log.write_all(&line);
+                if !line.ends_with(b"\n") {
+                    let _ = log.write_all(b"\n");
+                }
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                if !text.is_empty() {
+                    last = Some(text);
+                }
+            }
+        }
+    }
+    let _ = log.flush();
+    last
+}

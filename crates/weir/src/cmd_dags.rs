@@ -1,0 +1,466 @@
+//! `weir dags ...`
+
+use crate::config::Settings;
+use crate::engine::{self, open_store};
+use crate::output::{Format, Listing, time};
+use crate::Failed;
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use weir_core::{Dag, RunState, RunType, Timetable, iso, parse_instant};
+use weir_scheduler::Scheduler;
+use weir_store::Store;
+
+#[derive(Debug, Subcommand)]
+pub enum DagsCommand {
+    /// List DAGs with their schedule and paused state.
+    List,
+    /// List files that failed to parse, with their errors.
+    ListImportErrors,
+    /// Show a DAG's settings and tasks.
+    Show { dag_id: String },
+    /// Check DAG files (a file, a folder, or the DAG folder) and print every problem.
+    Validate { path: Option<PathBuf> },
+    /// Create a manual run; a running scheduler picks it up.
+    Trigger {
+        dag_id: String,
+        /// JSON object merged over the DAG's params.
+        #[arg(long)]
+        conf: Option<String>,
+        /// The run's logical date (default: now).
+        #[arg(long)]
+        logical_date: Option<String>,
+        /// Wait until the run finishes; exit 1 if it fails.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop creating scheduled runs.
+    Pause { dag_id: String },
+    /// Resume creating scheduled runs.
+    Unpause { dag_id: String },
+    /// Run one run of a DAG in this process, printing each task's state; exit 1 if it fails.
+    Test {
+        dag_id: String,
+        /// Logical date (default: now).
+        date: Option<String>,
+        /// JSON object merged over the DAG's params.
+        #[arg(long)]
+        conf: Option<String>,
+    },
+    /// Create and run one run per interval whose logical date lies in [start, end].
+    Backfill {
+        dag_id: String,
+        #[arg(long, short = 's')]
+        start: String,
+        #[arg(long, short = 'e')]
+        end: String,
+        /// Clear runs that already exist and run them again.
+        #[arg(long)]
+        reset: bool,
+        /// Print the intervals without creating runs.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only create the runs; leave them to the scheduler.
+        #[arg(long)]
+        no_run: bool,
+    },
+    /// List a DAG's runs, newest first.
+    Runs {
+        dag_id: String,
+        #[arg(long, default_value_t = 25)]
+        limit: i64,
+    },
+    /// Print the state of one run.
+    State { dag_id: String, run_id: String },
+}
+
+pub async fn run(settings: &Settings, cmd: DagsCommand, format: Format) -> Result<()> {
+    if let DagsCommand::Validate { path } = &cmd {
+        return validate(settings, path.as_deref());
+    }
+    let store = open_store(settings).await?;
+    let scheduler = Scheduler::new(store.clone(), engine::scheduler_config(settings, Vec::new()));
+    scheduler.sync_dag_folder().await.context("reading the DAG folder")?;
+    let result = dispatch(settings, &store, &scheduler, cmd, format).await;
+    store.close().await;
+    result
+}
+
+async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd: DagsCommand, format: Format) -> Result<()> {
+    match cmd {
+        DagsCommand::Validate { .. } => unreachable!("handled before opening the store"),
+        DagsCommand::List => {
+            let mut listing = Listing::new(&["dag_id", "fileloc", "owner", "schedule", "timezone", "is_paused", "next_run"]);
+            for row in store.list_dags().await? {
+                let next = scheduler.dag(&row.dag_id).and_then(|d| next_run(&d));
+                listing.row(vec![
+                    json!(row.dag_id),
+                    json!(row.fileloc),
+                    json!(row.owner),
+                    json!(row.schedule),
+                    json!(row.timezone),
+                    json!(row.is_paused),
+                    json!(next),
+                ]);
+            }
+            print!("{}", listing.render(format));
+            let errors = store.import_errors().await?;
+            if !errors.is_empty() {
+                eprintln!("warning: {} DAG files failed to parse (weir dags list-import-errors)", errors.len());
+            }
+            Ok(())
+        }
+        DagsCommand::ListImportErrors => {
+            let errors = store.import_errors().await?;
+            if format == Format::Table {
+                for e in &errors {
+                    println!("{}\n", e.message);
+                }
+            } else {
+                let mut listing = Listing::new(&["filename", "error"]);
+                for e in errors {
+                    listing.row(vec![json!(e.filename), json!(e.message)]);
+                }
+                print!("{}", listing.render(format));
+            }
+            Ok(())
+        }
+        DagsCommand::Show { dag_id } => {
+            let dag = find_dag(store, scheduler, &dag_id).await?;
+            show(&dag, format);
+            Ok(())
+        }
+        DagsCommand::Trigger { dag_id, conf, logical_date, wait } => {
+            let dag = find_dag(store, scheduler, &dag_id).await?;
+            let conf = parse_conf(conf.as_deref())?;
+            let at = match logical_date {
+                Some(text) => parse_instant(&text, &dag.tz()).map_err(anyhow::Error::msg)?,
+                None => jiff::Timestamp::now(),
+            };
+            let run = create_manual_run(store, &dag, at, conf).await?;
+            println!("{}", run.run_id);
+            if store.dag_row(&dag_id).await?.is_some_and(|r| r.is_paused) {
+                eprintln!("note: DAG '{dag_id}' is paused; the run starts when it is unpaused (weir dags unpause {dag_id})");
+            }
+            if wait {
+                let alive = store.latest_job_heartbeat("scheduler").await?;
+                if alive.is_none() {
+                    eprintln!("note: no scheduler is running; the run waits for `weir standalone` or `weir scheduler`");
+                }
+                loop {
+                    let current = store.get_run(&dag_id, &run.run_id).await?.context("the run disappeared")?;
+                    if current.state.is_finished() {
+                        eprintln!("run {} {}", current.run_id, current.state);
+                        if current.state == RunState::Failed {
+                            return Err(Failed(String::new()).into());
+                        }
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+            Ok(())
+        }
+        DagsCommand::Pause { dag_id } | DagsCommand::Unpause { dag_id } if store.dag_row(&dag_id).await?.is_none() => {
+            Err(unknown_dag(store, &dag_id).await)
+        }
+        DagsCommand::Pause { dag_id } => {
+            store.set_paused(&dag_id, true).await?;
+            println!("paused {dag_id}");
+            Ok(())
+        }
+        DagsCommand::Unpause { dag_id } => {
+            store.set_paused(&dag_id, false).await?;
+            println!("unpaused {dag_id}");
+            Ok(())
+        }
+        DagsCommand::Test { dag_id, date, conf } => {
+            let dag = find_dag(store, scheduler, &dag_id).await?;
+            let conf = parse_conf(conf.as_deref())?;
+            let at = match date {
+                Some(text) => parse_instant(&text, &dag.tz()).map_err(anyhow::Error::msg)?,
+                None => jiff::Timestamp::now(),
+            };
+            let run = match store.run_at(&dag_id, weir_core::micros(at)).await? {
+                Some(existing) => {
+                    reset_run(store, &dag, &existing).await?;
+                    existing
+                }
+                None => create_manual_run(store, &dag, at, conf).await?,
+            };
+            eprintln!("testing {} run {}", dag.dag_id, run.run_id);
+            let finished = engine::run_to_completion(settings, store, dag.clone(), vec![run.id], |_, task, state, try_number| {
+                if state.is_finished() || state == weir_core::TaskState::UpForRetry {
+                    println!("{task:<30} {state} (try {try_number})");
+                }
+            })
+            .await?;
+            let run = &finished[0];
+            println!("run {} {}", run.run_id, run.state);
+            if !engine::succeeded(run) {
+                return Err(Failed(String::new()).into());
+            }
+            Ok(())
+        }
+        DagsCommand::Backfill { dag_id, start, end, reset, dry_run, no_run } => {
+            let dag = find_dag(store, scheduler, &dag_id).await?;
+            backfill(settings, store, dag, &start, &end, reset, dry_run, no_run).await
+        }
+        DagsCommand::Runs { dag_id, limit } => {
+            find_dag(store, scheduler, &dag_id).await?;
+            let mut listing =
+                Listing::new(&["dag_id", "run_id", "state", "run_type", "logical_date", "start_date", "end_date"]);
+            for run in store.list_runs(&dag_id, limit).await? {
+                listing.row(vec![
+                    json!(run.dag_id),
+                    json!(run.run_id),
+                    json!(run.state.as_str()),
+                    json!(run.run_type.as_str()),
+                    time(Some(run.logical_date)),
+                    time(run.start_date),
+                    time(run.end_date),
+                ]);
+            }
+            print!("{}", listing.render(format));
+            Ok(())
+        }
+        DagsCommand::State { dag_id, run_id } => {
+            let run = store
+                .get_run(&dag_id, &run_id)
+                .await?
+                .with_context(|| format!("no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"))?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    json!({"dag_id": run.dag_id, "run_id": run.run_id, "state": run.state.as_str(), "conf": run.conf})
+                ),
+                _ => println!("{}", run.state),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The DAG as currently parsed, or a clear error with a did-you-mean hint.
+pub async fn find_dag(store: &Store, scheduler: &Scheduler, dag_id: &str) -> Result<Arc<Dag>> {
+    if let Some(dag) = scheduler.dag(dag_id) {
+        return Ok(dag);
+    }
+    Err(unknown_dag(store, dag_id).await)
+}
+
+async fn unknown_dag(store: &Store, dag_id: &str) -> anyhow::Error {
+    let known: Vec<String> = store.list_dags().await.map(|d| d.into_iter().map(|r| r.dag_id).collect()).unwrap_or_default();
+    let best = known
+        .iter()
+        .map(|k| (strsim::levenshtein(k, dag_id), k))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.clone());
+    let errors = store.import_errors().await.unwrap_or_default();
+    let hint = match (best, errors.is_empty()) {
+        (Some(b), _) => format!("did you mean '{b}'?"),
+        (None, false) => "some DAG files failed to parse: weir dags list-import-errors".to_string(),
+        (None, true) => "weir dags list shows the DAGs".to_string(),
+    };
+    anyhow::anyhow!("DAG '{dag_id}' not found\nhint: {hint}")
+}
+
+fn parse_conf(conf: Option<&str>) -> Result<serde_json::Map<String, Value>> {
+    match conf {
+        None => Ok(Default::default()),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => bail!("--conf must be a JSON object\nhint: --conf '{{\"country\": \"KR\"}}'"),
+            Err(e) => bail!("--conf is not valid JSON: {e}\nhint: --conf '{{\"country\": \"KR\"}}'"),
+        },
+    }
+}
+
+async fn create_manual_run(
+    store: &Store,
+    dag: &Dag,
+    at: jiff::Timestamp,
+    conf: serde_json::Map<String, Value>,
+) -> Result<weir_store::RunRow> {
+    let interval = match Timetable::new(&dag.schedule, dag.tz()) {
+        Ok(tt) => tt.manual_interval(at),
+        Err(_) => weir_core::DataInterval { start: at, end: at },
+    };
+    weir_scheduler::create_run(store, dag, RunType::Manual, at, interval, conf, None)
+        .await?
+        .with_context(|| format!("a run of '{}' already exists for logical date {}", dag.dag_id, iso(at)))
+}
+
+/// Clears every task instance of a run so that it runs again from the start.
+async fn reset_run(store: &Store, dag: &Dag, run: &weir_store::RunRow) -> Result<()> {
+    let tis = store.task_instances(run.id).await?;
+    let retries: Vec<(i64, u32)> =
+        tis.iter().map(|t| (t.id, dag.task(&t.task_id).map(|task| task.retries).unwrap_or(0))).collect();
+    let ids: Vec<i64> = tis.iter().map(|t| t.id).collect();
+    store.clear_task_instances(&ids, &retries).await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn backfill(
+    settings: &Settings,
+    store: &Store,
+    dag: Arc<Dag>,
+    start: &str,
+    end: &str,
+    reset: bool,
+    dry_run: bool,
+    no_run: bool,
+) -> Result<()> {
+    let tz = dag.tz();
+    let from = parse_instant(start, &tz).map_err(anyhow::Error::msg)?;
+    let to = parse_instant(end, &tz).map_err(anyhow::Error::msg)?;
+    if to < from {
+        bail!("--end {end} is before --start {start}");
+    }
+    let timetable = Timetable::new(&dag.schedule, tz).map_err(anyhow::Error::msg)?;
+    if !timetable.is_periodic() {
+        bail!(
+            "DAG '{}' has no periodic schedule ({}), so there are no intervals to backfill\nhint: use weir dags trigger {} --logical-date DATE",
+            dag.dag_id,
+            dag.schedule.text(),
+            dag.dag_id
+        );
+    }
+    let intervals = timetable.intervals_between(from, to, 10_000);
+    if dry_run {
+        for i in &intervals {
+            println!("{}  {} .. {}", weir_core::run_id(RunType::Backfill, i.start), iso(i.start), iso(i.end));
+        }
+        eprintln!("{} runs would be created", intervals.len());
+        return Ok(());
+    }
+    let mut runs = Vec::new();
+    for interval in &intervals {
+        let created = weir_scheduler::create_run(
+            store,
+            &dag,
+            RunType::Backfill,
+            interval.start,
+            *interval,
+            Default::default(),
+            None,
+        )
+        .await?;
+        match created {
+            Some(run) => runs.push(run),
+            None => {
+                let existing = store
+                    .run_at(&dag.dag_id, weir_core::micros(interval.start))
+                    .await?
+                    .context("a run exists for the interval but cannot be read")?;
+                if reset {
+                    reset_run(store, &dag, &existing).await?;
+                    runs.push(existing);
+                } else {
+                    eprintln!("skipping {}: run {} exists (use --reset to run it again)", iso(interval.start), existing.run_id);
+                }
+            }
+        }
+    }
+    eprintln!("backfill of {}: {} runs", dag.dag_id, runs.len());
+    if no_run || runs.is_empty() {
+        for run in &runs {
+            println!("{}", run.run_id);
+        }
+        return Ok(());
+    }
+    let pks: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let finished = engine::run_to_completion(settings, store, dag, pks, |_, _, _, _| {}).await?;
+    let mut listing = Listing::new(&["run_id", "state"]);
+    let mut failed = 0;
+    for run in &finished {
+        if run.state != RunState::Success {
+            failed += 1;
+        }
+        listing.row(vec![json!(run.run_id), json!(run.state.as_str())]);
+    }
+    print!("{}", listing.render(Format::Table));
+    if failed > 0 {
+        return Err(Failed(format!("{failed} of {} backfill runs failed", finished.len())).into());
+    }
+    Ok(())
+}
+
+fn next_run(dag: &Dag) -> Option<String> {
+    let tt = Timetable::new(&dag.schedule, dag.tz()).ok()?;
+    tt.next_fire_after(jiff::Timestamp::now()).map(|t| {
+        let local = t.to_zoned(dag.tz());
+        format!("{} ({})", local.strftime("%Y-%m-%d %H:%M %Z"), t.strftime("%H:%M UTC"))
+    })
+}
+
+fn show(dag: &Dag, format: Format) {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(dag).unwrap_or_default());
+        return;
+    }
+    println!("dag_id:      {}", dag.dag_id);
+    println!("file:        {}", dag.fileloc);
+    if let Some(d) = &dag.description {
+        println!("description: {d}");
+    }
+    println!("schedule:    {} ({})", dag.schedule.text(), dag.timezone);
+    println!("catchup:     {}", dag.catchup);
+    if let Some(next) = next_run(dag) {
+        println!("next run:    {next}");
+    }
+    println!("tasks:");
+    let mut listing = Listing::new(&["task_id", "type", "depends_on", "trigger_rule", "retries"]);
+    for t in &dag.tasks {
+        listing.row(vec![
+            json!(t.task_id),
+            json!(t.task_type),
+            json!(t.depends_on.join(",")),
+            json!(t.trigger_rule.as_str()),
+            json!(t.retries),
+        ]);
+    }
+    print!("{}", listing.render(Format::Table));
+}
+
+/// `dags validate`: parse files without touching the metadata database.
+fn validate(settings: &Settings, path: Option<&std::path::Path>) -> Result<()> {
+    let target = match path {
+        Some(p) => p.to_path_buf(),
+        None => settings.dags_folder(),
+    };
+    let files: Vec<PathBuf> = if target.is_dir() {
+        weir_scheduler::folder::dag_files(&target)
+    } else if target.exists() {
+        vec![target.clone()]
+    } else {
+        bail!("'{}' does not exist", target.display());
+    };
+    let options = settings.parse_options(engine::registry().names());
+    let mut bad = 0;
+    let mut problems = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let shown = file.strip_prefix(&settings.project_dir).unwrap_or(file).display().to_string();
+        if let Err(errors) = weir_spec::parse_dag(&shown, &bytes, &options) {
+            bad += 1;
+            for e in &errors.0 {
+                problems += 1;
+                eprintln!("error: {}", e.message);
+                eprintln!("  --> {}:{}", e.file, e.line);
+                if let Some(hint) = &e.hint {
+                    eprintln!("hint: {hint}");
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(Failed(format!("{problems} problems in {bad} of {} files", files.len())).into());
+    }
+    println!("{} DAG files valid", files.len());
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! `weir tasks ...`
+
+use crate::Failed;
+use crate::cmd_dags::find_dag;
+use crate::config::Settings;
+use crate::engine::{self, open_store};
+use crate::output::{Format, Listing, time};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::json;
+use weir_core::{RunType, TaskState, Timetable, parse_instant};
+use weir_scheduler::Scheduler;
+use weir_store::{Store, Transition};
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// List a DAG's tasks in dependency order.
+    List { dag_id: String },
+    /// Run one task instance now, ignoring its dependencies; exit 1 if it fails.
+    Run { dag_id: String, task_id: String, date: String },
+    /// Clear task instances so that the scheduler runs them again.
+    Clear {
+        dag_id: String,
+        /// Only tasks whose id matches this regular expression.
+        #[arg(long, short = 't')]
+        task: Option<String>,
+        /// Only runs with logical date on or after this.
+        #[arg(long, short = 's')]
+        start: Option<String>,
+        /// Only runs with logical date on or before this.
+        #[arg(long, short = 'e')]
+        end: Option<String>,
+        /// Only failed and upstream_failed task instances.
+        #[arg(long)]
+        only_failed: bool,
+    },
+    /// Print the log of one try of a task instance (default: the latest try).
+    Logs {
+        dag_id: String,
+        run_id: String,
+        task_id: String,
+        #[arg(long)]
+        r#try: Option<i64>,
+    },
+    /// The state of every task instance of a run.
+    States { dag_id: String, run_id: String },
+}
+
+pub async fn run(settings: &Settings, cmd: TasksCommand, format: Format) -> Result<()> {
+    let store = open_store(settings).await?;
+    let result = dispatch(settings, &store, cmd, format).await;
+    store.close().await;
+    result
+}
+
+async fn loaded(settings: &Settings, store: &Store) -> Result<Scheduler> {
+    let scheduler = Scheduler::new(store.clone(), engine::scheduler_config(settings, Vec::new()));
+    scheduler.sync_dag_folder().await.context("reading the DAG folder")?;
+    Ok(scheduler)
+}
+
+async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format: Format) -> Result<()> {
+    match cmd {
+        TasksCommand::List { dag_id } => {
+            let scheduler = loaded(settings, store).await?;
+            let dag = find_dag(store, &scheduler, &dag_id).await?;
+            let mut listing = Listing::new(&["task_id", "type", "depends_on"]);
+            for i in weir_scheduler::topological_order(&dag) {
+                let t = &dag.tasks[i];
+                listing.row(vec![json!(t.task_id), json!(t.task_type), json!(t.depends_on.join(","))]);
+            }
+            print!("{}", listing.render(format));
+            Ok(())
+        }
+        TasksCommand::Run { dag_id, task_id, date } => {
+            let scheduler = loaded(settings, store).await?;
+            let dag = find_dag(store, &scheduler, &dag_id).await?;
+            if dag.task(&task_id).is_none() {
+                bail!("DAG '{dag_id}' has no task '{task_id}'\nhint: weir tasks list {dag_id}");
+            }
+            let at = parse_instant(&date, &dag.tz()).map_err(anyhow::Error::msg)?;
+            let run = match store.run_at(&dag_id, weir_core::micros(at)).await? {
+                Some(run) => run,
+                None => {
+                    let interval = Timetable::new(&dag.schedule, dag.tz())
+                        .map(|tt| tt.manual_interval(at))
+                        .unwrap_or(weir_core::DataInterval { start: at, end: at });
+                    weir_scheduler::create_run(store, &dag, RunType::Manual, at, interval, Default::default(), None)
+                        .await?
+                        .context("could not create the run")?
+                }
+            };
+            // Only this task: every other task instance of the run is left as it is, and this
+            // one is queued whatever its upstream says.
+            let ti = store
+                .task_instances(run.id)
+                .await?
+                .into_iter()
+                .find(|t| t.task_id == task_id)
+                .context("the run has no instance of this task")?;
+            if ti.state == TaskState::Running {
+                bail!("task '{task_id}' of run {} is running right now", run.run_id);
+            }
+            if ti.state != TaskState::None {
+                store.clear_task_instances(&[ti.id], &[(ti.id, 0)]).await?;
+            }
+            store
+                .apply_transitions(&[Transition { ti_id: ti.id, from: TaskState::None, to: TaskState::Queued, next_retry_at: None }])
+                .await?;
+            let worker = std::sync::Arc::new(weir_worker::Worker::new(
+                store.clone(),
+                engine::registry(),
+                engine::worker_config(settings, Vec::new(), 1, vec![run.id]),
+            ));
+            let (stop, stop_rx) = tokio::sync::watch::channel(false);
+            let handle = tokio::spawn(worker.clone().run(stop_rx));
+            let state = loop {
+                let now = store.task_instance(ti.id).await?.context("the task instance disappeared")?;
+                if now.state.is_finished() || now.state == TaskState::UpForRetry {
+                    break now.state;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            };
+            let _ = stop.send(true);
+            let _ = handle.await;
+            let path = weir_core::log_path(&settings.log_dir(), &dag_id, &run.run_id, &task_id, ti.try_number + 1);
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                eprint!("{text}");
+            }
+            println!("{task_id} {state}");
+            if state != TaskState::Success && state != TaskState::Skipped {
+                return Err(Failed(String::new()).into());
+            }
+            Ok(())
+        }
+        TasksCommand::Clear { dag_id, task, start, end, only_failed } => {
+            let scheduler = loaded(settings, store).await?;
+            let dag = find_dag(store, &scheduler, &dag_id).await?;
+            let pattern = match task {
+                Some(re) => Some(regex::Regex::new(&re).with_context(|| format!("--task '{re}' is not a valid regular expression"))?),
+                None => None,
+            };
+            let tz = dag.tz();
+            let from = start.map(|s| parse_instant(&s, &tz)).transpose().map_err(anyhow::Error::msg)?;
+            let to = end.map(|s| parse_instant(&s, &tz)).transpose().map_err(anyhow::Error::msg)?;
+            let mut ids = Vec::new();
+            let mut retries = Vec::new();
+            for run in store.list_runs(&dag_id, i64::MAX).await? {
+                let at = weir_core::timestamp(run.logical_date);
+                if from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t) {
+                    continue;
+                }
+                for ti in store.task_instances(run.id).await? {
+                    if pattern.as_ref().is_some_and(|re| !re.is_match(&ti.task_id)) {
+                        continue;
+                    }
+                    if only_failed && !matches!(ti.state, TaskState::Failed | TaskState::UpstreamFailed) {
+                        continue;
+                    }
+                    retries.push((ti.id, dag.task(&ti.task_id).map(|t| t.retries).unwrap_or(0)));
+                    ids.push(ti.id);
+                }
+            }
+            let cleared = store.clear_task_instances(&ids, &retries).await?;
+            println!("cleared {cleared} task instances");
+            Ok(())
+        }
+        TasksCommand::Logs { dag_id, run_id, task_id, r#try } => {
+            let run = store
+                .get_run(&dag_id, &run_id)
+                .await?
+                .with_context(|| format!("no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"))?;
+            let ti = store
+                .task_instances(run.id)
+                .await?
+                .into_iter()
+                .find(|t| t.task_id == task_id)
+                .with_context(|| format!("run '{run_id}' has no task '{task_id}'"))?;
+            let try_number = r#try.unwrap_or(ti.try_number.max(1));
+            let path = weir_core::log_path(&settings.log_dir(), &dag_id, &run_id, &task_id, try_number);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("no log for try {try_number} of '{task_id}' at {}", path.display()))?;
+            print!("{text}");
+            Ok(())
+        }
+        TasksCommand::States { dag_id, run_id } => {
+            let run = store
+                .get_run(&dag_id, &run_id)
+                .await?
+                .with_context(|| format!("no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"))?;
+            let mut listing = Listing::new(&["task_id", "state", "try_number", "start_date", "end_date"]);
+            for ti in store.task_instances(run.id).await? {
+                listing.row(vec![
+                    json!(ti.task_id),
+                    json!(ti.state.as_str()),
+                    json!(ti.try_number),
+                    time(ti.start_date),
+                    time(ti.end_date),
+                ]);
+            }
+            print!("{}", listing.render(format));
+            Ok(())
+        }
+    }
+}

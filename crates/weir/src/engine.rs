@@ -1,0 +1,197 @@
+//! Wiring: the store, the scheduler and the workers built from settings, run as
+//! `standalone`, `scheduler`, `worker`, or in the CLI's own process for one set of runs
+//! (`dags test`, `dags backfill`, `tasks run`).
+
+use crate::config::Settings;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use weir_core::{RunState, TaskState};
+use weir_ops::Registry;
+use weir_scheduler::{Scheduler, SchedulerConfig};
+use weir_store::{RunRow, Store};
+use weir_worker::{Worker, WorkerConfig};
+
+/// Opens (and migrates) the project's metadata database.
+pub async fn open_store(settings: &Settings) -> Result<Store> {
+    let url = settings.database_url()?;
+    Store::open(&url).await.with_context(|| format!("cannot open the metadata database {}", redact(&url)))
+}
+
+/// A URL with its password hidden.
+pub fn redact(url: &str) -> String {
+    match regex::Regex::new(r"://([^:/@]+):([^@]+)@") {
+        Ok(re) => re.replace(url, "://$1:***@").to_string(),
+        Err(_) => url.to_string(),
+    }
+}
+
+pub fn registry() -> Arc<Registry> {
+    Arc::new(Registry::builtin())
+}
+
+pub fn scheduler_config(settings: &Settings, only_runs: Vec<i64>) -> SchedulerConfig {
+    SchedulerConfig {
+        dags_folder: settings.dags_folder(),
+        project_dir: settings.project_dir.clone(),
+        log_dir: settings.log_dir(),
+        dag_dir_list_interval: settings.seconds("scheduler", "dag_dir_list_interval"),
+        poll: settings.seconds("scheduler", "poll_s").max(Duration::from_millis(10)),
+        heartbeat: settings.seconds("scheduler", "heartbeat_s").max(Duration::from_millis(100)),
+        zombie_threshold: settings.seconds("scheduler", "zombie_threshold_s"),
+        parallelism: settings.parallelism(),
+        paused_by_default: settings.paused_by_default(),
+        parse: settings.parse_options(registry().names()),
+        only_runs,
+    }
+}
+
+pub fn worker_config(settings: &Settings, queues: Vec<String>, slots: usize, only_runs: Vec<i64>) -> WorkerConfig {
+    WorkerConfig {
+        worker_id: WorkerConfig::default_worker_id(),
+        queues,
+        slots,
+        heartbeat: settings.seconds("scheduler", "heartbeat_s").max(Duration::from_millis(100)),
+        poll: settings.seconds("scheduler", "poll_s").max(Duration::from_millis(10)),
+        project_dir: settings.project_dir.clone(),
+        log_dir: settings.log_dir(),
+        kill_grace: settings.seconds("worker", "kill_grace_s"),
+        only_runs,
+    }
+}
+
+/// A watch channel that turns true on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        eprintln!("weir: shutting down (running tries are stopped and recorded)");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Scheduler and worker in one process, woken through channels rather than polling.
+pub async fn standalone(settings: &Settings) -> Result<()> {
+    let started = std::time::Instant::now();
+    let store = open_store(settings).await?;
+    let scheduler = Arc::new(Scheduler::new(store.clone(), scheduler_config(settings, Vec::new())));
+    scheduler.sync_dag_folder().await.context("reading the DAG folder")?;
+    let worker = Arc::new(
+        Worker::new(store.clone(), registry(), worker_config(settings, Vec::new(), settings.worker_slots(), Vec::new()))
+            .with_scheduler(scheduler.dags(), scheduler.worker_wake.clone(), scheduler.wake.clone()),
+    );
+    let dags = scheduler.dags().read().map(|d| d.len()).unwrap_or(0);
+    let errors = store.import_errors().await?.len();
+    eprintln!(
+        "weir standalone: project {} · {dags} DAGs{} · metadata {} · ready in {} ms",
+        settings.project_dir.display(),
+        if errors > 0 { format!(" · {errors} import errors (weir dags list-import-errors)") } else { String::new() },
+        redact(&settings.database_url()?),
+        started.elapsed().as_millis()
+    );
+    eprintln!("press Ctrl-C to stop");
+    let shutdown = shutdown_signal();
+    let worker_task = tokio::spawn(worker.clone().run(shutdown.clone()));
+    let result = scheduler.run(shutdown).await;
+    let _ = worker_task.await;
+    store.close().await;
+    result.map_err(Into::into)
+}
+
+pub async fn scheduler_only(settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    let scheduler = Scheduler::new(store.clone(), scheduler_config(settings, Vec::new()));
+    eprintln!("weir scheduler: project {} · press Ctrl-C to stop", settings.project_dir.display());
+    let result = scheduler.run(shutdown_signal()).await;
+    store.close().await;
+    result.map_err(Into::into)
+}
+
+pub async fn worker_only(settings: &Settings, queues: Vec<String>, concurrency: Option<usize>) -> Result<()> {
+    let store = open_store(settings).await?;
+    let slots = concurrency.unwrap_or_else(|| settings.worker_slots());
+    let config = worker_config(settings, queues.clone(), slots, Vec::new());
+    eprintln!(
+        "weir worker {}: queues {} · {slots} slots · press Ctrl-C to stop",
+        config.worker_id,
+        if queues.is_empty() { "all".to_string() } else { queues.join(",") }
+    );
+    let worker = Arc::new(Worker::new(store.clone(), registry(), config));
+    worker.run(shutdown_signal()).await;
+    store.close().await;
+    Ok(())
+}
+
+/// Drives `runs` of `dag` to completion in this process, calling `on_change` with each task
+/// instance whose state changed. Returns the runs' final rows.
+pub async fn run_to_completion(
+    settings: &Settings,
+    store: &Store,
+    dag: Arc<weir_core::Dag>,
+    runs: Vec<i64>,
+    mut on_change: impl FnMut(&RunRow, &str, TaskState, i64),
+) -> Result<Vec<RunRow>> {
+    let scheduler = Scheduler::new(store.clone(), scheduler_config(settings, runs.clone()));
+    scheduler.set_dags(vec![dag]);
+    let worker = Arc::new(
+        Worker::new(
+            store.clone(),
+            registry(),
+            worker_config(settings, Vec::new(), settings.worker_slots(), runs.clone()),
+        )
+        .with_scheduler(scheduler.dags(), scheduler.worker_wake.clone(), scheduler.wake.clone()),
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker_task = tokio::spawn(worker.clone().run(stop_rx));
+    let mut seen: std::collections::HashMap<i64, TaskState> = std::collections::HashMap::new();
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    let finished = loop {
+        let report = scheduler.tick().await?;
+        if report.queued > 0 {
+            scheduler.worker_wake.notify_one();
+        }
+        let mut rows = Vec::new();
+        for pk in &runs {
+            if let Some(run) = store.get_run_by_pk(*pk).await? {
+                for ti in store.task_instances(run.id).await? {
+                    if seen.insert(ti.id, ti.state) != Some(ti.state) && ti.state != TaskState::None {
+                        on_change(&run, &ti.task_id, ti.state, ti.try_number);
+                    }
+                }
+                rows.push(run);
+            }
+        }
+        if rows.iter().all(|r| r.state.is_finished()) {
+            break rows;
+        }
+        let mut sleep = Duration::from_millis(500);
+        if let Some(due) = report.next_due {
+            if let Ok(until) = Duration::try_from(due.duration_since(jiff::Timestamp::now())) {
+                sleep = sleep.min(until);
+            }
+        }
+        tokio::select! {
+            _ = scheduler.wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = &mut interrupt => {
+                let _ = stop_tx.send(true);
+                let _ = worker_task.await;
+                anyhow::bail!("interrupted; the runs stay where they are (weir dags state shows them)");
+            }
+        }
+    };
+    let _ = stop_tx.send(true);
+    let _ = worker_task.await;
+    Ok(finished)
+}
+
+/// True when a run ended in success.
+pub fn succeeded(run: &RunRow) -> bool {
+    run.state == RunState::Success
+}

@@ -1,0 +1,143 @@
+//! weir: the command-line binary. It parses arguments, reads settings and wires the library
+//! crates together; the work itself lives in those crates.
+
+mod cmd_dags;
+mod cmd_misc;
+mod cmd_tasks;
+mod config;
+mod engine;
+mod init;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// One binary for scheduled data pipelines: YAML DAGs, a scheduler, workers and a metadata store.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The project directory (default: WEIR_HOME, else the nearest folder upwards with weir.toml).
+    #[arg(long, global = true, value_name = "DIR")]
+    project: Option<PathBuf>,
+    /// Output format of listings.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = output::Format::Table)]
+    output: output::Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a new project with a working example DAG.
+    Init {
+        /// The folder to create.
+        name: PathBuf,
+    },
+    /// Run scheduler and workers in one process (SQLite metadata by default).
+    Standalone,
+    /// Run the scheduler only.
+    Scheduler,
+    /// Run a worker that claims queued task instances.
+    Worker {
+        /// Only take task instances from these queues (repeatable; default: all).
+        #[arg(long = "queue", short = 'q')]
+        queues: Vec<String>,
+        /// Tries to run at once (default: [worker] slots).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// Inspect, validate, trigger, test and backfill DAGs.
+    #[command(subcommand)]
+    Dags(cmd_dags::DagsCommand),
+    /// Inspect, run, clear and read the logs of task instances.
+    #[command(subcommand)]
+    Tasks(cmd_tasks::TasksCommand),
+    /// Manage variables (templates read them as var.value.KEY).
+    #[command(subcommand)]
+    Variables(cmd_misc::VariablesCommand),
+    /// Manage the metadata database.
+    #[command(subcommand)]
+    Db(cmd_misc::DbCommand),
+    /// Read settings.
+    #[command(subcommand)]
+    Config(cmd_misc::ConfigCommand),
+    /// Check the metadata database and the scheduler heartbeat; exit 1 when unhealthy.
+    Health,
+}
+
+/// A command whose work ran and failed (exit 1), as opposed to an error (exit 2).
+#[derive(Debug)]
+pub struct Failed(pub String);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failed {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(failed) = e.downcast_ref::<Failed>() {
+                if !failed.0.is_empty() {
+                    eprintln!("{failed}");
+                }
+                return ExitCode::from(1);
+            }
+            let text = format!("{e:#}");
+            let (message, hint) = match text.split_once("\nhint: ") {
+                Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                None => (text, None),
+            };
+            eprintln!("error: {message}");
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn,weir=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let format = cli.output;
+    if let Command::Init { name } = &cli.command {
+        return init::init(name);
+    }
+    let settings = config::Settings::discover(cli.project.as_deref())?;
+    settings.validate()?;
+    match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Standalone => engine::standalone(&settings).await,
+        Command::Scheduler => engine::scheduler_only(&settings).await,
+        Command::Worker { queues, concurrency } => engine::worker_only(&settings, queues, concurrency).await,
+        Command::Dags(cmd) => cmd_dags::run(&settings, cmd, format).await,
+        Command::Tasks(cmd) => cmd_tasks::run(&settings, cmd, format).await,
+        Command::Variables(cmd) => cmd_misc::variables(&settings, cmd, format).await,
+        Command::Db(cmd) => cmd_misc::db(&settings, cmd).await,
+        Command::Config(cmd) => cmd_misc::config(&settings, cmd),
+        Command::Health => cmd_misc::health(&settings).await,
+    }
+}
