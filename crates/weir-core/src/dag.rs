@@ -131,6 +131,11 @@ impl Task {
     }
 }
 
+/// The DAGs a scheduler has parsed, shared with the workers of the same process so that they
+/// need not read definitions back from the store.
+pub type SharedDags =
+    std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<Dag>>>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,12 +175,10 @@ mod tests {
         assert_eq!(t.retry_delay_after(1), Duration::from_secs(10));
         assert_eq!(t.retry_delay_after(2), Duration::from_secs(20));
         assert_eq!(t.retry_delay_after(3), Duration::from_secs(30));
-        let flat = Task { retry_exponential_backoff: false, ..task() };
+        let flat = Task {
+            retry_exponential_backoff: false,
+            ..task()
+        };
         assert_eq!(flat.retry_delay_after(3), Duration::from_secs(10));
     }
 }
-
-/// The DAGs a scheduler has parsed, shared with the workers of the same process so that they
-/// need not read definitions back from the store.
-pub type SharedDags =
-    std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<Dag>>>>;

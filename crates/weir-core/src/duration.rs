@@ -10,20 +10,28 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     if let Ok(secs) = text.parse::<f64>() {
         if secs < 0.0 || !secs.is_finite() {
-            return Err(format!("duration '{text}' must be a non-negative number of seconds"));
+            return Err(format!(
+                "duration '{text}' must be a non-negative number of seconds"
+            ));
         }
         return Ok(Duration::from_secs_f64(secs));
     }
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("bad duration '{text}'"));
         }
-        let value: f64 = rest[..digits].parse().map_err(|_| format!("bad duration '{text}'"))?;
+        let value: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("bad duration '{text}'"))?;
         rest = rest[digits..].trim_start();
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let seconds = match unit {
             "ms" => 0.001,
@@ -32,8 +40,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" | "hr" | "hour" | "hours" => 3600.0,
             "d" | "day" | "days" => 86400.0,
             "w" | "week" | "weeks" => 604800.0,
-            "" => return Err(format!("bad duration '{text}': a number needs a unit (ms, s, m, h, d, w)")),
-            other => return Err(format!("bad duration '{text}': unknown unit '{other}' (use ms, s, m, h, d or w)")),
+            "" => {
+                return Err(format!(
+                    "bad duration '{text}': a number needs a unit (ms, s, m, h, d, w)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "bad duration '{text}': unknown unit '{other}' (use ms, s, m, h, d or w)"
+                ));
+            }
         };
         total += Duration::from_secs_f64(value * seconds);
         rest = rest[unit_len..].trim_start();
@@ -47,7 +63,7 @@ pub fn format_duration(d: Duration) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let mut secs = (ms / 1000) as u64;
@@ -80,7 +96,11 @@ mod tests {
             assert_eq!(parse_duration(text).unwrap().as_millis(), ms, "{text}");
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit 'parsecs'"));
+        assert!(
+            parse_duration("5 parsecs")
+                .unwrap_err()
+                .contains("unknown unit 'parsecs'")
+        );
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("").is_err());
     }

@@ -40,7 +40,11 @@ pub fn now_micros() -> Micros {
 pub fn iso(ts: jiff::Timestamp) -> String {
     let us = ts.subsec_microsecond();
     let base = ts.strftime("%Y-%m-%dT%H:%M:%S").to_string();
-    if us == 0 { format!("{base}+00:00") } else { format!("{base}.{us:06}+00:00") }
+    if us == 0 {
+        format!("{base}+00:00")
+    } else {
+        format!("{base}.{us:06}+00:00")
+    }
 }
 
 /// Airflow's run id: `scheduled__2026-01-15T00:00:00+00:00`.
@@ -49,8 +53,17 @@ pub fn run_id(run_type: RunType, logical_date: jiff::Timestamp) -> String {
 }
 
 /// `<logs>/<dag>/<run>/<task>/<try>.log`: where each try writes its log.
-pub fn log_path(base: &std::path::Path, dag_id: &str, run_id: &str, task_id: &str, try_number: i64) -> std::path::PathBuf {
-    base.join(dag_id).join(run_id).join(task_id).join(format!("{try_number}.log"))
+pub fn log_path(
+    base: &std::path::Path,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    try_number: i64,
+) -> std::path::PathBuf {
+    base.join(dag_id)
+        .join(run_id)
+        .join(task_id)
+        .join(format!("{try_number}.log"))
 }
 
 /// Reads a date or time as users type it: `2026-01-15` (midnight), `2026-01-15 03:00`,

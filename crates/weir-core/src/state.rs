@@ -112,6 +112,8 @@ string_enum! {
     }
 }
 
+// The enum comes from a macro, so `#[derive(Default)]` cannot mark the variant.
+#[allow(clippy::derivable_impls)]
 impl Default for TriggerRule {
     fn default() -> Self {
         TriggerRule::AllSuccess
@@ -212,7 +214,11 @@ impl TriggerRule {
                 if c.success > 0 {
                     Run
                 } else if all_done {
-                    if c.failed_any() > 0 { UpstreamFailed } else { Skip }
+                    if c.failed_any() > 0 {
+                        UpstreamFailed
+                    } else {
+                        Skip
+                    }
                 } else {
                     Wait
                 }
@@ -248,7 +254,11 @@ impl TriggerRule {
                 if c.failed_any() > 0 {
                     UpstreamFailed
                 } else if all_done {
-                    if c.success > 0 || c.total == 0 { Run } else { Skip }
+                    if c.success > 0 || c.total == 0 {
+                        Run
+                    } else {
+                        Skip
+                    }
                 } else {
                     Wait
                 }
@@ -314,14 +324,26 @@ mod tests {
             (TriggerRule::OneDone, &[Skipped, Skipped], Skip),
             (TriggerRule::NoneFailed, &[Success, Skipped], Run),
             (TriggerRule::NoneFailed, &[Success, Failed], UF),
-            (TriggerRule::NoneFailedMinOneSuccess, &[Skipped, Skipped], Skip),
-            (TriggerRule::NoneFailedMinOneSuccess, &[Skipped, Success], Run),
+            (
+                TriggerRule::NoneFailedMinOneSuccess,
+                &[Skipped, Skipped],
+                Skip,
+            ),
+            (
+                TriggerRule::NoneFailedMinOneSuccess,
+                &[Skipped, Success],
+                Run,
+            ),
             (TriggerRule::NoneSkipped, &[Failed, Success], Run),
             (TriggerRule::NoneSkipped, &[Skipped, Success], Skip),
             (TriggerRule::Always, &[Running], Run),
         ];
         for (rule, states, expected) in table {
-            assert_eq!(rule.evaluate(counts(states)), *expected, "{rule} {states:?}");
+            assert_eq!(
+                rule.evaluate(counts(states)),
+                *expected,
+                "{rule} {states:?}"
+            );
         }
     }
 }

@@ -101,7 +101,13 @@ impl Timetable {
         self.cron_step(cron, t, inclusive, Direction::Backward)
     }
 
-    fn cron_step(&self, cron: &Cron, t: Timestamp, inclusive: bool, dir: Direction) -> Option<Timestamp> {
+    fn cron_step(
+        &self,
+        cron: &Cron,
+        t: Timestamp,
+        inclusive: bool,
+        dir: Direction,
+    ) -> Option<Timestamp> {
         let find = |from: &jiff::civil::DateTime, incl: bool| match dir {
             Direction::Forward => cron.find_next_occurrence(from, incl).ok(),
             Direction::Backward => cron.find_previous_occurrence(from, incl).ok(),
@@ -119,7 +125,12 @@ impl Timetable {
         // A wall-clock time can map back across `t` inside a fold; keep walking until it doesn't.
         for _ in 0..4 {
             let next = find(&civil, incl)?;
-            let at = self.tz.to_ambiguous_zoned(next).compatible().ok()?.timestamp();
+            let at = self
+                .tz
+                .to_ambiguous_zoned(next)
+                .compatible()
+                .ok()?
+                .timestamp();
             let ok = match dir {
                 Direction::Forward => at > t || (inclusive && at == t),
                 Direction::Backward => at < t || (inclusive && at == t),
@@ -161,7 +172,11 @@ impl Timetable {
 
     /// The start of the latest interval that has completed by `now` (Airflow's
     /// `_skip_to_latest`), for `catchup: false`.
-    fn latest_complete_start(&self, now: Timestamp, anchor: Option<Timestamp>) -> Option<Timestamp> {
+    fn latest_complete_start(
+        &self,
+        now: Timestamp,
+        anchor: Option<Timestamp>,
+    ) -> Option<Timestamp> {
         match &self.kind {
             Kind::Cron(cron) => {
                 let end = self.cron_prev(cron, now, true)?;
@@ -205,10 +220,8 @@ impl Timetable {
                     Some(prev) => prev.end,
                     None => self.align_next(start_date?, start_date)?,
                 };
-                if !catchup {
-                    if let Some(latest) = self.latest_complete_start(now, start_date) {
-                        start = start.max(latest);
-                    }
+                if !catchup && let Some(latest) = self.latest_complete_start(now, start_date) {
+                    start = start.max(latest);
                 }
                 self.interval_from(start)?
             }
@@ -220,7 +233,12 @@ impl Timetable {
     }
 
     /// Every interval whose start lies in `[from, to]`, in order (backfill). Bounded by `limit`.
-    pub fn intervals_between(&self, from: Timestamp, to: Timestamp, limit: usize) -> Vec<DataInterval> {
+    pub fn intervals_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Vec<DataInterval> {
         let mut out = Vec::new();
         if !self.is_periodic() {
             return out;
@@ -230,7 +248,9 @@ impl Timetable {
             None => return out,
         };
         while start <= to && out.len() < limit {
-            let Some(interval) = self.interval_from(start) else { break };
+            let Some(interval) = self.interval_from(start) else {
+                break;
+            };
             if interval.end <= start {
                 break;
             }
@@ -252,7 +272,10 @@ impl Timetable {
                     _ => DataInterval { start: at, end: at },
                 }
             }
-            Kind::Every(step) => DataInterval { start: at.checked_sub(*step).unwrap_or(at), end: at },
+            Kind::Every(step) => DataInterval {
+                start: at.checked_sub(*step).unwrap_or(at),
+                end: at,
+            },
             Kind::Never | Kind::Once => DataInterval { start: at, end: at },
         }
     }
@@ -292,7 +315,10 @@ mod tests {
 
     fn cron(expr: &str, tz: &str) -> Timetable {
         Timetable::new(
-            &Schedule::Cron { expr: expr.into(), text: expr.into() },
+            &Schedule::Cron {
+                expr: expr.into(),
+                text: expr.into(),
+            },
             TimeZone::get(tz).unwrap(),
         )
         .unwrap()
@@ -315,7 +341,9 @@ mod tests {
         let now = ts("2026-01-05T12:00:00Z");
         let first = t.next_scheduled(None, start, None, true, now).unwrap();
         assert_eq!(first.start, ts("2026-01-01T00:00:00Z"));
-        let second = t.next_scheduled(Some(first), start, None, true, now).unwrap();
+        let second = t
+            .next_scheduled(Some(first), start, None, true, now)
+            .unwrap();
         assert_eq!(second.start, ts("2026-01-02T00:00:00Z"));
         let latest = t.next_scheduled(None, start, None, false, now).unwrap();
         assert_eq!(latest.start, ts("2026-01-04T00:00:00Z"));
@@ -325,14 +353,24 @@ mod tests {
     #[test]
     fn every_is_anchored_at_start_date() {
         let t = Timetable::new(
-            &Schedule::Every { every: Duration::from_secs(900), text: "every 15m".into() },
+            &Schedule::Every {
+                every: Duration::from_secs(900),
+                text: "every 15m".into(),
+            },
             TimeZone::UTC,
         )
         .unwrap();
         let start = Some(ts("2026-01-01T00:05:00Z"));
-        let i = t.next_scheduled(None, start, None, true, ts("2026-01-01T01:00:00Z")).unwrap();
-        assert_eq!((i.start, i.end), (ts("2026-01-01T00:05:00Z"), ts("2026-01-01T00:20:00Z")));
-        let i = t.next_scheduled(None, start, None, false, ts("2026-01-01T01:00:00Z")).unwrap();
+        let i = t
+            .next_scheduled(None, start, None, true, ts("2026-01-01T01:00:00Z"))
+            .unwrap();
+        assert_eq!(
+            (i.start, i.end),
+            (ts("2026-01-01T00:05:00Z"), ts("2026-01-01T00:20:00Z"))
+        );
+        let i = t
+            .next_scheduled(None, start, None, false, ts("2026-01-01T01:00:00Z"))
+            .unwrap();
         assert_eq!(i.start, ts("2026-01-01T00:35:00Z"));
     }
 
@@ -360,7 +398,10 @@ mod dst_tests {
     #[test]
     fn berlin_0230_across_spring_forward_and_fall_back() {
         let t = Timetable::new(
-            &Schedule::Cron { expr: "30 2 * * *".into(), text: "30 2 * * *".into() },
+            &Schedule::Cron {
+                expr: "30 2 * * *".into(),
+                text: "30 2 * * *".into(),
+            },
             TimeZone::get("Europe/Berlin").unwrap(),
         )
         .unwrap();

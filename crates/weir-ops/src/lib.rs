@@ -84,17 +84,21 @@ pub struct PlanContext<'a> {
 impl PlanContext<'_> {
     /// The task's own keys as the operator's typed config.
     pub fn config<C: DeserializeOwned>(&self) -> Result<C, OpError> {
-        serde_json::from_value(serde_json::Value::Object(self.task.config.clone())).map_err(|e| OpError::Config {
-            task: self.task.task_id.clone(),
-            message: e.to_string(),
+        serde_json::from_value(serde_json::Value::Object(self.task.config.clone())).map_err(|e| {
+            OpError::Config {
+                task: self.task.task_id.clone(),
+                message: e.to_string(),
+            }
         })
     }
 
     pub fn render(&self, text: &str) -> Result<String, OpError> {
-        self.renderer.render_str(text, self.template).map_err(|source| OpError::Template {
-            task: self.task.task_id.clone(),
-            source,
-        })
+        self.renderer
+            .render_str(text, self.template)
+            .map_err(|source| OpError::Template {
+                task: self.task.task_id.clone(),
+                source,
+            })
     }
 
     /// Reads a file named relative to the project and renders it as a template.
@@ -123,7 +127,9 @@ pub struct Registry {
 
 impl Registry {
     pub fn new() -> Self {
-        Registry { operators: Vec::new() }
+        Registry {
+            operators: Vec::new(),
+        }
     }
 
     pub fn with(mut self, op: impl Operator) -> Self {
@@ -137,7 +143,10 @@ impl Registry {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.operators.iter().map(|o| o.name().to_string()).collect()
+        self.operators
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect()
     }
 
     pub fn plan(&self, cx: &PlanContext<'_>) -> Result<Plan, OpError> {

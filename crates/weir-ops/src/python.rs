@@ -44,11 +44,24 @@ impl Operator for Python {
 
     fn plan(&self, cx: &PlanContext<'_>) -> Result<Plan, OpError> {
         let config: PythonConfig = cx.config()?;
-        let interpreter = config.interpreter.clone().unwrap_or_else(|| "python3".into());
-        let args = cx.renderer.render_value(&Value::Array(config.args.clone()), cx.template);
-        let args = args.map_err(|source| OpError::Template { task: cx.task.task_id.clone(), source })?;
-        let kwargs = cx.renderer.render_value(&Value::Object(config.kwargs.clone()), cx.template);
-        let kwargs = kwargs.map_err(|source| OpError::Template { task: cx.task.task_id.clone(), source })?;
+        let interpreter = config
+            .interpreter
+            .clone()
+            .unwrap_or_else(|| "python3".into());
+        let args = cx
+            .renderer
+            .render_value(&Value::Array(config.args.clone()), cx.template);
+        let args = args.map_err(|source| OpError::Template {
+            task: cx.task.task_id.clone(),
+            source,
+        })?;
+        let kwargs = cx
+            .renderer
+            .render_value(&Value::Object(config.kwargs.clone()), cx.template);
+        let kwargs = kwargs.map_err(|source| OpError::Template {
+            task: cx.task.task_id.clone(),
+            source,
+        })?;
         let python_path = format!(
             "{}:{}",
             cx.project_dir.join("scripts").display(),
@@ -70,7 +83,13 @@ impl Operator for Python {
                         message: format!("callable '{callable}' must look like module:function"),
                     });
                 }
-                vec!["-c".into(), CALL_SHIM.into(), callable.clone(), args.to_string(), kwargs.to_string()]
+                vec![
+                    "-c".into(),
+                    CALL_SHIM.into(),
+                    callable.clone(),
+                    args.to_string(),
+                    kwargs.to_string(),
+                ]
             }
             (None, Some(script)) => {
                 let mut v = vec![cx.project_dir.join(script).display().to_string()];

@@ -1,8 +1,8 @@
 //! The DAG folder: which files changed since the last look (mtime and size, then a content
 //! hash), parsed into DAGs or import errors. `.weirignore` lines are globs of files to skip.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -44,7 +44,12 @@ pub struct DagFolder {
 
 impl DagFolder {
     pub fn new(dir: PathBuf, base: PathBuf, options: ParseOptions) -> Self {
-        DagFolder { dir, base, options, seen: BTreeMap::new() }
+        DagFolder {
+            dir,
+            base,
+            options,
+            seen: BTreeMap::new(),
+        }
     }
 }
 
@@ -74,10 +79,11 @@ impl DagFolder {
             let meta = std::fs::metadata(&path).ok();
             let mtime = meta.as_ref().and_then(|m| m.modified().ok());
             let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
-            if let Some(seen) = self.seen.get(&name) {
-                if seen.mtime == mtime && seen.len == len {
-                    continue;
-                }
+            if let Some(seen) = self.seen.get(&name)
+                && seen.mtime == mtime
+                && seen.len == len
+            {
+                continue;
             }
             to_parse.push((name, path, mtime, len));
         }
@@ -85,13 +91,23 @@ impl DagFolder {
         let parsed = parse_parallel(&to_parse, options);
         for ((name, _, mtime, len), (hash, result)) in to_parse.into_iter().zip(parsed) {
             let unchanged = self.seen.get(&name).is_some_and(|s| s.hash == hash);
-            let entry = Seen { mtime, len, hash: hash.clone(), parsed: result.clone() };
+            let entry = Seen {
+                mtime,
+                len,
+                hash: hash.clone(),
+                parsed: result.clone(),
+            };
             self.seen.insert(name.clone(), entry);
             if !unchanged {
                 scan.changed.push((name, hash, result));
             }
         }
-        let gone: Vec<String> = self.seen.keys().filter(|k| !present.contains(k)).cloned().collect();
+        let gone: Vec<String> = self
+            .seen
+            .keys()
+            .filter(|k| !present.contains(k))
+            .cloned()
+            .collect();
         for name in gone {
             self.seen.remove(&name);
             scan.removed.push(name);
@@ -101,18 +117,36 @@ impl DagFolder {
 }
 
 /// Parses files on all cores; returns (hash, result) per file in order.
-fn parse_parallel(files: &[(String, PathBuf, Option<SystemTime>, u64)], options: &ParseOptions) -> Vec<(String, Parsed)> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+fn parse_parallel(
+    files: &[(String, PathBuf, Option<SystemTime>, u64)],
+    options: &ParseOptions,
+) -> Vec<(String, Parsed)> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
     if files.len() < 16 || threads == 1 {
-        return files.iter().map(|(name, path, _, _)| parse_file(name, path, options)).collect();
+        return files
+            .iter()
+            .map(|(name, path, _, _)| parse_file(name, path, options))
+            .collect();
     }
     let chunk = files.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = files
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().map(|(n, p, _, _)| parse_file(n, p, options)).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(n, p, _, _)| parse_file(n, p, options))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     })
 }
 
@@ -128,27 +162,44 @@ fn parse_file(name: &str, path: &Path, options: &ParseOptions) -> (String, Parse
             };
             (hash, parsed)
         }
-        Err(e) => (String::new(), Parsed::Error(format!("{name}:0: cannot read the file: {e}"))),
+        Err(e) => (
+            String::new(),
+            Parsed::Error(format!("{name}:0: cannot read the file: {e}")),
+        ),
     }
 }
 
 fn display_path(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base).unwrap_or(path).display().to_string()
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn collect_yaml(root: &Path, dir: &Path, ignore: &[regex::Regex], out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
-        if entry.file_name().to_string_lossy().starts_with('.') || ignore.iter().any(|re| re.is_match(&rel)) {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        if entry.file_name().to_string_lossy().starts_with('.')
+            || ignore.iter().any(|re| re.is_match(&rel))
+        {
             continue;
         }
         if path.is_dir() {
             collect_yaml(root, &path, ignore, out);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
             out.push(path);
         }
     }
@@ -158,7 +209,9 @@ fn collect_yaml(root: &Path, dir: &Path, ignore: &[regex::Regex], out: &mut Vec<
 /// matched against paths relative to the DAG folder; a pattern without `/` matches any file
 /// or folder of that name.
 fn load_ignore(dir: &Path) -> Vec<regex::Regex> {
-    let Ok(text) = std::fs::read_to_string(dir.join(".weirignore")) else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(dir.join(".weirignore")) else {
+        return Vec::new();
+    };
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

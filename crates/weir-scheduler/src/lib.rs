@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use weir_core::state::{Readiness, UpstreamCounts};
 use weir_core::{
-    Dag, DataInterval, RunState, RunType, SharedDags, TaskState, Timetable, micros, now_micros, run_id, timestamp,
+    Dag, DataInterval, RunState, RunType, SharedDags, TaskState, Timetable, micros, now_micros,
+    run_id, timestamp,
 };
 use weir_store::{Finish, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow, Transition};
 
@@ -73,7 +74,11 @@ pub struct TickReport {
 
 impl Scheduler {
     pub fn new(store: Store, config: SchedulerConfig) -> Self {
-        let folder = DagFolder::new(config.dags_folder.clone(), config.project_dir.clone(), config.parse.clone());
+        let folder = DagFolder::new(
+            config.dags_folder.clone(),
+            config.project_dir.clone(),
+            config.parse.clone(),
+        );
         Scheduler {
             store,
             config,
@@ -101,7 +106,10 @@ impl Scheduler {
 
     /// Runs rounds until `shutdown` turns true.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
-        let job = self.store.start_job("scheduler", &self.hostname, now_micros()).await?;
+        let job = self
+            .store
+            .start_job("scheduler", &self.hostname, now_micros())
+            .await?;
         let mut last_beat = Instant::now();
         loop {
             if *shutdown.borrow() {
@@ -182,10 +190,16 @@ impl Scheduler {
         let (scan, all): (folder::Scan, Vec<(String, Parsed)>) = {
             let mut folder = self.folder.lock().unwrap_or_else(|e| e.into_inner());
             let scan = folder.scan();
-            let all = folder.all().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            let all = folder
+                .all()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
             (scan, all)
         };
-        if scan.changed.is_empty() && scan.removed.is_empty() && !self.dags.read().map(|d| d.is_empty()).unwrap_or(true) {
+        if scan.changed.is_empty()
+            && scan.removed.is_empty()
+            && !self.dags.read().map(|d| d.is_empty()).unwrap_or(true)
+        {
             return Ok(());
         }
         let now = now_micros();
@@ -211,19 +225,33 @@ impl Scheduler {
                 Parsed::Error(message) => errors.push((file.clone(), message.clone())),
             }
         }
-        let changed_files: HashSet<&str> = scan.changed.iter().map(|(f, _, _)| f.as_str()).collect();
-        let hashes: HashMap<&str, &str> = scan.changed.iter().map(|(f, h, _)| (f.as_str(), h.as_str())).collect();
+        let changed_files: HashSet<&str> =
+            scan.changed.iter().map(|(f, _, _)| f.as_str()).collect();
+        let hashes: HashMap<&str, &str> = scan
+            .changed
+            .iter()
+            .map(|(f, h, _)| (f.as_str(), h.as_str()))
+            .collect();
         let to_write: Vec<(&Dag, &str)> = dags
             .values()
             .filter(|d| changed_files.contains(d.fileloc.as_str()) || self.dag(&d.dag_id).is_none())
-            .map(|d| (d.as_ref(), hashes.get(d.fileloc.as_str()).copied().unwrap_or("")))
+            .map(|d| {
+                (
+                    d.as_ref(),
+                    hashes.get(d.fileloc.as_str()).copied().unwrap_or(""),
+                )
+            })
             .collect();
-        self.store.upsert_dags(&to_write, self.config.paused_by_default, now).await?;
+        self.store
+            .upsert_dags(&to_write, self.config.paused_by_default, now)
+            .await?;
         let keep: Vec<String> = dags.keys().cloned().collect();
         self.store.deactivate_dags_except(&keep).await?;
         let error_files: HashSet<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
         for (file, message) in &errors {
-            self.store.set_import_error(file, Some(message), now).await?;
+            self.store
+                .set_import_error(file, Some(message), now)
+                .await?;
         }
         for file in changed_files.iter().filter(|f| !error_files.contains(**f)) {
             self.store.set_import_error(file, None, now).await?;
@@ -243,16 +271,27 @@ impl Scheduler {
     /// Creates every scheduled run that is due, per DAG, up to `max_active_runs` active runs.
     async fn create_scheduled_runs(&self, report: &mut TickReport) -> Result<usize, StoreError> {
         let now = Timestamp::now();
-        let paused: HashMap<String, bool> =
-            self.store.list_dags().await?.into_iter().map(|d| (d.dag_id, d.is_paused)).collect();
+        let paused: HashMap<String, bool> = self
+            .store
+            .list_dags()
+            .await?
+            .into_iter()
+            .map(|d| (d.dag_id, d.is_paused))
+            .collect();
         let active = self.active_run_counts().await?;
-        let dags: Vec<Arc<Dag>> = self.dags.read().map(|d| d.values().cloned().collect()).unwrap_or_default();
+        let dags: Vec<Arc<Dag>> = self
+            .dags
+            .read()
+            .map(|d| d.values().cloned().collect())
+            .unwrap_or_default();
         let mut created = 0;
         for dag in dags {
             if paused.get(&dag.dag_id).copied().unwrap_or(true) {
                 continue;
             }
-            let Ok(timetable) = Timetable::new(&dag.schedule, dag.tz()) else { continue };
+            let Ok(timetable) = Timetable::new(&dag.schedule, dag.tz()) else {
+                continue;
+            };
             if !timetable.is_periodic() && !matches!(dag.schedule, weir_core::Schedule::Once) {
                 continue;
             }
@@ -261,7 +300,10 @@ impl Scheduler {
                 .store
                 .last_scheduled_interval(&dag.dag_id)
                 .await?
-                .map(|(s, e)| DataInterval { start: timestamp(s), end: timestamp(e) });
+                .map(|(s, e)| DataInterval {
+                    start: timestamp(s),
+                    end: timestamp(e),
+                });
             // Bounded so that one DAG with a long catchup cannot starve a round.
             for _ in 0..64 {
                 if running >= dag.max_active_runs as usize {
@@ -280,7 +322,11 @@ impl Scheduler {
                     report.next_due = earliest(report.next_due, next.end);
                     break;
                 }
-                if self.create_run(&dag, RunType::Scheduled, next, serde_json::Map::new()).await?.is_some() {
+                if self
+                    .create_run(&dag, RunType::Scheduled, next, serde_json::Map::new())
+                    .await?
+                    .is_some()
+                {
                     created += 1;
                     running += 1;
                 }
@@ -292,7 +338,11 @@ impl Scheduler {
 
     async fn active_run_counts(&self) -> Result<HashMap<String, usize>, StoreError> {
         let mut counts = HashMap::new();
-        for run in self.store.runs_in_states(&[RunState::Queued, RunState::Running]).await? {
+        for run in self
+            .store
+            .runs_in_states(&[RunState::Queued, RunState::Running])
+            .await?
+        {
             *counts.entry(run.dag_id).or_insert(0) += 1;
         }
         Ok(counts)
@@ -306,20 +356,40 @@ impl Scheduler {
         interval: DataInterval,
         conf: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Option<RunRow>, StoreError> {
-        create_run(&self.store, dag, run_type, interval.start, interval, conf, None).await
+        create_run(
+            &self.store,
+            dag,
+            run_type,
+            interval.start,
+            interval,
+            conf,
+            None,
+        )
+        .await
     }
 
     /// Moves queued runs to running while their DAG has fewer than `max_active_runs` running.
     async fn start_queued_runs(&self) -> Result<(), StoreError> {
-        let runs = self.driven(self.store.runs_in_states(&[RunState::Queued, RunState::Running]).await?);
+        let runs = self.driven(
+            self.store
+                .runs_in_states(&[RunState::Queued, RunState::Running])
+                .await?,
+        );
         let mut running: HashMap<&str, usize> = HashMap::new();
         for run in runs.iter().filter(|r| r.state == RunState::Running) {
             *running.entry(run.dag_id.as_str()).or_insert(0) += 1;
         }
         for run in runs.iter().filter(|r| r.state == RunState::Queued) {
-            let Some(dag) = self.dag(&run.dag_id) else { continue };
+            let Some(dag) = self.dag(&run.dag_id) else {
+                continue;
+            };
             let count = running.entry(run.dag_id.as_str()).or_insert(0);
-            if *count < dag.max_active_runs as usize && self.store.set_run_state(run.id, RunState::Queued, RunState::Running).await? {
+            if *count < dag.max_active_runs as usize
+                && self
+                    .store
+                    .set_run_state(run.id, RunState::Queued, RunState::Running)
+                    .await?
+            {
                 *count += 1;
             }
         }
@@ -345,7 +415,9 @@ impl Scheduler {
         let mut moves = Vec::new();
         let mut finished = Vec::new();
         for run in &runs {
-            let Some(dag) = self.dag(&run.dag_id) else { continue };
+            let Some(dag) = self.dag(&run.dag_id) else {
+                continue;
+            };
             let tis = by_run.remove(&run.id).unwrap_or_default();
             let past = if dag.tasks.iter().any(|t| t.depends_on_past) {
                 self.past_states(&dag, run).await?
@@ -357,7 +429,11 @@ impl Scheduler {
                 Some(t) => earliest(report.next_due, timestamp(t)),
                 None => report.next_due,
             };
-            report.queued += outcome.moves.iter().filter(|m| m.to == TaskState::Queued).count();
+            report.queued += outcome
+                .moves
+                .iter()
+                .filter(|m| m.to == TaskState::Queued)
+                .count();
             moves.extend(outcome.moves);
             if let Some(state) = outcome.run_state {
                 finished.push((run, state));
@@ -365,8 +441,14 @@ impl Scheduler {
         }
         self.store.apply_transitions(&moves).await?;
         for (run, state) in finished {
-            if self.store.set_run_state(run.id, RunState::Running, state).await? {
-                report.finished_runs.push((run.dag_id.clone(), run.run_id.clone(), state));
+            if self
+                .store
+                .set_run_state(run.id, RunState::Running, state)
+                .await?
+            {
+                report
+                    .finished_runs
+                    .push((run.dag_id.clone(), run.run_id.clone(), state));
             }
         }
         Ok(())
@@ -377,7 +459,9 @@ impl Scheduler {
         if self.config.only_runs.is_empty() {
             runs
         } else {
-            runs.into_iter().filter(|r| self.config.only_runs.contains(&r.id)).collect()
+            runs.into_iter()
+                .filter(|r| self.config.only_runs.contains(&r.id))
+                .collect()
         }
     }
 
@@ -390,11 +474,25 @@ impl Scheduler {
     }
 
     /// For `depends_on_past`: each task's state in the previous run of the same DAG.
-    async fn past_states(&self, dag: &Dag, run: &RunRow) -> Result<HashMap<String, TaskState>, StoreError> {
-        let Some(prev) = self.store.previous_run(&dag.dag_id, run.logical_date).await? else {
+    async fn past_states(
+        &self,
+        dag: &Dag,
+        run: &RunRow,
+    ) -> Result<HashMap<String, TaskState>, StoreError> {
+        let Some(prev) = self
+            .store
+            .previous_run(&dag.dag_id, run.logical_date)
+            .await?
+        else {
             return Ok(HashMap::new());
         };
-        Ok(self.store.task_instances(prev.id).await?.into_iter().map(|t| (t.task_id, t.state)).collect())
+        Ok(self
+            .store
+            .task_instances(prev.id)
+            .await?
+            .into_iter()
+            .map(|t| (t.task_id, t.state))
+            .collect())
     }
 
     /// Finds running task instances whose heartbeat stopped (or whose worker process on this
@@ -408,25 +506,42 @@ impl Scheduler {
         let mut reaped = Vec::new();
         for ti in running {
             let stale = ti.heartbeat.is_none_or(|hb| hb < stale_before);
-            let dead_here = ti.worker.as_deref().is_some_and(|w| self.worker_is_dead_here(w));
+            let dead_here = ti
+                .worker
+                .as_deref()
+                .is_some_and(|w| self.worker_is_dead_here(w));
             if !(stale || dead_here) {
                 continue;
             }
-            if let Some(pid) = ti.pid.filter(|p| *p > 0) {
-                if ti.worker.as_deref().is_some_and(|w| w.split(':').next() == Some(self.hostname.as_str())) {
-                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
-                }
+            if let Some(pid) = ti.pid.filter(|p| *p > 0)
+                && ti
+                    .worker
+                    .as_deref()
+                    .is_some_and(|w| w.split(':').next() == Some(self.hostname.as_str()))
+            {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             let (state, next_retry_at) = if ti.try_number <= ti.max_tries {
                 let delay = self
                     .dag(&ti.dag_id)
-                    .and_then(|d| d.task(&ti.task_id).map(|t| t.retry_delay_after(ti.try_number as u32)))
+                    .and_then(|d| {
+                        d.task(&ti.task_id)
+                            .map(|t| t.retry_delay_after(ti.try_number as u32))
+                    })
                     .unwrap_or_default();
                 (TaskState::UpForRetry, Some(now + delay.as_micros() as i64))
             } else {
                 (TaskState::Failed, None)
             };
-            finishes.push(Finish { ti_id: ti.id, try_number: ti.try_number, state, next_retry_at });
+            finishes.push(Finish {
+                ti_id: ti.id,
+                try_number: ti.try_number,
+                state,
+                next_retry_at,
+            });
             reaped.push((ti, state));
         }
         let applied = self.store.finish(&finishes).await?;
@@ -436,11 +551,21 @@ impl Scheduler {
                 continue;
             }
             count += 1;
-            let path = weir_core::log_path(&self.config.log_dir, &ti.dag_id, &ti.run_id, &ti.task_id, ti.try_number);
+            let path = weir_core::log_path(
+                &self.config.log_dir,
+                &ti.dag_id,
+                &ti.run_id,
+                &ti.task_id,
+                ti.try_number,
+            );
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
                 use std::io::Write;
                 let _ = writeln!(
                     f,
@@ -460,15 +585,22 @@ impl Scheduler {
     /// A worker id is `host:pid:start`; on this host a missing pid means the worker is gone.
     fn worker_is_dead_here(&self, worker: &str) -> bool {
         let mut parts = worker.split(':');
-        let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
+        let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+            return false;
+        };
         if host != self.hostname {
             return false;
         }
-        let Ok(pid) = pid.parse::<i32>() else { return false };
+        let Ok(pid) = pid.parse::<i32>() else {
+            return false;
+        };
         if pid as u32 == std::process::id() {
             return false;
         }
-        matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+        matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
     }
 }
 
@@ -509,7 +641,8 @@ pub struct Capacity {
 
 impl Capacity {
     async fn load(store: &Store, parallelism: usize) -> Result<Capacity, StoreError> {
-        let dag_active: HashMap<String, i64> = store.active_task_counts().await?.into_iter().collect();
+        let dag_active: HashMap<String, i64> =
+            store.active_task_counts().await?.into_iter().collect();
         let used: HashMap<String, i64> = store.pool_usage().await?.into_iter().collect();
         let pool_free = store
             .pools()
@@ -566,18 +699,26 @@ pub fn evaluate_run(
     capacity: &mut Capacity,
 ) -> RunOutcome {
     let mut out = RunOutcome::default();
-    let mut state: HashMap<&str, TaskState> = tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
+    let mut state: HashMap<&str, TaskState> =
+        tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
     let by_task: HashMap<&str, &TiRow> = tis.iter().map(|t| (t.task_id.as_str(), t)).collect();
     let order = topological_order(dag);
     for index in order {
         let task = &dag.tasks[index];
-        let Some(ti) = by_task.get(task.task_id.as_str()) else { continue };
+        let Some(ti) = by_task.get(task.task_id.as_str()) else {
+            continue;
+        };
         let current = state[task.task_id.as_str()];
         let next = match current {
             TaskState::None | TaskState::Scheduled => {
                 let mut counts = UpstreamCounts::default();
                 for up in &task.depends_on {
-                    counts.add(state.get(up.as_str()).copied().unwrap_or(TaskState::Removed));
+                    counts.add(
+                        state
+                            .get(up.as_str())
+                            .copied()
+                            .unwrap_or(TaskState::Removed),
+                    );
                 }
                 match task.trigger_rule.evaluate(counts) {
                     Readiness::Wait => None,
@@ -585,7 +726,9 @@ pub fn evaluate_run(
                     Readiness::UpstreamFailed => Some(TaskState::UpstreamFailed),
                     Readiness::Run => {
                         let past_ok = !task.depends_on_past
-                            || past.get(&task.task_id).is_none_or(|s| matches!(s, TaskState::Success | TaskState::Skipped));
+                            || past.get(&task.task_id).is_none_or(|s| {
+                                matches!(s, TaskState::Success | TaskState::Skipped)
+                            });
                         if past_ok && capacity.take(dag, &task.pool, task.pool_slots as i64) {
                             Some(TaskState::Queued)
                         } else if past_ok {
@@ -601,21 +744,39 @@ pub fn evaluate_run(
                     out.next_retry = Some(out.next_retry.map_or(at, |n: i64| n.min(at)));
                     None
                 }
-                _ if capacity.take(dag, &task.pool, task.pool_slots as i64) => Some(TaskState::Queued),
+                _ if capacity.take(dag, &task.pool, task.pool_slots as i64) => {
+                    Some(TaskState::Queued)
+                }
                 _ => None,
             },
             _ => None,
         };
         if let Some(to) = next {
-            out.moves.push(Transition { ti_id: ti.id, from: current, to, next_retry_at: None });
+            out.moves.push(Transition {
+                ti_id: ti.id,
+                from: current,
+                to,
+                next_retry_at: None,
+            });
             state.insert(task.task_id.as_str(), to);
         }
     }
     if state.values().all(|s| s.is_finished()) && !state.is_empty() {
-        let leaves_failed = dag.tasks.iter().filter(|t| dag.downstream(&t.task_id).is_empty()).any(|t| {
-            matches!(state.get(t.task_id.as_str()), Some(TaskState::Failed | TaskState::UpstreamFailed))
+        let leaves_failed = dag
+            .tasks
+            .iter()
+            .filter(|t| dag.downstream(&t.task_id).is_empty())
+            .any(|t| {
+                matches!(
+                    state.get(t.task_id.as_str()),
+                    Some(TaskState::Failed | TaskState::UpstreamFailed)
+                )
+            });
+        out.run_state = Some(if leaves_failed {
+            RunState::Failed
+        } else {
+            RunState::Success
         });
-        out.run_state = Some(if leaves_failed { RunState::Failed } else { RunState::Success });
     } else if state.is_empty() {
         out.run_state = Some(RunState::Success);
     }
@@ -625,11 +786,21 @@ pub fn evaluate_run(
 /// Task indexes with every task after its upstream tasks (the spec rejects cycles; anything
 /// left over is appended in file order so that nothing is lost).
 pub fn topological_order(dag: &Dag) -> Vec<usize> {
-    let index: HashMap<&str, usize> = dag.tasks.iter().enumerate().map(|(i, t)| (t.task_id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = dag
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.task_id.as_str(), i))
+        .collect();
     let mut indegree: Vec<usize> = dag
         .tasks
         .iter()
-        .map(|t| t.depends_on.iter().filter(|d| index.contains_key(d.as_str())).count())
+        .map(|t| {
+            t.depends_on
+                .iter()
+                .filter(|d| index.contains_key(d.as_str()))
+                .count()
+        })
         .collect();
     let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
     for (i, t) in dag.tasks.iter().enumerate() {
@@ -639,7 +810,8 @@ pub fn topological_order(dag: &Dag) -> Vec<usize> {
             }
         }
     }
-    let mut ready: std::collections::VecDeque<usize> = (0..dag.tasks.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..dag.tasks.len()).filter(|&i| indegree[i] == 0).collect();
     let mut order = Vec::with_capacity(dag.tasks.len());
     while let Some(i) = ready.pop_front() {
         order.push(i);

@@ -28,8 +28,7 @@ pub struct ImportErrorRow {
     pub timestamp: i64,
 }
 
-const DAG_COLUMNS: &str =
-    "dag_id, fileloc, is_paused, is_active, schedule, timezone, owner, description, tags, hash, last_parsed";
+const DAG_COLUMNS: &str = "dag_id, fileloc, is_paused, is_active, schedule, timezone, owner, description, tags, hash, last_parsed";
 
 fn dag_row(row: &sqlx::any::AnyRow) -> Result<DagRow> {
     let tags: String = row.try_get("tags")?;
@@ -52,7 +51,12 @@ impl Store {
     /// Writes parsed DAGs (with their file hashes) in one transaction. New DAGs start paused
     /// when `dag.is_paused_upon_creation` says so, else per `paused_by_default`; existing DAGs
     /// keep their paused flag and become active again.
-    pub async fn upsert_dags(&self, dags: &[(&Dag, &str)], paused_by_default: bool, now: i64) -> Result<()> {
+    pub async fn upsert_dags(
+        &self,
+        dags: &[(&Dag, &str)],
+        paused_by_default: bool,
+        now: i64,
+    ) -> Result<()> {
         if dags.is_empty() {
             return Ok(());
         }
@@ -107,13 +111,18 @@ impl Store {
 
     pub async fn list_dags(&self) -> Result<Vec<DagRow>> {
         let sql = format!("SELECT {DAG_COLUMNS} FROM dag WHERE is_active = 1 ORDER BY dag_id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(dag_row).collect()
     }
 
     pub async fn dag_row(&self, dag_id: &str) -> Result<Option<DagRow>> {
         let sql = format!("SELECT {DAG_COLUMNS} FROM dag WHERE dag_id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dag_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(dag_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(dag_row).transpose()
     }
 
@@ -134,9 +143,10 @@ impl Store {
 
     /// Every active DAG definition with its paused flag.
     pub async fn active_dags(&self) -> Result<Vec<(Dag, bool)>> {
-        let rows = sqlx::query("SELECT dag_json, is_paused FROM dag WHERE is_active = 1 ORDER BY dag_id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT dag_json, is_paused FROM dag WHERE is_active = 1 ORDER BY dag_id")
+                .fetch_all(&self.pool)
+                .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let json: String = row.try_get("dag_json")?;
@@ -160,7 +170,12 @@ impl Store {
     }
 
     /// Records (or with `None`, clears) the import error of `filename`.
-    pub async fn set_import_error(&self, filename: &str, message: Option<&str>, now: i64) -> Result<()> {
+    pub async fn set_import_error(
+        &self,
+        filename: &str,
+        message: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
         match message {
             Some(message) => {
                 sqlx::query(
@@ -194,9 +209,10 @@ impl Store {
     }
 
     pub async fn import_errors(&self) -> Result<Vec<ImportErrorRow>> {
-        let rows = sqlx::query("SELECT filename, message, timestamp FROM import_error ORDER BY filename")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT filename, message, timestamp FROM import_error ORDER BY filename")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(ImportErrorRow {

@@ -59,10 +59,16 @@ pub struct Store {
     backend: Backend,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
 
 impl Store {
     /// Connects to `url` (`sqlite:///abs/path.db`, `sqlite://rel.db`, `postgres://...`),
@@ -128,7 +134,13 @@ impl Store {
         Migrator::with_migrations(
             list.iter()
                 .map(|(version, name, sql)| {
-                    Migration::new(*version, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false)
+                    Migration::new(
+                        *version,
+                        (*name).into(),
+                        MigrationType::Simple,
+                        sql.into_sql_str(),
+                        false,
+                    )
                 })
                 .collect(),
         )
@@ -142,16 +154,19 @@ impl Store {
 
     /// Versions of the migrations not yet applied (empty when the schema is current).
     pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
-        let applied: Vec<i64> = match sqlx::query_scalar::<_, i64>(
+        // No migrations table yet means nothing is applied.
+        let applied: Vec<i64> = sqlx::query_scalar::<_, i64>(
             "SELECT version FROM _sqlx_migrations WHERE success = TRUE",
         )
         .fetch_all(&self.pool)
         .await
-        {
-            Ok(v) => v,
-            Err(_) => Vec::new(),
-        };
-        Ok(self.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
+        .unwrap_or_default();
+        Ok(self
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
     }
 
     /// Connects and migrates: what every command that uses the store does first.
@@ -225,11 +240,13 @@ impl Store {
         ] {
             sqlx::query(sql).bind(before).execute(&mut *tx).await?;
         }
-        let deleted = sqlx::query("DELETE FROM dag_run WHERE state IN ('success','failed') AND end_date < $1")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let deleted = sqlx::query(
+            "DELETE FROM dag_run WHERE state IN ('success','failed') AND end_date < $1",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         sqlx::query("DELETE FROM job WHERE state <> 'running' AND latest_heartbeat < $1")
             .bind(before)
             .execute(&mut *tx)
@@ -241,11 +258,15 @@ impl Store {
 
 /// `$start, $start+1, ...` placeholders for an `IN (...)` list of `n` values.
 pub(crate) fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn parse_state<T: FromStr<Err = String>>(table: &'static str, text: &str) -> Result<T> {
-    text.parse().map_err(|reason| StoreError::Corrupt { table, reason })
+    text.parse()
+        .map_err(|reason| StoreError::Corrupt { table, reason })
 }
 
 /// Helpers for test suites that need a PostgreSQL database of their own.
@@ -264,9 +285,13 @@ pub mod testing {
             weir_core::now_micros(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        let pool = AnyPoolOptions::new().max_connections(1).connect(admin_url).await?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(admin_url)
+            .await?;
         // The name is generated above from digits and underscores only.
-        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await?;
         pool.close().await;
         Ok(name)
     }

@@ -99,12 +99,16 @@ impl Store {
 
     pub async fn get_run_by_pk(&self, id: i64) -> Result<Option<RunRow>> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(run_row).transpose()
     }
 
     pub async fn run_at(&self, dag_id: &str, logical_date: i64) -> Result<Option<RunRow>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND logical_date = $2");
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 AND logical_date = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(dag_id)
             .bind(logical_date)
@@ -115,7 +119,9 @@ impl Store {
 
     /// Runs of a DAG, newest logical date first.
     pub async fn list_runs(&self, dag_id: &str, limit: i64) -> Result<Vec<RunRow>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 ORDER BY logical_date DESC LIMIT $2");
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run WHERE dag_id = $1 ORDER BY logical_date DESC LIMIT $2"
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(dag_id)
             .bind(limit)
@@ -171,9 +177,15 @@ impl Store {
     pub async fn set_run_state(&self, run_pk: i64, from: RunState, to: RunState) -> Result<bool> {
         let now = now_micros();
         let sql = match to {
-            RunState::Running => "UPDATE dag_run SET state = $1, start_date = COALESCE(start_date, $2), end_date = NULL WHERE id = $3 AND state = $4",
-            RunState::Success | RunState::Failed => "UPDATE dag_run SET state = $1, end_date = $2 WHERE id = $3 AND state = $4",
-            RunState::Queued => "UPDATE dag_run SET state = $1, queued_at = $2, start_date = NULL, end_date = NULL WHERE id = $3 AND state = $4",
+            RunState::Running => {
+                "UPDATE dag_run SET state = $1, start_date = COALESCE(start_date, $2), end_date = NULL WHERE id = $3 AND state = $4"
+            }
+            RunState::Success | RunState::Failed => {
+                "UPDATE dag_run SET state = $1, end_date = $2 WHERE id = $3 AND state = $4"
+            }
+            RunState::Queued => {
+                "UPDATE dag_run SET state = $1, queued_at = $2, start_date = NULL, end_date = NULL WHERE id = $3 AND state = $4"
+            }
         };
         let done = sqlx::query(sql)
             .bind(to.as_str())

@@ -155,7 +155,10 @@ impl Store {
     /// Task instances of one run, in insertion (file) order.
     pub async fn task_instances(&self, run_pk: i64) -> Result<Vec<TiRow>> {
         let sql = format!("SELECT {TI_COLUMNS} FROM task_instance WHERE run_pk = $1 ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run_pk).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run_pk)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(ti_row).collect()
     }
 
@@ -180,7 +183,10 @@ impl Store {
 
     pub async fn task_instance(&self, ti_id: i64) -> Result<Option<TiRow>> {
         let sql = format!("SELECT {TI_COLUMNS} FROM task_instance WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ti_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ti_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(ti_row).transpose()
     }
 
@@ -213,7 +219,12 @@ impl Store {
                 _ => sqlx::query("UPDATE task_instance SET state = $1, next_retry_at = $2 WHERE id = $3 AND state = $4")
                     .bind(m.to.as_str()),
             };
-            let done = q.bind(m.next_retry_at).bind(m.ti_id).bind(m.from.as_str()).execute(&mut *tx).await?;
+            let done = q
+                .bind(m.next_retry_at)
+                .bind(m.ti_id)
+                .bind(m.from.as_str())
+                .execute(&mut *tx)
+                .await?;
             moved.push(done.rows_affected() == 1);
         }
         tx.commit().await?;
@@ -225,14 +236,26 @@ impl Store {
     /// means any queue; `run_pks` non-empty limits the claim to those runs (in-process runs of
     /// `dags test` and `backfill`). On PostgreSQL concurrent claimers skip each other's rows
     /// (`FOR UPDATE SKIP LOCKED`); SQLite serialises writers.
-    pub async fn claim(&self, worker: &str, queues: &[String], run_pks: &[i64], limit: i64) -> Result<Vec<ClaimedTi>> {
+    pub async fn claim(
+        &self,
+        worker: &str,
+        queues: &[String],
+        run_pks: &[i64],
+        limit: i64,
+    ) -> Result<Vec<ClaimedTi>> {
         let now = now_micros();
         let mut filter = String::new();
         if !queues.is_empty() {
-            filter.push_str(&format!(" AND queue IN ({})", placeholders(4, queues.len())));
+            filter.push_str(&format!(
+                " AND queue IN ({})",
+                placeholders(4, queues.len())
+            ));
         }
         if !run_pks.is_empty() {
-            filter.push_str(&format!(" AND run_pk IN ({})", placeholders(4 + queues.len(), run_pks.len())));
+            filter.push_str(&format!(
+                " AND run_pk IN ({})",
+                placeholders(4 + queues.len(), run_pks.len())
+            ));
         }
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -246,7 +269,10 @@ impl Store {
              RETURNING {TI_COLUMNS}"
         );
         let mut tx = self.pool.begin().await?;
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(worker).bind(now).bind(limit);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(worker)
+            .bind(now)
+            .bind(limit);
         for queue in queues {
             q = q.bind(queue);
         }
@@ -286,11 +312,13 @@ impl Store {
 
     /// Refreshes the heartbeat of every task instance `worker` is running.
     pub async fn heartbeat_worker(&self, worker: &str) -> Result<u64> {
-        let done = sqlx::query("UPDATE task_instance SET heartbeat = $1 WHERE worker = $2 AND state = 'running'")
-            .bind(now_micros())
-            .bind(worker)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE task_instance SET heartbeat = $1 WHERE worker = $2 AND state = 'running'",
+        )
+        .bind(now_micros())
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -333,19 +361,30 @@ impl Store {
         let sql = format!(
             "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'running' AND (heartbeat IS NULL OR heartbeat < $1)"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(ti_row).collect()
     }
 
     /// Resets task instances to `none` so the scheduler runs them again, granting each its
     /// retries anew (as Airflow's clear does), and requeues their runs. Running instances are
     /// left alone. Returns how many were cleared.
-    pub async fn clear_task_instances(&self, ti_ids: &[i64], retries: &[(i64, u32)]) -> Result<u64> {
+    pub async fn clear_task_instances(
+        &self,
+        ti_ids: &[i64],
+        retries: &[(i64, u32)],
+    ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let mut cleared = 0;
         let mut runs = Vec::new();
         for id in ti_ids {
-            let extra = retries.iter().find(|(t, _)| t == id).map(|(_, r)| *r as i64).unwrap_or(0);
+            let extra = retries
+                .iter()
+                .find(|(t, _)| t == id)
+                .map(|(_, r)| *r as i64)
+                .unwrap_or(0);
             let row = sqlx::query(
                 "UPDATE task_instance SET state = 'none', max_tries = try_number + $1, queued_at = NULL, \
                  start_date = NULL, end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, \
@@ -410,7 +449,9 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Task instances queued or running, per DAG.
@@ -420,13 +461,19 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Pools and their sizes.
     pub async fn pools(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT name, slots FROM pool ORDER BY name").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        let rows = sqlx::query("SELECT name, slots FROM pool ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Creates or resizes a pool.
@@ -444,7 +491,13 @@ impl Store {
     }
 
     /// Stores an XCom value (JSON text) for a task of a run, replacing an older one.
-    pub async fn push_xcom(&self, run_pk: i64, task_id: &str, key: &str, value: &serde_json::Value) -> Result<()> {
+    pub async fn push_xcom(
+        &self,
+        run_pk: i64,
+        task_id: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO xcom (run_pk, task_id, key, value) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (run_pk, task_id, key) DO UPDATE SET value = excluded.value",
@@ -460,14 +513,20 @@ impl Store {
 
     /// Every XCom of a run as `(task_id, key, value)`.
     pub async fn xcoms(&self, run_pk: i64) -> Result<Vec<(String, String, serde_json::Value)>> {
-        let rows = sqlx::query("SELECT task_id, key, value FROM xcom WHERE run_pk = $1 ORDER BY task_id, key")
-            .bind(run_pk)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT task_id, key, value FROM xcom WHERE run_pk = $1 ORDER BY task_id, key",
+        )
+        .bind(run_pk)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 let text: String = r.try_get(2)?;
-                Ok((r.try_get(0)?, r.try_get(1)?, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))))
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+                ))
             })
             .collect()
     }

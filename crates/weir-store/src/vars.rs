@@ -38,23 +38,28 @@ impl Store {
     }
 
     pub async fn get_variable(&self, key: &str) -> Result<Option<VariableRow>> {
-        let row = sqlx::query("SELECT key, val, description, is_encrypted FROM variable WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT key, val, description, is_encrypted FROM variable WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(variable_row).transpose()
     }
 
     /// Deletes a variable; false if it did not exist.
     pub async fn delete_variable(&self, key: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM variable WHERE key = $1").bind(key).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM variable WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn list_variables(&self) -> Result<Vec<VariableRow>> {
-        let rows = sqlx::query("SELECT key, val, description, is_encrypted FROM variable ORDER BY key")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT key, val, description, is_encrypted FROM variable ORDER BY key")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(variable_row).collect()
     }
 }

@@ -46,7 +46,12 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// A worker id unique to this process on this host.
     pub fn default_worker_id() -> String {
-        format!("{}:{}:{}", hostname(), std::process::id(), now_micros() % 1_000_000)
+        format!(
+            "{}:{}:{}",
+            hostname(),
+            std::process::id(),
+            now_micros() % 1_000_000
+        )
     }
 }
 
@@ -90,7 +95,12 @@ impl Worker {
     }
 
     /// Reads DAG definitions from an in-process scheduler, and wakes it via `scheduler_wake`.
-    pub fn with_scheduler(mut self, shared: SharedDags, wake: Arc<Notify>, scheduler_wake: Arc<Notify>) -> Self {
+    pub fn with_scheduler(
+        mut self,
+        shared: SharedDags,
+        wake: Arc<Notify>,
+        scheduler_wake: Arc<Notify>,
+    ) -> Self {
         self.shared = Some(shared);
         self.wake = wake;
         self.scheduler_wake = scheduler_wake;
@@ -129,7 +139,16 @@ impl Worker {
             let mut claimed_full = false;
             if free > 0 {
                 let want = free.min(64);
-                match self.store.claim(&self.config.worker_id, &self.config.queues, &self.config.only_runs, want as i64).await {
+                match self
+                    .store
+                    .claim(
+                        &self.config.worker_id,
+                        &self.config.queues,
+                        &self.config.only_runs,
+                        want as i64,
+                    )
+                    .await
+                {
                     Ok(claimed) => {
                         claimed_full = claimed.len() == want;
                         for ti in claimed {
@@ -158,15 +177,15 @@ impl Worker {
 
     /// The DAG of a task instance, from the in-process scheduler or the store (cached 1 s).
     async fn dag(&self, dag_id: &str) -> Option<Arc<Dag>> {
-        if let Some(shared) = &self.shared {
-            if let Some(dag) = shared.read().ok().and_then(|m| m.get(dag_id).cloned()) {
-                return Some(dag);
-            }
+        if let Some(shared) = &self.shared
+            && let Some(dag) = shared.read().ok().and_then(|m| m.get(dag_id).cloned())
+        {
+            return Some(dag);
         }
-        if let Some((dag, at)) = self.cache.lock().ok().and_then(|c| c.get(dag_id).cloned()) {
-            if at.elapsed() < Duration::from_secs(1) {
-                return Some(dag);
-            }
+        if let Some((dag, at)) = self.cache.lock().ok().and_then(|c| c.get(dag_id).cloned())
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Some(dag);
         }
         let (dag, _) = self.store.get_dag(dag_id).await.ok().flatten()?;
         let dag = Arc::new(dag);
@@ -178,36 +197,70 @@ impl Worker {
 
     /// Runs one claimed try to its end and records the outcome.
     async fn execute(&self, ti: ClaimedTi, mut kill: watch::Receiver<bool>) {
-        let path = log_path(&self.config.log_dir, &ti.dag_id, &ti.run_id, &ti.task_id, ti.try_number);
+        let path = log_path(
+            &self.config.log_dir,
+            &ti.dag_id,
+            &ti.run_id,
+            &ti.task_id,
+            ti.try_number,
+        );
         let mut log = open_log(&path);
         let outcome = self.attempt(&ti, &mut log, &mut kill).await;
         let (state, message, xcom) = match outcome {
-            Ok(Outcome { state, message, xcom }) => (state, message, xcom),
+            Ok(Outcome {
+                state,
+                message,
+                xcom,
+            }) => (state, message, xcom),
             Err(message) => (TaskState::Failed, message, None),
         };
         let mut state = state;
         let mut next_retry_at = None;
         if state == TaskState::Failed && ti.try_number <= ti.max_tries {
             state = TaskState::UpForRetry;
-            let delay = match self.dag(&ti.dag_id).await.as_ref().and_then(|d| d.task(&ti.task_id).cloned()) {
+            let delay = match self
+                .dag(&ti.dag_id)
+                .await
+                .as_ref()
+                .and_then(|d| d.task(&ti.task_id).cloned())
+            {
                 Some(task) => task.retry_delay_after(ti.try_number as u32),
                 None => Duration::ZERO,
             };
             next_retry_at = Some(now_micros() + delay.as_micros() as i64);
         }
-        if let Some(value) = xcom {
-            if state == TaskState::Success {
-                if let Err(e) = self.store.push_xcom(ti.run_pk, &ti.task_id, "return_value", &value).await {
-                    log_line(&mut log, "ERROR", &format!("could not store the XCom value: {e}"));
-                    state = TaskState::Failed;
-                }
-            }
+        if let Some(value) = xcom
+            && state == TaskState::Success
+            && let Err(e) = self
+                .store
+                .push_xcom(ti.run_pk, &ti.task_id, "return_value", &value)
+                .await
+        {
+            log_line(
+                &mut log,
+                "ERROR",
+                &format!("could not store the XCom value: {e}"),
+            );
+            state = TaskState::Failed;
         }
-        log_line(&mut log, if state == TaskState::Success { "INFO" } else { "ERROR" }, &message);
+        log_line(
+            &mut log,
+            if state == TaskState::Success {
+                "INFO"
+            } else {
+                "ERROR"
+            },
+            &message,
+        );
         if let Ok(mut running) = self.running.lock() {
             running.remove(&ti.id);
         }
-        let finish = Finish { ti_id: ti.id, try_number: ti.try_number, state, next_retry_at };
+        let finish = Finish {
+            ti_id: ti.id,
+            try_number: ti.try_number,
+            state,
+            next_retry_at,
+        };
         match self.store.finish(&[finish]).await {
             Ok(applied) if applied == [true] => {
                 log_line(&mut log, "INFO", &format!("marked {state}"));
@@ -219,7 +272,11 @@ impl Worker {
             ),
             Err(e) => {
                 tracing::error!(task = %ti.task_id, "recording the outcome failed: {e}");
-                log_line(&mut log, "ERROR", &format!("recording the outcome failed: {e}"));
+                log_line(
+                    &mut log,
+                    "ERROR",
+                    &format!("recording the outcome failed: {e}"),
+                );
             }
         }
         self.scheduler_wake.notify_one();
@@ -232,7 +289,10 @@ impl Worker {
         log: &mut Option<std::fs::File>,
         kill: &mut watch::Receiver<bool>,
     ) -> Result<Outcome, String> {
-        let dag = self.dag(&ti.dag_id).await.ok_or_else(|| format!("DAG '{}' is not loaded", ti.dag_id))?;
+        let dag = self
+            .dag(&ti.dag_id)
+            .await
+            .ok_or_else(|| format!("DAG '{}' is not loaded", ti.dag_id))?;
         let task = dag
             .task(&ti.task_id)
             .ok_or_else(|| format!("task '{}' is no longer in DAG '{}'", ti.task_id, ti.dag_id))?;
@@ -256,22 +316,41 @@ impl Worker {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("run '{}' no longer exists", ti.run_id))?;
         let ctx = self.template_context(&dag, task, &run, ti).await?;
-        let cx = PlanContext { task, template: &ctx, renderer: &self.renderer, project_dir: &self.config.project_dir };
+        let cx = PlanContext {
+            task,
+            template: &ctx,
+            renderer: &self.renderer,
+            project_dir: &self.config.project_dir,
+        };
         let plan = self.registry.plan(&cx).map_err(|e| e.to_string())?;
         let spec = match plan {
             Plan::Nothing => return Ok(Outcome::success(None, "nothing to do".into())),
             Plan::Process(spec) => spec,
         };
-        let xcom_file = std::env::temp_dir().join(format!("weir-xcom-{}-{}-{}.json", std::process::id(), ti.id, ti.try_number));
+        let xcom_file = std::env::temp_dir().join(format!(
+            "weir-xcom-{}-{}-{}.json",
+            std::process::id(),
+            ti.id,
+            ti.try_number
+        ));
         let _ = std::fs::remove_file(&xcom_file);
         let mut env: Vec<(String, String)> = Renderer::context_strings(&ctx)
             .into_iter()
             .map(|(k, v)| (format!("WEIR_{}", k.to_ascii_uppercase()), v))
             .collect();
         env.push(("WEIR_XCOM".into(), xcom_file.display().to_string()));
-        env.push(("WEIR_PARAMS".into(), serde_json::Value::Object(ctx.params.clone()).to_string()));
-        env.push(("WEIR_CONF".into(), serde_json::Value::Object(ctx.conf.clone()).to_string()));
-        env.push(("WEIR_PROJECT_DIR".into(), self.config.project_dir.display().to_string()));
+        env.push((
+            "WEIR_PARAMS".into(),
+            serde_json::Value::Object(ctx.params.clone()).to_string(),
+        ));
+        env.push((
+            "WEIR_CONF".into(),
+            serde_json::Value::Object(ctx.conf.clone()).to_string(),
+        ));
+        env.push((
+            "WEIR_PROJECT_DIR".into(),
+            self.config.project_dir.display().to_string(),
+        ));
         for (key, value) in &task.env {
             let rendered = self
                 .renderer
@@ -302,7 +381,7 @@ impl Worker {
                 }
             },
             async {
-                let pgid = *pid_cell.lock().map(|p| p).unwrap_or_else(|e| e.into_inner());
+                let pgid = *pid_cell.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = store.set_pid(ti.id, ti.try_number, pgid as i64).await;
                 let _ = kill.wait_for(|k| *k).await;
             },
@@ -353,7 +432,14 @@ impl Worker {
             .filter(|v| !v.is_encrypted)
             .map(|v| (v.key, v.val))
             .collect();
-        Ok(template_context(dag, task, run, ti.try_number as u32, variables, xcoms))
+        Ok(template_context(
+            dag,
+            task,
+            run,
+            ti.try_number as u32,
+            variables,
+            xcoms,
+        ))
     }
 }
 
@@ -368,7 +454,10 @@ pub fn template_context(
 ) -> TemplateContext {
     let logical_date = timestamp(run.logical_date);
     let (prev, next) = match Timetable::new(&dag.schedule, dag.tz()) {
-        Ok(tt) if tt.is_periodic() => (Some(tt.manual_interval(logical_date).start), Some(timestamp(run.data_interval_end))),
+        Ok(tt) if tt.is_periodic() => (
+            Some(tt.manual_interval(logical_date).start),
+            Some(timestamp(run.data_interval_end)),
+        ),
         _ => (None, None),
     };
     let mut params = dag.params.clone();
@@ -408,28 +497,41 @@ struct Outcome {
 
 impl Outcome {
     fn success(xcom: Option<serde_json::Value>, message: String) -> Self {
-        Outcome { state: TaskState::Success, message, xcom }
+        Outcome {
+            state: TaskState::Success,
+            message,
+            xcom,
+        }
     }
 
     fn failed(message: String) -> Self {
-        Outcome { state: TaskState::Failed, message, xcom: None }
+        Outcome {
+            state: TaskState::Failed,
+            message,
+            xcom: None,
+        }
     }
 }
 
 /// The XCom value of a try: the `$WEIR_XCOM` file if written, else the last line in
 /// `last_line` mode (JSON if it parses, else the text).
-fn read_xcom(file: &Path, mode: XcomMode, last_line: Option<&str>) -> Result<Option<serde_json::Value>, String> {
-    if let Ok(text) = std::fs::read_to_string(file) {
-        if !text.trim().is_empty() {
-            return serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| format!("the XCom file is not valid JSON: {e}"));
-        }
+fn read_xcom(
+    file: &Path,
+    mode: XcomMode,
+    last_line: Option<&str>,
+) -> Result<Option<serde_json::Value>, String> {
+    if let Ok(text) = std::fs::read_to_string(file)
+        && !text.trim().is_empty()
+    {
+        return serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("the XCom file is not valid JSON: {e}"));
     }
     Ok(match (mode, last_line) {
-        (XcomMode::LastLine, Some(line)) => {
-            Some(serde_json::from_str(line).unwrap_or_else(|_| serde_json::Value::String(line.to_string())))
-        }
+        (XcomMode::LastLine, Some(line)) => Some(
+            serde_json::from_str(line)
+                .unwrap_or_else(|_| serde_json::Value::String(line.to_string())),
+        ),
         _ => None,
     })
 }
@@ -438,13 +540,19 @@ fn open_log(path: &Path) -> Option<std::fs::File> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ok()
 }
 
 /// Appends one line in weir's log format: `[2026-01-15T03:00:00.123Z] INFO - message`.
 pub fn log_line(log: &mut Option<std::fs::File>, level: &str, message: &str) {
     if let Some(file) = log {
-        let now = jiff::Timestamp::now().round(jiff::Unit::Millisecond).unwrap_or_else(|_| jiff::Timestamp::now());
+        let now = jiff::Timestamp::now()
+            .round(jiff::Unit::Millisecond)
+            .unwrap_or_else(|_| jiff::Timestamp::now());
         let _ = writeln!(file, "[{now}] {level} - {message}");
     }
 }

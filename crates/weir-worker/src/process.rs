@@ -79,7 +79,9 @@ pub async fn run_process(
 
     let waited = async {
         match timeout {
-            Some(limit) => tokio::time::timeout(limit, child.wait()).await.map_err(|_| Exit::TimedOut(limit)),
+            Some(limit) => tokio::time::timeout(limit, child.wait())
+                .await
+                .map_err(|_| Exit::TimedOut(limit)),
             None => Ok(child.wait().await),
         }
     };
@@ -100,7 +102,10 @@ pub async fn run_process(
         Err(stop) => {
             // Ask politely, then make sure: the whole group, children included.
             signal_group(pgid, Signal::SIGTERM);
-            if tokio::time::timeout(kill_grace, child.wait()).await.is_err() {
+            if tokio::time::timeout(kill_grace, child.wait())
+                .await
+                .is_err()
+            {
                 signal_group(pgid, Signal::SIGKILL);
                 let _ = child.wait().await;
             }
@@ -119,7 +124,10 @@ pub async fn run_process(
 }
 
 fn spawn_failed(message: String) -> ProcessResult {
-    ProcessResult { exit: Exit::SpawnFailed(message), last_line: None }
+    ProcessResult {
+        exit: Exit::SpawnFailed(message),
+        last_line: None,
+    }
 }
 
 /// Copies the process's output into the log line by line (so a tail sees it live) and

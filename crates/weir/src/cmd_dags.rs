@@ -1,9 +1,9 @@
 //! `weir dags ...`
 
+use crate::Failed;
 use crate::config::Settings;
 use crate::engine::{self, open_store};
 use crate::output::{Format, Listing, time};
-use crate::Failed;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -81,18 +81,38 @@ pub async fn run(settings: &Settings, cmd: DagsCommand, format: Format) -> Resul
         return validate(settings, path.as_deref());
     }
     let store = open_store(settings).await?;
-    let scheduler = Scheduler::new(store.clone(), engine::scheduler_config(settings, Vec::new()));
-    scheduler.sync_dag_folder().await.context("reading the DAG folder")?;
+    let scheduler = Scheduler::new(
+        store.clone(),
+        engine::scheduler_config(settings, Vec::new()),
+    );
+    scheduler
+        .sync_dag_folder()
+        .await
+        .context("reading the DAG folder")?;
     let result = dispatch(settings, &store, &scheduler, cmd, format).await;
     store.close().await;
     result
 }
 
-async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd: DagsCommand, format: Format) -> Result<()> {
+async fn dispatch(
+    settings: &Settings,
+    store: &Store,
+    scheduler: &Scheduler,
+    cmd: DagsCommand,
+    format: Format,
+) -> Result<()> {
     match cmd {
         DagsCommand::Validate { .. } => unreachable!("handled before opening the store"),
         DagsCommand::List => {
-            let mut listing = Listing::new(&["dag_id", "fileloc", "owner", "schedule", "timezone", "is_paused", "next_run"]);
+            let mut listing = Listing::new(&[
+                "dag_id",
+                "fileloc",
+                "owner",
+                "schedule",
+                "timezone",
+                "is_paused",
+                "next_run",
+            ]);
             for row in store.list_dags().await? {
                 let next = scheduler.dag(&row.dag_id).and_then(|d| next_run(&d));
                 listing.row(vec![
@@ -108,7 +128,10 @@ async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd
             print!("{}", listing.render(format));
             let errors = store.import_errors().await?;
             if !errors.is_empty() {
-                eprintln!("warning: {} DAG files failed to parse (weir dags list-import-errors)", errors.len());
+                eprintln!(
+                    "warning: {} DAG files failed to parse (weir dags list-import-errors)",
+                    errors.len()
+                );
             }
             Ok(())
         }
@@ -132,7 +155,12 @@ async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd
             show(&dag, format);
             Ok(())
         }
-        DagsCommand::Trigger { dag_id, conf, logical_date, wait } => {
+        DagsCommand::Trigger {
+            dag_id,
+            conf,
+            logical_date,
+            wait,
+        } => {
             let dag = find_dag(store, scheduler, &dag_id).await?;
             let conf = parse_conf(conf.as_deref())?;
             let at = match logical_date {
@@ -142,15 +170,22 @@ async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd
             let run = create_manual_run(store, &dag, at, conf).await?;
             println!("{}", run.run_id);
             if store.dag_row(&dag_id).await?.is_some_and(|r| r.is_paused) {
-                eprintln!("note: DAG '{dag_id}' is paused; the run starts when it is unpaused (weir dags unpause {dag_id})");
+                eprintln!(
+                    "note: DAG '{dag_id}' is paused; the run starts when it is unpaused (weir dags unpause {dag_id})"
+                );
             }
             if wait {
                 let alive = store.latest_job_heartbeat("scheduler").await?;
                 if alive.is_none() {
-                    eprintln!("note: no scheduler is running; the run waits for `weir standalone` or `weir scheduler`");
+                    eprintln!(
+                        "note: no scheduler is running; the run waits for `weir standalone` or `weir scheduler`"
+                    );
                 }
                 loop {
-                    let current = store.get_run(&dag_id, &run.run_id).await?.context("the run disappeared")?;
+                    let current = store
+                        .get_run(&dag_id, &run.run_id)
+                        .await?
+                        .context("the run disappeared")?;
                     if current.state.is_finished() {
                         eprintln!("run {} {}", current.run_id, current.state);
                         if current.state == RunState::Failed {
@@ -163,7 +198,9 @@ async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd
             }
             Ok(())
         }
-        DagsCommand::Pause { dag_id } | DagsCommand::Unpause { dag_id } if store.dag_row(&dag_id).await?.is_none() => {
+        DagsCommand::Pause { dag_id } | DagsCommand::Unpause { dag_id }
+            if store.dag_row(&dag_id).await?.is_none() =>
+        {
             Err(unknown_dag(store, &dag_id).await)
         }
         DagsCommand::Pause { dag_id } => {
@@ -191,11 +228,17 @@ async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd
                 None => create_manual_run(store, &dag, at, conf).await?,
             };
             eprintln!("testing {} run {}", dag.dag_id, run.run_id);
-            let finished = engine::run_to_completion(settings, store, dag.clone(), vec![run.id], |_, task, state, try_number| {
-                if state.is_finished() || state == weir_core::TaskState::UpForRetry {
-                    println!("{task:<30} {state} (try {try_number})");
-                }
-            })
+            let finished = engine::run_to_completion(
+                settings,
+                store,
+                dag.clone(),
+                vec![run.id],
+                |_, task, state, try_number| {
+                    if state.is_finished() || state == weir_core::TaskState::UpForRetry {
+                        println!("{task:<30} {state} (try {try_number})");
+                    }
+                },
+            )
             .await?;
             let run = &finished[0];
             println!("run {} {}", run.run_id, run.state);
@@ -204,14 +247,28 @@ async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd
             }
             Ok(())
         }
-        DagsCommand::Backfill { dag_id, start, end, reset, dry_run, no_run } => {
+        DagsCommand::Backfill {
+            dag_id,
+            start,
+            end,
+            reset,
+            dry_run,
+            no_run,
+        } => {
             let dag = find_dag(store, scheduler, &dag_id).await?;
             backfill(settings, store, dag, &start, &end, reset, dry_run, no_run).await
         }
         DagsCommand::Runs { dag_id, limit } => {
             find_dag(store, scheduler, &dag_id).await?;
-            let mut listing =
-                Listing::new(&["dag_id", "run_id", "state", "run_type", "logical_date", "start_date", "end_date"]);
+            let mut listing = Listing::new(&[
+                "dag_id",
+                "run_id",
+                "state",
+                "run_type",
+                "logical_date",
+                "start_date",
+                "end_date",
+            ]);
             for run in store.list_runs(&dag_id, limit).await? {
                 listing.row(vec![
                     json!(run.dag_id),
@@ -227,10 +284,11 @@ async fn dispatch(settings: &Settings, store: &Store, scheduler: &Scheduler, cmd
             Ok(())
         }
         DagsCommand::State { dag_id, run_id } => {
-            let run = store
-                .get_run(&dag_id, &run_id)
-                .await?
-                .with_context(|| format!("no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"))?;
+            let run = store.get_run(&dag_id, &run_id).await?.with_context(|| {
+                format!(
+                    "no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"
+                )
+            })?;
             match format {
                 Format::Json => println!(
                     "{}",
@@ -252,7 +310,11 @@ pub async fn find_dag(store: &Store, scheduler: &Scheduler, dag_id: &str) -> Res
 }
 
 async fn unknown_dag(store: &Store, dag_id: &str) -> anyhow::Error {
-    let known: Vec<String> = store.list_dags().await.map(|d| d.into_iter().map(|r| r.dag_id).collect()).unwrap_or_default();
+    let known: Vec<String> = store
+        .list_dags()
+        .await
+        .map(|d| d.into_iter().map(|r| r.dag_id).collect())
+        .unwrap_or_default();
     let best = known
         .iter()
         .map(|k| (strsim::levenshtein(k, dag_id), k))
@@ -274,7 +336,9 @@ fn parse_conf(conf: Option<&str>) -> Result<serde_json::Map<String, Value>> {
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => bail!("--conf must be a JSON object\nhint: --conf '{{\"country\": \"KR\"}}'"),
-            Err(e) => bail!("--conf is not valid JSON: {e}\nhint: --conf '{{\"country\": \"KR\"}}'"),
+            Err(e) => {
+                bail!("--conf is not valid JSON: {e}\nhint: --conf '{{\"country\": \"KR\"}}'")
+            }
         },
     }
 }
@@ -291,14 +355,27 @@ async fn create_manual_run(
     };
     weir_scheduler::create_run(store, dag, RunType::Manual, at, interval, conf, None)
         .await?
-        .with_context(|| format!("a run of '{}' already exists for logical date {}", dag.dag_id, iso(at)))
+        .with_context(|| {
+            format!(
+                "a run of '{}' already exists for logical date {}",
+                dag.dag_id,
+                iso(at)
+            )
+        })
 }
 
 /// Clears every task instance of a run so that it runs again from the start.
 async fn reset_run(store: &Store, dag: &Dag, run: &weir_store::RunRow) -> Result<()> {
     let tis = store.task_instances(run.id).await?;
-    let retries: Vec<(i64, u32)> =
-        tis.iter().map(|t| (t.id, dag.task(&t.task_id).map(|task| task.retries).unwrap_or(0))).collect();
+    let retries: Vec<(i64, u32)> = tis
+        .iter()
+        .map(|t| {
+            (
+                t.id,
+                dag.task(&t.task_id).map(|task| task.retries).unwrap_or(0),
+            )
+        })
+        .collect();
     let ids: Vec<i64> = tis.iter().map(|t| t.id).collect();
     store.clear_task_instances(&ids, &retries).await?;
     Ok(())
@@ -333,7 +410,12 @@ async fn backfill(
     let intervals = timetable.intervals_between(from, to, 10_000);
     if dry_run {
         for i in &intervals {
-            println!("{}  {} .. {}", weir_core::run_id(RunType::Backfill, i.start), iso(i.start), iso(i.end));
+            println!(
+                "{}  {} .. {}",
+                weir_core::run_id(RunType::Backfill, i.start),
+                iso(i.start),
+                iso(i.end)
+            );
         }
         eprintln!("{} runs would be created", intervals.len());
         return Ok(());
@@ -361,7 +443,11 @@ async fn backfill(
                     reset_run(store, &dag, &existing).await?;
                     runs.push(existing);
                 } else {
-                    eprintln!("skipping {}: run {} exists (use --reset to run it again)", iso(interval.start), existing.run_id);
+                    eprintln!(
+                        "skipping {}: run {} exists (use --reset to run it again)",
+                        iso(interval.start),
+                        existing.run_id
+                    );
                 }
             }
         }
@@ -385,7 +471,11 @@ async fn backfill(
     }
     print!("{}", listing.render(Format::Table));
     if failed > 0 {
-        return Err(Failed(format!("{failed} of {} backfill runs failed", finished.len())).into());
+        return Err(Failed(format!(
+            "{failed} of {} backfill runs failed",
+            finished.len()
+        ))
+        .into());
     }
     Ok(())
 }
@@ -394,7 +484,11 @@ fn next_run(dag: &Dag) -> Option<String> {
     let tt = Timetable::new(&dag.schedule, dag.tz()).ok()?;
     tt.next_fire_after(jiff::Timestamp::now()).map(|t| {
         let local = t.to_zoned(dag.tz());
-        format!("{} ({})", local.strftime("%Y-%m-%d %H:%M %Z"), t.strftime("%H:%M UTC"))
+        format!(
+            "{} ({})",
+            local.strftime("%Y-%m-%d %H:%M %Z"),
+            t.strftime("%H:%M UTC")
+        )
     })
 }
 
@@ -444,8 +538,13 @@ fn validate(settings: &Settings, path: Option<&std::path::Path>) -> Result<()> {
     let mut bad = 0;
     let mut problems = 0;
     for file in &files {
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let shown = file.strip_prefix(&settings.project_dir).unwrap_or(file).display().to_string();
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let shown = file
+            .strip_prefix(&settings.project_dir)
+            .unwrap_or(file)
+            .display()
+            .to_string();
         if let Err(errors) = weir_spec::parse_dag(&shown, &bytes, &options) {
             bad += 1;
             for e in &errors.0 {
@@ -459,7 +558,11 @@ fn validate(settings: &Settings, path: Option<&std::path::Path>) -> Result<()> {
         }
     }
     if bad > 0 {
-        return Err(Failed(format!("{problems} problems in {bad} of {} files", files.len())).into());
+        return Err(Failed(format!(
+            "{problems} problems in {bad} of {} files",
+            files.len()
+        ))
+        .into());
     }
     println!("{} DAG files valid", files.len());
     Ok(())

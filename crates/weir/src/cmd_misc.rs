@@ -66,19 +66,34 @@ pub async fn variables(settings: &Settings, cmd: VariablesCommand, format: Forma
 
 async fn variables_on(store: &Store, cmd: VariablesCommand, format: Format) -> Result<()> {
     match cmd {
-        VariablesCommand::Get { key, default } => match (store.get_variable(&key).await?, default) {
-            (Some(v), _) => {
-                println!("{}", v.val);
-                Ok(())
+        VariablesCommand::Get { key, default } => {
+            match (store.get_variable(&key).await?, default) {
+                (Some(v), _) => {
+                    println!("{}", v.val);
+                    Ok(())
+                }
+                (None, Some(d)) => {
+                    println!("{d}");
+                    Ok(())
+                }
+                (None, None) => {
+                    bail!("variable '{key}' does not exist\nhint: weir variables list shows them")
+                }
             }
-            (None, Some(d)) => {
-                println!("{d}");
-                Ok(())
-            }
-            (None, None) => bail!("variable '{key}' does not exist\nhint: weir variables list shows them"),
-        },
-        VariablesCommand::Set { key, value, description } => {
-            store.set_variable(&VariableRow { key: key.clone(), val: value, description, is_encrypted: false }).await?;
+        }
+        VariablesCommand::Set {
+            key,
+            value,
+            description,
+        } => {
+            store
+                .set_variable(&VariableRow {
+                    key: key.clone(),
+                    val: value,
+                    description,
+                    is_encrypted: false,
+                })
+                .await?;
             eprintln!("variable '{key}' set");
             Ok(())
         }
@@ -107,11 +122,20 @@ async fn variables_on(store: &Store, cmd: VariablesCommand, format: Format) -> R
                 anyhow::anyhow!("{file}:{}: not valid JSON: {e}\nhint: the format is {{\"key\": \"value\", ...}} as airflow variables export writes it", e.line())
             })?;
             let Value::Object(map) = parsed else {
-                bail!("{file}: expected a JSON object of variables\nhint: {{\"key\": \"value\", ...}}");
+                bail!(
+                    "{file}: expected a JSON object of variables\nhint: {{\"key\": \"value\", ...}}"
+                );
             };
             let count = map.len();
             for (key, value) in map {
-                store.set_variable(&VariableRow { key, val: variable_text(value), description: None, is_encrypted: false }).await?;
+                store
+                    .set_variable(&VariableRow {
+                        key,
+                        val: variable_text(value),
+                        description: None,
+                        is_encrypted: false,
+                    })
+                    .await?;
             }
             eprintln!("{count} variables imported");
             Ok(())
@@ -150,15 +174,23 @@ pub async fn db(settings: &Settings, cmd: DbCommand) -> Result<()> {
     let url = settings.database_url()?;
     match cmd {
         DbCommand::Migrate => {
-            let store = Store::connect(&url).await.with_context(|| format!("cannot connect to {}", redact(&url)))?;
+            let store = Store::connect(&url)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact(&url)))?;
             let pending = store.pending_migrations().await?;
             store.migrate().await?;
-            println!("metadata database {} is current ({} migrations applied)", redact(&url), pending.len());
+            println!(
+                "metadata database {} is current ({} migrations applied)",
+                redact(&url),
+                pending.len()
+            );
             store.close().await;
             Ok(())
         }
         DbCommand::Check => {
-            let store = Store::connect(&url).await.with_context(|| format!("cannot connect to {}", redact(&url)))?;
+            let store = Store::connect(&url)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact(&url)))?;
             store.ping().await?;
             let pending = store.pending_migrations().await?;
             store.close().await;
@@ -170,7 +202,10 @@ pub async fn db(settings: &Settings, cmd: DbCommand) -> Result<()> {
                 ))
                 .into());
             }
-            println!("metadata database {} is reachable and current", redact(&url));
+            println!(
+                "metadata database {} is reachable and current",
+                redact(&url)
+            );
             Ok(())
         }
         DbCommand::Clean { keep_days } => {
@@ -195,7 +230,11 @@ pub fn config(settings: &Settings, cmd: ConfigCommand) -> Result<()> {
                 println!("{other}");
                 Ok(())
             }
-            None => bail!("no setting [{section}] {key}\nhint: see weir.toml; every key is also settable as WEIR__{}__{}", section.to_uppercase(), key.to_uppercase()),
+            None => bail!(
+                "no setting [{section}] {key}\nhint: see weir.toml; every key is also settable as WEIR__{}__{}",
+                section.to_uppercase(),
+                key.to_uppercase()
+            ),
         },
     }
 }
@@ -213,7 +252,8 @@ pub async fn health(settings: &Settings) -> Result<()> {
         }
         Err(_) => (false, None),
     };
-    let scheduler_ok = heartbeat.is_some_and(|hb| weir_core::now_micros() - hb < threshold.max(30_000_000));
+    let scheduler_ok =
+        heartbeat.is_some_and(|hb| weir_core::now_micros() - hb < threshold.max(30_000_000));
     let doc = json!({
         "metadatabase": {"status": if db_ok { "healthy" } else { "unhealthy" }},
         "scheduler": {

@@ -17,7 +17,11 @@ pub enum TasksCommand {
     /// List a DAG's tasks in dependency order.
     List { dag_id: String },
     /// Run one task instance now, ignoring its dependencies; exit 1 if it fails.
-    Run { dag_id: String, task_id: String, date: String },
+    Run {
+        dag_id: String,
+        task_id: String,
+        date: String,
+    },
     /// Clear task instances so that the scheduler runs them again.
     Clear {
         dag_id: String,
@@ -54,12 +58,23 @@ pub async fn run(settings: &Settings, cmd: TasksCommand, format: Format) -> Resu
 }
 
 async fn loaded(settings: &Settings, store: &Store) -> Result<Scheduler> {
-    let scheduler = Scheduler::new(store.clone(), engine::scheduler_config(settings, Vec::new()));
-    scheduler.sync_dag_folder().await.context("reading the DAG folder")?;
+    let scheduler = Scheduler::new(
+        store.clone(),
+        engine::scheduler_config(settings, Vec::new()),
+    );
+    scheduler
+        .sync_dag_folder()
+        .await
+        .context("reading the DAG folder")?;
     Ok(scheduler)
 }
 
-async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format: Format) -> Result<()> {
+async fn dispatch(
+    settings: &Settings,
+    store: &Store,
+    cmd: TasksCommand,
+    format: Format,
+) -> Result<()> {
     match cmd {
         TasksCommand::List { dag_id } => {
             let scheduler = loaded(settings, store).await?;
@@ -67,12 +82,20 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
             let mut listing = Listing::new(&["task_id", "type", "depends_on"]);
             for i in weir_scheduler::topological_order(&dag) {
                 let t = &dag.tasks[i];
-                listing.row(vec![json!(t.task_id), json!(t.task_type), json!(t.depends_on.join(","))]);
+                listing.row(vec![
+                    json!(t.task_id),
+                    json!(t.task_type),
+                    json!(t.depends_on.join(",")),
+                ]);
             }
             print!("{}", listing.render(format));
             Ok(())
         }
-        TasksCommand::Run { dag_id, task_id, date } => {
+        TasksCommand::Run {
+            dag_id,
+            task_id,
+            date,
+        } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
             if dag.task(&task_id).is_none() {
@@ -85,9 +108,17 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
                     let interval = Timetable::new(&dag.schedule, dag.tz())
                         .map(|tt| tt.manual_interval(at))
                         .unwrap_or(weir_core::DataInterval { start: at, end: at });
-                    weir_scheduler::create_run(store, &dag, RunType::Manual, at, interval, Default::default(), None)
-                        .await?
-                        .context("could not create the run")?
+                    weir_scheduler::create_run(
+                        store,
+                        &dag,
+                        RunType::Manual,
+                        at,
+                        interval,
+                        Default::default(),
+                        None,
+                    )
+                    .await?
+                    .context("could not create the run")?
                 }
             };
             // Only this task: every other task instance of the run is left as it is, and this
@@ -99,13 +130,21 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
                 .find(|t| t.task_id == task_id)
                 .context("the run has no instance of this task")?;
             if ti.state == TaskState::Running {
-                bail!("task '{task_id}' of run {} is running right now", run.run_id);
+                bail!(
+                    "task '{task_id}' of run {} is running right now",
+                    run.run_id
+                );
             }
             if ti.state != TaskState::None {
                 store.clear_task_instances(&[ti.id], &[(ti.id, 0)]).await?;
             }
             store
-                .apply_transitions(&[Transition { ti_id: ti.id, from: TaskState::None, to: TaskState::Queued, next_retry_at: None }])
+                .apply_transitions(&[Transition {
+                    ti_id: ti.id,
+                    from: TaskState::None,
+                    to: TaskState::Queued,
+                    next_retry_at: None,
+                }])
                 .await?;
             let worker = std::sync::Arc::new(weir_worker::Worker::new(
                 store.clone(),
@@ -115,7 +154,10 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
             let (stop, stop_rx) = tokio::sync::watch::channel(false);
             let handle = tokio::spawn(worker.clone().run(stop_rx));
             let state = loop {
-                let now = store.task_instance(ti.id).await?.context("the task instance disappeared")?;
+                let now = store
+                    .task_instance(ti.id)
+                    .await?
+                    .context("the task instance disappeared")?;
                 if now.state.is_finished() || now.state == TaskState::UpForRetry {
                     break now.state;
                 }
@@ -123,7 +165,13 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
             };
             let _ = stop.send(true);
             let _ = handle.await;
-            let path = weir_core::log_path(&settings.log_dir(), &dag_id, &run.run_id, &task_id, ti.try_number + 1);
+            let path = weir_core::log_path(
+                &settings.log_dir(),
+                &dag_id,
+                &run.run_id,
+                &task_id,
+                ti.try_number + 1,
+            );
             if let Ok(text) = std::fs::read_to_string(&path) {
                 eprint!("{text}");
             }
@@ -133,16 +181,31 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
             }
             Ok(())
         }
-        TasksCommand::Clear { dag_id, task, start, end, only_failed } => {
+        TasksCommand::Clear {
+            dag_id,
+            task,
+            start,
+            end,
+            only_failed,
+        } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
-            let pattern = match task {
-                Some(re) => Some(regex::Regex::new(&re).with_context(|| format!("--task '{re}' is not a valid regular expression"))?),
-                None => None,
-            };
+            let pattern =
+                match task {
+                    Some(re) => Some(regex::Regex::new(&re).with_context(|| {
+                        format!("--task '{re}' is not a valid regular expression")
+                    })?),
+                    None => None,
+                };
             let tz = dag.tz();
-            let from = start.map(|s| parse_instant(&s, &tz)).transpose().map_err(anyhow::Error::msg)?;
-            let to = end.map(|s| parse_instant(&s, &tz)).transpose().map_err(anyhow::Error::msg)?;
+            let from = start
+                .map(|s| parse_instant(&s, &tz))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let to = end
+                .map(|s| parse_instant(&s, &tz))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let mut ids = Vec::new();
             let mut retries = Vec::new();
             for run in store.list_runs(&dag_id, i64::MAX).await? {
@@ -154,7 +217,9 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
                     if pattern.as_ref().is_some_and(|re| !re.is_match(&ti.task_id)) {
                         continue;
                     }
-                    if only_failed && !matches!(ti.state, TaskState::Failed | TaskState::UpstreamFailed) {
+                    if only_failed
+                        && !matches!(ti.state, TaskState::Failed | TaskState::UpstreamFailed)
+                    {
                         continue;
                     }
                     retries.push((ti.id, dag.task(&ti.task_id).map(|t| t.retries).unwrap_or(0)));
@@ -165,11 +230,17 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
             println!("cleared {cleared} task instances");
             Ok(())
         }
-        TasksCommand::Logs { dag_id, run_id, task_id, r#try } => {
-            let run = store
-                .get_run(&dag_id, &run_id)
-                .await?
-                .with_context(|| format!("no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"))?;
+        TasksCommand::Logs {
+            dag_id,
+            run_id,
+            task_id,
+            r#try,
+        } => {
+            let run = store.get_run(&dag_id, &run_id).await?.with_context(|| {
+                format!(
+                    "no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"
+                )
+            })?;
             let ti = store
                 .task_instances(run.id)
                 .await?
@@ -177,18 +248,25 @@ async fn dispatch(settings: &Settings, store: &Store, cmd: TasksCommand, format:
                 .find(|t| t.task_id == task_id)
                 .with_context(|| format!("run '{run_id}' has no task '{task_id}'"))?;
             let try_number = r#try.unwrap_or(ti.try_number.max(1));
-            let path = weir_core::log_path(&settings.log_dir(), &dag_id, &run_id, &task_id, try_number);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("no log for try {try_number} of '{task_id}' at {}", path.display()))?;
+            let path =
+                weir_core::log_path(&settings.log_dir(), &dag_id, &run_id, &task_id, try_number);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "no log for try {try_number} of '{task_id}' at {}",
+                    path.display()
+                )
+            })?;
             print!("{text}");
             Ok(())
         }
         TasksCommand::States { dag_id, run_id } => {
-            let run = store
-                .get_run(&dag_id, &run_id)
-                .await?
-                .with_context(|| format!("no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"))?;
-            let mut listing = Listing::new(&["task_id", "state", "try_number", "start_date", "end_date"]);
+            let run = store.get_run(&dag_id, &run_id).await?.with_context(|| {
+                format!(
+                    "no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"
+                )
+            })?;
+            let mut listing =
+                Listing::new(&["task_id", "state", "try_number", "start_date", "end_date"]);
             for ti in store.task_instances(run.id).await? {
                 listing.row(vec![
                     json!(ti.task_id),

@@ -54,12 +54,17 @@ impl Settings {
             None => match std::env::var_os("WEIR_HOME") {
                 Some(home) => PathBuf::from(home),
                 None => {
-                    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-                    cwd.ancestors().find(|d| d.join("weir.toml").is_file()).unwrap_or(&cwd).to_path_buf()
+                    let cwd =
+                        std::env::current_dir().context("cannot read the current directory")?;
+                    cwd.ancestors()
+                        .find(|d| d.join("weir.toml").is_file())
+                        .unwrap_or(&cwd)
+                        .to_path_buf()
                 }
             },
         };
-        let dir = std::fs::canonicalize(&dir).with_context(|| format!("project directory '{}' does not exist", dir.display()))?;
+        let dir = std::fs::canonicalize(&dir)
+            .with_context(|| format!("project directory '{}' does not exist", dir.display()))?;
         Settings::load(dir)
     }
 
@@ -67,19 +72,29 @@ impl Settings {
         let mut table: toml::Table = DEFAULTS.parse().expect("built-in defaults parse");
         let file = project_dir.join("weir.toml");
         if file.is_file() {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
             let user: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-                let line = e.span().map(|s| text[..s.start].lines().count().max(1)).unwrap_or(0);
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start].lines().count().max(1))
+                    .unwrap_or(0);
                 anyhow::anyhow!("{}:{line}: {}", file.display(), e.message())
             })?;
             merge(&mut table, user);
         }
         for (key, value) in std::env::vars() {
-            let Some(rest) = key.strip_prefix("WEIR__") else { continue };
-            let Some((section, name)) = rest.split_once("__") else { continue };
+            let Some(rest) = key.strip_prefix("WEIR__") else {
+                continue;
+            };
+            let Some((section, name)) = rest.split_once("__") else {
+                continue;
+            };
             let section = section.to_ascii_lowercase();
             let name = name.to_ascii_lowercase();
-            let entry = table.entry(section).or_insert_with(|| toml::Value::Table(Default::default()));
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(Default::default()));
             if let toml::Value::Table(t) = entry {
                 t.insert(name, parse_env_value(&value));
             }
@@ -164,19 +179,36 @@ impl Settings {
             return Ok(url);
         }
         let dir = self.state_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(format!("sqlite://{}", dir.join("metadata.db").display()))
     }
 
     pub fn parse_options(&self, available: Vec<String>) -> weir_spec::ParseOptions {
-        weir_spec::ParseOptions { default_timezone: self.default_timezone(), available_types: available }
+        weir_spec::ParseOptions {
+            default_timezone: self.default_timezone(),
+            available_types: available,
+        }
+    }
+
+    /// `[pools]`: pool name → slots, created or resized when a scheduler starts.
+    pub fn pools(&self) -> Vec<(String, i64)> {
+        match self.table.get("pools").and_then(|p| p.as_table()) {
+            Some(t) => t
+                .iter()
+                .filter_map(|(k, v)| v.as_integer().map(|n| (k.clone(), n)))
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Checks values users commonly get wrong, naming the key.
     pub fn validate(&self) -> Result<()> {
         let tz = self.default_timezone();
         if jiff::tz::TimeZone::get(&tz).is_err() {
-            bail!("[core] default_timezone '{tz}' is not an IANA time zone\nhint: use a name such as UTC or Europe/Berlin");
+            bail!(
+                "[core] default_timezone '{tz}' is not an IANA time zone\nhint: use a name such as UTC or Europe/Berlin"
+            );
         }
         Ok(())
     }

@@ -13,10 +13,16 @@ use weir_scheduler::{Scheduler, SchedulerConfig};
 use weir_store::{RunRow, Store};
 use weir_worker::{Worker, WorkerConfig};
 
-/// Opens (and migrates) the project's metadata database.
+/// Opens (and migrates) the project's metadata database, and applies `[pools]`.
 pub async fn open_store(settings: &Settings) -> Result<Store> {
     let url = settings.database_url()?;
-    Store::open(&url).await.with_context(|| format!("cannot open the metadata database {}", redact(&url)))
+    let store = Store::open(&url)
+        .await
+        .with_context(|| format!("cannot open the metadata database {}", redact(&url)))?;
+    for (name, slots) in settings.pools() {
+        store.set_pool(&name, slots, None).await?;
+    }
+    Ok(store)
 }
 
 /// A URL with its password hidden.
@@ -37,8 +43,12 @@ pub fn scheduler_config(settings: &Settings, only_runs: Vec<i64>) -> SchedulerCo
         project_dir: settings.project_dir.clone(),
         log_dir: settings.log_dir(),
         dag_dir_list_interval: settings.seconds("scheduler", "dag_dir_list_interval"),
-        poll: settings.seconds("scheduler", "poll_s").max(Duration::from_millis(10)),
-        heartbeat: settings.seconds("scheduler", "heartbeat_s").max(Duration::from_millis(100)),
+        poll: settings
+            .seconds("scheduler", "poll_s")
+            .max(Duration::from_millis(10)),
+        heartbeat: settings
+            .seconds("scheduler", "heartbeat_s")
+            .max(Duration::from_millis(100)),
         zombie_threshold: settings.seconds("scheduler", "zombie_threshold_s"),
         parallelism: settings.parallelism(),
         paused_by_default: settings.paused_by_default(),
@@ -47,13 +57,22 @@ pub fn scheduler_config(settings: &Settings, only_runs: Vec<i64>) -> SchedulerCo
     }
 }
 
-pub fn worker_config(settings: &Settings, queues: Vec<String>, slots: usize, only_runs: Vec<i64>) -> WorkerConfig {
+pub fn worker_config(
+    settings: &Settings,
+    queues: Vec<String>,
+    slots: usize,
+    only_runs: Vec<i64>,
+) -> WorkerConfig {
     WorkerConfig {
         worker_id: WorkerConfig::default_worker_id(),
         queues,
         slots,
-        heartbeat: settings.seconds("scheduler", "heartbeat_s").max(Duration::from_millis(100)),
-        poll: settings.seconds("scheduler", "poll_s").max(Duration::from_millis(10)),
+        heartbeat: settings
+            .seconds("scheduler", "heartbeat_s")
+            .max(Duration::from_millis(100)),
+        poll: settings
+            .seconds("scheduler", "poll_s")
+            .max(Duration::from_millis(10)),
         project_dir: settings.project_dir.clone(),
         log_dir: settings.log_dir(),
         kill_grace: settings.seconds("worker", "kill_grace_s"),
@@ -65,7 +84,8 @@ pub fn worker_config(settings: &Settings, queues: Vec<String>, slots: usize, onl
 fn shutdown_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
@@ -80,18 +100,36 @@ fn shutdown_signal() -> watch::Receiver<bool> {
 pub async fn standalone(settings: &Settings) -> Result<()> {
     let started = std::time::Instant::now();
     let store = open_store(settings).await?;
-    let scheduler = Arc::new(Scheduler::new(store.clone(), scheduler_config(settings, Vec::new())));
-    scheduler.sync_dag_folder().await.context("reading the DAG folder")?;
+    let scheduler = Arc::new(Scheduler::new(
+        store.clone(),
+        scheduler_config(settings, Vec::new()),
+    ));
+    scheduler
+        .sync_dag_folder()
+        .await
+        .context("reading the DAG folder")?;
     let worker = Arc::new(
-        Worker::new(store.clone(), registry(), worker_config(settings, Vec::new(), settings.worker_slots(), Vec::new()))
-            .with_scheduler(scheduler.dags(), scheduler.worker_wake.clone(), scheduler.wake.clone()),
+        Worker::new(
+            store.clone(),
+            registry(),
+            worker_config(settings, Vec::new(), settings.worker_slots(), Vec::new()),
+        )
+        .with_scheduler(
+            scheduler.dags(),
+            scheduler.worker_wake.clone(),
+            scheduler.wake.clone(),
+        ),
     );
     let dags = scheduler.dags().read().map(|d| d.len()).unwrap_or(0);
     let errors = store.import_errors().await?.len();
     eprintln!(
         "weir standalone: project {} · {dags} DAGs{} · metadata {} · ready in {} ms",
         settings.project_dir.display(),
-        if errors > 0 { format!(" · {errors} import errors (weir dags list-import-errors)") } else { String::new() },
+        if errors > 0 {
+            format!(" · {errors} import errors (weir dags list-import-errors)")
+        } else {
+            String::new()
+        },
         redact(&settings.database_url()?),
         started.elapsed().as_millis()
     );
@@ -107,20 +145,31 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
 pub async fn scheduler_only(settings: &Settings) -> Result<()> {
     let store = open_store(settings).await?;
     let scheduler = Scheduler::new(store.clone(), scheduler_config(settings, Vec::new()));
-    eprintln!("weir scheduler: project {} · press Ctrl-C to stop", settings.project_dir.display());
+    eprintln!(
+        "weir scheduler: project {} · press Ctrl-C to stop",
+        settings.project_dir.display()
+    );
     let result = scheduler.run(shutdown_signal()).await;
     store.close().await;
     result.map_err(Into::into)
 }
 
-pub async fn worker_only(settings: &Settings, queues: Vec<String>, concurrency: Option<usize>) -> Result<()> {
+pub async fn worker_only(
+    settings: &Settings,
+    queues: Vec<String>,
+    concurrency: Option<usize>,
+) -> Result<()> {
     let store = open_store(settings).await?;
     let slots = concurrency.unwrap_or_else(|| settings.worker_slots());
     let config = worker_config(settings, queues.clone(), slots, Vec::new());
     eprintln!(
         "weir worker {}: queues {} · {slots} slots · press Ctrl-C to stop",
         config.worker_id,
-        if queues.is_empty() { "all".to_string() } else { queues.join(",") }
+        if queues.is_empty() {
+            "all".to_string()
+        } else {
+            queues.join(",")
+        }
     );
     let worker = Arc::new(Worker::new(store.clone(), registry(), config));
     worker.run(shutdown_signal()).await;
@@ -145,7 +194,11 @@ pub async fn run_to_completion(
             registry(),
             worker_config(settings, Vec::new(), settings.worker_slots(), runs.clone()),
         )
-        .with_scheduler(scheduler.dags(), scheduler.worker_wake.clone(), scheduler.wake.clone()),
+        .with_scheduler(
+            scheduler.dags(),
+            scheduler.worker_wake.clone(),
+            scheduler.wake.clone(),
+        ),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker_task = tokio::spawn(worker.clone().run(stop_rx));
@@ -160,7 +213,8 @@ pub async fn run_to_completion(
         for pk in &runs {
             if let Some(run) = store.get_run_by_pk(*pk).await? {
                 for ti in store.task_instances(run.id).await? {
-                    if seen.insert(ti.id, ti.state) != Some(ti.state) && ti.state != TaskState::None {
+                    if seen.insert(ti.id, ti.state) != Some(ti.state) && ti.state != TaskState::None
+                    {
                         on_change(&run, &ti.task_id, ti.state, ti.try_number);
                     }
                 }
@@ -171,10 +225,10 @@ pub async fn run_to_completion(
             break rows;
         }
         let mut sleep = Duration::from_millis(500);
-        if let Some(due) = report.next_due {
-            if let Ok(until) = Duration::try_from(due.duration_since(jiff::Timestamp::now())) {
-                sleep = sleep.min(until);
-            }
+        if let Some(due) = report.next_due
+            && let Ok(until) = Duration::try_from(due.duration_since(jiff::Timestamp::now()))
+        {
+            sleep = sleep.min(until);
         }
         tokio::select! {
             _ = scheduler.wake.notified() => {}

@@ -105,8 +105,15 @@ const WEIRIGNORE: &str = "# Files in dags/ to skip, one glob per line.\ndrafts\n
 const GITIGNORE: &str = ".weir/\n";
 
 pub fn init(dir: &Path) -> Result<()> {
-    if dir.exists() && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false) {
-        bail!("'{}' exists and is not empty\nhint: choose a new folder name", dir.display());
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    {
+        bail!(
+            "'{}' exists and is not empty\nhint: choose a new folder name",
+            dir.display()
+        );
     }
     let files: [(&str, &str); 6] = [
         ("weir.toml", WEIR_TOML),
@@ -119,11 +126,15 @@ pub fn init(dir: &Path) -> Result<()> {
     for (name, text) in files {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     println!("created project {}", dir.display());
-    println!("next: cd {} && weir dags test example_daily 2026-01-15   (or weir standalone)", dir.display());
+    println!(
+        "next: cd {} && weir dags test example_daily 2026-01-15   (or weir standalone)",
+        dir.display()
+    );
     Ok(())
 }

@@ -81,7 +81,10 @@ impl std::error::Error for Failed {}
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -112,12 +115,16 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn,weir=info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+        .unwrap_or_else(|_| "warn,weir=info".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(
+            std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
         .try_init();
 }
 
@@ -132,7 +139,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Standalone => engine::standalone(&settings).await,
         Command::Scheduler => engine::scheduler_only(&settings).await,
-        Command::Worker { queues, concurrency } => engine::worker_only(&settings, queues, concurrency).await,
+        Command::Worker {
+            queues,
+            concurrency,
+        } => engine::worker_only(&settings, queues, concurrency).await,
         Command::Dags(cmd) => cmd_dags::run(&settings, cmd, format).await,
         Command::Tasks(cmd) => cmd_tasks::run(&settings, cmd, format).await,
         Command::Variables(cmd) => cmd_misc::variables(&settings, cmd, format).await,

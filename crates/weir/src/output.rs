@@ -20,15 +20,14 @@ pub struct Listing {
 
 impl Listing {
     pub fn new(columns: &[&'static str]) -> Self {
-        Listing { columns: columns.to_vec(), rows: Vec::new() }
+        Listing {
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, values: Vec<Value>) {
         self.rows.push(values);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
 
     pub fn render(&self, format: Format) -> String {
@@ -38,8 +37,12 @@ impl Listing {
                     .rows
                     .iter()
                     .map(|row| {
-                        let map: Map<String, Value> =
-                            self.columns.iter().map(|c| c.to_string()).zip(row.iter().cloned()).collect();
+                        let map: Map<String, Value> = self
+                            .columns
+                            .iter()
+                            .map(|c| c.to_string())
+                            .zip(row.iter().cloned())
+                            .collect();
                         Value::Object(map)
                     })
                     .collect();
@@ -51,7 +54,11 @@ impl Listing {
                 .map(|row| row.iter().map(cell).collect::<Vec<_>>().join("\t") + "\n")
                 .collect(),
             Format::Table => {
-                let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(cell).collect()).collect();
+                let cells: Vec<Vec<String>> = self
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(cell).collect())
+                    .collect();
                 let mut widths: Vec<usize> = self.columns.iter().map(|c| c.len()).collect();
                 for row in &cells {
                     for (i, c) in row.iter().enumerate() {
@@ -59,8 +66,11 @@ impl Listing {
                     }
                 }
                 let line = |values: Vec<String>| -> String {
-                    let parts: Vec<String> =
-                        values.iter().enumerate().map(|(i, v)| format!("{:<w$}", v, w = widths[i])).collect();
+                    let parts: Vec<String> = values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| format!("{:<w$}", v, w = widths[i]))
+                        .collect();
                     parts.join("  ").trim_end().to_string() + "\n"
                 };
                 let mut out = line(self.columns.iter().map(|c| c.to_string()).collect());
@@ -82,10 +92,11 @@ fn cell(value: &Value) -> String {
     }
 }
 
-/// An instant as users read it in listings: `2026-01-15 03:00:00+00:00`.
+/// An instant as users read it in listings: `2026-01-15 03:00:00+00:00` (with `.ffffff` when
+/// it has microseconds).
 pub fn time(us: Option<i64>) -> Value {
     match us {
-        Some(us) => Value::String(weir_core::timestamp(us).strftime("%Y-%m-%d %H:%M:%S+00:00").to_string()),
+        Some(us) => Value::String(weir_core::iso(weir_core::timestamp(us)).replacen('T', " ", 1)),
         None => Value::Null,
     }
 }

@@ -31,9 +31,15 @@ where
 /// A fresh database on the configured server.
 async fn pg_store() -> Option<Store> {
     let admin_url = std::env::var("WEIR_TEST_PG_URL").ok()?;
-    let name = weir_store::testing::fresh_database(&admin_url).await.expect("create test database");
+    let name = weir_store::testing::fresh_database(&admin_url)
+        .await
+        .expect("create test database");
     let (base, _) = admin_url.rsplit_once('/').expect("url has a database");
-    Some(Store::open(&format!("{base}/{name}")).await.expect("connect to test database"))
+    Some(
+        Store::open(&format!("{base}/{name}"))
+            .await
+            .expect("connect to test database"),
+    )
 }
 
 pub fn dag(dag_id: &str) -> weir_core::Dag {

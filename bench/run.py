@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""weir's benchmarks: generates each workload, runs it under `weir standalone`, prints a table.
+
+W1 chain100  100 sequential `true` tasks: trigger to run success, and per task
+W2 fan1000   start -> 1000 parallel `true` tasks -> end: tasks per second
+W3 parse1000 1000 DAG files of 10 tasks: process start until all are registered
+W5 idle      RSS after 30 s idle, and process start until `weir health` says healthy
+
+Usage: bench/run.py [--weir PATH] [--idle SECONDS] [--only W1,W2,...]
+Times come from the metadata DB (queued_at -> end_date), as the peer figures in
+../shared/peer-bench/FIGURES.md do, and from the wall clock around the CLI.
+"""
+import argparse
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+SETTINGS = """
+[core]
+parallelism = 32
+
+[scheduler]
+dag_dir_list_interval = 1.0
+heartbeat_s = 5.0
+poll_s = 0.2
+
+[worker]
+slots = 32
+"""
+
+
+def project(root, name):
+    d = os.path.join(root, name)
+    os.makedirs(os.path.join(d, "dags"))
+    with open(os.path.join(d, "weir.toml"), "w") as f:
+        f.write(SETTINGS)
+    return d
+
+
+def chain_dag(n):
+    lines = ["dag_id: chain%d" % n, "tasks:"]
+    for i in range(n):
+        dep = "" if i == 0 else ", depends_on: [t%d]" % (i - 1)
+        lines.append("  - {id: t%d, type: shell, command: 'true'%s}" % (i, dep))
+    return "\n".join(lines) + "\n"
+
+
+def fan_dag(n):
+    lines = ["dag_id: fan%d" % n, "max_active_tasks: 64", "tasks:", "  - {id: start, type: empty}"]
+    for i in range(n):
+        lines.append("  - {id: t%d, type: shell, command: 'true', depends_on: [start]}" % i)
+    lines.append("  - id: end\n    type: empty\n    depends_on: [%s]" % ", ".join("t%d" % i for i in range(n)))
+    return "\n".join(lines) + "\n"
+
+
+def parse_dag(i):
+    lines = ["dag_id: parse_%04d" % i, "schedule: '@daily'", "start_date: 2026-01-01", "tasks:"]
+    for t in range(10):
+        dep = "" if t == 0 else ", depends_on: [t%d]" % (t - 1)
+        lines.append("  - {id: t%d, type: shell, command: 'echo {{ ds }} %d'%s}" % (t, t, dep))
+    return "\n".join(lines) + "\n"
+
+
+class Standalone:
+    def __init__(self, weir, proj):
+        self.log = open(os.path.join(proj, "standalone.log"), "w+")
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([weir, "--project", proj, "standalone"], stdout=subprocess.DEVNULL,
+                                     stderr=self.log, stdin=subprocess.DEVNULL)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def rss_mb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+        return float("nan")
+
+
+def wait(pred, limit, step=0.005):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise SystemExit("timed out")
+
+
+def db(proj):
+    return sqlite3.connect("file:%s?mode=ro" % os.path.join(proj, ".weir", "metadata.db"), uri=True, timeout=30)
+
+
+def healthy(weir, proj):
+    return subprocess.run([weir, "--project", proj, "health"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def run_dag(weir, proj, dag_id, tasks):
+    """Triggers dag_id under standalone; returns (wall s, db queued->end s)."""
+    sa = Standalone(weir, proj)
+    try:
+        wait(lambda: healthy(weir, proj), 30, 0.01)
+        t0 = time.monotonic()
+        out = subprocess.run([weir, "--project", proj, "dags", "trigger", dag_id, "--wait"],
+                             capture_output=True, text=True)
+        wall = time.monotonic() - t0
+        if out.returncode != 0:
+            raise SystemExit("%s failed: %s" % (dag_id, out.stderr))
+        con = db(proj)
+        q, e = con.execute("SELECT queued_at, end_date FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchone()
+        n = con.execute("SELECT COUNT(*) FROM task_instance ti JOIN dag_run r ON r.id = ti.run_pk "
+                        "WHERE r.dag_id = ? AND ti.state = 'success'", (dag_id,)).fetchone()[0]
+        con.close()
+        assert n == tasks, (n, tasks)
+        return wall, (e - q) / 1e6
+    finally:
+        sa.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weir", default=None)
+    ap.add_argument("--idle", type=float, default=30.0)
+    ap.add_argument("--only", default="W1,W2,W3,W5")
+    args = ap.parse_args()
+    weir = args.weir or shutil.which("weir")
+    if not weir:
+        raise SystemExit("pass --weir PATH (build with cargo build --release -p weir)")
+    only = set(args.only.split(","))
+    root = tempfile.mkdtemp(prefix="weir-bench-")
+    rows = []
+    try:
+        if "W1" in only:
+            p = project(root, "w1")
+            open(os.path.join(p, "dags", "chain100.yaml"), "w").write(chain_dag(100))
+            wall, inner = run_dag(weir, p, "chain100", 100)
+            rows.append(("W1 chain100", "trigger CLI to success %.2f s; DB queued->end %.3f s" % (wall, inner),
+                         "%.1f ms/task" % (inner * 10), "< 10 ms/task", "Airflow 1.10 s/task, Prefect 10.7 ms/task"))
+        if "W2" in only:
+            p = project(root, "w2")
+            open(os.path.join(p, "dags", "fan1000.yaml"), "w").write(fan_dag(1000))
+            wall, inner = run_dag(weir, p, "fan1000", 1002)
+            rows.append(("W2 fan1000", "trigger CLI to success %.2f s; DB queued->end %.3f s" % (wall, inner),
+                         "%.0f tasks/s" % (1002 / inner), ">= 500 tasks/s", "Airflow 4.5 tasks/s, Prefect 112 tasks/s"))
+        if "W3" in only:
+            p = project(root, "w3")
+            for i in range(1000):
+                open(os.path.join(p, "dags", "parse_%04d.yaml" % i), "w").write(parse_dag(i))
+            # Pre-create the metadata DB so that the figure is parsing and registering, as for the peers.
+            subprocess.run([weir, "--project", p, "db", "migrate"], check=True, capture_output=True)
+            sa = Standalone(weir, p)
+            try:
+                def registered():
+                    try:
+                        con = db(p)
+                        n = con.execute("SELECT COUNT(*) FROM dag WHERE is_active = 1").fetchone()[0]
+                        con.close()
+                        return n >= 1000
+                    except sqlite3.Error:
+                        return False
+                wait(registered, 60, 0.005)
+                took = time.monotonic() - sa.t0
+            finally:
+                sa.stop()
+            ready = ""
+            with open(os.path.join(p, "standalone.log")) as f:
+                for line in f:
+                    if "ready in" in line:
+                        ready = line.strip().split("ready in ")[-1]
+            rows.append(("W3 parse1000", "process start to 1000 DAGs in the DB; standalone says ready in %s" % ready,
+                         "%.2f s" % took, "< 1 s", "Airflow 78 s"))
+        if "W5" in only:
+            p = os.path.join(root, "w5")
+            subprocess.run([weir, "init", p], check=True, capture_output=True)
+            subprocess.run([weir, "--project", p, "db", "migrate"], check=True, capture_output=True)
+            sa = Standalone(weir, p)
+            try:
+                wait(lambda: healthy(weir, p), 30, 0.002)
+                up = time.monotonic() - sa.t0
+                time.sleep(args.idle)
+                rss = sa.rss_mb()
+            finally:
+                sa.stop()
+            rows.append(("W5 idle", "example project; RSS after %.0f s idle" % args.idle, "%.1f MB" % rss,
+                         "< 50 MB", "Airflow ~1 GB"))
+            rows.append(("W5 start-up", "process start until `weir health` exits 0", "%.3f s" % up, "< 0.5 s", ""))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    widths = [max(len(r[i]) for r in rows + [("workload", "what was measured", "weir", "target", "peers (FIGURES.md)")])
+              for i in range(5)]
+    header = ("workload", "what was measured", "weir", "target", "peers (FIGURES.md)")
+    for r in [header, tuple("-" * w for w in widths)] + rows:
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+
+
+if __name__ == "__main__":
+    main()

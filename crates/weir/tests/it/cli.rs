@@ -1,0 +1,129 @@
+//! Commands that need no scheduler: init, validate, variables, config, db.
+
+use crate::support::Project;
+
+#[test]
+fn init_writes_a_project_whose_example_runs_green() {
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("proj");
+    let out = assert_cmd::Command::new(crate::support::weir_bin())
+        .arg("init")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(target.join("dags/example_daily.yaml").is_file());
+    let project = Project {
+        dir: root,
+        database_url: None,
+    };
+    let args = [
+        "--project",
+        target.to_str().unwrap(),
+        "dags",
+        "test",
+        "example_daily",
+        "2026-01-15",
+    ];
+    let out = project.weir().args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for task in ["extract", "summarise", "enough_rows", "report"] {
+        assert!(
+            stdout.contains(&task.to_string()),
+            "{task} missing in:\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("run manual__2026-01-15T00:00:00+00:00 success"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_reports_file_line_and_hint_and_exits_1() {
+    let p = Project::new();
+    p.dag("good", "tasks:\n  - id: a\n    type: empty\n");
+    p.dag(
+        "bad",
+        "dag_id: bad\ntasks:\n  - id: load\n    type: shell\n    command: echo hi\n    dependsOn: [extract]\n",
+    );
+    let (code, stdout, stderr) = p.run(&["dags", "validate"]);
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("dags/bad.yaml:6"), "{stderr}");
+    assert!(stderr.contains("dependsOn"), "{stderr}");
+    assert!(stderr.contains("did you mean 'depends_on'?"), "{stderr}");
+    assert!(stderr.contains("1 of 2 files"), "{stderr}");
+    let (code, stdout, _) = p.run(&["dags", "validate", "dags/good.yaml"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("1 DAG files valid"));
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_hint() {
+    let p = Project::new();
+    p.dag("sales", "tasks:\n  - id: a\n    type: empty\n");
+    let (code, _, stderr) = p.run(&["dags", "trigger", "sale"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("error: DAG 'sale' not found"), "{stderr}");
+    assert!(stderr.contains("hint: did you mean 'sales'?"), "{stderr}");
+    let (code, _, stderr) = p.run(&["dags", "trigger", "sales", "--conf", "{not json"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--conf is not valid JSON"), "{stderr}");
+    let (code, _, _) = p.run(&["dags", "frobnicate"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn variables_round_trip_in_airflows_json_format() {
+    let p = Project::new();
+    p.ok(&["variables", "set", "region", "eu-west"]);
+    assert_eq!(p.ok(&["variables", "get", "region"]).trim(), "eu-west");
+    p.write(
+        "vars.json",
+        r#"{"limits": {"rows": 10}, "owner": "data-eng"}"#,
+    );
+    p.ok(&["variables", "import", "vars.json"]);
+    let exported: serde_json::Value =
+        serde_json::from_str(&p.ok(&["variables", "export"])).unwrap();
+    assert_eq!(exported["limits"]["rows"], 10);
+    assert_eq!(exported["owner"], "data-eng");
+    assert_eq!(exported["region"], "eu-west");
+    let list = p.json(&["variables", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    p.ok(&["variables", "delete", "region"]);
+    let (code, _, stderr) = p.run(&["variables", "get", "region"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("variable 'region' does not exist"));
+}
+
+#[test]
+fn config_db_and_health() {
+    let p = Project::new();
+    assert_eq!(
+        p.ok(&["config", "get-value", "core", "parallelism"]).trim(),
+        "32"
+    );
+    let out = p
+        .weir()
+        .args(["config", "get-value", "core", "parallelism"])
+        .env("WEIR__CORE__PARALLELISM", "7")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7");
+    assert!(p.ok(&["db", "migrate"]).contains("is current"));
+    assert!(p.ok(&["db", "check"]).contains("reachable and current"));
+    assert!(
+        p.ok(&["db", "clean", "--keep-days", "30"])
+            .contains("deleted 0")
+    );
+    let (code, stdout, _) = p.run(&["health"]);
+    assert_eq!(code, 1, "no scheduler has run: unhealthy");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["metadatabase"]["status"], "healthy");
+    assert_eq!(doc["scheduler"]["status"], "unhealthy");
+}

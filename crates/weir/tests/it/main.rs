@@ -1,0 +1,9 @@
+//! The CLI suite: the real `weir` binary on temp projects, asserting what a user sees (output,
+//! exit codes, task states, files written by tasks).
+
+mod support;
+
+mod cli;
+mod running;
+mod standalone;
+mod time;
