@@ -225,6 +225,21 @@ impl Scheduler {
                 Parsed::Error(message) => errors.push((file.clone(), message.clone())),
             }
         }
+        // A file that breaks keeps its last good DAG running (as Airflow keeps the last
+        // serialized version) until it is fixed or deleted; its import error says what is wrong.
+        let previous: Vec<Arc<Dag>> = self
+            .dags
+            .read()
+            .map(|d| d.values().cloned().collect())
+            .unwrap_or_default();
+        for (file, _) in &errors {
+            for dag in previous.iter().filter(|d| &d.fileloc == file) {
+                if !dags.contains_key(&dag.dag_id) {
+                    owner.insert(dag.dag_id.clone(), file.clone());
+                    dags.insert(dag.dag_id.clone(), dag.clone());
+                }
+            }
+        }
         let changed_files: HashSet<&str> =
             scan.changed.iter().map(|(f, _, _)| f.as_str()).collect();
         let hashes: HashMap<&str, &str> = scan
