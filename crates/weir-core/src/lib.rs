@@ -66,6 +66,33 @@ pub fn log_path(
         .join(format!("{try_number}.log"))
 }
 
+/// The environment variable that marks every process of one try, so a reaper can find what a
+/// dead worker's task left running even when it left its process group.
+pub const TRY_TAG_ENV: &str = "WEIR_TRY_TAG";
+
+/// The value of [`TRY_TAG_ENV`] for try `try_number` of task instance `ti_id` on `worker`.
+pub fn try_tag(worker: &str, ti_id: i64, try_number: i64) -> String {
+    format!("{worker}/{ti_id}/{try_number}")
+}
+
+/// Like [`parse_instant`], but a plain date means the last instant of that day in `tz`, so
+/// `--end 2026-01-15` includes every interval that starts on the 15th.
+pub fn parse_instant_inclusive(
+    text: &str,
+    tz: &jiff::tz::TimeZone,
+) -> Result<jiff::Timestamp, String> {
+    match text.trim().parse::<jiff::civil::Date>() {
+        Ok(date) => {
+            let next = date
+                .tomorrow()
+                .map_err(|e| format!("'{text}' has no next day: {e}"))?;
+            let next = parse_instant(&next.to_string(), tz)?;
+            Ok(next - jiff::SignedDuration::from_nanos(1))
+        }
+        Err(_) => parse_instant(text, tz),
+    }
+}
+
 /// Reads a date or time as users type it: `2026-01-15` (midnight), `2026-01-15 03:00`,
 /// `2026-01-15T03:00:00` (all in `tz`), or RFC 3339 with an offset (`...Z`, `...+09:00`).
 pub fn parse_instant(text: &str, tz: &jiff::tz::TimeZone) -> Result<jiff::Timestamp, String> {

@@ -539,6 +539,11 @@ impl Scheduler {
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
+            if let Some(worker) = ti.worker.as_deref()
+                && worker.split(':').next() == Some(self.hostname.as_str())
+            {
+                kill_tagged(&weir_core::try_tag(worker, ti.id, ti.try_number));
+            }
             let (state, next_retry_at) = if ti.try_number <= ti.max_tries {
                 let delay = self
                     .dag(&ti.dag_id)
@@ -616,6 +621,38 @@ impl Scheduler {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
             Err(nix::errno::Errno::ESRCH)
         )
+    }
+}
+
+/// Kills every process on this host whose environment carries `tag` as its try tag: what a
+/// dead worker's try left running, including children that left its process group. Linux
+/// only (reads `/proc`); elsewhere the process group kill is all there is.
+fn kill_tagged(tag: &str) {
+    let needle = format!("{}={tag}\0", weir_core::TRY_TAG_ENV);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
+            tracing::info!(pid, "killing a leftover process of a dead worker's try");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 

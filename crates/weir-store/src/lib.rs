@@ -101,8 +101,8 @@ impl Store {
                         Box::pin(async move {
                             use sqlx::Executor;
                             conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                             )
                             .await?;
                             Ok(())
@@ -147,9 +147,26 @@ impl Store {
     }
 
     /// Applies pending migrations.
+    ///
+    /// Several processes may open a fresh SQLite file at once (`weir standalone` and a CLI
+    /// command). SQLite has no migration lock, so one of them can lose the race with "table
+    /// already exists"; each migration is one transaction, so the loser re-checks and, when the
+    /// winner has applied everything, carries on.
     pub async fn migrate(&self) -> Result<()> {
-        self.migrator().run(&self.pool).await?;
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            match self.migrator().run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(e) if self.backend == Backend::Sqlite && attempt < 3 => {
+                    if self.pending_migrations().await?.is_empty() {
+                        return Ok(());
+                    }
+                    attempt += 1;
+                    tracing::debug!("retrying migrations after a concurrent writer: {e}");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Versions of the migrations not yet applied (empty when the schema is current).

@@ -340,6 +340,10 @@ impl Worker {
             .collect();
         env.push(("WEIR_XCOM".into(), xcom_file.display().to_string()));
         env.push((
+            weir_core::TRY_TAG_ENV.into(),
+            weir_core::try_tag(&self.config.worker_id, ti.id, ti.try_number),
+        ));
+        env.push((
             "WEIR_PARAMS".into(),
             serde_json::Value::Object(ctx.params.clone()).to_string(),
         ));
@@ -364,25 +368,21 @@ impl Worker {
             .ok_or_else(|| "cannot open the log file".to_string())?;
         let running = &self.running;
         let store = &self.store;
-        let pid_cell = Arc::new(Mutex::new(0));
-        let pid_for_start = pid_cell.clone();
         let result = run_process(
             &spec,
             &env,
             log_file,
             task.execution_timeout,
             self.config.kill_grace,
-            move |pgid| {
+            |pgid| async move {
                 if let Ok(mut r) = running.lock() {
                     r.insert(ti.id, pgid);
                 }
-                if let Ok(mut p) = pid_for_start.lock() {
-                    *p = pgid;
+                if let Err(e) = store.set_pid(ti.id, ti.try_number, pgid as i64).await {
+                    tracing::warn!("cannot record the pid of {}: {e}", ti.task_id);
                 }
             },
             async {
-                let pgid = *pid_cell.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = store.set_pid(ti.id, ti.try_number, pgid as i64).await;
                 let _ = kill.wait_for(|k| *k).await;
             },
         )

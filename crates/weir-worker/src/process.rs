@@ -36,15 +36,22 @@ pub fn signal_group(pgid: Pgid, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid), signal);
 }
 
-/// Starts `spec` with `env`, appending its output to `log`. `on_start` receives the process
-/// group id as soon as the process exists; `kill` resolves when the caller wants it stopped.
-pub async fn run_process(
+/// Starts `spec` with `env`, appending its output to `log`. `record` receives the process
+/// group id as soon as the process exists and persists it, so a reaper can kill the group after
+/// a crash; `kill` resolves when the caller wants the process stopped.
+///
+/// The child gets SIGKILL when the worker dies (`PR_SET_PDEATHSIG`), so a killed worker never
+/// leaves a try running behind the retry that replaces it; what the task itself started is
+/// found by the reaper through `WEIR_TRY_TAG` in its environment. The death signal follows
+/// the thread that forked, so call this from a runtime worker thread, never from
+/// `spawn_blocking` or `block_in_place`, whose threads come and go.
+pub async fn run_process<R: std::future::Future<Output = ()>>(
     spec: &ProcessSpec,
     env: &[(String, String)],
     log: std::fs::File,
     timeout: Option<Duration>,
     kill_grace: Duration,
-    on_start: impl FnOnce(Pgid),
+    record: impl FnOnce(Pgid) -> R,
     kill: impl std::future::Future<Output = ()>,
 ) -> ProcessResult {
     let (reader, writer) = match std::io::pipe() {
@@ -64,6 +71,12 @@ pub async fn run_process(
         .stdout(Stdio::from(writer))
         .stderr(Stdio::from(writer2))
         .process_group(0);
+    let parent = std::process::id() as i32;
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
+    // system calls (prctl, getppid) and builds an io::Error without allocating.
+    unsafe {
+        cmd.pre_exec(move || die_with_parent(parent));
+    }
     let spawned = cmd.spawn();
     // The parent's copies of the pipe's write end must go, or the reader never sees EOF.
     drop(cmd);
@@ -74,7 +87,7 @@ pub async fn run_process(
         }
     };
     let pgid = child.id().map(|p| p as Pgid).unwrap_or(0);
-    on_start(pgid);
+    record(pgid).await;
     let copier = tokio::task::spawn_blocking(move || copy_output(reader, log));
 
     let waited = async {
@@ -121,6 +134,16 @@ pub async fn run_process(
         _ => None,
     };
     ProcessResult { exit, last_line }
+}
+
+/// In the child before exec: ask for SIGKILL when the worker dies, and give up if it already
+/// died between fork and here.
+fn die_with_parent(parent: i32) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    if nix::unistd::getppid().as_raw() != parent {
+        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+    }
+    Ok(())
 }
 
 fn spawn_failed(message: String) -> ProcessResult {

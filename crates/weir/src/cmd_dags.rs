@@ -394,7 +394,7 @@ async fn backfill(
 ) -> Result<()> {
     let tz = dag.tz();
     let from = parse_instant(start, &tz).map_err(anyhow::Error::msg)?;
-    let to = parse_instant(end, &tz).map_err(anyhow::Error::msg)?;
+    let to = weir_core::parse_instant_inclusive(end, &tz).map_err(anyhow::Error::msg)?;
     if to < from {
         bail!("--end {end} is before --start {start}");
     }

@@ -77,7 +77,7 @@ tasks:
     trigger_rule: all_done
 "#;
 
-const SUMMARISE_PY: &str = r#"""Counts the rows of the CSV named in argv[1] and pushes {"rows": N} as XCom."""
+const SUMMARISE_PY: &str = r#""""Counts the rows of the CSV named in argv[1] and pushes {"rows": N} as XCom."""
 import csv
 import json
 import os
@@ -91,7 +91,7 @@ with open(os.environ["WEIR_XCOM"], "w") as f:
     json.dump({"rows": len(rows)}, f)
 "#;
 
-const REPORT_PY: &str = r#"""Called by the `report` task as report:publish; its return value becomes the XCom."""
+const REPORT_PY: &str = r#""""Called by the `report` task as report:publish; its return value becomes the XCom."""
 
 
 def publish(day, dag):

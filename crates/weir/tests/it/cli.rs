@@ -13,19 +13,13 @@ fn init_writes_a_project_whose_example_runs_green() {
         .unwrap();
     assert!(out.status.success());
     assert!(target.join("dags/example_daily.yaml").is_file());
-    let project = Project {
-        dir: root,
-        database_url: None,
-    };
-    let args = [
-        "--project",
-        target.to_str().unwrap(),
-        "dags",
-        "test",
-        "example_daily",
-        "2026-01-15",
-    ];
-    let out = project.weir().args(args).output().unwrap();
+    let out = assert_cmd::Command::new(crate::support::weir_bin())
+        .args(["--project", target.to_str().unwrap()])
+        .args(["dags", "test", "example_daily", "2026-01-15"])
+        .env("NO_COLOR", "1")
+        .env_remove("WEIR_HOME")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

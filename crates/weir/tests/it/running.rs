@@ -186,8 +186,19 @@ tasks:
         .trim()
         .parse()
         .unwrap();
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    assert!(!alive, "the child sleep {pid} outlived the timeout");
+    // A killed orphan may linger as a zombie when nothing reaps it (PID 1 in a container):
+    // dead is "no such process" or state Z.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next();
+    assert!(
+        stat.is_empty() || state == Some("Z"),
+        "the child sleep {pid} outlived the timeout: {stat}"
+    );
 }
 
 #[test]
@@ -221,7 +232,8 @@ fn xcom_flow(p: &Project) {
 tasks:
   - id: file
     type: shell
-    command: echo '{"n": 21}' > "$WEIR_XCOM"
+    command: |
+      echo '{"n": 21}' > "$WEIR_XCOM"
   - id: last
     type: shell
     command: "echo noise; echo hello-from-last"

@@ -86,6 +86,7 @@ impl Project {
         let mut cmd = Command::new(weir_bin());
         cmd.arg("--project")
             .arg(self.path())
+            .current_dir(self.path())
             .env("NO_COLOR", "1")
             .env_remove("WEIR_HOME");
         if let Some(url) = &self.database_url {
@@ -175,6 +176,7 @@ impl Project {
         cmd.arg("--project")
             .arg(self.path())
             .arg("standalone")
+            .current_dir(self.path())
             .env("NO_COLOR", "1")
             .env_remove("WEIR_HOME")
             .stdin(Stdio::null())
