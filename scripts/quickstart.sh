@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
+bash scripts/duckdb.sh   # DuckDB's shared library in .duckdb/ (cached)
 cargo build --release --locked -p weir
 weir="$CARGO_TARGET_DIR/release/weir"
 [ -d example ] || "$weir" init example

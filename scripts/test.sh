@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 [ -n "${WEIR_TEST_PG_URL:-}" ] || source .ci/services.sh
 # Reuse one target directory across clones so CI and developers do not rebuild from scratch.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
+bash scripts/duckdb.sh   # DuckDB's shared library in .duckdb/ (cached)
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked --bins

@@ -7,6 +7,7 @@
 //! Must not know about files, YAML, SQL, processes or HTTP: it is pure data and pure functions,
 //! so that the spec parser, the store, the scheduler and the workers can all depend on it.
 
+pub mod connection;
 pub mod dag;
 pub mod duration;
 pub mod state;
