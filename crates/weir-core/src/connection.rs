@@ -62,7 +62,11 @@ impl Connection {
                 mask_uri(uri)
             ));
         };
-        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c)) {
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c))
+        {
             return Err(format!("'{scheme}' is not a connection type"));
         }
         let conn_type = normalise_type(scheme);
@@ -175,8 +179,8 @@ impl Connection {
                 _ => None,
             }
         };
-        let conn_type = text("conn_type")
-            .ok_or_else(|| format!("connection '{conn_id}' has no conn_type"))?;
+        let conn_type =
+            text("conn_type").ok_or_else(|| format!("connection '{conn_id}' has no conn_type"))?;
         let port = match map.get("port") {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(
@@ -189,17 +193,29 @@ impl Connection {
                 s.parse()
                     .map_err(|_| format!("connection '{conn_id}': port '{s}' is not a number"))?,
             ),
-            Some(other) => return Err(format!("connection '{conn_id}': port {other} is not a number")),
+            Some(other) => {
+                return Err(format!(
+                    "connection '{conn_id}': port {other} is not a number"
+                ));
+            }
         };
         let extra = match map.get("extra") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::String(s)) if s.trim().is_empty() => Map::new(),
             Some(Value::String(s)) => match serde_json::from_str(s) {
                 Ok(Value::Object(m)) => m,
-                _ => return Err(format!("connection '{conn_id}': extra is not a JSON object")),
+                _ => {
+                    return Err(format!(
+                        "connection '{conn_id}': extra is not a JSON object"
+                    ));
+                }
             },
             Some(Value::Object(m)) => m.clone(),
-            Some(_) => return Err(format!("connection '{conn_id}': extra is not a JSON object")),
+            Some(_) => {
+                return Err(format!(
+                    "connection '{conn_id}': extra is not a JSON object"
+                ));
+            }
         };
         Ok(Connection {
             conn_id: conn_id.to_string(),
@@ -352,7 +368,11 @@ mod tests {
 
     #[test]
     fn uris_round_trip_like_airflow() {
-        let c = Connection::from_uri("wh", "postgresql://us%40r:p%3Ass@db.local:5433/analytics?sslmode=disable").unwrap();
+        let c = Connection::from_uri(
+            "wh",
+            "postgresql://us%40r:p%3Ass@db.local:5433/analytics?sslmode=disable",
+        )
+        .unwrap();
         assert_eq!(c.conn_type, "postgres");
         assert_eq!(c.login.as_deref(), Some("us@r"));
         assert_eq!(c.password.as_deref(), Some("p:ss"));
@@ -368,8 +388,16 @@ mod tests {
         assert_eq!(d.host.as_deref(), Some(".weir/warehouse.duckdb"));
         assert_eq!(d.to_uri(), "duckdb://.weir/warehouse.duckdb");
 
-        assert!(Connection::from_uri("x", "not a uri").unwrap_err().contains("TYPE://"));
-        assert!(Connection::from_uri("x", "postgres://h:99999/db").unwrap_err().contains("port"));
+        assert!(
+            Connection::from_uri("x", "not a uri")
+                .unwrap_err()
+                .contains("TYPE://")
+        );
+        assert!(
+            Connection::from_uri("x", "postgres://h:99999/db")
+                .unwrap_err()
+                .contains("port")
+        );
         assert_eq!(
             mask_uri("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
@@ -391,5 +419,49 @@ mod tests {
         assert_eq!(m.extra["api_key"], "***");
         assert_eq!(m.extra["timeout"], 5);
         assert!(is_secret_key("DB_PASSWORD") && !is_secret_key("region"));
+    }
+}
+
+/// Replaces known secret values with `***` in text bound for a log, page or listing.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    /// Longest first, so a secret that contains another is masked whole.
+    secrets: Vec<String>,
+}
+
+impl Masker {
+    /// Secrets shorter than four characters are ignored: masking `ab` everywhere would hide
+    /// more than it protects.
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Masker {
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| s.chars().count() >= 4)
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Masker { secrets }
+    }
+
+    pub fn mask<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        if !self.secrets.iter().any(|s| text.contains(s.as_str())) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        std::borrow::Cow::Owned(out)
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    #[test]
+    fn masks_every_occurrence_and_ignores_tiny_secrets() {
+        let m = super::Masker::new(["hunter22".to_string(), "ab".to_string()]);
+        assert_eq!(
+            m.mask("pw=hunter22; again hunter22 ab"),
+            "pw=***; again *** ab"
+        );
     }
 }

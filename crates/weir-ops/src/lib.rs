@@ -7,17 +7,22 @@
 //! Must not know about the metadata store, scheduling, or how processes are supervised: the
 //! worker runs the plan (process groups, logs, timeouts) and records the outcome.
 
+mod check;
 mod empty;
 mod python;
 mod shell;
+mod sql;
 
+pub use check::Check;
 pub use empty::Empty;
 pub use python::Python;
 pub use shell::Shell;
+pub use sql::Sql;
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use weir_core::Task;
+use weir_core::connection::Connection;
 use weir_template::{Renderer, TemplateContext};
 
 /// Why a task could not be planned; it fails the task instance, never the process.
@@ -65,11 +70,43 @@ pub struct ProcessSpec {
 }
 
 /// What running a task means.
-#[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     /// Succeed at once (`empty`).
     Nothing,
     Process(ProcessSpec),
+    /// Work done inside the worker (SQL, checks, HTTP): no process to supervise.
+    Native(Box<dyn Native>),
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Plan::Nothing => f.write_str("Nothing"),
+            Plan::Process(spec) => f.debug_tuple("Process").field(spec).finish(),
+            Plan::Native(_) => f.write_str("Native"),
+        }
+    }
+}
+
+/// A boxed future, as native tasks return them.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What the worker gives a native task: its log, connections, the project.
+pub trait Runtime: Send + Sync {
+    /// Appends a line to the try's log (secrets are masked by the worker).
+    fn log(&self, line: &str);
+    /// A connection by id (environment first, then the metadata database).
+    fn connection<'a>(&'a self, conn_id: &'a str) -> BoxFuture<'a, Result<Connection, String>>;
+    fn project_dir(&self) -> &Path;
+}
+
+/// A task that runs inside the worker. `Ok` carries the XCom value; `Err` fails the try with
+/// a message for the log.
+pub trait Native: Send {
+    fn run<'a>(
+        self: Box<Self>,
+        rt: &'a dyn Runtime,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>, String>>;
 }
 
 /// What an operator gets to plan a task.
@@ -99,6 +136,43 @@ impl PlanContext<'_> {
                 task: self.task.task_id.clone(),
                 source,
             })
+    }
+
+    /// Renders every string inside a JSON value (keys stay as written).
+    pub fn render_value(&self, value: &serde_json::Value) -> Result<serde_json::Value, OpError> {
+        use serde_json::Value;
+        Ok(match value {
+            Value::String(s) => Value::String(self.render(s)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_value(v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_value(v)?)))
+                    .collect::<Result<_, OpError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// `sql` as written: a path ending in `.sql` is read from the project, else inline; then
+    /// rendered.
+    pub fn render_sql(&self, sql: &str) -> Result<String, OpError> {
+        if sql.trim_end().ends_with(".sql") && !sql.contains('\n') {
+            self.render_file(sql.trim())
+        } else {
+            self.render(sql)
+        }
+    }
+
+    pub fn config_error(&self, message: impl Into<String>) -> OpError {
+        OpError::Config {
+            task: self.task.task_id.clone(),
+            message: message.into(),
+        }
     }
 
     /// Reads a file named relative to the project and renders it as a template.
@@ -139,7 +213,12 @@ impl Registry {
 
     /// The registry of every built-in task type.
     pub fn builtin() -> Self {
-        Registry::new().with(Shell).with(Python).with(Empty)
+        Registry::new()
+            .with(Shell)
+            .with(Python)
+            .with(Empty)
+            .with(Sql)
+            .with(Check)
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -194,6 +194,7 @@ pub static TASK_TYPES: &[TaskTypeDoc] = &[
             key("sql", "a query whose result is compared with expect"),
             key("expect", "> 0, == 0, between 1 and 10, or a value"),
             key("table", "table for the built-in checks"),
+            key("where", "a filter for the built-in checks (templated)"),
             key("unique", "columns that must be unique"),
             key("not_null", "columns that must not be null"),
             key("row_count", "{min, max}"),

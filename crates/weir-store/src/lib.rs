@@ -12,11 +12,15 @@
 //!
 //! Must not know about YAML, templates, processes or HTTP.
 
+mod conns;
+mod crypto;
 mod dags;
 mod runs;
 mod tis;
 mod vars;
 
+pub use conns::env_connection;
+pub use crypto::Cipher;
 pub use dags::{DagRow, ImportErrorRow};
 pub use runs::{NewRun, RunRow};
 pub use tis::{ClaimedTi, Finish, TaskSeed, TiRow, Transition, TryRow};
@@ -41,6 +45,8 @@ pub enum StoreError {
     Corrupt { table: &'static str, reason: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Secret(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -57,18 +63,34 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Encrypts connection secrets and variables at rest; `None` stores plain text.
+    cipher: Option<Cipher>,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "connections",
+        include_str!("../migrations/sqlite/0002_connections.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "connections",
+        include_str!("../migrations/postgres/0002_connections.sql"),
+    ),
+];
 
 impl Store {
     /// Connects to `url` (`sqlite:///abs/path.db`, `sqlite://rel.db`, `postgres://...`),
@@ -119,7 +141,17 @@ impl Store {
                     .await?
             }
         };
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            cipher: None,
+        })
+    }
+
+    /// The same store, encrypting secrets with `cipher` from now on.
+    pub fn with_cipher(mut self, cipher: Cipher) -> Store {
+        self.cipher = Some(cipher);
+        self
     }
 
     pub fn backend(&self) -> Backend {

@@ -42,6 +42,8 @@ pub struct TemplateContext {
     pub conf: Map<String, Json>,
     /// `var.value.KEY` and `var.json.KEY`.
     pub variables: BTreeMap<String, String>,
+    /// `conn.ID.host`, `.login`, `.password`, `.port`, `.schema`, `.extra_dejson`, ...
+    pub connections: Map<String, Json>,
     /// `(task_id, key)` → value, for `ti.xcom_pull`; the default key is `return_value`.
     pub xcoms: BTreeMap<(String, String), Json>,
     /// Exposed as `task`.
@@ -233,6 +235,7 @@ fn context_value(ctx: &TemplateContext) -> Value {
     m.insert("params", crate::ser(&ctx.params));
     m.insert("conf", crate::ser(&ctx.conf));
     m.insert("dag", crate::ser(&ctx.dag));
+    m.insert("conn", crate::ser(&ctx.connections));
     m.insert("task", crate::ser(&ctx.task));
     let mut dag_run: BTreeMap<&str, Value> = BTreeMap::new();
     dag_run.insert("conf", crate::ser(&ctx.conf));

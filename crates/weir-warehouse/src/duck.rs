@@ -129,10 +129,7 @@ pub(crate) fn query_blocking(conn: &duckdb::Connection, sql: &str) -> Result<Row
         Some(c) => c,
         None => stmt.column_names(),
     };
-    Ok(Rows {
-        columns,
-        rows: out,
-    })
+    Ok(Rows { columns, rows: out })
 }
 
 fn to_json(v: ValueRef<'_>) -> Value {

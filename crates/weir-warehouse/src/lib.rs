@@ -259,7 +259,12 @@ impl Warehouse {
     }
 
     /// Builds `table` from `select` as `how` says, in one transaction.
-    pub async fn materialize(&self, table: &str, select: &str, how: &Materialization) -> Result<()> {
+    pub async fn materialize(
+        &self,
+        table: &str,
+        select: &str,
+        how: &Materialization,
+    ) -> Result<()> {
         materialize::materialize(self, table, select, how).await
     }
 

@@ -37,7 +37,11 @@ fn create_schema(wh: &Warehouse, table: &str) -> Result<Option<String>> {
 /// `schema.name` + suffix, quoted: the build-beside table of a full refresh.
 fn sibling(table: &str, suffix: &str) -> String {
     match split_table(table) {
-        (Some(schema), name) => format!("{}.{}", quote_name(schema), quote_name(&format!("{name}{suffix}"))),
+        (Some(schema), name) => format!(
+            "{}.{}",
+            quote_name(schema),
+            quote_name(&format!("{name}{suffix}"))
+        ),
         (None, name) => quote_name(&format!("{name}{suffix}")),
     }
 }
@@ -77,7 +81,11 @@ pub(crate) async fn materialize(
         }
         Materialization::Incremental { unique_key } => {
             let columns = wh.columns(table).await?;
-            let cols = columns.iter().map(|c| quote_name(c)).collect::<Vec<_>>().join(", ");
+            let cols = columns
+                .iter()
+                .map(|c| quote_name(c))
+                .collect::<Vec<_>>()
+                .join(", ");
             let staged = quote_name("weir__incoming");
             statements.push(format!("DROP TABLE IF EXISTS {staged}"));
             statements.push(format!("CREATE TEMP TABLE {staged} AS {select}"));
@@ -103,7 +111,11 @@ pub(crate) async fn materialize(
                 ));
             }
             let columns = wh.columns(table).await?;
-            let cols = columns.iter().map(|c| quote_name(c)).collect::<Vec<_>>().join(", ");
+            let cols = columns
+                .iter()
+                .map(|c| quote_name(c))
+                .collect::<Vec<_>>()
+                .join(", ");
             statements.push(format!(
                 "DELETE FROM {target} WHERE {}",
                 partition_filter(partition)
@@ -167,7 +179,12 @@ fn with_partition_columns(data: &Rows, mode: &LoadMode) -> Rows {
     out
 }
 
-pub(crate) async fn load_rows(wh: &Warehouse, table: &str, data: &Rows, mode: &LoadMode) -> Result<u64> {
+pub(crate) async fn load_rows(
+    wh: &Warehouse,
+    table: &str,
+    data: &Rows,
+    mode: &LoadMode,
+) -> Result<u64> {
     let data = with_partition_columns(data, mode);
     if data.columns.is_empty() {
         return Err(WarehouseError::Usage(format!(
@@ -185,7 +202,12 @@ pub(crate) async fn load_rows(wh: &Warehouse, table: &str, data: &Rows, mode: &L
             .map(|(i, c)| format!(
                 "{} {}",
                 quote_name(c),
-                column_type(data.rows.iter().map(|r| r.get(i).cloned().unwrap_or(Value::Null)), wh.dialect())
+                column_type(
+                    data.rows
+                        .iter()
+                        .map(|r| r.get(i).cloned().unwrap_or(Value::Null)),
+                    wh.dialect()
+                )
             ))
             .collect::<Vec<_>>()
             .join(", ")
@@ -198,7 +220,10 @@ pub(crate) async fn load_rows(wh: &Warehouse, table: &str, data: &Rows, mode: &L
         _ if !exists => statements.push(create),
         LoadMode::Append => {}
         LoadMode::ReplacePartition(partition) => {
-            statements.push(format!("DELETE FROM {target} WHERE {}", partition_filter(partition)));
+            statements.push(format!(
+                "DELETE FROM {target} WHERE {}",
+                partition_filter(partition)
+            ));
         }
     }
     let cols = data
@@ -212,7 +237,11 @@ pub(crate) async fn load_rows(wh: &Warehouse, table: &str, data: &Rows, mode: &L
             .iter()
             .map(|row| {
                 let cells: Vec<String> = (0..data.columns.len())
-                    .map(|i| row.get(i).map(value_literal).unwrap_or_else(|| "NULL".into()))
+                    .map(|i| {
+                        row.get(i)
+                            .map(value_literal)
+                            .unwrap_or_else(|| "NULL".into())
+                    })
                     .collect();
                 format!("({})", cells.join(", "))
             })
@@ -224,7 +253,12 @@ pub(crate) async fn load_rows(wh: &Warehouse, table: &str, data: &Rows, mode: &L
     Ok(data.rows.len() as u64)
 }
 
-pub(crate) async fn load_csv(wh: &Warehouse, table: &str, path: &Path, mode: &LoadMode) -> Result<u64> {
+pub(crate) async fn load_csv(
+    wh: &Warehouse,
+    table: &str,
+    path: &Path,
+    mode: &LoadMode,
+) -> Result<u64> {
     if wh.duck().is_none() {
         let data = read_csv(path)?;
         return load_rows(wh, table, &data, mode).await;
@@ -235,7 +269,11 @@ pub(crate) async fn load_csv(wh: &Warehouse, table: &str, path: &Path, mode: &Lo
     if let LoadMode::ReplacePartition(partition) = mode {
         for (col, value) in partition {
             if !header.iter().any(|h| h == col) {
-                extra.push_str(&format!(", {} AS {}", value_literal(value), quote_name(col)));
+                extra.push_str(&format!(
+                    ", {} AS {}",
+                    value_literal(value),
+                    quote_name(col)
+                ));
             }
         }
     }
@@ -253,13 +291,19 @@ pub(crate) async fn load_csv(wh: &Warehouse, table: &str, path: &Path, mode: &Lo
         _ if !exists => statements.push(format!("CREATE TABLE {target} AS {source}")),
         LoadMode::Append => statements.push(format!("INSERT INTO {target} BY NAME {source}")),
         LoadMode::ReplacePartition(partition) => {
-            statements.push(format!("DELETE FROM {target} WHERE {}", partition_filter(partition)));
+            statements.push(format!(
+                "DELETE FROM {target} WHERE {}",
+                partition_filter(partition)
+            ));
             statements.push(format!("INSERT INTO {target} BY NAME {source}"));
         }
     }
     wh.execute_all(&statements).await?;
     let count = wh
-        .query(&format!("SELECT count(*) FROM read_csv({}, header = true)", literal(&path.display().to_string())))
+        .query(&format!(
+            "SELECT count(*) FROM read_csv({}, header = true)",
+            literal(&path.display().to_string())
+        ))
         .await?;
     Ok(count
         .rows
@@ -292,11 +336,18 @@ pub fn read_csv(path: &Path) -> Result<Rows> {
         .collect();
     let mut rows = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|e| WarehouseError::Usage(format!("{}: {e}", path.display())))?;
+        let record =
+            record.map_err(|e| WarehouseError::Usage(format!("{}: {e}", path.display())))?;
         rows.push(
             record
                 .iter()
-                .map(|f| if f.is_empty() { Value::Null } else { Value::String(f.to_string()) })
+                .map(|f| {
+                    if f.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::String(f.to_string())
+                    }
+                })
                 .collect(),
         );
     }

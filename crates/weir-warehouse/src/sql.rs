@@ -4,7 +4,9 @@
 use crate::{Dialect, Result, Rows, sql_error};
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +18,10 @@ pub(crate) enum SqlDb {
 }
 
 impl SqlDb {
-    pub(crate) async fn open(conn: &Connection, project_dir: &Path) -> std::result::Result<SqlDb, String> {
+    pub(crate) async fn open(
+        conn: &Connection,
+        project_dir: &Path,
+    ) -> std::result::Result<SqlDb, String> {
         match conn.conn_type.as_str() {
             "postgres" => {
                 let mut options = PgConnectOptions::new()
@@ -195,12 +200,15 @@ fn sqlite_value(row: &SqliteRow, i: usize) -> Result<Value> {
     let class = raw.type_info().name().to_ascii_uppercase();
     Ok(match class.as_str() {
         "INTEGER" => Value::from(row.try_get_unchecked::<i64, _>(i).map_err(sql_error)?),
-        "REAL" => serde_json::Number::from_f64(row.try_get_unchecked::<f64, _>(i).map_err(sql_error)?)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        "BLOB" => Value::String(String::from_utf8_lossy(
-            &row.try_get_unchecked::<Vec<u8>, _>(i).map_err(sql_error)?,
-        ).into_owned()),
+        "REAL" => {
+            serde_json::Number::from_f64(row.try_get_unchecked::<f64, _>(i).map_err(sql_error)?)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        }
+        "BLOB" => Value::String(
+            String::from_utf8_lossy(&row.try_get_unchecked::<Vec<u8>, _>(i).map_err(sql_error)?)
+                .into_owned(),
+        ),
         _ => Value::String(row.try_get_unchecked::<String, _>(i).map_err(sql_error)?),
     })
 }

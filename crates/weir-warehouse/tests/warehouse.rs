@@ -58,9 +58,11 @@ fn schema_for(t: &Target) -> &'static str {
 async fn a_failing_statement_rolls_back_the_whole_transaction() {
     for t in targets().await {
         let wh = Warehouse::open(&t.conn, t.dir.path()).await.unwrap();
-        wh.execute("CREATE TABLE names (id INTEGER, name TEXT); INSERT INTO names VALUES (1, 'a');")
-            .await
-            .unwrap();
+        wh.execute(
+            "CREATE TABLE names (id INTEGER, name TEXT); INSERT INTO names VALUES (1, 'a');",
+        )
+        .await
+        .unwrap();
         let err = wh
             .execute("DELETE FROM names; INSERT INTO no_such_table VALUES (1);")
             .await
@@ -90,7 +92,11 @@ async fn full_refresh_swaps_the_table_and_a_rerun_gives_the_same_rows() {
                 .await
                 .unwrap();
             assert_eq!(
-                table(&wh, &format!("SELECT k, CAST(total AS INTEGER) AS total FROM {target}")).await,
+                table(
+                    &wh,
+                    &format!("SELECT k, CAST(total AS INTEGER) AS total FROM {target}")
+                )
+                .await,
                 vec![json!({"k": 1, "total": 15}), json!({"k": 2, "total": 7})],
                 "{}",
                 t.name
@@ -98,11 +104,26 @@ async fn full_refresh_swaps_the_table_and_a_rerun_gives_the_same_rows() {
         }
         // A failing build leaves the old table in place.
         let err = wh
-            .materialize(&target, "SELECT k, nope FROM src", &Materialization::FullRefresh)
+            .materialize(
+                &target,
+                "SELECT k, nope FROM src",
+                &Materialization::FullRefresh,
+            )
             .await;
         assert!(err.is_err(), "{}", t.name);
-        assert_eq!(table(&wh, &format!("SELECT k FROM {target}")).await.len(), 2, "{}", t.name);
-        assert!(!wh.table_exists(&format!("{target}__weir_new")).await.unwrap(), "{}", t.name);
+        assert_eq!(
+            table(&wh, &format!("SELECT k FROM {target}")).await.len(),
+            2,
+            "{}",
+            t.name
+        );
+        assert!(
+            !wh.table_exists(&format!("{target}__weir_new"))
+                .await
+                .unwrap(),
+            "{}",
+            t.name
+        );
     }
 }
 
@@ -114,14 +135,22 @@ async fn incremental_merges_on_the_unique_key() {
         let how = Materialization::Incremental {
             unique_key: vec!["id".into()],
         };
-        wh.materialize(&target, "SELECT 1 AS id, 'ann' AS name UNION ALL SELECT 2, 'bob'", &how)
-            .await
-            .unwrap();
+        wh.materialize(
+            &target,
+            "SELECT 1 AS id, 'ann' AS name UNION ALL SELECT 2, 'bob'",
+            &how,
+        )
+        .await
+        .unwrap();
         // id 2 changes, id 3 arrives; running the same batch twice changes nothing more.
         for _ in 0..2 {
-            wh.materialize(&target, "SELECT 2 AS id, 'bobby' AS name UNION ALL SELECT 3, 'cy'", &how)
-                .await
-                .unwrap();
+            wh.materialize(
+                &target,
+                "SELECT 2 AS id, 'bobby' AS name UNION ALL SELECT 3, 'cy'",
+                &how,
+            )
+            .await
+            .unwrap();
             assert_eq!(
                 table(&wh, &format!("SELECT id, name FROM {target}")).await,
                 vec![
@@ -193,25 +222,45 @@ async fn loads_rows_and_csv_with_partitions() {
         let csv = t.dir.path().join("names.csv");
         std::fs::write(&csv, "name,gender\nCy,F\nDi,M\nEd,M\n").unwrap();
         let loaded = wh
-            .load_csv(&format!("{}csv_names", schema_for(&t)), &csv, &LoadMode::Replace)
+            .load_csv(
+                &format!("{}csv_names", schema_for(&t)),
+                &csv,
+                &LoadMode::Replace,
+            )
             .await
             .unwrap();
         assert_eq!(loaded, 3, "{}", t.name);
-        let rows = table(&wh, &format!("SELECT name FROM {}csv_names", schema_for(&t))).await;
+        let rows = table(
+            &wh,
+            &format!("SELECT name FROM {}csv_names", schema_for(&t)),
+        )
+        .await;
         assert_eq!(rows.len(), 3, "{}", t.name);
-        assert!(wh.relations().await.unwrap().iter().any(|r| r.ends_with("csv_names")));
+        assert!(
+            wh.relations()
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.ends_with("csv_names"))
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Warehouse::open(&Connection::from_uri("api", "http://example.com").unwrap(), dir.path())
-        .await
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("connection 'api'") && err.contains("not a warehouse"), "{err}");
+    let err = Warehouse::open(
+        &Connection::from_uri("api", "http://example.com").unwrap(),
+        dir.path(),
+    )
+    .await
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("connection 'api'") && err.contains("not a warehouse"),
+        "{err}"
+    );
     let err = Warehouse::open(
         &Connection::from_uri("pg", "postgres://u:secretpw@127.0.0.1:1/db").unwrap(),
         dir.path(),
@@ -220,10 +269,16 @@ async fn bad_input_gets_clear_errors() {
     .err()
     .unwrap()
     .to_string();
-    assert!(err.contains("connection 'pg'") && !err.contains("secretpw"), "{err}");
-    let wh = Warehouse::open(&Connection::from_uri("w", "sqlite://x.db").unwrap(), dir.path())
-        .await
-        .unwrap();
+    assert!(
+        err.contains("connection 'pg'") && !err.contains("secretpw"),
+        "{err}"
+    );
+    let wh = Warehouse::open(
+        &Connection::from_uri("w", "sqlite://x.db").unwrap(),
+        dir.path(),
+    )
+    .await
+    .unwrap();
     let err = wh
         .materialize("raw.t", "SELECT 1 AS a", &Materialization::FullRefresh)
         .await

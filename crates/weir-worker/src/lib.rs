@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use weir_core::connection::{Connection, Masker, is_secret_key};
 use weir_core::{Dag, SharedDags, TaskState, Timetable, log_path, now_micros, timestamp};
 use weir_ops::{Plan, PlanContext, Registry, XcomMode};
 use weir_store::{ClaimedTi, Finish, RunRow, Store};
@@ -204,8 +205,9 @@ impl Worker {
             &ti.task_id,
             ti.try_number,
         );
-        let mut log = open_log(&path);
-        let outcome = self.attempt(&ti, &mut log, &mut kill).await;
+        let masker = Arc::new(self.masker().await);
+        let log = TaskLog::open(&path, masker);
+        let outcome = self.attempt(&ti, &log, &mut kill).await;
         let (state, message, xcom) = match outcome {
             Ok(Outcome {
                 state,
@@ -236,15 +238,10 @@ impl Worker {
                 .push_xcom(ti.run_pk, &ti.task_id, "return_value", &value)
                 .await
         {
-            log_line(
-                &mut log,
-                "ERROR",
-                &format!("could not store the XCom value: {e}"),
-            );
+            log.line("ERROR", &format!("could not store the XCom value: {e}"));
             state = TaskState::Failed;
         }
-        log_line(
-            &mut log,
+        log.line(
             if state == TaskState::Success {
                 "INFO"
             } else {
@@ -263,18 +260,14 @@ impl Worker {
         };
         match self.store.finish(&[finish]).await {
             Ok(applied) if applied == [true] => {
-                log_line(&mut log, "INFO", &format!("marked {state}"));
+                log.line("INFO", &format!("marked {state}"));
             }
-            Ok(_) => log_line(
-                &mut log,
-                "WARNING",
+            Ok(_) => log.line("WARNING",
                 "the task instance changed state while it ran (reaped or cleared); outcome not recorded",
             ),
             Err(e) => {
                 tracing::error!(task = %ti.task_id, "recording the outcome failed: {e}");
-                log_line(
-                    &mut log,
-                    "ERROR",
+                log.line("ERROR",
                     &format!("recording the outcome failed: {e}"),
                 );
             }
@@ -286,7 +279,7 @@ impl Worker {
     async fn attempt(
         &self,
         ti: &ClaimedTi,
-        log: &mut Option<std::fs::File>,
+        log: &TaskLog,
         kill: &mut watch::Receiver<bool>,
     ) -> Result<Outcome, String> {
         let dag = self
@@ -296,8 +289,7 @@ impl Worker {
         let task = dag
             .task(&ti.task_id)
             .ok_or_else(|| format!("task '{}' is no longer in DAG '{}'", ti.task_id, ti.dag_id))?;
-        log_line(
-            log,
+        log.line(
             "INFO",
             &format!(
                 "starting try {} of {} of {}.{} (run {}) on {}",
@@ -326,6 +318,7 @@ impl Worker {
         let spec = match plan {
             Plan::Nothing => return Ok(Outcome::success(None, "nothing to do".into())),
             Plan::Process(spec) => spec,
+            Plan::Native(native) => return self.run_native(native, task, log, kill).await,
         };
         let xcom_file = std::env::temp_dir().join(format!(
             "weir-xcom-{}-{}-{}.json",
@@ -363,8 +356,7 @@ impl Worker {
             env.push((key.clone(), rendered));
         }
         let log_file = log
-            .as_ref()
-            .and_then(|f| f.try_clone().ok())
+            .file_clone()
             .ok_or_else(|| "cannot open the log file".to_string())?;
         let running = &self.running;
         let store = &self.store;
@@ -372,6 +364,7 @@ impl Worker {
             &spec,
             &env,
             log_file,
+            log.masker(),
             task.execution_timeout,
             self.config.kill_grace,
             |pgid| async move {
@@ -408,6 +401,34 @@ impl Worker {
         })
     }
 
+    /// Runs a native task inside this process, bounded by its timeout and the kill signal.
+    async fn run_native(
+        &self,
+        native: Box<dyn weir_ops::Native>,
+        task: &weir_core::Task,
+        log: &TaskLog,
+        kill: &mut watch::Receiver<bool>,
+    ) -> Result<Outcome, String> {
+        let rt = NativeRuntime { worker: self, log };
+        let work = native.run(&rt);
+        let bounded = async {
+            match task.execution_timeout {
+                Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| {
+                    format!("task timed out after {}", weir_core::format_duration(limit))
+                }),
+                None => Ok(work.await),
+            }
+        };
+        let result = tokio::select! {
+            r = bounded => r,
+            _ = kill.wait_for(|k| *k) => Err("task was stopped: the worker is shutting down".to_string()),
+        };
+        match result {
+            Ok(Ok(xcom)) => Ok(Outcome::success(xcom, "task succeeded".into())),
+            Ok(Err(message)) | Err(message) => Ok(Outcome::failed(message)),
+        }
+    }
+
     async fn template_context(
         &self,
         dag: &Dag,
@@ -429,17 +450,105 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?
             .into_iter()
-            .filter(|v| !v.is_encrypted)
             .map(|v| (v.key, v.val))
             .collect();
-        Ok(template_context(
-            dag,
-            task,
-            run,
-            ti.try_number as u32,
-            variables,
-            xcoms,
-        ))
+        let mut ctx = template_context(dag, task, run, ti.try_number as u32, variables, xcoms);
+        ctx.connections = self
+            .connections()
+            .await?
+            .into_iter()
+            .map(|c| (c.conn_id.clone(), c.template_value()))
+            .collect();
+        Ok(ctx)
+    }
+
+    /// Every connection a task may use: the metadata database's, then the environment's
+    /// (`WEIR_CONN_<ID>`, which win), then the default DuckDB warehouse when none is defined.
+    async fn connections(&self) -> Result<Vec<Connection>, String> {
+        let mut all: BTreeMap<String, Connection> = self
+            .store
+            .list_connections()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|c| (c.conn_id.clone(), c))
+            .collect();
+        for (name, _) in std::env::vars() {
+            if let Some(id) = name.strip_prefix("WEIR_CONN_") {
+                let id = id.to_ascii_lowercase();
+                if let Some(c) = weir_store::env_connection(&id).map_err(|e| e.to_string())? {
+                    all.insert(id, c);
+                }
+            }
+        }
+        all.entry(DEFAULT_WAREHOUSE.to_string())
+            .or_insert_with(default_warehouse);
+        Ok(all.into_values().collect())
+    }
+
+    /// The masker of one try: every connection secret and every secret-looking variable.
+    async fn masker(&self) -> Masker {
+        let mut secrets = Vec::new();
+        match self.connections().await {
+            Ok(conns) => secrets.extend(conns.iter().flat_map(Connection::secrets)),
+            Err(e) => tracing::warn!("cannot read connections to mask their secrets: {e}"),
+        }
+        match self.store.list_variables().await {
+            Ok(vars) => secrets.extend(
+                vars.into_iter()
+                    .filter(|v| is_secret_key(&v.key))
+                    .map(|v| v.val),
+            ),
+            Err(e) => tracing::warn!("cannot read variables to mask their secrets: {e}"),
+        }
+        Masker::new(secrets)
+    }
+}
+
+/// The connection id `sql` and `check` tasks use when a project defines no `warehouse`.
+pub const DEFAULT_WAREHOUSE: &str = "warehouse";
+
+/// DuckDB in `.weir/warehouse.duckdb`: the warehouse of a project that configured none.
+pub fn default_warehouse() -> Connection {
+    Connection {
+        conn_id: DEFAULT_WAREHOUSE.into(),
+        conn_type: "duckdb".into(),
+        host: Some(".weir/warehouse.duckdb".into()),
+        description: Some("the default DuckDB warehouse".into()),
+        ..Connection::default()
+    }
+}
+
+/// What a native task sees of the worker.
+struct NativeRuntime<'a> {
+    worker: &'a Worker,
+    log: &'a TaskLog,
+}
+
+impl weir_ops::Runtime for NativeRuntime<'_> {
+    fn log(&self, line: &str) {
+        self.log.line("INFO", line);
+    }
+
+    fn connection<'a>(
+        &'a self,
+        conn_id: &'a str,
+    ) -> weir_ops::BoxFuture<'a, Result<Connection, String>> {
+        Box::pin(async move {
+            match self.worker.store.resolve_connection(conn_id).await {
+                Ok(Some(c)) => Ok(c),
+                Ok(None) if conn_id == DEFAULT_WAREHOUSE => Ok(default_warehouse()),
+                Ok(None) => Err(format!(
+                    "connection '{conn_id}' does not exist\nhint: weir connections add {conn_id} --conn-uri URI, or set WEIR_CONN_{}",
+                    conn_id.to_ascii_uppercase()
+                )),
+                Err(e) => Err(format!("connection '{conn_id}': {e}")),
+            }
+        })
+    }
+
+    fn project_dir(&self) -> &Path {
+        &self.worker.config.project_dir
     }
 }
 
@@ -477,6 +586,7 @@ pub fn template_context(
         params,
         conf: run.conf.clone(),
         variables,
+        connections: serde_json::Map::new(),
         xcoms,
         task: serde_json::json!({
             "task_id": task.task_id, "task_type": task.task_type, "owner": dag.owner,
@@ -536,23 +646,47 @@ fn read_xcom(
     })
 }
 
-fn open_log(path: &Path) -> Option<std::fs::File> {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .ok()
+/// A try's log file: every line goes through the masker, so no secret reaches it.
+pub struct TaskLog {
+    file: Mutex<Option<std::fs::File>>,
+    masker: Arc<Masker>,
 }
 
-/// Appends one line in weir's log format: `[2026-01-15T03:00:00.123Z] INFO - message`.
-pub fn log_line(log: &mut Option<std::fs::File>, level: &str, message: &str) {
-    if let Some(file) = log {
-        let now = jiff::Timestamp::now()
-            .round(jiff::Unit::Millisecond)
-            .unwrap_or_else(|_| jiff::Timestamp::now());
-        let _ = writeln!(file, "[{now}] {level} - {message}");
+impl TaskLog {
+    /// Opens (appends to) the log at `path`; a log that cannot be opened drops lines rather
+    /// than failing the task.
+    pub fn open(path: &Path, masker: Arc<Masker>) -> TaskLog {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok();
+        TaskLog {
+            file: Mutex::new(file),
+            masker,
+        }
+    }
+
+    /// Appends one line in weir's log format: `[2026-01-15T03:00:00.123Z] INFO - message`.
+    pub fn line(&self, level: &str, message: &str) {
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = guard.as_mut() {
+            let now = jiff::Timestamp::now()
+                .round(jiff::Unit::Millisecond)
+                .unwrap_or_else(|_| jiff::Timestamp::now());
+            let _ = writeln!(file, "[{now}] {level} - {}", self.masker.mask(message));
+        }
+    }
+
+    fn file_clone(&self) -> Option<std::fs::File> {
+        let guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().and_then(|f| f.try_clone().ok())
+    }
+
+    pub fn masker(&self) -> Arc<Masker> {
+        self.masker.clone()
     }
 }

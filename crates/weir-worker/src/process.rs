@@ -49,6 +49,7 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
     spec: &ProcessSpec,
     env: &[(String, String)],
     log: std::fs::File,
+    masker: std::sync::Arc<weir_core::connection::Masker>,
     timeout: Option<Duration>,
     kill_grace: Duration,
     record: impl FnOnce(Pgid) -> R,
@@ -88,7 +89,7 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
     };
     let pgid = child.id().map(|p| p as Pgid).unwrap_or(0);
     record(pgid).await;
-    let copier = tokio::task::spawn_blocking(move || copy_output(reader, log));
+    let copier = tokio::task::spawn_blocking(move || copy_output(reader, log, &masker));
 
     let waited = async {
         match timeout {
@@ -155,7 +156,11 @@ fn spawn_failed(message: String) -> ProcessResult {
 
 /// Copies the process's output into the log line by line (so a tail sees it live) and
 /// returns the last non-empty line.
-fn copy_output(reader: std::io::PipeReader, mut log: std::fs::File) -> Option<String> {
+fn copy_output(
+    reader: std::io::PipeReader,
+    mut log: std::fs::File,
+    masker: &weir_core::connection::Masker,
+) -> Option<String> {
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
     let mut last = None;
@@ -164,11 +169,13 @@ fn copy_output(reader: std::io::PipeReader, mut log: std::fs::File) -> Option<St
         match reader.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                let _ = log.write_all(&line);
-                if !line.ends_with(b"\n") {
+                let text = String::from_utf8_lossy(&line);
+                let masked = masker.mask(&text);
+                let _ = log.write_all(masked.as_bytes());
+                if !masked.ends_with('\n') {
                     let _ = log.write_all(b"\n");
                 }
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                let text = masked.trim_end().to_string();
                 if !text.is_empty() {
                     last = Some(text);
                 }

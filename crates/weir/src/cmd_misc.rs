@@ -7,6 +7,7 @@ use crate::output::{Format, Listing};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
+use weir_core::connection::is_secret_key;
 use weir_store::{Store, VariableRow};
 
 #[derive(Debug, Subcommand)]
@@ -27,14 +28,20 @@ pub enum VariablesCommand {
     },
     /// Delete a variable.
     Delete { key: String },
-    /// List variables.
-    List,
+    /// List variables (values of secret-looking keys masked unless --show-secrets).
+    List {
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Import variables from a JSON file in Airflow's format (`{"key": value, ...}`); `-` reads stdin.
     Import { file: String },
-    /// Export variables as JSON in Airflow's format; `-` (the default) writes stdout.
+    /// Export variables as JSON in Airflow's format; `-` (the default) writes stdout. Values of
+    /// secret-looking keys are masked unless --include-secrets.
     Export {
         #[arg(default_value = "-")]
         file: String,
+        #[arg(long)]
+        include_secrets: bool,
     },
 }
 
@@ -104,20 +111,21 @@ async fn variables_on(store: &Store, cmd: VariablesCommand, format: Format) -> R
             eprintln!("variable '{key}' deleted");
             Ok(())
         }
-        VariablesCommand::List => {
+        VariablesCommand::List { show_secrets } => {
             let mut listing = Listing::new(&["key", "val", "description"]);
             for v in store.list_variables().await? {
-                listing.row(vec![json!(v.key), json!(v.val), json!(v.description)]);
+                let val = if !show_secrets && is_secret_key(&v.key) {
+                    "***".to_string()
+                } else {
+                    v.val
+                };
+                listing.row(vec![json!(v.key), json!(val), json!(v.description)]);
             }
             print!("{}", listing.render(format));
             Ok(())
         }
         VariablesCommand::Import { file } => {
-            let text = if file == "-" {
-                std::io::read_to_string(std::io::stdin()).context("cannot read stdin")?
-            } else {
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?
-            };
+            let text = read_input(&file)?;
             let parsed: Value = serde_json::from_str(&text).map_err(|e| {
                 anyhow::anyhow!("{file}:{}: not valid JSON: {e}\nhint: the format is {{\"key\": \"value\", ...}} as airflow variables export writes it", e.line())
             })?;
@@ -140,9 +148,15 @@ async fn variables_on(store: &Store, cmd: VariablesCommand, format: Format) -> R
             eprintln!("{count} variables imported");
             Ok(())
         }
-        VariablesCommand::Export { file } => {
+        VariablesCommand::Export {
+            file,
+            include_secrets,
+        } => {
             let mut out = Map::new();
-            for v in store.list_variables().await? {
+            for mut v in store.list_variables().await? {
+                if !include_secrets && is_secret_key(&v.key) {
+                    v.val = "***".into();
+                }
                 // As Airflow: values that are JSON documents are exported as JSON.
                 let value = serde_json::from_str::<Value>(&v.val)
                     .ok()
@@ -151,14 +165,31 @@ async fn variables_on(store: &Store, cmd: VariablesCommand, format: Format) -> R
                 out.insert(v.key, value);
             }
             let text = serde_json::to_string_pretty(&Value::Object(out))? + "\n";
-            if file == "-" {
-                print!("{text}");
-            } else {
-                std::fs::write(&file, text).with_context(|| format!("cannot write {file}"))?;
+            write_output(&file, &text)?;
+            if file != "-" {
                 eprintln!("variables exported to {file}");
             }
             Ok(())
         }
+    }
+}
+
+/// The text of `file`, or of stdin for `-`.
+pub fn read_input(file: &str) -> Result<String> {
+    if file == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read stdin")
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))
+    }
+}
+
+/// Writes `text` to `file`, or to stdout for `-`.
+pub fn write_output(file: &str, text: &str) -> Result<()> {
+    if file == "-" {
+        print!("{text}");
+        Ok(())
+    } else {
+        std::fs::write(file, text).with_context(|| format!("cannot write {file}"))
     }
 }
 

@@ -184,6 +184,56 @@ impl Settings {
         Ok(format!("sqlite://{}", dir.join("metadata.db").display()))
     }
 
+    /// The Fernet key that encrypts secrets at rest: `[core] fernet_key` (or
+    /// `WEIR__CORE__FERNET_KEY`), else `.weir/fernet.key`, created (mode 600) on first use.
+    pub fn fernet_key(&self) -> Result<String> {
+        let key = self.str("core", "fernet_key");
+        if !key.trim().is_empty() {
+            return Ok(key);
+        }
+        let path = self.state_dir().join("fernet.key");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            return Ok(existing.trim().to_string());
+        }
+        std::fs::create_dir_all(self.state_dir())
+            .with_context(|| format!("cannot create {}", self.state_dir().display()))?;
+        let key = weir_store::Cipher::generate_key();
+        let tmp = path.with_extension("key.tmp");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            writeln!(f, "{key}")?;
+        }
+        // Two processes may race to create it: the first rename wins, both read the winner.
+        if std::fs::hard_link(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .trim()
+                .to_string());
+        }
+        let _ = std::fs::remove_file(&tmp);
+        Ok(key)
+    }
+
+    /// The default warehouse: `[warehouse] default_connection` names a connection id
+    /// (default `warehouse`), which falls back to DuckDB in `.weir/warehouse.duckdb`.
+    pub fn default_warehouse(&self) -> String {
+        let name = self.str("warehouse", "default_connection");
+        if name.is_empty() {
+            "warehouse".into()
+        } else {
+            name
+        }
+    }
+
     pub fn parse_options(&self, available: Vec<String>) -> weir_spec::ParseOptions {
         weir_spec::ParseOptions {
             default_timezone: self.default_timezone(),

@@ -16,9 +16,11 @@ use weir_worker::{Worker, WorkerConfig};
 /// Opens (and migrates) the project's metadata database, and applies `[pools]`.
 pub async fn open_store(settings: &Settings) -> Result<Store> {
     let url = settings.database_url()?;
+    let cipher = weir_store::Cipher::new(&settings.fernet_key()?)?;
     let store = Store::open(&url)
         .await
-        .with_context(|| format!("cannot open the metadata database {}", redact(&url)))?;
+        .with_context(|| format!("cannot open the metadata database {}", redact(&url)))?
+        .with_cipher(cipher);
     for (name, slots) in settings.pools() {
         store.set_pool(&name, slots, None).await?;
     }
@@ -27,10 +29,7 @@ pub async fn open_store(settings: &Settings) -> Result<Store> {
 
 /// A URL with its password hidden.
 pub fn redact(url: &str) -> String {
-    match regex::Regex::new(r"://([^:/@]+):([^@]+)@") {
-        Ok(re) => re.replace(url, "://$1:***@").to_string(),
-        Err(_) => url.to_string(),
-    }
+    weir_core::connection::mask_uri(url)
 }
 
 pub fn registry() -> Arc<Registry> {

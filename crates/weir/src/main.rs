@@ -1,6 +1,7 @@
 //! weir: the command-line binary. It parses arguments, reads settings and wires the library
 //! crates together; the work itself lives in those crates.
 
+mod cmd_conns;
 mod cmd_dags;
 mod cmd_misc;
 mod cmd_tasks;
@@ -53,6 +54,9 @@ enum Command {
     /// Inspect, run, clear and read the logs of task instances.
     #[command(subcommand)]
     Tasks(cmd_tasks::TasksCommand),
+    /// Manage connections (warehouses and APIs that tasks use; templates read conn.ID.host).
+    #[command(subcommand)]
+    Connections(cmd_conns::ConnectionsCommand),
     /// Manage variables (templates read them as var.value.KEY).
     #[command(subcommand)]
     Variables(cmd_misc::VariablesCommand),
@@ -146,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dags(cmd) => cmd_dags::run(&settings, cmd, format).await,
         Command::Tasks(cmd) => cmd_tasks::run(&settings, cmd, format).await,
         Command::Variables(cmd) => cmd_misc::variables(&settings, cmd, format).await,
+        Command::Connections(cmd) => cmd_conns::connections(&settings, cmd, format).await,
         Command::Db(cmd) => cmd_misc::db(&settings, cmd).await,
         Command::Config(cmd) => cmd_misc::config(&settings, cmd),
         Command::Health => cmd_misc::health(&settings).await,

@@ -24,6 +24,7 @@ fn ctx(tz: &str, logical: &str, start: &str, end: &str) -> TemplateContext {
     );
     xcoms.insert(("load".to_string(), "rows".to_string()), json!(7));
     TemplateContext {
+        connections: Default::default(),
         dag_id: "sales".into(),
         task_id: "report".into(),
         run_id: "manual__2026-01-15T00:00:00+00:00".into(),

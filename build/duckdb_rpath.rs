@@ -1,5 +1,5 @@
-//! Links DuckDB's shared library with an rpath, so binaries and tests find it without
-//! LD_LIBRARY_PATH (`DUCKDB_LIB_DIR` comes from .cargo/config.toml; see scripts/duckdb.sh).
+//! The build script of every crate that links DuckDB: an rpath to DuckDB's shared library, so
+//! binaries and tests find it without LD_LIBRARY_PATH (`DUCKDB_LIB_DIR` comes from .cargo/config.toml; see scripts/duckdb.sh).
 fn main() {
     println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
     if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR")
