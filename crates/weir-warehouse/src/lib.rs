@@ -126,8 +126,17 @@ pub enum LoadMode {
 /// An open warehouse: one connection, used by one task at a time.
 pub struct Warehouse {
     conn_id: String,
+    /// Where the data lives (type, host, port, database): tables of the same place share locks.
+    place: String,
     inner: Inner,
 }
+
+/// Builds of one table in this process take turns: two runs of a backfill replacing partitions
+/// of the same table would otherwise race between "does it exist" and "create", or conflict
+/// inside DuckDB. Across processes PostgreSQL adds an advisory lock in the transaction.
+static TABLE_LOCKS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
 
 enum Inner {
     Duck(duck::Duck),
@@ -168,6 +177,13 @@ impl Warehouse {
         };
         Ok(Warehouse {
             conn_id: conn.conn_id.clone(),
+            place: format!(
+                "{}://{}:{}/{}",
+                conn.conn_type,
+                conn.host.as_deref().unwrap_or(""),
+                conn.port.unwrap_or(0),
+                conn.schema.as_deref().unwrap_or("")
+            ),
             inner,
         })
     }
@@ -277,6 +293,24 @@ impl Warehouse {
     /// parse it and insert in batches.
     pub async fn load_csv(&self, table: &str, path: &Path, mode: &LoadMode) -> Result<u64> {
         materialize::load_csv(self, table, path, mode).await
+    }
+
+    /// Holds this process's lock on building `table`.
+    pub(crate) async fn lock_table(&self, table: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let key = format!("{}#{table}", self.place);
+        let lock = TABLE_LOCKS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// A statement that takes PostgreSQL's transaction-scoped lock on building `table`.
+    pub(crate) fn advisory_lock(&self, table: &str) -> Option<String> {
+        (self.dialect() == Dialect::Postgres)
+            .then(|| format!("SELECT pg_advisory_xact_lock(hashtext({}))", literal(table)))
     }
 
     pub(crate) fn duck(&self) -> Option<&duck::Duck> {

@@ -20,17 +20,35 @@ pub enum Materialization {
     ReplacePartition(Partition),
 }
 
-fn create_schema(wh: &Warehouse, table: &str) -> Result<Option<String>> {
+/// Creates the table's schema when missing, in its own transaction and under its own lock:
+/// DuckDB reports a catalog conflict when two transactions create the same schema at once.
+async fn ensure_schema(wh: &Warehouse, table: &str) -> Result<()> {
     match (split_table(table).0, wh.dialect()) {
-        (None, _) => Ok(None),
-        (Some("main"), Dialect::Sqlite) => Ok(None),
+        (None, _) | (Some("main"), Dialect::Sqlite) => Ok(()),
         (Some(schema), Dialect::Sqlite) => Err(WarehouseError::Usage(format!(
             "table '{table}': SQLite has no schemas\nhint: name the table without '{schema}.' on a sqlite connection"
         ))),
-        (Some(schema), _) => Ok(Some(format!(
-            "CREATE SCHEMA IF NOT EXISTS {}",
-            quote_name(schema)
-        ))),
+        (Some(schema), _) => {
+            let _turn = wh.lock_table(&format!("schema {schema}")).await;
+            let found = wh
+                .query(&format!(
+                    "SELECT 1 FROM information_schema.schemata WHERE schema_name = {}",
+                    literal(schema)
+                ))
+                .await?;
+            if found.rows.is_empty() {
+                let mut statements: Vec<String> = wh
+                    .advisory_lock(&format!("schema {schema}"))
+                    .into_iter()
+                    .collect();
+                statements.push(format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    quote_name(schema)
+                ));
+                wh.execute_all(&statements).await?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -65,7 +83,9 @@ pub(crate) async fn materialize(
 ) -> Result<()> {
     let select = select.trim().trim_end_matches(';').trim();
     let target = quote_name(table);
-    let mut statements: Vec<String> = create_schema(wh, table)?.into_iter().collect();
+    let _turn = wh.lock_table(table).await;
+    ensure_schema(wh, table).await?;
+    let mut statements: Vec<String> = wh.advisory_lock(table).into_iter().collect();
     let exists = wh.table_exists(table).await?;
     match how {
         Materialization::FullRefresh => {
@@ -192,7 +212,9 @@ pub(crate) async fn load_rows(
         )));
     }
     let target = quote_name(table);
-    let mut statements: Vec<String> = create_schema(wh, table)?.into_iter().collect();
+    let _turn = wh.lock_table(table).await;
+    ensure_schema(wh, table).await?;
+    let mut statements: Vec<String> = wh.advisory_lock(table).into_iter().collect();
     let exists = wh.table_exists(table).await?;
     let create = format!(
         "CREATE TABLE {target} ({})",
@@ -282,7 +304,9 @@ pub(crate) async fn load_csv(
         literal(&path.display().to_string())
     );
     let target = quote_name(table);
-    let mut statements: Vec<String> = create_schema(wh, table)?.into_iter().collect();
+    let _turn = wh.lock_table(table).await;
+    ensure_schema(wh, table).await?;
+    let mut statements: Vec<String> = Vec::new();
     let exists = wh.table_exists(table).await?;
     match mode {
         LoadMode::Replace => {

@@ -223,17 +223,6 @@ impl Settings {
         Ok(key)
     }
 
-    /// The default warehouse: `[warehouse] default_connection` names a connection id
-    /// (default `warehouse`), which falls back to DuckDB in `.weir/warehouse.duckdb`.
-    pub fn default_warehouse(&self) -> String {
-        let name = self.str("warehouse", "default_connection");
-        if name.is_empty() {
-            "warehouse".into()
-        } else {
-            name
-        }
-    }
-
     pub fn parse_options(&self, available: Vec<String>) -> weir_spec::ParseOptions {
         weir_spec::ParseOptions {
             default_timezone: self.default_timezone(),

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod data;
 mod running;
 mod standalone;
 mod time;

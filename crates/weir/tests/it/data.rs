@@ -1,0 +1,353 @@
+//! Data tasks: `sql` and `check` against DuckDB (the default warehouse) and PostgreSQL,
+//! connections and their secrets.
+
+use crate::support::Project;
+use serde_json::{Value, json};
+
+const RUN: &str = "manual__2026-01-15T00:00:00+00:00";
+
+/// Rows of a query on the project's warehouse, read with the same library weir uses, after
+/// weir has exited (DuckDB allows one process per file).
+fn rows(p: &Project, conn_uri: &str, sql: &str) -> Vec<Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let conn = weir_core::connection::Connection::from_uri("warehouse", conn_uri).unwrap();
+        let wh = weir_warehouse::Warehouse::open(&conn, p.path())
+            .await
+            .unwrap();
+        let mut out = wh.query(sql).await.unwrap().objects();
+        out.sort_by_key(|v| v.to_string());
+        out
+    })
+}
+
+const DUCKDB: &str = "duckdb://.weir/warehouse.duckdb";
+
+#[test]
+fn a_failing_second_statement_leaves_the_table_as_it_was() {
+    let p = Project::new();
+    p.dag(
+        "setup",
+        r#"
+tasks:
+  - id: create
+    type: sql
+    connection: warehouse
+    sql: |
+      create table names (id integer, name varchar);
+      insert into names values (1, 'Ann'), (2, 'Bo');
+"#,
+    );
+    p.ok(&["dags", "test", "setup", "2026-01-15"]);
+    p.dag(
+        "broken",
+        r#"
+tasks:
+  - id: rewrite
+    type: sql
+    connection: warehouse
+    sql: |
+      delete from names;
+      insert into names values (3, 'Cy', 'too many columns');
+"#,
+    );
+    let (code, stdout, _) = p.run(&["dags", "test", "broken", "2026-01-15"]);
+    assert_eq!(code, 1, "{stdout}");
+    let log = p.log("broken", RUN, "rewrite", 1);
+    assert!(
+        log.contains("task 'rewrite' on connection 'warehouse'"),
+        "the error names the task and connection:\n{log}"
+    );
+    assert_eq!(
+        rows(&p, DUCKDB, "select id, name from names"),
+        vec![
+            json!({"id": 1, "name": "Ann"}),
+            json!({"id": 2, "name": "Bo"})
+        ]
+    );
+}
+
+#[test]
+fn a_failed_check_logs_its_offending_rows_and_fails_downstream() {
+    let p = Project::new();
+    p.dag(
+        "checked",
+        r#"
+tasks:
+  - id: load
+    type: sql
+    connection: warehouse
+    mode: full_refresh
+    table: core.users
+    sql: select * from (values (1, 'a'), (2, 'b'), (2, 'c'), (3, null)) t(id, email)
+  - id: pk
+    type: check
+    connection: warehouse
+    table: core.users
+    unique: id
+    not_null: [email]
+    depends_on: [load]
+  - id: rows
+    type: check
+    connection: warehouse
+    sql: select count(*) from core.users
+    expect: between 1 and 10
+    depends_on: [load]
+  - id: publish
+    type: shell
+    command: echo published
+    depends_on: [pk, rows]
+"#,
+    );
+    let (code, stdout, _) = p.run(&["dags", "test", "checked", "2026-01-15"]);
+    assert_eq!(code, 1, "{stdout}");
+    let states = p.states("checked", RUN);
+    assert_eq!(states["load"], "success");
+    assert_eq!(states["pk"], "failed");
+    assert_eq!(states["rows"], "success");
+    assert_eq!(states["publish"], "upstream_failed");
+    let log = p.log("checked", RUN, "pk", 1);
+    assert!(
+        log.contains("check failed: 1 duplicated values of unique(id) in core.users"),
+        "{log}"
+    );
+    assert!(
+        log.contains("offending rows (showing 1 of 1):\nid | n\n---+--\n2  | 2"),
+        "{log}"
+    );
+    assert!(
+        log.contains("1 rows of core.users have NULL in email"),
+        "{log}"
+    );
+    assert!(log.contains("3  | NULL"), "{log}");
+}
+
+#[test]
+fn sql_modes_rerun_and_backfill_on_duckdb_and_postgres() {
+    let mut projects = vec![(Project::new(), DUCKDB.to_string(), "mart.")];
+    if let Some(pg) = Project::on_postgres() {
+        // The same DAG on PostgreSQL: one connection changes.
+        let url = pg.database_url.clone().unwrap();
+        pg.ok(&["connections", "add", "warehouse", "--conn-uri", &url]);
+        projects.push((pg, url, "mart."));
+    }
+    for (p, uri, schema) in &projects {
+        p.dag(
+            "modes",
+            &r#"
+schedule: "@daily"
+start_date: 2026-01-01
+tasks:
+  - id: daily
+    type: sql
+    connection: warehouse
+    mode: replace_partition
+    table: SCHEMAdaily
+    partition: {ds: "{{ ds }}"}
+    sql: "select '{{ ds }}' as ds, {{ macros.ds_format(ds, '%Y-%m-%d', '%d') | int }} as n"
+  - id: latest
+    type: sql
+    connection: warehouse
+    mode: incremental
+    unique_key: [k]
+    table: SCHEMAlatest
+    sql: "select 'x' as k, '{{ ds }}' as ds"
+  - id: snapshot
+    type: sql
+    connection: warehouse
+    mode: full_refresh
+    table: SCHEMAsnapshot
+    sql: select count(*) as days from SCHEMAdaily
+    depends_on: [daily]
+"#
+            .replace("SCHEMA", schema),
+        );
+        for args in [
+            vec![
+                "dags",
+                "backfill",
+                "modes",
+                "--start",
+                "2026-01-01",
+                "--end",
+                "2026-01-05",
+            ],
+            vec![
+                "dags",
+                "backfill",
+                "modes",
+                "--start",
+                "2026-01-01",
+                "--end",
+                "2026-01-05",
+                "--reset",
+            ],
+        ] {
+            p.ok(&args);
+            let states = p.states("modes", "backfill__2026-01-03T00:00:00+00:00");
+            assert!(states.values().all(|s| s == "success"), "{states:?}");
+        }
+        let daily = rows(p, uri, &format!("select ds, n from {schema}daily"));
+        assert_eq!(daily.len(), 5, "{uri}: {daily:?}");
+        assert_eq!(daily[2], json!({"ds": "2026-01-03", "n": 3}));
+        let latest = rows(p, uri, &format!("select k from {schema}latest"));
+        assert_eq!(
+            latest,
+            vec![json!({"k": "x"})],
+            "{uri}: one row per unique key"
+        );
+        let snapshot = rows(p, uri, &format!("select days from {schema}snapshot"));
+        assert_eq!(snapshot.len(), 1, "{uri}");
+    }
+}
+
+#[test]
+fn secrets_are_encrypted_at_rest_and_masked_everywhere() {
+    let p = Project::new();
+    p.ok(&[
+        "connections",
+        "add",
+        "api",
+        "--conn-uri",
+        "https://etl_user:S3cretPassw0rd@api.example.com/v1?api_key=KeyValue123",
+    ]);
+    p.ok(&["variables", "set", "db_password", "VarSecret456"]);
+    p.ok(&["variables", "set", "region", "eu-west"]);
+
+    let raw = std::fs::read(p.path().join(".weir/metadata.db")).unwrap();
+    let wal = std::fs::read(p.path().join(".weir/metadata.db-wal")).unwrap_or_default();
+    for secret in ["S3cretPassw0rd", "KeyValue123", "VarSecret456"] {
+        for bytes in [&raw, &wal] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} is stored in plain text"
+            );
+        }
+    }
+
+    let listed = p.ok(&["connections", "list"]);
+    assert!(
+        listed.contains("***")
+            && !listed.contains("S3cretPassw0rd")
+            && !listed.contains("KeyValue123"),
+        "{listed}"
+    );
+    let got = p.ok(&["connections", "get", "api"]);
+    assert!(!got.contains("S3cretPassw0rd"), "{got}");
+    let shown = p.ok(&["connections", "get", "api", "--show-secrets"]);
+    assert!(shown.contains("S3cretPassw0rd"), "{shown}");
+    let exported = p.ok(&["connections", "export"]);
+    assert!(
+        !exported.contains("S3cretPassw0rd") && !exported.contains("KeyValue123"),
+        "{exported}"
+    );
+    let full = p.ok(&["connections", "export", "-", "--include-secrets"]);
+    assert!(full.contains("S3cretPassw0rd"), "{full}");
+    let vars = p.ok(&["variables", "list"]);
+    assert!(
+        vars.contains("eu-west") && !vars.contains("VarSecret456"),
+        "{vars}"
+    );
+    let vars = p.ok(&["variables", "export"]);
+    assert!(!vars.contains("VarSecret456"), "{vars}");
+
+    p.dag(
+        "leaky",
+        r#"
+tasks:
+  - id: echo
+    type: shell
+    command: |
+      echo "password is {{ conn.api.password }} and key {{ conn.api.extra_dejson.api_key }}"
+      echo "var is {{ var.value.db_password }}, region {{ var.value.region }}"
+"#,
+    );
+    p.ok(&["dags", "test", "leaky", "2026-01-15"]);
+    let log = p.log("leaky", RUN, "echo", 1);
+    assert!(log.contains("password is *** and key ***"), "{log}");
+    assert!(log.contains("var is ***, region eu-west"), "{log}");
+}
+
+#[test]
+fn airflow_connection_and_variable_exports_import() {
+    let p = Project::new();
+    // What `airflow connections export conns.json` and `airflow variables export vars.json` write.
+    p.write(
+        "conns.json",
+        r#"{
+  "warehouse_pg": {"conn_type": "postgres", "description": "", "login": "etl", "password": "pgPass!99",
+                   "host": "db.internal", "port": 5432, "schema": "analytics", "extra": "{\"sslmode\": \"disable\"}"},
+  "events_api": {"conn_type": "http", "description": null, "login": null, "password": null,
+                 "host": "events.example.com", "port": null, "schema": "https", "extra": ""}
+}"#,
+    );
+    p.write("vars.json", r#"{"country": "KR", "limits": {"rows": 10}}"#);
+    p.ok(&["connections", "import", "conns.json"]);
+    p.ok(&["variables", "import", "vars.json"]);
+    let conns = p.json(&["connections", "list", "--show-secrets"]);
+    let pg = conns
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["conn_id"] == "warehouse_pg")
+        .unwrap();
+    assert_eq!(pg["host"], "db.internal");
+    assert_eq!(pg["port"], 5432);
+    assert_eq!(pg["password"], "pgPass!99");
+    assert_eq!(pg["extra"], r#"{"sslmode":"disable"}"#);
+    assert_eq!(p.ok(&["variables", "get", "country"]).trim(), "KR");
+    // The round trip gives Airflow's shape back.
+    let exported: Value =
+        serde_json::from_str(&p.ok(&["connections", "export", "-", "--include-secrets"])).unwrap();
+    assert_eq!(exported["warehouse_pg"]["schema"], "analytics");
+    assert_eq!(exported["events_api"]["conn_type"], "http");
+}
+
+#[test]
+fn bad_connections_and_sql_get_clear_errors() {
+    let p = Project::new();
+    let (code, _, stderr) = p.run(&["connections", "add", "x", "--conn-uri", "not a uri"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not a connection URI"), "{stderr}");
+    p.dag(
+        "bad",
+        r#"
+tasks:
+  - id: no_conn
+    type: sql
+    connection: nowhere
+    sql: select 1
+  - id: bad_sql
+    type: sql
+    connection: warehouse
+    sql: selec 1
+  - id: no_table
+    type: check
+    connection: warehouse
+    sql: select count(*) from missing_table
+    expect: "> 0"
+  - id: not_a_number
+    type: check
+    connection: warehouse
+    sql: select 'abc'
+    expect: "> 0"
+"#,
+    );
+    let (code, _, _) = p.run(&["dags", "test", "bad", "2026-01-15"]);
+    assert_eq!(code, 1);
+    let expect = [
+        ("no_conn", "connection 'nowhere' does not exist"),
+        ("bad_sql", "task 'bad_sql' on connection 'warehouse'"),
+        ("bad_sql", "syntax error"),
+        ("no_table", "missing_table"),
+        ("not_a_number", "which is not a number"),
+    ];
+    for (task, text) in expect {
+        let log = p.log("bad", RUN, task, 1);
+        assert!(log.contains(text), "{task}: expected '{text}' in:\n{log}");
+        assert!(!log.contains("panicked"), "{log}");
+    }
+}
