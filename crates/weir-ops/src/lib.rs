@@ -9,12 +9,14 @@
 
 mod check;
 mod empty;
+pub mod http;
 mod python;
 mod shell;
 mod sql;
 
 pub use check::Check;
 pub use empty::Empty;
+pub use http::Http;
 pub use python::Python;
 pub use shell::Shell;
 pub use sql::Sql;
@@ -219,6 +221,7 @@ impl Registry {
             .with(Empty)
             .with(Sql)
             .with(Check)
+            .with(Http)
     }
 
     pub fn names(&self) -> Vec<String> {

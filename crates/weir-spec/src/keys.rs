@@ -214,9 +214,24 @@ pub static TASK_TYPES: &[TaskTypeDoc] = &[
             key("query", "query parameters"),
             key("json", "a JSON body"),
             key("body", "a raw body"),
-            key("timeout", "request timeout"),
+            key("timeout", "per-attempt timeout (default 60s)"),
+            key(
+                "request_retries",
+                "attempts after the first on 5xx, 429 or connection errors (default 3)",
+            ),
+            key(
+                "retry_backoff",
+                "wait before the first re-attempt, doubling (default 1s)",
+            ),
+            key(
+                "json_path",
+                "dotted path to the array of rows in a JSON response",
+            ),
             key("expect_status", "accepted status codes"),
-            key("save_to", "{connection, table, format, mode}"),
+            key(
+                "save_to",
+                "{connection, table, format: json|csv, mode: replace|append|replace_partition, partition}",
+            ),
             key("xcom", "json | text"),
         ],
         one_of: &[],
