@@ -334,7 +334,9 @@ pub fn resolve_url(
     ))
 }
 
-/// `https://host:port/path` of an http connection.
+/// `https://host:port/path` of an http connection: the scheme from `schema` when that is
+/// http/https (Airflow's convention), else from the connection type; any other `schema` is the
+/// URL's path (so `weir connections add hook --conn-uri https://host/path` means that URL).
 pub fn base_url(conn: &Connection) -> Result<String, String> {
     let host = conn.host.as_deref().unwrap_or("");
     if host.is_empty() {
@@ -353,6 +355,15 @@ pub fn base_url(conn: &Connection) -> Result<String, String> {
             None => format!("{scheme}://{host}"),
         }
     };
+    // `https://hooks.example.com/services/x` as a URI keeps `services/x` in schema: a path.
+    if let Some(path) = conn
+        .schema
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "http" && *s != "https")
+        && !host.starts_with("http")
+    {
+        base = format!("{}/{}", base.trim_end_matches('/'), path);
+    }
     if let Some(path) = conn
         .extra
         .get("endpoint")

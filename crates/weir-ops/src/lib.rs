@@ -10,6 +10,7 @@
 mod check;
 mod empty;
 pub mod http;
+pub mod notify;
 mod python;
 mod shell;
 mod sql;
@@ -222,6 +223,7 @@ impl Registry {
             .with(Sql)
             .with(Check)
             .with(Http)
+            .with(notify::Notify)
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -60,6 +60,8 @@ pub struct Scheduler {
     hostname: String,
     last_scan: Mutex<Option<Instant>>,
     last_reap: Mutex<Option<Instant>>,
+    /// DAG-level notifications being sent; [`Scheduler::flush_notifications`] waits for them.
+    notifications: Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// What one round did, for tests and progress output.
@@ -92,7 +94,21 @@ impl Scheduler {
                 .unwrap_or_else(|| "localhost".into()),
             last_scan: Mutex::new(None),
             last_reap: Mutex::new(None),
+            notifications: Mutex::new(tokio::task::JoinSet::new()),
         }
+    }
+
+    /// Waits (up to `limit`) for DAG-level notifications still being sent, so a process that
+    /// is about to exit delivers them.
+    pub async fn flush_notifications(&self, limit: Duration) {
+        let mut pending = match self.notifications.lock() {
+            Ok(mut set) => std::mem::take(&mut *set),
+            Err(_) => return,
+        };
+        let _ = tokio::time::timeout(limit, async {
+            while pending.join_next().await.is_some() {}
+        })
+        .await;
     }
 
     /// The DAGs as last parsed, shared with in-process workers.
@@ -464,9 +480,52 @@ impl Scheduler {
                 report
                     .finished_runs
                     .push((run.dag_id.clone(), run.run_id.clone(), state));
+                self.notify_run(run, state);
             }
         }
         Ok(())
+    }
+
+    /// Sends the DAG's `on_failure` / `on_success` notifications of a finished run in the
+    /// background; deliveries and failures go to the scheduler's log.
+    fn notify_run(&self, run: &RunRow, state: RunState) {
+        let key = match state {
+            RunState::Failed => "on_failure",
+            RunState::Success => "on_success",
+            _ => return,
+        };
+        let Some(dag) = self.dag(&run.dag_id) else {
+            return;
+        };
+        let Some(callbacks) = dag.callbacks.get(key).cloned() else {
+            return;
+        };
+        let event = weir_ops::notify::Event {
+            event: if state == RunState::Failed {
+                "failure"
+            } else {
+                "success"
+            }
+            .into(),
+            dag_id: run.dag_id.clone(),
+            run_id: Some(run.run_id.clone()),
+            state: Some(state.to_string()),
+            logical_date: Some(weir_core::iso(timestamp(run.logical_date))),
+            ..Default::default()
+        };
+        let rt = StoreRuntime {
+            store: self.store.clone(),
+            project_dir: self.config.project_dir.clone(),
+        };
+        let send = async move {
+            for line in weir_ops::notify::deliver(&callbacks, &event, &rt).await {
+                tracing::info!(dag = %event.dag_id, "{line}");
+            }
+        };
+        if let Ok(mut set) = self.notifications.lock() {
+            while set.try_join_next().is_some() {}
+            set.spawn(send);
+        }
     }
 
     /// The runs this scheduler drives: all, or only those of `only_runs`.
@@ -621,6 +680,35 @@ impl Scheduler {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
             Err(nix::errno::Errno::ESRCH)
         )
+    }
+}
+
+/// Connections for the scheduler's notifications.
+struct StoreRuntime {
+    store: Store,
+    project_dir: PathBuf,
+}
+
+impl weir_ops::Runtime for StoreRuntime {
+    fn log(&self, line: &str) {
+        tracing::info!("{line}");
+    }
+
+    fn connection<'a>(
+        &'a self,
+        conn_id: &'a str,
+    ) -> weir_ops::BoxFuture<'a, Result<weir_core::connection::Connection, String>> {
+        Box::pin(async move {
+            self.store
+                .resolve_connection(conn_id)
+                .await
+                .map_err(|e| format!("connection '{conn_id}': {e}"))?
+                .ok_or_else(|| format!("connection '{conn_id}' does not exist"))
+        })
+    }
+
+    fn project_dir(&self) -> &std::path::Path {
+        &self.project_dir
     }
 }
 

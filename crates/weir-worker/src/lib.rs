@@ -261,6 +261,7 @@ impl Worker {
         match self.store.finish(&[finish]).await {
             Ok(applied) if applied == [true] => {
                 log.line("INFO", &format!("marked {state}"));
+                self.notify(&ti, state, &path, &log).await;
             }
             Ok(_) => log.line("WARNING",
                 "the task instance changed state while it ran (reaped or cleared); outcome not recorded",
@@ -273,6 +274,48 @@ impl Worker {
             }
         }
         self.scheduler_wake.notify_one();
+    }
+
+    /// Sends the task's `on_failure` / `on_retry` / `on_success` notifications, logging each
+    /// delivery or failure; a failed delivery changes nothing else.
+    async fn notify(&self, ti: &ClaimedTi, state: TaskState, log_file: &Path, log: &TaskLog) {
+        let (key, event) = match state {
+            TaskState::Failed => ("on_failure", "failure"),
+            TaskState::UpForRetry => ("on_retry", "retry"),
+            TaskState::Success => ("on_success", "success"),
+            _ => return,
+        };
+        let Some(dag) = self.dag(&ti.dag_id).await else {
+            return;
+        };
+        let Some(callbacks) = dag.task(&ti.task_id).and_then(|t| t.callbacks.get(key)) else {
+            return;
+        };
+        let error = (state != TaskState::Success).then(|| log_tail(log_file, 20));
+        let logical_date = self
+            .store
+            .get_run_by_pk(ti.run_pk)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| weir_core::iso(timestamp(r.logical_date)));
+        let event = weir_ops::notify::Event {
+            event: event.into(),
+            dag_id: ti.dag_id.clone(),
+            run_id: Some(ti.run_id.clone()),
+            task_id: Some(ti.task_id.clone()),
+            try_number: Some(ti.try_number),
+            state: Some(state.to_string()),
+            logical_date,
+            error,
+            log_url: Some(log_file.display().to_string()),
+            message: None,
+        };
+        let rt = NativeRuntime { worker: self, log };
+        for line in weir_ops::notify::deliver(callbacks, &event, &rt).await {
+            let (level, text) = line.split_once(" - ").unwrap_or(("INFO", &line));
+            log.line(level, text);
+        }
     }
 
     /// Plans and runs the try; `Err` is a failure message for the log.
@@ -363,8 +406,10 @@ impl Worker {
         let result = run_process(
             &spec,
             &env,
-            log_file,
-            log.masker(),
+            process::ProcessLog {
+                file: log_file,
+                masker: log.masker(),
+            },
             task.execution_timeout,
             self.config.kill_grace,
             |pgid| async move {
@@ -644,6 +689,13 @@ fn read_xcom(
         ),
         _ => None,
     })
+}
+
+/// The last `lines` lines of a log file, for a failure notification.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A try's log file: every line goes through the masker, so no secret reaches it.

@@ -28,6 +28,12 @@ pub struct ProcessResult {
     pub last_line: Option<String>,
 }
 
+/// Where a process's output goes: its try's log file, through the try's masker.
+pub struct ProcessLog {
+    pub file: std::fs::File,
+    pub masker: std::sync::Arc<weir_core::connection::Masker>,
+}
+
 /// A running process's group id, for killing from elsewhere.
 pub type Pgid = i32;
 
@@ -48,8 +54,7 @@ pub fn signal_group(pgid: Pgid, signal: Signal) {
 pub async fn run_process<R: std::future::Future<Output = ()>>(
     spec: &ProcessSpec,
     env: &[(String, String)],
-    log: std::fs::File,
-    masker: std::sync::Arc<weir_core::connection::Masker>,
+    log: ProcessLog,
     timeout: Option<Duration>,
     kill_grace: Duration,
     record: impl FnOnce(Pgid) -> R,
@@ -89,7 +94,7 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
     };
     let pgid = child.id().map(|p| p as Pgid).unwrap_or(0);
     record(pgid).await;
-    let copier = tokio::task::spawn_blocking(move || copy_output(reader, log, &masker));
+    let copier = tokio::task::spawn_blocking(move || copy_output(reader, log.file, &log.masker));
 
     let waited = async {
         match timeout {

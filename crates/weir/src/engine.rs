@@ -137,6 +137,7 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
     let worker_task = tokio::spawn(worker.clone().run(shutdown.clone()));
     let result = scheduler.run(shutdown).await;
     let _ = worker_task.await;
+    scheduler.flush_notifications(Duration::from_secs(20)).await;
     store.close().await;
     result.map_err(Into::into)
 }
@@ -149,6 +150,7 @@ pub async fn scheduler_only(settings: &Settings) -> Result<()> {
         settings.project_dir.display()
     );
     let result = scheduler.run(shutdown_signal()).await;
+    scheduler.flush_notifications(Duration::from_secs(20)).await;
     store.close().await;
     result.map_err(Into::into)
 }
@@ -241,6 +243,7 @@ pub async fn run_to_completion(
     };
     let _ = stop_tx.send(true);
     let _ = worker_task.await;
+    scheduler.flush_notifications(Duration::from_secs(20)).await;
     Ok(finished)
 }
 

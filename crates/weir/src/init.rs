@@ -100,6 +100,73 @@ def publish(day, dag):
     return {"message": message}
 "#;
 
+const NAMES_ETL: &str = r#"# The ETL from the team's notes: extract a name/gender CSV over HTTP, clean it, load it into
+# the warehouse idempotently (a re-run of a day replaces that day), check the key, and tell
+# someone when it fails.
+#   weir dags test names_etl 2026-01-15
+# It reads data/names.csv through a file:// URL so it runs without a network; point `url` at
+# the real source (https://...) when you have one. The warehouse is DuckDB in .weir/ until you
+# run: weir connections add warehouse --conn-uri postgres://user:pass@host:5432/analytics
+# Failure alerts go to the `alerts` connection: weir connections add alerts --conn-uri https://hooks.slack.com/services/...
+dag_id: names_etl
+description: Names and genders from the source CSV, one partition per day
+owner: data-eng
+tags: [example, etl]
+schedule: "0 2 * * *"
+timezone: Asia/Seoul
+start_date: 2026-01-01
+catchup: false
+default_args: {retries: 2, retry_delay: 30s, retry_exponential_backoff: true}
+on_failure: [{notify: slack, connection: alerts}]
+tasks:
+  - id: extract
+    type: http
+    url: "file://data/names.csv"
+    save_to:
+      connection: warehouse
+      table: raw.names
+      format: csv
+      mode: replace_partition
+      partition: {ds: "{{ ds }}"}
+
+  - id: transform
+    type: sql
+    connection: warehouse
+    mode: replace_partition
+    table: core.names
+    partition: {ds: "{{ ds }}"}
+    sql: sql/names.sql
+    depends_on: [extract]
+
+  - id: name_is_unique
+    type: check
+    connection: warehouse
+    table: core.names
+    where: "ds = '{{ ds }}'"
+    unique: [name]
+    not_null: [name, gender]
+    depends_on: [transform]
+
+  - id: enough_names
+    type: check
+    connection: warehouse
+    sql: "select count(*) from core.names where ds = '{{ ds }}'"
+    expect: "> 0"
+    depends_on: [transform]
+"#;
+
+const NAMES_SQL: &str = r#"-- One row per name for the day: trimmed, gender as M/F, duplicates removed.
+select distinct
+    cast('{{ ds }}' as varchar(10)) as ds,
+    trim(name) as name,
+    case upper(trim(gender)) when 'M' then 'M' when 'MALE' then 'M' when 'F' then 'F' when 'FEMALE' then 'F' end as gender
+from raw.names
+where ds = '{{ ds }}' and trim(name) <> ''
+"#;
+
+const NAMES_CSV: &str =
+    "name,gender\nMinji,F\n Jisoo ,female\nHyun,M\nSeojun,male\nMinji,F\nYuna,f\nDohyun,M\n";
+
 const WEIRIGNORE: &str = "# Files in dags/ to skip, one glob per line.\ndrafts\n";
 
 const GITIGNORE: &str = ".weir/\n";
@@ -115,9 +182,19 @@ pub fn init(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    let files: [(&str, &str); 6] = [
-        ("weir.toml", WEIR_TOML),
+    let settings = WEIR_TOML.replace(
+        "dags_are_paused_at_creation = false\n",
+        &format!(
+            "dags_are_paused_at_creation = false\n# Encrypts connection passwords and secret variables at rest; keep it (or set\n# WEIR__CORE__FERNET_KEY). Without it stored secrets cannot be read.\nfernet_key = \"{}\"\n",
+            weir_store::Cipher::generate_key()
+        ),
+    );
+    let files: [(&str, &str); 9] = [
+        ("weir.toml", &settings),
         ("dags/example_daily.yaml", EXAMPLE_DAG),
+        ("dags/names_etl.yaml", NAMES_ETL),
+        ("sql/names.sql", NAMES_SQL),
+        ("data/names.csv", NAMES_CSV),
         ("dags/.weirignore", WEIRIGNORE),
         ("scripts/summarise.py", SUMMARISE_PY),
         ("scripts/report.py", REPORT_PY),

@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod data;
+mod etl;
 mod running;
 mod standalone;
 mod time;
