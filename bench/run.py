@@ -5,6 +5,8 @@ W1 chain100  100 sequential `true` tasks: trigger to run success, and per task
 W2 fan1000   start -> 1000 parallel `true` tasks -> end: tasks per second
 W3 parse1000 1000 DAG files of 10 tasks: process start until all are registered
 W5 idle      RSS after 30 s idle, and process start until `weir health` says healthy
+D1 load1m    a 1,000,000-row CSV served over HTTP, loaded into DuckDB by an `http` task's save_to
+D2 sql1000   1000 templated `sql` tasks (inserts into one DuckDB table) in one DAG: tasks per second
 
 Usage: bench/run.py [--weir PATH] [--idle SECONDS] [--only W1,W2,...]
 Times come from the metadata DB (queued_at -> end_date), as the peer figures in
@@ -56,6 +58,26 @@ def fan_dag(n):
         lines.append("  - {id: t%d, type: shell, command: 'true', depends_on: [start]}" % i)
     lines.append("  - id: end\n    type: empty\n    depends_on: [%s]" % ", ".join("t%d" % i for i in range(n)))
     return "\n".join(lines) + "\n"
+
+
+def sql_dag(n):
+    lines = ["dag_id: sql%d" % n, "max_active_tasks: 64", "tasks:",
+             "  - {id: create, type: sql, connection: warehouse, sql: 'create or replace table hits (task varchar, ds varchar, n integer)'}"]
+    for i in range(n):
+        lines.append("  - {id: q%d, type: sql, connection: warehouse, depends_on: [create], "
+                     "sql: \"insert into hits values ('{{ task.task_id }}', '{{ ds }}', {{ params.base + %d }})\"}" % (i, i))
+    return "\n".join(lines).replace("tasks:\n", "params: {base: 1000}\ntasks:\n", 1) + "\n"
+
+
+def load_dag(url):
+    return """dag_id: load1m
+tasks:
+  - id: extract
+    type: http
+    url: "%s"
+    timeout: 10m
+    save_to: {connection: warehouse, table: raw.big, format: csv, mode: replace}
+""" % url
 
 
 def parse_dag(i):
@@ -133,7 +155,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weir", default=None)
     ap.add_argument("--idle", type=float, default=30.0)
-    ap.add_argument("--only", default="W1,W2,W3,W5")
+    ap.add_argument("--only", default="W1,W2,W3,W5,D1,D2")
     args = ap.parse_args()
     weir = args.weir or shutil.which("weir")
     if not weir:
@@ -196,6 +218,41 @@ def main():
             rows.append(("W5 idle", "example project; RSS after %.0f s idle" % args.idle, "%.1f MB" % rss,
                          "< 50 MB", "Airflow ~1 GB"))
             rows.append(("W5 start-up", "process start until `weir health` exits 0", "%.3f s" % up, "< 0.5 s", ""))
+        if "D1" in only:
+            p = project(root, "d1")
+            data = os.path.join(root, "www")
+            os.makedirs(data)
+            with open(os.path.join(data, "big.csv"), "w") as f:
+                f.write("id,name,gender,amount,event_date\n")
+                for i in range(1_000_000):
+                    f.write("%d,name_%d,%s,%d.%02d,2026-01-%02d\n" % (i, i % 5000, "MF"[i % 2], i % 997, i % 100, 1 + i % 28))
+            size_mb = os.path.getsize(os.path.join(data, "big.csv")) / 1e6
+            server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=data,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:
+                port = int(server.stdout.readline().split("port ")[1].split(" ")[0])
+                open(os.path.join(p, "dags", "load1m.yaml"), "w").write(load_dag("http://127.0.0.1:%d/big.csv" % port))
+                subprocess.run([weir, "--project", p, "db", "migrate"], check=True, capture_output=True)
+                t0 = time.monotonic()
+                out = subprocess.run([weir, "--project", p, "dags", "test", "load1m", "2026-01-15"],
+                                     capture_output=True, text=True)
+                wall = time.monotonic() - t0
+                if out.returncode != 0:
+                    raise SystemExit("load1m failed: %s %s" % (out.stdout, out.stderr))
+                con = db(p)
+                s_, e_ = con.execute("SELECT start_date, end_date FROM task_instance WHERE task_id = 'extract'").fetchone()
+                con.close()
+                task_s = (e_ - s_) / 1e6
+            finally:
+                server.kill()
+            rows.append(("D1 load1m", "%.0f MB CSV over HTTP into DuckDB (task %.2f s, CLI wall %.2f s)" % (size_mb, task_s, wall),
+                         "%.0f rows/s" % (1_000_000 / task_s), "", "dbt seed is not built for this size"))
+        if "D2" in only:
+            p = project(root, "d2")
+            open(os.path.join(p, "dags", "sql1000.yaml"), "w").write(sql_dag(1000))
+            wall, inner = run_dag(weir, p, "sql1000", 1001)
+            rows.append(("D2 sql1000", "1000 templated sql inserts into DuckDB; DB queued->end %.3f s" % inner,
+                         "%.0f tasks/s" % (1001 / inner), "", ""))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     widths = [max(len(r[i]) for r in rows + [("workload", "what was measured", "weir", "target", "peers (FIGURES.md)")])

@@ -75,16 +75,33 @@ impl SqlDb {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 }
+                // One pool per file in this process: concurrent tasks then queue on its
+                // connections instead of racing to open the file (and set WAL) at once.
+                static POOLS: std::sync::LazyLock<
+                    std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, SqlitePool>>,
+                > = std::sync::LazyLock::new(Default::default);
+                if let Some(pool) = POOLS
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&path)
+                    .filter(|p| !p.is_closed())
+                {
+                    return Ok(SqlDb::Lite(pool.clone()));
+                }
                 let options = SqliteConnectOptions::new()
                     .filename(&path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(15));
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(2)
+                    .max_connections(4)
                     .connect_with(options)
                     .await
                     .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                POOLS
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(path, pool.clone());
                 Ok(SqlDb::Lite(pool))
             }
         }
@@ -110,7 +127,12 @@ impl SqlDb {
                 tx.commit().await.map_err(sql_error)
             }
             SqlDb::Lite(pool) => {
-                let mut tx = pool.begin().await.map_err(sql_error)?;
+                // IMMEDIATE takes the write lock up front: a deferred transaction that reads
+                // first fails with SQLITE_BUSY when another writer commits in between.
+                let mut tx = pool
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(sql_error)?;
                 for sql in statements {
                     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
                         .execute(&mut *tx)

@@ -127,7 +127,18 @@ tasks:
 
 #[test]
 fn sql_modes_rerun_and_backfill_on_duckdb_and_postgres() {
-    let mut projects = vec![(Project::new(), DUCKDB.to_string(), "mart.")];
+    let sqlite = Project::new();
+    sqlite.ok(&[
+        "connections",
+        "add",
+        "warehouse",
+        "--conn-uri",
+        "sqlite://.weir/warehouse.db",
+    ]);
+    let mut projects = vec![
+        (Project::new(), DUCKDB.to_string(), "mart."),
+        (sqlite, "sqlite://.weir/warehouse.db".to_string(), ""),
+    ];
     if let Some(pg) = Project::on_postgres() {
         // The same DAG on PostgreSQL: one connection changes.
         let url = pg.database_url.clone().unwrap();
@@ -350,4 +361,27 @@ tasks:
         assert!(log.contains(text), "{task}: expected '{text}' in:\n{log}");
         assert!(!log.contains("panicked"), "{log}");
     }
+}
+
+#[test]
+fn an_http_body_that_cannot_be_parsed_fails_the_task_clearly() {
+    let p = Project::new();
+    p.write("data/broken.json", "[{\"a\": 1}, {\"a\": ");
+    p.dag(
+        "extract",
+        r#"
+tasks:
+  - id: fetch
+    type: http
+    url: "file://data/broken.json"
+    save_to: {connection: warehouse, table: raw.things, format: json}
+"#,
+    );
+    let (code, _, _) = p.run(&["dags", "test", "extract", "2026-01-15"]);
+    assert_eq!(code, 1);
+    let log = p.log("extract", RUN, "fetch", 1);
+    assert!(
+        log.contains("task 'fetch': the response is not valid JSON at line 1 column"),
+        "{log}"
+    );
 }

@@ -110,10 +110,33 @@ impl Project {
     pub fn ok(&self, args: &[&str]) -> String {
         let (code, stdout, stderr) = self.run(args);
         assert_eq!(
-            code, 0,
-            "weir {args:?} exited {code}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            code,
+            0,
+            "weir {args:?} exited {code}\nstdout:\n{stdout}\nstderr:\n{stderr}\ntask log errors:\n{}",
+            self.log_errors()
         );
         stdout
+    }
+
+    /// The ERROR lines of every task log, to explain a failure.
+    pub fn log_errors(&self) -> String {
+        fn walk(dir: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if let Ok(text) = std::fs::read_to_string(&path) {
+                    out.extend(
+                        text.lines()
+                            .filter(|l| l.contains("ERROR"))
+                            .map(|l| format!("{}: {l}", path.display())),
+                    );
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.path().join(".weir/logs"), &mut out);
+        out.join("\n")
     }
 
     pub fn json(&self, args: &[&str]) -> Value {
