@@ -640,40 +640,7 @@ pub fn parse_rows(body: &[u8], format: Format, json_path: Option<&str>) -> Resul
                 .collect();
             Ok(Rows { columns, rows })
         }
-        Format::Csv => {
-            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
-            let columns: Vec<String> = reader
-                .headers()
-                .map_err(|e| format!("the CSV header cannot be read: {e}"))?
-                .iter()
-                .map(str::to_string)
-                .collect();
-            let mut rows = Vec::new();
-            for (i, record) in reader.records().enumerate() {
-                let record = record.map_err(|e| match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => format!(
-                        "CSV row {} has {len} fields, the header has {expected_len}",
-                        i + 2
-                    ),
-                    _ => format!("CSV row {}: {e}", i + 2),
-                })?;
-                rows.push(
-                    record
-                        .iter()
-                        .map(|f| {
-                            if f.is_empty() {
-                                Value::Null
-                            } else {
-                                Value::String(f.to_string())
-                            }
-                        })
-                        .collect(),
-                );
-            }
-            Ok(Rows { columns, rows })
-        }
+        Format::Csv => weir_warehouse::csv_rows(body),
     }
 }
 

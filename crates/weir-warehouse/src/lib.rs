@@ -13,7 +13,7 @@ mod duck;
 mod materialize;
 mod sql;
 
-pub use materialize::{Materialization, Partition};
+pub use materialize::{Materialization, Partition, csv_rows, read_csv};
 
 use serde_json::Value;
 use std::path::Path;

@@ -52,6 +52,15 @@ async fn ensure_schema(wh: &Warehouse, table: &str) -> Result<()> {
     }
 }
 
+/// `"a", "b", "c"`.
+fn quoted_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_name(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `schema.name` + suffix, quoted: the build-beside table of a full refresh.
 fn sibling(table: &str, suffix: &str) -> String {
     match split_table(table) {
@@ -101,11 +110,7 @@ pub(crate) async fn materialize(
         }
         Materialization::Incremental { unique_key } => {
             let columns = wh.columns(table).await?;
-            let cols = columns
-                .iter()
-                .map(|c| quote_name(c))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = quoted_list(&columns);
             let staged = quote_name("weir__incoming");
             statements.push(format!("DROP TABLE IF EXISTS {staged}"));
             statements.push(format!("CREATE TEMP TABLE {staged} AS {select}"));
@@ -131,11 +136,7 @@ pub(crate) async fn materialize(
                 ));
             }
             let columns = wh.columns(table).await?;
-            let cols = columns
-                .iter()
-                .map(|c| quote_name(c))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let cols = quoted_list(&columns);
             statements.push(format!(
                 "DELETE FROM {target} WHERE {}",
                 partition_filter(partition)
@@ -248,12 +249,7 @@ pub(crate) async fn load_rows(
             ));
         }
     }
-    let cols = data
-        .columns
-        .iter()
-        .map(|c| quote_name(c))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = quoted_list(&data.columns);
     for chunk in data.rows.chunks(500) {
         let values = chunk
             .iter()
@@ -350,18 +346,31 @@ fn read_csv_header(path: &Path) -> Result<Vec<String>> {
 
 /// A CSV file with a header row as rows of strings (empty fields are NULL).
 pub fn read_csv(path: &Path) -> Result<Rows> {
-    let mut reader = csv::Reader::from_path(path)
+    let file = std::fs::File::open(path)
         .map_err(|e| WarehouseError::Usage(format!("cannot read {}: {e}", path.display())))?;
+    csv_rows(file).map_err(|e| WarehouseError::Usage(format!("{}: {e}", path.display())))
+}
+
+/// CSV with a header row as rows of strings (empty fields are NULL); errors name the row.
+pub fn csv_rows(input: impl std::io::Read) -> std::result::Result<Rows, String> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(input);
     let columns: Vec<String> = reader
         .headers()
-        .map_err(|e| WarehouseError::Usage(format!("{}: {e}", path.display())))?
+        .map_err(|e| format!("the CSV header cannot be read: {e}"))?
         .iter()
         .map(str::to_string)
         .collect();
     let mut rows = Vec::new();
-    for record in reader.records() {
-        let record =
-            record.map_err(|e| WarehouseError::Usage(format!("{}: {e}", path.display())))?;
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => format!(
+                "CSV row {} has {len} fields, the header has {expected_len}",
+                i + 2
+            ),
+            _ => format!("CSV row {}: {e}", i + 2),
+        })?;
         rows.push(
             record
                 .iter()

@@ -151,41 +151,34 @@ impl SqlDb {
                     .fetch_all(pool)
                     .await
                     .map_err(sql_error)?;
-                let columns = rows
-                    .first()
-                    .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
-                    .unwrap_or_default();
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let mut values = Vec::with_capacity(row.len());
-                    for i in 0..row.len() {
-                        values.push(pg_value(row, i)?);
-                    }
-                    out.push(values);
-                }
-                Ok(Rows { columns, rows: out })
+                collect(&rows, pg_value)
             }
             SqlDb::Lite(pool) => {
                 let rows: Vec<SqliteRow> = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                     .fetch_all(pool)
                     .await
                     .map_err(sql_error)?;
-                let columns = rows
-                    .first()
-                    .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
-                    .unwrap_or_default();
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let mut values = Vec::with_capacity(row.len());
-                    for i in 0..row.len() {
-                        values.push(sqlite_value(row, i)?);
-                    }
-                    out.push(values);
-                }
-                Ok(Rows { columns, rows: out })
+                collect(&rows, sqlite_value)
             }
         }
     }
+}
+
+/// Rows of any driver as JSON, each value read by `value`.
+fn collect<R: Row>(rows: &[R], value: fn(&R, usize) -> Result<Value>) -> Result<Rows> {
+    let columns = rows
+        .first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(
+            (0..row.len())
+                .map(|i| value(row, i))
+                .collect::<Result<Vec<_>>>()?,
+        );
+    }
+    Ok(Rows { columns, rows: out })
 }
 
 /// A PostgreSQL value in text format, typed by its column's type.

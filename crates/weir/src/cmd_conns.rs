@@ -186,13 +186,10 @@ async fn run(store: &Store, cmd: ConnectionsCommand, format: Format) -> Result<(
             Ok(())
         }
         ConnectionsCommand::Import { file } => {
-            let text = crate::cmd_misc::read_input(&file)?;
-            let parsed: Value = serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("{file}:{}: not valid JSON: {e}\nhint: the format is airflow connections export's: {{\"conn_id\": {{\"conn_type\": \"postgres\", \"host\": ...}}}}", e.line())
-            })?;
-            let Value::Object(map) = parsed else {
-                bail!("{file}: expected a JSON object of connections keyed by conn_id");
-            };
+            let map = crate::cmd_misc::read_json_object(
+                &file,
+                "the format is airflow connections export's: {\"conn_id\": {\"conn_type\": \"postgres\", \"host\": ...}}",
+            )?;
             let mut conns = Vec::new();
             for (id, value) in &map {
                 conns.push(

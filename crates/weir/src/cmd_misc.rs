@@ -125,15 +125,10 @@ async fn variables_on(store: &Store, cmd: VariablesCommand, format: Format) -> R
             Ok(())
         }
         VariablesCommand::Import { file } => {
-            let text = read_input(&file)?;
-            let parsed: Value = serde_json::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("{file}:{}: not valid JSON: {e}\nhint: the format is {{\"key\": \"value\", ...}} as airflow variables export writes it", e.line())
-            })?;
-            let Value::Object(map) = parsed else {
-                bail!(
-                    "{file}: expected a JSON object of variables\nhint: {{\"key\": \"value\", ...}}"
-                );
-            };
+            let map = read_json_object(
+                &file,
+                "the format is {\"key\": \"value\", ...} as airflow variables export writes it",
+            )?;
             let count = map.len();
             for (key, value) in map {
                 store
@@ -180,6 +175,17 @@ pub fn read_input(file: &str) -> Result<String> {
         std::io::read_to_string(std::io::stdin()).context("cannot read stdin")
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))
+    }
+}
+
+/// A JSON object from `file` (or stdin for `-`), with file:line and `hint` when it is not one.
+pub fn read_json_object(file: &str, hint: &str) -> Result<Map<String, Value>> {
+    let text = read_input(file)?;
+    let parsed: Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{file}:{}: not valid JSON: {e}\nhint: {hint}", e.line()))?;
+    match parsed {
+        Value::Object(map) => Ok(map),
+        _ => bail!("{file}: expected a JSON object\nhint: {hint}"),
     }
 }
 

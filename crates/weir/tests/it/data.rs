@@ -6,24 +6,6 @@ use serde_json::{Value, json};
 
 const RUN: &str = "manual__2026-01-15T00:00:00+00:00";
 
-/// Rows of a query on the project's warehouse, read with the same library weir uses, after
-/// weir has exited (DuckDB allows one process per file).
-fn rows(p: &Project, conn_uri: &str, sql: &str) -> Vec<Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let conn = weir_core::connection::Connection::from_uri("warehouse", conn_uri).unwrap();
-        let wh = weir_warehouse::Warehouse::open(&conn, p.path())
-            .await
-            .unwrap();
-        let mut out = wh.query(sql).await.unwrap().objects();
-        out.sort_by_key(|v| v.to_string());
-        out
-    })
-}
-
 const DUCKDB: &str = "duckdb://.weir/warehouse.duckdb";
 
 #[test]
@@ -62,7 +44,7 @@ tasks:
         "the error names the task and connection:\n{log}"
     );
     assert_eq!(
-        rows(&p, DUCKDB, "select id, name from names"),
+        p.warehouse_rows(DUCKDB, "select id, name from names"),
         vec![
             json!({"id": 1, "name": "Ann"}),
             json!({"id": 2, "name": "Bo"})
@@ -201,16 +183,16 @@ tasks:
             let states = p.states("modes", "backfill__2026-01-03T00:00:00+00:00");
             assert!(states.values().all(|s| s == "success"), "{states:?}");
         }
-        let daily = rows(p, uri, &format!("select ds, n from {schema}daily"));
+        let daily = p.warehouse_rows(uri, &format!("select ds, n from {schema}daily"));
         assert_eq!(daily.len(), 5, "{uri}: {daily:?}");
         assert_eq!(daily[2], json!({"ds": "2026-01-03", "n": 3}));
-        let latest = rows(p, uri, &format!("select k from {schema}latest"));
+        let latest = p.warehouse_rows(uri, &format!("select k from {schema}latest"));
         assert_eq!(
             latest,
             vec![json!({"k": "x"})],
             "{uri}: one row per unique key"
         );
-        let snapshot = rows(p, uri, &format!("select days from {schema}snapshot"));
+        let snapshot = p.warehouse_rows(uri, &format!("select days from {schema}snapshot"));
         assert_eq!(snapshot.len(), 1, "{uri}");
     }
 }

@@ -5,22 +5,6 @@ use crate::support::Project;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
-fn query(p: &Project, uri: &str, sql: &str) -> Vec<Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let conn = weir_core::connection::Connection::from_uri("warehouse", uri).unwrap();
-        let wh = weir_warehouse::Warehouse::open(&conn, p.path())
-            .await
-            .unwrap();
-        let mut out = wh.query(sql).await.unwrap().objects();
-        out.sort_by_key(|v| v.to_string());
-        out
-    })
-}
-
 fn init_project() -> Project {
     let root = tempfile::tempdir().unwrap();
     let status = std::process::Command::new(crate::support::weir_bin())
@@ -65,11 +49,11 @@ fn the_seed_etl_is_idempotent_on_duckdb_and_postgres() {
         let out = p.ok(&["dags", "test", "names_etl", "2026-01-15"]);
         assert!(out.contains(&format!("run {RUN} success")), "{out}");
     }
-    let names = query(&p, duck, "select ds, name, gender from core.names");
+    let names = p.warehouse_rows(duck, "select ds, name, gender from core.names");
     assert_eq!(names.len(), 6, "{names:?}");
     assert!(names.contains(&json!({"ds": "2026-01-15", "name": "Jisoo", "gender": "F"})));
     assert_eq!(
-        query(&p, duck, "select * from raw.names").len(),
+        p.warehouse_rows(duck, "select * from raw.names").len(),
         7,
         "raw holds one copy of the day"
     );
@@ -90,7 +74,7 @@ fn the_seed_etl_is_idempotent_on_duckdb_and_postgres() {
     for _ in 0..2 {
         pg_project.ok(&["dags", "test", "names_etl", "2026-01-15"]);
     }
-    let pg_names = query(&pg_project, &url, "select ds, name, gender from core.names");
+    let pg_names = pg_project.warehouse_rows(&url, "select ds, name, gender from core.names");
     assert_eq!(pg_names, names, "PostgreSQL holds exactly DuckDB's rows");
 }
 

@@ -118,6 +118,24 @@ impl Project {
         stdout
     }
 
+    /// Rows of `sql` on the warehouse at `conn_uri` (relative paths in this project), sorted,
+    /// read with the library weir uses, after weir has exited (DuckDB allows one process).
+    pub fn warehouse_rows(&self, conn_uri: &str, sql: &str) -> Vec<Value> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let conn = weir_core::connection::Connection::from_uri("warehouse", conn_uri).unwrap();
+            let wh = weir_warehouse::Warehouse::open(&conn, self.path())
+                .await
+                .unwrap();
+            let mut out = wh.query(sql).await.unwrap().objects();
+            out.sort_by_key(|v| v.to_string());
+            out
+        })
+    }
+
     /// The ERROR lines of every task log, to explain a failure.
     pub fn log_errors(&self) -> String {
         fn walk(dir: &Path, out: &mut Vec<String>) {
