@@ -367,3 +367,103 @@ tasks:
         "{log}"
     );
 }
+
+#[test]
+fn row_count_and_freshness_checks() {
+    let p = Project::new();
+    p.dag(
+        "fresh",
+        r#"
+tasks:
+  - id: load
+    type: sql
+    connection: warehouse
+    mode: full_refresh
+    table: events
+    sql: select range as id, now()::timestamp as loaded_at from range(5)
+  - id: fresh_enough
+    type: check
+    connection: warehouse
+    table: events
+    freshness: {column: loaded_at, max_age: 1h}
+    row_count: {min: 1, max: 10}
+    depends_on: [load]
+  - id: too_few
+    type: check
+    connection: warehouse
+    table: events
+    row_count: {min: 10}
+    depends_on: [load]
+  - id: too_stale
+    type: check
+    connection: warehouse
+    table: events
+    where: "id > 100"
+    freshness: {column: loaded_at, max_age: 1h}
+    severity: warn
+    depends_on: [load]
+"#,
+    );
+    let (code, _, _) = p.run(&["dags", "test", "fresh", "2026-01-15"]);
+    assert_eq!(code, 1);
+    let states = p.states("fresh", RUN);
+    assert_eq!(states["fresh_enough"], "success");
+    assert_eq!(states["too_few"], "failed");
+    assert_eq!(states["too_stale"], "success", "severity warn only warns");
+    let log = p.log("fresh", RUN, "too_few", 1);
+    assert!(
+        log.contains("events has 5 rows, expected at least 10"),
+        "{log}"
+    );
+    let log = p.log("fresh", RUN, "too_stale", 1);
+    assert!(
+        log.contains("events has no rows, so loaded_at is not fresh"),
+        "{log}"
+    );
+    assert!(log.contains("severity is warn: the task succeeds"), "{log}");
+}
+
+#[test]
+fn connections_from_fields_and_from_the_environment() {
+    let p = Project::new();
+    p.ok(&[
+        "connections",
+        "add",
+        "warehouse",
+        "--conn-type",
+        "sqlite",
+        "--conn-host",
+        "stored.db",
+    ]);
+    let got = p.json(&["connections", "get", "warehouse"]);
+    assert_eq!(got[0]["conn_type"], "sqlite");
+    assert_eq!(got[0]["host"], "stored.db");
+    p.dag(
+        "where_to",
+        r#"
+tasks:
+  - id: write
+    type: sql
+    connection: warehouse
+    sql: "create table hello as select '{{ conn.warehouse.host }}' as host"
+"#,
+    );
+    // WEIR_CONN_<ID> wins over the metadata database, as AIRFLOW_CONN_ does.
+    let out = p
+        .weir()
+        .args(["dags", "test", "where_to", "2026-01-15"])
+        .env("WEIR_CONN_WAREHOUSE", "sqlite://from_env.db")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(p.path().join("from_env.db").is_file());
+    assert!(!p.path().join("stored.db").exists());
+    assert_eq!(
+        p.warehouse_rows("sqlite://from_env.db", "select host from hello"),
+        vec![json!({"host": "from_env.db"})]
+    );
+}
