@@ -288,11 +288,13 @@ async fn send_email(
             ));
     }
     let transport = transport.timeout(Some(Duration::from_secs(15))).build();
-    transport
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("email via {host}:{} failed: {e}", conn.port.unwrap_or(25)))
+    // lettre bounds the connect; a server that accepts and then says nothing is bounded here.
+    let port = conn.port.unwrap_or(25);
+    match tokio::time::timeout(Duration::from_secs(30), transport.send(message)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("email via {host}:{port} failed: {e}")),
+        Err(_) => Err(format!("email via {host}:{port} failed: no answer within 30s")),
+    }
 }
 
 /// The `notify` task: sends one message.
