@@ -293,7 +293,9 @@ async fn send_email(
     match tokio::time::timeout(Duration::from_secs(30), transport.send(message)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("email via {host}:{port} failed: {e}")),
-        Err(_) => Err(format!("email via {host}:{port} failed: no answer within 30s")),
+        Err(_) => Err(format!(
+            "email via {host}:{port} failed: no answer within 30s"
+        )),
     }
 }
 

@@ -6,21 +6,68 @@ use duckdb::types::ValueRef;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
-/// The open database of one file; closed (and its file lock released) when the last user goes.
+/// The open database of one file.
 struct Shared {
     base: Mutex<duckdb::Connection>,
 }
 
-static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> =
+/// A file's open database and how many connections use it.
+struct Entry {
+    shared: Arc<Shared>,
+    users: usize,
+    idle_since: Option<Instant>,
+}
+
+/// How long a database stays open after its last user, so a run of SQL tasks does not reopen
+/// (and checkpoint) the file between every two tasks; then it closes and releases the file.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// Every open and close happens under this lock: closing a database (which checkpoints and
+/// deletes its WAL) while another task opens the same file fails inside DuckDB.
+static OPEN: LazyLock<Mutex<HashMap<PathBuf, Entry>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// A connection to a DuckDB database. Field order matters: the connection drops before the
-/// shared instance.
+/// A connection to a DuckDB database.
 pub(crate) struct Duck {
-    conn: Arc<Mutex<duckdb::Connection>>,
-    _shared: Arc<Shared>,
+    conn: Option<Arc<Mutex<duckdb::Connection>>>,
+    /// The file, for the registry; `None` in memory.
+    path: Option<PathBuf>,
+    /// An in-memory database lives as long as its connections.
+    _memory: Option<Arc<Shared>>,
+}
+
+impl Drop for Duck {
+    fn drop(&mut self) {
+        // The connection goes first, then the count; the database closes later, under the lock.
+        drop(self.conn.take());
+        let Some(path) = self.path.take() else {
+            return;
+        };
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = open.get_mut(&path) else {
+            return;
+        };
+        entry.users = entry.users.saturating_sub(1);
+        if entry.users > 0 {
+            return;
+        }
+        entry.idle_since = Some(Instant::now());
+        drop(open);
+        std::thread::spawn(move || {
+            std::thread::sleep(LINGER);
+            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            let idle = open.get(&path).is_some_and(|e| {
+                e.users == 0 && e.idle_since.is_some_and(|t| t.elapsed() >= LINGER)
+            });
+            if idle {
+                // Dropped while the lock is held: nobody opens the file while it closes.
+                open.remove(&path);
+            }
+        });
+    }
 }
 
 impl Duck {
@@ -38,45 +85,53 @@ impl Duck {
                 base: Mutex::new(conn.try_clone().map_err(|e| e.to_string())?),
             });
             return Ok(Duck {
-                conn: Arc::new(Mutex::new(conn)),
-                _shared: shared,
+                conn: Some(Arc::new(Mutex::new(conn))),
+                path: None,
+                _memory: Some(shared),
             });
         };
         let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        let shared = match open.get(&path).and_then(Weak::upgrade) {
-            Some(shared) => shared,
-            None => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                }
-                let conn = duckdb::Connection::open(&path).map_err(|e| {
-                    let text = e.to_string();
-                    if text.contains("lock") {
-                        format!(
-                            "cannot open {}: another process holds it ({text})\nhint: DuckDB allows one process per file; stop the other weir process or use it",
-                            path.display()
-                        )
-                    } else {
-                        format!("cannot open {}: {text}", path.display())
-                    }
-                })?;
-                let shared = Arc::new(Shared {
-                    base: Mutex::new(conn),
-                });
-                open.insert(path.clone(), Arc::downgrade(&shared));
-                shared
+        if !open.contains_key(&path) {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
-        };
-        let conn = shared
+            let conn = duckdb::Connection::open(&path).map_err(|e| {
+                let text = e.to_string();
+                if text.contains("lock") {
+                    format!(
+                        "cannot open {}: another process holds it ({text})\nhint: DuckDB allows one process per file; stop the other weir process or use it",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot open {}: {text}", path.display())
+                }
+            })?;
+            open.insert(
+                path.clone(),
+                Entry {
+                    shared: Arc::new(Shared {
+                        base: Mutex::new(conn),
+                    }),
+                    users: 0,
+                    idle_since: None,
+                },
+            );
+        }
+        let entry = open.get_mut(&path).expect("inserted above");
+        let conn = entry
+            .shared
             .base
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .try_clone()
             .map_err(|e| e.to_string())?;
+        entry.users += 1;
+        entry.idle_since = None;
         Ok(Duck {
-            conn: Arc::new(Mutex::new(conn)),
-            _shared: shared,
+            conn: Some(Arc::new(Mutex::new(conn))),
+            path: Some(path),
+            _memory: None,
         })
     }
 
@@ -85,7 +140,7 @@ impl Duck {
         &self,
         f: impl FnOnce(&mut duckdb::Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let conn = self.conn.clone();
+        let conn = self.conn.clone().expect("open until dropped");
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut guard)
