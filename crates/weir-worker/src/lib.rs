@@ -205,9 +205,13 @@ impl Worker {
             &ti.task_id,
             ti.try_number,
         );
-        let masker = Arc::new(self.masker().await);
-        let log = TaskLog::open(&path, masker);
-        let outcome = self.attempt(&ti, &log, &mut kill).await;
+        // Read once per try: the template context and the log's masker both need them.
+        let secrets = self.secrets().await;
+        let log = TaskLog::open(&path, Arc::new(secrets.masker()));
+        let outcome = match secrets.error.clone() {
+            Some(e) => Err(e),
+            None => self.attempt(&ti, &log, &secrets, &mut kill).await,
+        };
         let (state, message, xcom) = match outcome {
             Ok(Outcome {
                 state,
@@ -323,6 +327,7 @@ impl Worker {
         &self,
         ti: &ClaimedTi,
         log: &TaskLog,
+        secrets: &Secrets,
         kill: &mut watch::Receiver<bool>,
     ) -> Result<Outcome, String> {
         let dag = self
@@ -350,7 +355,7 @@ impl Worker {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("run '{}' no longer exists", ti.run_id))?;
-        let ctx = self.template_context(&dag, task, &run, ti).await?;
+        let ctx = self.template_context(&dag, task, &run, ti, secrets).await?;
         let cx = PlanContext {
             task,
             template: &ctx,
@@ -480,6 +485,7 @@ impl Worker {
         task: &weir_core::Task,
         run: &RunRow,
         ti: &ClaimedTi,
+        secrets: &Secrets,
     ) -> Result<TemplateContext, String> {
         let xcoms: BTreeMap<(String, String), serde_json::Value> = self
             .store
@@ -489,64 +495,74 @@ impl Worker {
             .into_iter()
             .map(|(task_id, key, value)| ((task_id, key), value))
             .collect();
-        let variables: BTreeMap<String, String> = self
-            .store
-            .list_variables()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|v| (v.key, v.val))
-            .collect();
-        let mut ctx = template_context(dag, task, run, ti.try_number as u32, variables, xcoms);
-        ctx.connections = self
-            .connections()
-            .await?
-            .into_iter()
+        let mut ctx = template_context(
+            dag,
+            task,
+            run,
+            ti.try_number as u32,
+            secrets.variables.clone(),
+            xcoms,
+        );
+        ctx.connections = secrets
+            .connections
+            .iter()
             .map(|c| (c.conn_id.clone(), c.template_value()))
             .collect();
         Ok(ctx)
     }
 
-    /// Every connection a task may use: the metadata database's, then the environment's
-    /// (`WEIR_CONN_<ID>`, which win), then the default DuckDB warehouse when none is defined.
-    async fn connections(&self) -> Result<Vec<Connection>, String> {
-        let mut all: BTreeMap<String, Connection> = self
-            .store
-            .list_connections()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|c| (c.conn_id.clone(), c))
-            .collect();
+    /// Every connection a task may use (the metadata database's, then the environment's
+    /// `WEIR_CONN_<ID>`, which win, then the default DuckDB warehouse when none is defined) and
+    /// every variable.
+    async fn secrets(&self) -> Secrets {
+        let mut out = Secrets::default();
+        let mut all: BTreeMap<String, Connection> = BTreeMap::new();
+        match self.store.list_connections().await {
+            Ok(conns) => all.extend(conns.into_iter().map(|c| (c.conn_id.clone(), c))),
+            Err(e) => out.error = Some(format!("cannot read connections: {e}")),
+        }
         for (name, _) in std::env::vars() {
             if let Some(id) = name.strip_prefix("WEIR_CONN_") {
                 let id = id.to_ascii_lowercase();
-                if let Some(c) = weir_store::env_connection(&id).map_err(|e| e.to_string())? {
-                    all.insert(id, c);
+                match weir_store::env_connection(&id) {
+                    Ok(Some(c)) => {
+                        all.insert(id, c);
+                    }
+                    Ok(None) => {}
+                    Err(e) => out.error = Some(e.to_string()),
                 }
             }
         }
         all.entry(DEFAULT_WAREHOUSE.to_string())
             .or_insert_with(default_warehouse);
-        Ok(all.into_values().collect())
-    }
-
-    /// The masker of one try: every connection secret and every secret-looking variable.
-    async fn masker(&self) -> Masker {
-        let mut secrets = Vec::new();
-        match self.connections().await {
-            Ok(conns) => secrets.extend(conns.iter().flat_map(Connection::secrets)),
-            Err(e) => tracing::warn!("cannot read connections to mask their secrets: {e}"),
-        }
+        out.connections = all.into_values().collect();
         match self.store.list_variables().await {
-            Ok(vars) => secrets.extend(
-                vars.into_iter()
-                    .filter(|v| is_secret_key(&v.key))
-                    .map(|v| v.val),
-            ),
-            Err(e) => tracing::warn!("cannot read variables to mask their secrets: {e}"),
+            Ok(vars) => out.variables = vars.into_iter().map(|v| (v.key, v.val)).collect(),
+            Err(e) => out.error = Some(format!("cannot read variables: {e}")),
         }
-        Masker::new(secrets)
+        out
+    }
+}
+
+/// What one try may read and must never print: connections and variables.
+#[derive(Default)]
+struct Secrets {
+    connections: Vec<Connection>,
+    variables: BTreeMap<String, String>,
+    /// Why they could not all be read; the try fails with it (its log still masks what was read).
+    error: Option<String>,
+}
+
+impl Secrets {
+    /// Every connection secret and every secret-looking variable.
+    fn masker(&self) -> Masker {
+        let conns = self.connections.iter().flat_map(Connection::secrets);
+        let vars = self
+            .variables
+            .iter()
+            .filter(|(k, _)| is_secret_key(k))
+            .map(|(_, v)| v.clone());
+        Masker::new(conns.chain(vars))
     }
 }
 
