@@ -62,6 +62,8 @@ pub struct Scheduler {
     last_reap: Mutex<Option<Instant>>,
     /// DAG-level notifications being sent; [`Scheduler::flush_notifications`] waits for them.
     notifications: Mutex<tokio::task::JoinSet<()>>,
+    /// (run, task) pairs whose sla_miss was sent by this process.
+    slas_missed: Mutex<std::collections::HashSet<(i64, String)>>,
 }
 
 /// What one round did, for tests and progress output.
@@ -95,6 +97,7 @@ impl Scheduler {
             last_scan: Mutex::new(None),
             last_reap: Mutex::new(None),
             notifications: Mutex::new(tokio::task::JoinSet::new()),
+            slas_missed: Mutex::new(Default::default()),
         }
     }
 
@@ -456,6 +459,9 @@ impl Scheduler {
                 HashMap::new()
             };
             let outcome = evaluate_run(&dag, &tis, now, &past, &mut capacity);
+            if let Some(due) = self.check_slas(&dag, run, &tis, now) {
+                report.next_due = earliest(report.next_due, timestamp(due));
+            }
             report.next_due = match outcome.next_retry {
                 Some(t) => earliest(report.next_due, timestamp(t)),
                 None => report.next_due,
@@ -486,6 +492,72 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Tasks with an `sla` (a duration from the run's start) that have not succeeded by then get
+    /// the DAG's `sla_miss` notification, once per task and run in this process. Returns the
+    /// next SLA deadline still ahead, so the scheduler wakes for it.
+    fn check_slas(&self, dag: &Dag, run: &RunRow, tis: &[TiRow], now: i64) -> Option<i64> {
+        let callbacks = dag.callbacks.get("sla_miss")?;
+        let started = run.start_date?;
+        let mut next = None;
+        for task in dag.tasks.iter().filter(|t| t.sla.is_some()) {
+            let sla = task.sla.unwrap_or_default();
+            let deadline = started + sla.as_micros() as i64;
+            let Some(ti) = tis.iter().find(|t| t.task_id == task.task_id) else {
+                continue;
+            };
+            if matches!(ti.state, TaskState::Success | TaskState::Skipped) {
+                continue;
+            }
+            if now < deadline {
+                next = Some(next.map_or(deadline, |n: i64| n.min(deadline)));
+                continue;
+            }
+            let key = (run.id, task.task_id.clone());
+            let first = self
+                .slas_missed
+                .lock()
+                .map(|mut sent| sent.insert(key))
+                .unwrap_or(false);
+            if !first {
+                continue;
+            }
+            let event = weir_ops::notify::Event {
+                event: "sla_miss".into(),
+                dag_id: run.dag_id.clone(),
+                run_id: Some(run.run_id.clone()),
+                task_id: Some(task.task_id.clone()),
+                try_number: Some(ti.try_number),
+                state: Some(ti.state.to_string()),
+                logical_date: Some(weir_core::iso(timestamp(run.logical_date))),
+                message: Some(format!(
+                    "task {}.{} has not succeeded within its sla of {} from the run's start",
+                    run.dag_id,
+                    task.task_id,
+                    weir_core::format_duration(sla)
+                )),
+                ..Default::default()
+            };
+            self.send_in_background(callbacks.clone(), event);
+        }
+        next
+    }
+
+    fn send_in_background(&self, callbacks: serde_json::Value, event: weir_ops::notify::Event) {
+        let rt = StoreRuntime {
+            store: self.store.clone(),
+            project_dir: self.config.project_dir.clone(),
+        };
+        let send = async move {
+            for line in weir_ops::notify::deliver(&callbacks, &event, &rt).await {
+                tracing::info!(dag = %event.dag_id, "{line}");
+            }
+        };
+        if let Ok(mut set) = self.notifications.lock() {
+            while set.try_join_next().is_some() {}
+            set.spawn(send);
+        }
+    }
+
     /// Sends the DAG's `on_failure` / `on_success` notifications of a finished run in the
     /// background; deliveries and failures go to the scheduler's log.
     fn notify_run(&self, run: &RunRow, state: RunState) {
@@ -513,19 +585,7 @@ impl Scheduler {
             logical_date: Some(weir_core::iso(timestamp(run.logical_date))),
             ..Default::default()
         };
-        let rt = StoreRuntime {
-            store: self.store.clone(),
-            project_dir: self.config.project_dir.clone(),
-        };
-        let send = async move {
-            for line in weir_ops::notify::deliver(&callbacks, &event, &rt).await {
-                tracing::info!(dag = %event.dag_id, "{line}");
-            }
-        };
-        if let Ok(mut set) = self.notifications.lock() {
-            while set.try_join_next().is_some() {}
-            set.spawn(send);
-        }
+        self.send_in_background(callbacks, event);
     }
 
     /// The runs this scheduler drives: all, or only those of `only_runs`.

@@ -299,3 +299,49 @@ tasks:
     );
     assert!(mail.contains("boom: table is locked"), "{mail}");
 }
+
+#[test]
+fn a_task_past_its_sla_sends_the_dags_sla_miss_once() {
+    let inbox = Arc::new(Mutex::new(Inbox::default()));
+    let (_rt, http, _smtp) = start_servers(inbox.clone());
+    let p = Project::new();
+    p.ok(&[
+        "connections",
+        "add",
+        "hook",
+        "--conn-uri",
+        &format!("http://{http}/hook"),
+    ]);
+    p.dag(
+        "slow_report",
+        r#"
+sla_miss: [{notify: webhook, connection: hook}]
+tasks:
+  - id: quick
+    type: shell
+    command: "true"
+    sla: 30s
+  - id: slow
+    type: shell
+    command: sleep 2
+    sla: 500ms
+"#,
+    );
+    p.ok(&["dags", "test", "slow_report", "2026-01-15"]);
+    let inbox = inbox.lock().unwrap();
+    let misses: Vec<&Value> = inbox
+        .webhook
+        .iter()
+        .filter(|v| v["event"] == "sla_miss")
+        .collect();
+    assert_eq!(misses.len(), 1, "{:?}", inbox.webhook);
+    assert_eq!(misses[0]["task_id"], "slow");
+    assert!(
+        misses[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has not succeeded within its sla of 500ms"),
+        "{}",
+        misses[0]
+    );
+}
