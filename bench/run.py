@@ -196,12 +196,7 @@ def main():
                 took = time.monotonic() - sa.t0
             finally:
                 sa.stop()
-            ready = ""
-            with open(os.path.join(p, "standalone.log")) as f:
-                for line in f:
-                    if "ready in" in line:
-                        ready = line.strip().split("ready in ")[-1]
-            rows.append(("W3 parse1000", "process start to 1000 DAGs in the DB; standalone says ready in %s" % ready,
+            rows.append(("W3 parse1000", "process start to 1000 DAGs (10 tasks each) registered in the DB",
                          "%.2f s" % took, "< 1 s", "Airflow 78 s"))
         if "W5" in only:
             p = os.path.join(root, "w5")
