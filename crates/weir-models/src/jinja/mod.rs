@@ -1,0 +1,1 @@
+//! dbt Jinja: the value model, the compile context and the macro runtime.

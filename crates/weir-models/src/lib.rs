@@ -1,0 +1,13 @@
+//! weir-models: a dbt-compatible models engine.
+//!
+//! Reads an unmodified dbt project (`project`: dbt_project.yml, profiles.yml, packages, models,
+//! sources, seeds, snapshots, tests, macros, selectors), compiles its SQL with dbt's Jinja
+//! (`jinja`: minijinja with mutable lists and dicts, `return()`, macro namespaces and
+//! `adapter.dispatch`), and builds the graph against a warehouse.
+//!
+//! Architecture invariant: no metadata store, no scheduling; callers pass a project directory
+//! and get back nodes, compiled SQL and results. The warehouse is reached only through the
+//! adapter trait the caller provides.
+
+pub mod jinja;
+pub mod project;

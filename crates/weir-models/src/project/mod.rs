@@ -1,0 +1,1 @@
+//! Reading a dbt project: settings, profiles, packages, nodes, configs, selection.

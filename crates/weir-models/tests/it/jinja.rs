@@ -1,0 +1,1 @@
+//! dbt Jinja tests.

@@ -1,0 +1,4 @@
+//! weir-models integration tests.
+
+mod jinja;
+mod project;
