@@ -1,1 +1,7 @@
-//! Project reading tests.
+//! Project reading tests: the jaffle_shop and dbt_utils fixtures, selection, state, errors.
+
+mod common;
+mod errors;
+mod fixtures;
+mod loading;
+mod selection;

@@ -1,0 +1,135 @@
+//! The dependency graph of a project: unique ids with their parents and children, built from
+//! each node's `depends_on`, with dbt's cycle error.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::node::{Node, UniqueId};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Graph {
+    pub parents: BTreeMap<UniqueId, BTreeSet<UniqueId>>,
+    pub children: BTreeMap<UniqueId, BTreeSet<UniqueId>>,
+}
+
+impl Graph {
+    /// Edges from every node's `depends_on` (parents not in `nodes` are left out).
+    pub fn build<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> Graph {
+        let nodes: Vec<&Node> = nodes.into_iter().collect();
+        let ids: BTreeSet<&str> = nodes.iter().map(|n| n.unique_id.as_str()).collect();
+        let mut graph = Graph::default();
+        for node in &nodes {
+            graph.parents.entry(node.unique_id.clone()).or_default();
+            graph.children.entry(node.unique_id.clone()).or_default();
+        }
+        for node in &nodes {
+            for parent in &node.depends_on {
+                if !ids.contains(parent.as_str()) {
+                    continue;
+                }
+                graph
+                    .parents
+                    .entry(node.unique_id.clone())
+                    .or_default()
+                    .insert(parent.clone());
+                graph
+                    .children
+                    .entry(parent.clone())
+                    .or_default()
+                    .insert(node.unique_id.clone());
+            }
+        }
+        graph
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.parents.contains_key(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &UniqueId> {
+        self.parents.keys()
+    }
+
+    /// Ancestors within `depth` steps (`None`: all), not including the start nodes themselves.
+    pub fn ancestors(&self, start: &BTreeSet<UniqueId>, depth: Option<usize>) -> BTreeSet<UniqueId> {
+        walk(&self.parents, start, depth)
+    }
+
+    pub fn descendants(&self, start: &BTreeSet<UniqueId>, depth: Option<usize>) -> BTreeSet<UniqueId> {
+        walk(&self.children, start, depth)
+    }
+
+    /// The first cycle found, as a closed path `a --> b --> a`, searching from ids in order.
+    pub fn find_cycle(&self) -> Option<Vec<UniqueId>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            Visiting,
+            Done,
+        }
+        let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
+        for start in self.parents.keys() {
+            if marks.contains_key(start.as_str()) {
+                continue;
+            }
+            // Iterative DFS over parents, keeping the path to report the cycle.
+            let mut path: Vec<&str> = vec![start];
+            let mut iters: Vec<std::collections::btree_set::Iter<'_, UniqueId>> =
+                vec![self.parents[start].iter()];
+            marks.insert(start, Mark::Visiting);
+            while let Some(iter) = iters.last_mut() {
+                match iter.next() {
+                    Some(next) => match marks.get(next.as_str()) {
+                        Some(Mark::Visiting) => {
+                            let from = path.iter().position(|p| *p == next.as_str()).unwrap_or(0);
+                            // Parents point upstream; report in dependency order (upstream first).
+                            let mut cycle: Vec<UniqueId> =
+                                path[from..].iter().rev().map(|s| s.to_string()).collect();
+                            cycle.insert(0, next.clone());
+                            cycle.dedup();
+                            let first = cycle[0].clone();
+                            if cycle.last() != Some(&first) {
+                                cycle.push(first);
+                            }
+                            return Some(cycle);
+                        }
+                        Some(Mark::Done) => {}
+                        None => {
+                            marks.insert(next, Mark::Visiting);
+                            path.push(next);
+                            iters.push(self.parents.get(next).map(|p| p.iter()).unwrap_or_default());
+                        }
+                    },
+                    None => {
+                        iters.pop();
+                        if let Some(done) = path.pop() {
+                            marks.insert(done, Mark::Done);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+fn walk(
+    edges: &BTreeMap<UniqueId, BTreeSet<UniqueId>>,
+    start: &BTreeSet<UniqueId>,
+    depth: Option<usize>,
+) -> BTreeSet<UniqueId> {
+    let mut seen = BTreeSet::new();
+    let mut frontier: Vec<UniqueId> = start.iter().cloned().collect();
+    let mut level = 0;
+    while !frontier.is_empty() && depth.is_none_or(|d| level < d) {
+        let mut next = Vec::new();
+        for id in frontier {
+            for neighbour in edges.get(&id).into_iter().flatten() {
+                if seen.insert(neighbour.clone()) {
+                    next.push(neighbour.clone());
+                }
+            }
+        }
+        frontier = next;
+        level += 1;
+    }
+    seen
+}

@@ -1,0 +1,848 @@
+//! `Project::load`: reads the root project and its installed packages into nodes, resolves
+//! their configs, resolves `ref()`/`source()` to unique ids, and builds the graph, collecting
+//! every problem on the way.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value as Json};
+
+use super::config::{defaults, folder_layers, merge_config};
+use super::error::{ProjectError, ProjectErrorKind};
+use super::files::{walk, FoundFile};
+use super::graph::Graph;
+use super::node::{Checksum, DocBlock, Macro, Node, RefCall, ResourceType, UniqueId};
+use super::packages::declared_packages;
+use super::profile::{load_profile, profiles_dir, strsim_best, Profile};
+use super::properties::{Patch, PendingTest, PropertyReader};
+use super::scan::{scan_blocks, scan_calls, BlockKind};
+use super::settings::ProjectSettings;
+use super::yaml::Yaml;
+use super::{LoadOptions, Package, Project};
+
+/// Seeds at least this large are identified by path, not hashed (dbt's MAXIMUM_SEED_SIZE).
+const MAXIMUM_SEED_SIZE: u64 = 1024 * 1024;
+
+/// dbt's built-in generic tests, defined in its internal `dbt` package.
+const BUILTIN_TESTS: &[&str] = &["unique", "not_null", "accepted_values", "relationships"];
+
+struct Loader {
+    root_name: String,
+    errors: Vec<ProjectError>,
+    warnings: Vec<String>,
+    nodes: Vec<Node>,
+    /// YAML `config:` layers of nodes by unique id (property config, or a test's own config).
+    yaml_config: HashMap<UniqueId, Map<String, Json>>,
+    patches: Vec<Patch>,
+    tests: Vec<PendingTest>,
+    macros: BTreeMap<UniqueId, Macro>,
+    docs: BTreeMap<UniqueId, DocBlock>,
+    target_database: Option<String>,
+}
+
+fn python_strip(text: &str) -> &str {
+    text.trim()
+}
+
+fn read_text(file: &FoundFile, errors: &mut Vec<ProjectError>) -> Option<String> {
+    match std::fs::read_to_string(&file.absolute) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            errors.push(ProjectError::new(ProjectErrorKind::Io {
+                path: file.absolute.clone(),
+                reason: e.to_string(),
+            }));
+            None
+        }
+    }
+}
+
+impl Loader {
+
+    fn read_package(&mut self, package: &Package) {
+        let settings = &package.settings;
+        let name = settings.name.as_str();
+        let root = &package.root;
+
+        // Macros, generic tests (`{% test %}` in macro paths or `<test-path>/generic/`) and
+        // materializations.
+        let mut macro_files = walk(root, &settings.macro_paths);
+        macro_files.extend(
+            walk(root, &settings.test_paths)
+                .into_iter()
+                .filter(|f| f.relative.starts_with("generic/")),
+        );
+        for file in macro_files.iter().filter(|f| f.extension() == "sql") {
+            let Some(text) = read_text(file, &mut self.errors) else { continue };
+            match scan_blocks(&text) {
+                Ok(blocks) => {
+                    for block in blocks {
+                        if !matches!(block.kind, BlockKind::Macro | BlockKind::Test | BlockKind::Materialization) {
+                            continue;
+                        }
+                        let unique_id = format!("macro.{name}.{}", block.name);
+                        self.macros.insert(
+                            unique_id.clone(),
+                            Macro {
+                                unique_id,
+                                name: block.name,
+                                package_name: name.to_string(),
+                                path: file.original_file_path(),
+                                original_file_path: file.original_file_path(),
+                                line: block.line,
+                                macro_sql: block.full,
+                                arguments: block.arguments,
+                            },
+                        );
+                    }
+                }
+                Err((line, message)) => self.errors.push(
+                    ProjectError::invalid(message).at(root.join(file.original_file_path()), Some(line)),
+                ),
+            }
+        }
+
+        // Docs blocks.
+        for file in walk(root, &settings.all_docs_paths()).iter().filter(|f| f.extension() == "md") {
+            let Some(text) = read_text(file, &mut self.errors) else { continue };
+            match scan_blocks(&text) {
+                Ok(blocks) => {
+                    for block in blocks.into_iter().filter(|b| b.kind == BlockKind::Docs) {
+                        let unique_id = format!("doc.{name}.{}", block.name);
+                        self.docs.insert(
+                            unique_id.clone(),
+                            DocBlock {
+                                unique_id,
+                                name: block.name,
+                                package_name: name.to_string(),
+                                path: file.relative.clone(),
+                                original_file_path: file.original_file_path(),
+                                block_contents: block.body.trim().to_string(),
+                            },
+                        );
+                    }
+                }
+                Err((line, message)) => self.errors.push(
+                    ProjectError::invalid(message).at(root.join(file.original_file_path()), Some(line)),
+                ),
+            }
+        }
+
+        let mut property_files: Vec<FoundFile> = Vec::new();
+        let mut seen_property = BTreeSet::new();
+        let mut add_property = |file: &FoundFile, list: &mut Vec<FoundFile>| {
+            if matches!(file.extension(), "yml" | "yaml") && seen_property.insert(file.absolute.clone()) {
+                list.push(file.clone());
+            }
+        };
+
+        // Models.
+        for file in walk(root, &settings.model_paths) {
+            add_property(&file, &mut property_files);
+            match file.extension() {
+                "sql" => self.sql_node(ResourceType::Model, name, &file),
+                "py" => self.errors.push(
+                    ProjectError::new(ProjectErrorKind::PythonModel(file.original_file_path()))
+                        .at(root.join(file.original_file_path()), None)
+                        .hint("rewrite it as a .sql model; weir runs SQL models only"),
+                ),
+                _ => {}
+            }
+        }
+        // Analyses.
+        for file in walk(root, &settings.analysis_paths) {
+            add_property(&file, &mut property_files);
+            if file.extension() == "sql" {
+                self.sql_node(ResourceType::Analysis, name, &file);
+            }
+        }
+        // Seeds.
+        for file in walk(root, &settings.seed_paths) {
+            add_property(&file, &mut property_files);
+            if file.extension() == "csv" {
+                self.seed(name, &file);
+            }
+        }
+        // Snapshots.
+        for file in walk(root, &settings.snapshot_paths) {
+            add_property(&file, &mut property_files);
+            if file.extension() == "sql" {
+                self.snapshots(name, root, &file);
+            }
+        }
+        // Singular tests.
+        for file in walk(root, &settings.test_paths) {
+            add_property(&file, &mut property_files);
+            if file.extension() == "sql" && !file.relative.starts_with("generic/") {
+                self.sql_node(ResourceType::Test, name, &file);
+            }
+        }
+        for file in walk(root, &settings.macro_paths) {
+            add_property(&file, &mut property_files);
+        }
+
+        for file in &property_files {
+            let Some(text) = read_text(file, &mut self.errors) else { continue };
+            let doc = match Yaml::parse(&text, Path::new(&file.original_file_path())) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    self.errors.push(e);
+                    continue;
+                }
+            };
+            let mut reader = PropertyReader {
+                package: name,
+                file,
+                errors: &mut self.errors,
+                target_database: self.target_database.clone(),
+            };
+            let properties = reader.read(&doc);
+            self.patches.extend(properties.patches);
+            for (node, config) in properties.nodes {
+                self.yaml_config.insert(node.unique_id.clone(), config);
+                self.nodes.push(node);
+            }
+            self.tests.extend(properties.tests);
+        }
+    }
+
+    fn sql_node(&mut self, resource_type: ResourceType, package: &str, file: &FoundFile) {
+        let Ok(bytes) = std::fs::read(&file.absolute) else {
+            read_text(file, &mut self.errors);
+            return;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let stripped = python_strip(&text);
+        let name = file.stem();
+        let mut node = Node::new(resource_type, package, &name);
+        node.path = file.relative.clone();
+        if resource_type == ResourceType::Analysis {
+            node.path = format!("analysis/{}", file.relative);
+        }
+        node.original_file_path = file.original_file_path();
+        let mut fqn = vec![package.to_string()];
+        if resource_type == ResourceType::Analysis {
+            fqn.push("analysis".to_string());
+        }
+        fqn.extend(file.folders());
+        fqn.push(name);
+        node.fqn = fqn;
+        node.checksum = Checksum::sha256(stripped.as_bytes());
+        node.raw_code = stripped.to_string();
+        let calls = scan_calls(stripped);
+        node.refs = calls.refs;
+        node.sources = calls.sources;
+        self.nodes.push(node);
+    }
+
+    fn seed(&mut self, package: &str, file: &FoundFile) {
+        let name = file.stem();
+        let mut node = Node::new(ResourceType::Seed, package, &name);
+        node.path = file.relative.clone();
+        node.original_file_path = file.original_file_path();
+        let mut fqn = vec![package.to_string()];
+        fqn.extend(file.folders());
+        fqn.push(name);
+        node.fqn = fqn;
+        let size = std::fs::metadata(&file.absolute).map(|m| m.len()).unwrap_or(0);
+        node.checksum = if size >= MAXIMUM_SEED_SIZE {
+            Checksum { name: "path".to_string(), checksum: node.original_file_path.clone() }
+        } else {
+            match std::fs::read(&file.absolute) {
+                Ok(bytes) => Checksum::sha256(python_strip(&String::from_utf8_lossy(&bytes)).as_bytes()),
+                Err(_) => {
+                    read_text(file, &mut self.errors);
+                    return;
+                }
+            }
+        };
+        self.nodes.push(node);
+    }
+
+    fn snapshots(&mut self, package: &str, root: &Path, file: &FoundFile) {
+        let Some(text) = read_text(file, &mut self.errors) else { return };
+        let blocks = match scan_blocks(&text) {
+            Ok(blocks) => blocks,
+            Err((line, message)) => {
+                self.errors.push(ProjectError::invalid(message).at(root.join(file.original_file_path()), Some(line)));
+                return;
+            }
+        };
+        let checksum = Checksum::sha256(python_strip(&text).as_bytes());
+        for block in blocks.into_iter().filter(|b| b.kind == BlockKind::Snapshot) {
+            let mut node = Node::new(ResourceType::Snapshot, package, &block.name);
+            node.path = file.relative.clone();
+            node.original_file_path = file.original_file_path();
+            node.line = Some(block.line);
+            let mut fqn = vec![package.to_string()];
+            fqn.extend(file.folders());
+            fqn.push(file.stem());
+            fqn.push(block.name.clone());
+            node.fqn = fqn;
+            node.checksum = checksum.clone();
+            node.raw_code = block.body.clone();
+            let calls = scan_calls(&block.body);
+            node.refs = calls.refs;
+            node.sources = calls.sources;
+            self.nodes.push(node);
+        }
+    }
+
+    /// Applies property patches to the file nodes they describe; versioned models are renamed
+    /// to `model.<pkg>.<name>.v<v>`.
+    fn apply_patches(&mut self) {
+        let patches = std::mem::take(&mut self.patches);
+        for patch in patches {
+            if patch.versions.is_empty() {
+                let id = format!("{}.{}.{}", patch.resource_type.as_str(), patch.package, patch.name);
+                let Some(node) = self.nodes.iter_mut().find(|n| n.unique_id == id) else {
+                    self.warnings.push(format!(
+                        "{}:{}: did not find a {} named '{}' for this entry",
+                        patch.file, patch.line, patch.resource_type, patch.name
+                    ));
+                    continue;
+                };
+                apply_patch(node, &patch, &mut self.yaml_config, None);
+                continue;
+            }
+            let latest = patch.latest_version.clone().or_else(|| {
+                patch
+                    .versions
+                    .iter()
+                    .map(|v| v.v.clone())
+                    .max_by(|a, b| version_order(a, b))
+            });
+            for version in &patch.versions {
+                let file_name = version.defined_in.clone().unwrap_or_else(|| format!("{}_v{}", patch.name, version.v));
+                let id = format!("model.{}.{}", patch.package, file_name);
+                let Some(node) = self.nodes.iter_mut().find(|n| n.unique_id == id) else {
+                    self.errors.push(
+                        ProjectError::invalid(format!(
+                            "version {} of model '{}' has no file '{file_name}.sql'",
+                            version.v, patch.name
+                        ))
+                        .at(&patch.file, Some(version.line))
+                        .hint("name the file <model>_v<version>.sql or set `defined_in:`"),
+                    );
+                    continue;
+                };
+                node.name = patch.name.clone();
+                node.unique_id = format!("model.{}.{}.v{}", patch.package, patch.name, version.v);
+                node.version = Some(version.v.clone());
+                node.latest_version = latest.clone();
+                if let Some(last) = node.fqn.last_mut() {
+                    *last = patch.name.clone();
+                }
+                node.fqn.push(format!("v{}", version.v));
+                node.alias = Some(format!("{}_v{}", patch.name, version.v));
+                apply_patch(node, &patch, &mut self.yaml_config, Some(&version.config));
+            }
+        }
+    }
+
+    /// Turns pending generic tests into nodes attached to what they test.
+    fn attach_tests(&mut self) {
+        let tests = std::mem::take(&mut self.tests);
+        let known: BTreeSet<UniqueId> = self.nodes.iter().map(|n| n.unique_id.clone()).collect();
+        let test_macros: BTreeSet<(String, String)> = self
+            .macros
+            .values()
+            .filter(|m| m.name.starts_with("test_"))
+            .map(|m| (m.package_name.clone(), m.name.clone()))
+            .collect();
+        for pending in tests {
+            let mut node = pending.node;
+            let (resource_type, package, name, version) = &pending.target;
+            let attached = match (resource_type, version) {
+                (ResourceType::Source, _) => format!("source.{package}.{name}"),
+                (_, Some(v)) => format!("{}.{package}.{name}.v{v}", resource_type.as_str()),
+                (_, None) => format!("{}.{package}.{name}", resource_type.as_str()),
+            };
+            if !known.contains(&attached) {
+                // dbt skips tests of missing nodes (the patch already produced a warning).
+                continue;
+            }
+            node.attached_node = Some(attached.clone());
+            node.depends_on.push(attached);
+            if let Some(metadata) = &node.test_metadata {
+                let macro_name = format!("test_{}", metadata.name);
+                let macro_id = match &metadata.namespace {
+                    Some(ns) => Some(format!("macro.{ns}.{macro_name}")),
+                    None => [self.root_name.as_str(), node.package_name.as_str()]
+                        .iter()
+                        .find(|p| test_macros.contains(&(p.to_string(), macro_name.clone())))
+                        .map(|p| format!("macro.{p}.{macro_name}"))
+                        .or_else(|| {
+                            test_macros
+                                .iter()
+                                .find(|(_, m)| *m == macro_name)
+                                .map(|(p, m)| format!("macro.{p}.{m}"))
+                        })
+                        .or_else(|| {
+                            BUILTIN_TESTS
+                                .contains(&metadata.name.as_str())
+                                .then(|| format!("macro.dbt.{macro_name}"))
+                        }),
+                };
+                match macro_id {
+                    Some(id) if id.starts_with("macro.dbt.") || self.macros.contains_key(&id) => {
+                        node.depends_on_macros.push(id)
+                    }
+                    _ => {
+                        let mut names: Vec<String> = BUILTIN_TESTS.iter().map(|s| s.to_string()).collect();
+                        names.extend(test_macros.iter().map(|(p, m)| {
+                            let bare = m.trim_start_matches("test_");
+                            if *p == self.root_name { bare.to_string() } else { format!("{p}.{bare}") }
+                        }));
+                        let wanted = match &metadata.namespace {
+                            Some(ns) => format!("{ns}.{}", metadata.name),
+                            None => metadata.name.clone(),
+                        };
+                        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                        let mut error = ProjectError::invalid(format!(
+                            "unknown generic test '{wanted}' on '{}'",
+                            node.attached_node.clone().unwrap_or_default()
+                        ))
+                        .at(&node.original_file_path, node.line);
+                        error = match strsim_best(&wanted, &refs) {
+                            Some(best) => error.hint(format!("did you mean '{best}'?")),
+                            None => error.hint("define it with {% test name(model, column_name) %} in macros/, or install the package that has it"),
+                        };
+                        self.errors.push(error);
+                        continue;
+                    }
+                }
+            }
+            self.yaml_config.insert(node.unique_id.clone(), pending.config);
+            self.nodes.push(node);
+        }
+    }
+
+    fn resolve_configs(&mut self, packages: &BTreeMap<String, Package>, profile: Option<&Profile>) {
+        let root = packages.get(&self.root_name).map(|p| &p.settings);
+        for node in &mut self.nodes {
+            let mut config = defaults(node.resource_type);
+            let mut trees: Vec<&Yaml> = Vec::new();
+            let own = packages.get(&node.package_name).map(|p| &p.settings);
+            for settings in [own, root].into_iter().flatten() {
+                for section in node.resource_type.project_section() {
+                    if let Some(tree) = settings.resource_configs.get(*section) {
+                        trees.push(tree);
+                    }
+                }
+                if own.map(|s| &s.name) == root.map(|s| &s.name) {
+                    break;
+                }
+            }
+            for tree in trees {
+                for layer in folder_layers(tree, &node.fqn) {
+                    merge_config(&mut config, &layer);
+                }
+            }
+            if let Some(layer) = self.yaml_config.get(&node.unique_id) {
+                merge_config(&mut config, layer);
+            }
+            node.config = config;
+            set_placeholders(node, profile);
+        }
+    }
+}
+
+/// The database/schema/alias a node would get from dbt's default `generate_*_name` macros;
+/// the compiler replaces them when a project overrides those macros.
+pub(crate) fn set_placeholders(node: &mut Node, profile: Option<&Profile>) {
+    if node.resource_type == ResourceType::Source {
+        if let Some(Json::String(db)) = node.config.get("database") {
+            node.database = Some(db.clone());
+        }
+        if let Some(Json::String(schema)) = node.config.get("schema") {
+            node.schema = Some(schema.clone());
+        }
+        return;
+    }
+    if matches!(node.resource_type, ResourceType::Exposure | ResourceType::UnitTest) {
+        return;
+    }
+    let target_schema = profile.map(Profile::schema);
+    node.database = match node.config.get("database") {
+        Some(Json::String(db)) => Some(db.clone()),
+        _ => profile.and_then(Profile::database),
+    };
+    let custom = node.config.get("schema").and_then(Json::as_str).map(str::to_string);
+    let snapshot_target = node.config.get("target_schema").and_then(Json::as_str).map(str::to_string);
+    node.schema = match (snapshot_target, custom, target_schema) {
+        (Some(t), _, _) => Some(t),
+        (None, Some(custom), Some(base)) => Some(format!("{base}_{}", custom.trim())),
+        (None, Some(custom), None) => Some(custom),
+        (None, None, base) => base,
+    };
+    node.alias = match node.config.get("alias") {
+        Some(Json::String(alias)) => Some(alias.clone()),
+        _ => node.alias.clone().or_else(|| Some(node.name.clone())),
+    };
+}
+
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.total_cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+fn apply_patch(
+    node: &mut Node,
+    patch: &Patch,
+    yaml_config: &mut HashMap<UniqueId, Map<String, Json>>,
+    version_config: Option<&Map<String, Json>>,
+) {
+    if let Some(description) = &patch.description {
+        node.description = description.clone();
+    }
+    node.columns = patch.columns.clone();
+    node.patch_path = Some(format!("{}://{}", patch.package, patch.file));
+    if let Some(docs) = &patch.docs {
+        node.docs = docs.clone();
+    }
+    let mut layer = patch.config.clone();
+    if let Some(version_config) = version_config {
+        let mut merged = crate::project::node::Config::new();
+        merge_config(&mut merged, &layer);
+        merge_config(&mut merged, version_config);
+        layer = merged;
+    }
+    yaml_config.insert(node.unique_id.clone(), layer);
+}
+
+/// Where a ref may resolve, in dbt's order: the named package only, else the root project,
+/// the calling node's package, then any package.
+fn resolve_ref<'a>(
+    call: &RefCall,
+    from_package: &str,
+    root: &str,
+    index: &'a BTreeMap<(String, String), Vec<&'a Node>>,
+) -> Option<&'a Node> {
+    let pick = |candidates: &'a Vec<&'a Node>| -> Option<&'a Node> {
+        match &call.version {
+            Some(v) => candidates.iter().copied().find(|n| n.version.as_deref() == Some(v)),
+            None => candidates
+                .iter()
+                .copied()
+                .find(|n| n.version.is_none() || n.version == n.latest_version),
+        }
+    };
+    if let Some(package) = &call.package {
+        return index.get(&(package.clone(), call.name.clone())).and_then(pick);
+    }
+    for package in [root, from_package] {
+        if let Some(found) = index.get(&(package.to_string(), call.name.clone())).and_then(pick) {
+            return Some(found);
+        }
+    }
+    index
+        .iter()
+        .filter(|((_, name), _)| *name == call.name)
+        .find_map(|(_, candidates)| pick(candidates))
+}
+
+pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project, Vec<ProjectError>> {
+    let root_settings = ProjectSettings::load(project_dir).map_err(|e| vec![e])?;
+    let root_name = root_settings.name.clone();
+    let mut loader = Loader {
+        root_name: root_name.clone(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        nodes: Vec::new(),
+        yaml_config: HashMap::new(),
+        patches: Vec::new(),
+        tests: Vec::new(),
+        macros: BTreeMap::new(),
+        docs: BTreeMap::new(),
+        target_database: None,
+    };
+
+    // The profile.
+    let profile = if options.skip_profile {
+        None
+    } else {
+        let env = |name: &str| match &options.env {
+            Some(map) => map.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        let dir = profiles_dir(options.profiles_dir.as_deref(), project_dir, &env);
+        match &root_settings.profile {
+            Some(profile_name) => match load_profile(&dir, profile_name, options.target.as_deref(), &env) {
+                Ok(profile) => Some(profile),
+                Err(e) => {
+                    loader.errors.push(e);
+                    None
+                }
+            },
+            None => {
+                loader.errors.push(
+                    ProjectError::invalid("dbt_project.yml names no 'profile'")
+                        .at(&root_settings.file, None)
+                        .hint("add `profile: <name>` naming a profile in profiles.yml"),
+                );
+                None
+            }
+        }
+    };
+    loader.target_database = profile.as_ref().and_then(Profile::database);
+
+    // Packages: everything installed, and every declared package must be installed.
+    let install_dir = project_dir.join(&root_settings.packages_install_path);
+    let mut packages: BTreeMap<String, Package> = BTreeMap::new();
+    packages.insert(
+        root_name.clone(),
+        Package { name: root_name.clone(), root: project_dir.to_path_buf(), settings: root_settings.clone(), is_root: true },
+    );
+    let mut installed_dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(&install_dir) {
+        let mut dirs: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        dirs.sort();
+        for dir in dirs {
+            if !dir.join("dbt_project.yml").is_file() {
+                continue;
+            }
+            match ProjectSettings::load(&dir) {
+                Ok(settings) => {
+                    if let Some(folder) = dir.file_name() {
+                        installed_dirs.insert(folder.to_string_lossy().to_string(), dir.clone());
+                    }
+                    if settings.name == root_name {
+                        continue;
+                    }
+                    packages.insert(
+                        settings.name.clone(),
+                        Package { name: settings.name.clone(), root: dir.clone(), settings, is_root: false },
+                    );
+                }
+                Err(e) => loader.errors.push(e),
+            }
+        }
+    }
+    match declared_packages(project_dir) {
+        Ok(declared) => {
+            for package in declared {
+                let name = package.install_name(project_dir);
+                if !packages.contains_key(&name) && !installed_dirs.contains_key(&name) {
+                    loader.errors.push(
+                        ProjectError::new(ProjectErrorKind::MissingPackage(name))
+                            .at(&package.file, Some(package.line))
+                            .hint("run `weir models deps` to install the project's packages"),
+                    );
+                }
+            }
+        }
+        Err(errors) => loader.errors.extend(errors),
+    }
+
+    let package_list: Vec<Package> = packages.values().cloned().collect();
+    for package in &package_list {
+        loader.read_package(package);
+    }
+    loader.apply_patches();
+    loader.attach_tests();
+    loader.resolve_configs(&packages, profile.as_ref());
+
+    // Duplicates: refable names per package, and identical unique ids.
+    let mut by_id: BTreeMap<UniqueId, &Node> = BTreeMap::new();
+    let mut by_name: BTreeMap<(String, String, Option<String>), &Node> = BTreeMap::new();
+    let mut duplicate_errors = Vec::new();
+    for node in loader.nodes.iter().filter(|n| n.enabled()) {
+        if node.resource_type.is_refable() {
+            let key = (node.package_name.clone(), node.name.clone(), node.version.clone());
+            if let Some(first) = by_name.get(&key) {
+                let kind = if first.resource_type == node.resource_type {
+                    format!("{}s", node.resource_type)
+                } else {
+                    "resources".to_string()
+                };
+                duplicate_errors.push(
+                    ProjectError::new(ProjectErrorKind::Duplicate {
+                        kind,
+                        name: node.name.clone(),
+                        first: format!("{} ({})", first.unique_id, first.location()),
+                        second: format!("{} ({})", node.unique_id, node.location()),
+                    })
+                    .at(&node.original_file_path, node.line)
+                    .hint("rename one of them: ref() could not tell them apart"),
+                );
+                continue;
+            }
+            by_name.insert(key, node);
+        }
+        if let Some(first) = by_id.get(&node.unique_id) {
+            if !node.resource_type.is_refable() {
+                duplicate_errors.push(
+                    ProjectError::new(ProjectErrorKind::Duplicate {
+                        kind: format!("{}s", node.resource_type),
+                        name: node.name.clone(),
+                        first: format!("{} ({})", first.unique_id, first.location()),
+                        second: format!("{} ({})", node.unique_id, node.location()),
+                    })
+                    .at(&node.original_file_path, node.line)
+                    .hint("give one of them a different `name:`"),
+                );
+            }
+            continue;
+        }
+        by_id.insert(node.unique_id.clone(), node);
+    }
+    loader.errors.extend(duplicate_errors);
+
+    // Split enabled and disabled, keeping the first of duplicate ids.
+    let mut nodes: BTreeMap<UniqueId, Node> = BTreeMap::new();
+    let mut disabled: BTreeMap<UniqueId, Node> = BTreeMap::new();
+    for node in std::mem::take(&mut loader.nodes) {
+        let map = if node.enabled() { &mut nodes } else { &mut disabled };
+        map.entry(node.unique_id.clone()).or_insert(node);
+    }
+    // Tests of a disabled node are disabled with it.
+    let orphans: Vec<UniqueId> = nodes
+        .values()
+        .filter(|n| n.attached_node.as_ref().is_some_and(|a| !nodes.contains_key(a)))
+        .map(|n| n.unique_id.clone())
+        .collect();
+    for id in orphans {
+        if let Some(node) = nodes.remove(&id) {
+            disabled.insert(id, node);
+        }
+    }
+
+    resolve_dependencies(&mut nodes, &disabled, &root_name, &mut loader.errors);
+    let graph = Graph::build(nodes.values());
+    if let Some(cycle) = graph.find_cycle() {
+        loader.errors.push(
+            ProjectError::new(ProjectErrorKind::Cycle(cycle.join(" --> ")))
+                .hint("remove one of the ref() calls that close the loop"),
+        );
+    }
+
+    let selectors = super::select::Selectors::load(project_dir);
+    let selectors = match selectors {
+        Ok(s) => s,
+        Err(e) => {
+            loader.errors.push(e);
+            Default::default()
+        }
+    };
+    if !loader.errors.is_empty() {
+        return Err(loader.errors);
+    }
+    Ok(Project {
+        root: project_dir.to_path_buf(),
+        settings: root_settings,
+        profile,
+        packages,
+        nodes,
+        disabled,
+        macros: loader.macros,
+        docs: loader.docs,
+        selectors,
+        graph,
+        warnings: loader.warnings,
+        cli_vars: options.vars.clone(),
+    })
+}
+
+/// Fills `depends_on` of every node from its refs and sources, reporting missing targets with
+/// a did-you-mean.
+pub(crate) fn resolve_dependencies(
+    nodes: &mut BTreeMap<UniqueId, Node>,
+    disabled: &BTreeMap<UniqueId, Node>,
+    root_name: &str,
+    errors: &mut Vec<ProjectError>,
+) {
+    let mut index: BTreeMap<(String, String), Vec<&Node>> = BTreeMap::new();
+    for node in nodes.values().filter(|n| n.resource_type.is_refable()) {
+        index.entry((node.package_name.clone(), node.name.clone())).or_default().push(node);
+    }
+    let source_ids: BTreeSet<&str> = nodes
+        .values()
+        .filter(|n| n.resource_type == ResourceType::Source)
+        .map(|n| n.unique_id.as_str())
+        .collect();
+    let refable_names: Vec<&str> = {
+        let mut names: Vec<&str> = index.keys().map(|(_, n)| n.as_str()).collect();
+        names.dedup();
+        names
+    };
+    let source_names: Vec<String> = nodes
+        .values()
+        .filter_map(|n| n.source.as_ref().map(|s| format!("{}.{}", s.source_name, n.name)))
+        .collect();
+    let mut resolved: BTreeMap<UniqueId, Vec<UniqueId>> = BTreeMap::new();
+    for node in nodes.values() {
+        let mut parents: Vec<UniqueId> = node.depends_on.clone();
+        for call in &node.refs {
+            match resolve_ref(call, &node.package_name, root_name, &index) {
+                Some(target) => {
+                    if !parents.contains(&target.unique_id) {
+                        parents.push(target.unique_id.clone());
+                    }
+                }
+                None => {
+                    let is_disabled = disabled.values().any(|d| d.resource_type.is_refable() && d.name == call.name);
+                    let target = match (&call.package, &call.version) {
+                        (Some(p), _) => format!("{p}.{}", call.name),
+                        (None, Some(v)) => format!("{} (version {v})", call.name),
+                        (None, None) => call.name.clone(),
+                    };
+                    let mut error = ProjectError::new(ProjectErrorKind::MissingRef {
+                        node: format!("{} ({})", node.unique_id, node.location()),
+                        target,
+                    })
+                    .at(&node.original_file_path, node.line);
+                    error = if is_disabled {
+                        error.hint(format!("'{}' is disabled: enable it or remove the ref", call.name))
+                    } else if let Some(best) = strsim_best(&call.name, &refable_names) {
+                        error.hint(format!("did you mean '{best}'?"))
+                    } else {
+                        error.hint("create the model, seed or snapshot, or fix the name in ref()")
+                    };
+                    errors.push(error);
+                }
+            }
+        }
+        for call in &node.sources {
+            let id = format!("source.{}.{}.{}", node.package_name, call.source, call.table);
+            let found = if source_ids.contains(id.as_str()) {
+                Some(id)
+            } else {
+                source_ids
+                    .iter()
+                    .find(|s| s.ends_with(&format!(".{}.{}", call.source, call.table)))
+                    .map(|s| s.to_string())
+            };
+            match found {
+                Some(id) => {
+                    if !parents.contains(&id) {
+                        parents.push(id);
+                    }
+                }
+                None => {
+                    let wanted = format!("{}.{}", call.source, call.table);
+                    let refs: Vec<&str> = source_names.iter().map(String::as_str).collect();
+                    let mut error = ProjectError::new(ProjectErrorKind::MissingSource {
+                        node: format!("{} ({})", node.unique_id, node.location()),
+                        source_name: call.source.clone(),
+                        table: call.table.clone(),
+                    })
+                    .at(&node.original_file_path, node.line);
+                    error = match strsim_best(&wanted, &refs) {
+                        Some(best) => error.hint(format!("did you mean '{best}'?")),
+                        None => error.hint("declare it under `sources:` in a .yml file of the model paths"),
+                    };
+                    errors.push(error);
+                }
+            }
+        }
+        resolved.insert(node.unique_id.clone(), parents);
+    }
+    for (id, parents) in resolved {
+        if let Some(node) = nodes.get_mut(&id) {
+            node.depends_on = parents;
+        }
+    }
+}

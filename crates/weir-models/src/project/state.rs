@@ -1,0 +1,374 @@
+//! State comparison for `state:` and `result:` selection: a previous run's `manifest.json`
+//! (dbt's v12 shape) and `run_results.json` read from `--state DIR`, and a manifest writer in
+//! the same shape so weir's own runs leave a state to compare against.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Map, Value as Json};
+
+use super::error::{ProjectError, ProjectErrorKind};
+use super::node::{Node, ResourceType, UniqueId};
+use super::Project;
+
+/// What a previous manifest says about one node, the fields dbt's `same_contents` compares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateNode {
+    pub resource_type: String,
+    pub checksum: String,
+    pub config: Json,
+    pub fqn: Json,
+    pub relation: (Json, Json, Json),
+    /// Sources and exposures have no file checksum; their YAML fields are compared instead.
+    pub yaml_body: Json,
+}
+
+/// A previous run: its manifest's nodes and the status of each result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub nodes: BTreeMap<UniqueId, StateNode>,
+    pub results: BTreeMap<UniqueId, String>,
+}
+
+fn state_error(path: &Path, reason: String) -> ProjectError {
+    ProjectError::new(ProjectErrorKind::Io { path: path.to_path_buf(), reason })
+}
+
+impl State {
+    /// Reads `<dir>/manifest.json` (required) and `<dir>/run_results.json` (optional).
+    pub fn load(dir: &Path) -> Result<State, ProjectError> {
+        let manifest_path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+            state_error(&manifest_path, e.to_string())
+                .hint("--state must name the target folder of an earlier run (it holds manifest.json)")
+        })?;
+        let manifest: Json = serde_json::from_str(&text)
+            .map_err(|e| state_error(&manifest_path, format!("not a manifest: {e}")))?;
+        let mut state = State::default();
+        for section in ["nodes", "sources", "exposures", "unit_tests"] {
+            let Some(Json::Object(nodes)) = manifest.get(section) else { continue };
+            for (id, node) in nodes {
+                state.nodes.insert(id.clone(), state_node_of(node));
+            }
+        }
+        let results_path = dir.join("run_results.json");
+        if let Ok(text) = std::fs::read_to_string(&results_path) {
+            let results: Json = serde_json::from_str(&text)
+                .map_err(|e| state_error(&results_path, format!("not run results: {e}")))?;
+            for result in results.get("results").and_then(Json::as_array).into_iter().flatten() {
+                if let (Some(id), Some(status)) = (
+                    result.get("unique_id").and_then(Json::as_str),
+                    result.get("status").and_then(Json::as_str),
+                ) {
+                    state.results.insert(id.to_string(), status.to_string());
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    pub fn result_of(&self, id: &str) -> Option<&str> {
+        self.results.get(id).map(String::as_str)
+    }
+
+    /// `state:new`, `state:old`, `state:modified` (and `.body`, `.configs`, `.relation`),
+    /// `state:unmodified`.
+    pub fn matches(&self, node: &Node, value: &str, args: &[String]) -> Result<bool, ProjectError> {
+        let (value, sub) = match value.split_once('.') {
+            Some((v, s)) => (v, Some(s.to_string())),
+            None => (value, args.first().cloned()),
+        };
+        let old = self.nodes.get(&node.unique_id);
+        let current = state_node_of(&node_json(node));
+        let modified = |old: &StateNode, sub: Option<&str>| -> bool {
+            let body = old.checksum != current.checksum || old.yaml_body != current.yaml_body;
+            let configs = old.config != current.config;
+            let relation = old.relation != current.relation;
+            match sub {
+                Some("body") => body,
+                Some("configs") => configs,
+                Some("relation") => relation,
+                _ => body || configs || relation || old.fqn != current.fqn,
+            }
+        };
+        Ok(match value {
+            "new" => old.is_none(),
+            "old" => old.is_some(),
+            "modified" => old.is_none_or(|old| modified(old, sub.as_deref())),
+            "unmodified" => old.is_some_and(|old| !modified(old, sub.as_deref())),
+            other => {
+                return Err(ProjectError::new(ProjectErrorKind::Selector(format!("state:{other}")))
+                    .hint("state is one of new, old, modified, unmodified"))
+            }
+        })
+    }
+}
+
+/// Keys of config whose values are not part of what dbt compares for `state:modified`.
+fn comparable_config(config: &Json) -> Json {
+    let Json::Object(map) = config else { return config.clone() };
+    let mut map = map.clone();
+    map.remove("docs");
+    Json::Object(map)
+}
+
+fn state_node_of(node: &Json) -> StateNode {
+    let get = |key: &str| node.get(key).cloned().unwrap_or(Json::Null);
+    let mut yaml_body = Map::new();
+    for key in ["freshness", "loaded_at_field", "identifier", "quoting", "columns", "test_metadata", "depends_on", "given", "expect", "owner", "type"] {
+        if let Some(value) = node.get(key) {
+            yaml_body.insert(key.to_string(), value.clone());
+        }
+    }
+    // Columns only count for nodes without a file body (sources); a model's columns change its
+    // docs, which dbt compares only with persist_docs.
+    if node.get("checksum").and_then(|c| c.get("name")).and_then(Json::as_str) == Some("sha256") {
+        yaml_body.remove("columns");
+        yaml_body.remove("depends_on");
+    }
+    yaml_body.remove("depends_on");
+    StateNode {
+        resource_type: get("resource_type").as_str().unwrap_or_default().to_string(),
+        checksum: node
+            .get("checksum")
+            .and_then(|c| c.get("checksum"))
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        config: comparable_config(&get("config")),
+        fqn: get("fqn"),
+        relation: (get("database"), get("schema"), get("alias")),
+        yaml_body: Json::Object(yaml_body),
+    }
+}
+
+/// One node in the manifest v12 shape (the fields known before compilation).
+pub fn node_json(node: &Node) -> Json {
+    let mut out = json!({
+        "database": node.database,
+        "schema": node.schema,
+        "name": node.name,
+        "resource_type": node.resource_type.as_str(),
+        "package_name": node.package_name,
+        "path": node.path,
+        "original_file_path": node.original_file_path,
+        "unique_id": node.unique_id,
+        "fqn": node.fqn,
+        "description": node.description,
+        "meta": node.config.get("meta").cloned().unwrap_or(json!({})),
+        "tags": node.tags(),
+        "config": node.config,
+        "patch_path": node.patch_path,
+        "unrendered_config": {},
+    });
+    let Json::Object(map) = &mut out else { return out };
+    let columns: Map<String, Json> = node
+        .columns
+        .iter()
+        .map(|(name, c)| {
+            (
+                name.clone(),
+                json!({
+                    "name": c.name, "description": c.description, "meta": c.meta,
+                    "data_type": c.data_type, "constraints": c.constraints, "quote": c.quote,
+                    "tags": c.tags,
+                }),
+            )
+        })
+        .collect();
+    map.insert("columns".to_string(), Json::Object(columns));
+    match node.resource_type {
+        ResourceType::Source => {
+            if let Some(source) = &node.source {
+                map.insert("source_name".into(), json!(source.source_name));
+                map.insert("source_description".into(), json!(source.source_description));
+                map.insert("identifier".into(), json!(source.identifier));
+                map.insert("loader".into(), json!(source.loader));
+                map.insert("loaded_at_field".into(), json!(source.loaded_at_field));
+                map.insert("freshness".into(), source.freshness.clone());
+                map.insert("quoting".into(), source.quoting.clone());
+                map.insert("source_meta".into(), source.source_meta.clone());
+                map.insert("relation_name".into(), Json::Null);
+            }
+        }
+        ResourceType::Exposure => {
+            if let Some(exposure) = &node.exposure {
+                map.insert("type".into(), json!(exposure.exposure_type));
+                map.insert("owner".into(), exposure.owner.clone());
+                map.insert("label".into(), json!(exposure.label));
+                map.insert("maturity".into(), json!(exposure.maturity));
+                map.insert("url".into(), json!(exposure.url));
+            }
+            map.insert("depends_on".into(), json!({"macros": [], "nodes": node.depends_on}));
+            map.insert("refs".into(), refs_json(node));
+            map.insert("sources".into(), sources_json(node));
+        }
+        ResourceType::UnitTest => {
+            if let Some(unit) = &node.unit_test {
+                map.insert("model".into(), json!(unit.model));
+                map.insert("given".into(), unit.given.clone());
+                map.insert("expect".into(), unit.expect.clone());
+                map.insert("overrides".into(), unit.overrides.clone());
+            }
+            map.insert("depends_on".into(), json!({"macros": [], "nodes": node.depends_on}));
+        }
+        _ => {
+            map.insert("alias".into(), json!(node.alias));
+            map.insert("checksum".into(), json!(node.checksum));
+            map.insert("raw_code".into(), json!(node.raw_code));
+            map.insert("language".into(), json!(node.language));
+            map.insert("docs".into(), node.config.get("docs").cloned().unwrap_or(json!({"show": true, "node_color": null})));
+            map.insert("refs".into(), refs_json(node));
+            map.insert("sources".into(), sources_json(node));
+            map.insert("metrics".into(), json!([]));
+            map.insert("depends_on".into(), json!({"macros": node.depends_on_macros, "nodes": node.depends_on}));
+            map.insert("build_path".into(), Json::Null);
+            map.insert("compiled_path".into(), Json::Null);
+            if node.resource_type == ResourceType::Model {
+                map.insert("version".into(), json!(node.version));
+                map.insert("latest_version".into(), json!(node.latest_version));
+                map.insert("access".into(), node.config.get("access").cloned().unwrap_or(json!("protected")));
+                map.insert("constraints".into(), json!([]));
+                map.insert("contract".into(), node.config.get("contract").cloned().unwrap_or(json!({"enforced": false})));
+            }
+            if node.resource_type == ResourceType::Test {
+                if let Some(metadata) = &node.test_metadata {
+                    map.insert("test_metadata".into(), json!({"name": metadata.name, "kwargs": metadata.kwargs, "namespace": metadata.namespace}));
+                }
+                map.insert("column_name".into(), json!(node.column_name));
+                map.insert("file_key_name".into(), json!(node.file_key_name));
+                map.insert("attached_node".into(), json!(node.attached_node));
+            }
+        }
+    }
+    out
+}
+
+fn refs_json(node: &Node) -> Json {
+    Json::Array(
+        node.refs
+            .iter()
+            .map(|r| json!({"name": r.name, "package": r.package, "version": r.version}))
+            .collect(),
+    )
+}
+
+fn sources_json(node: &Node) -> Json {
+    Json::Array(node.sources.iter().map(|s| json!([s.source, s.table])).collect())
+}
+
+/// A manifest of `project` in dbt's v12 shape (nodes, sources, exposures, unit tests, macros,
+/// docs, disabled, parent and child maps), as written to `target/manifest.json`.
+pub fn manifest_json(project: &Project, generated_at: &str) -> Json {
+    let mut nodes = Map::new();
+    let mut sources = Map::new();
+    let mut exposures = Map::new();
+    let mut unit_tests = Map::new();
+    for (id, node) in &project.nodes {
+        let section = match node.resource_type {
+            ResourceType::Source => &mut sources,
+            ResourceType::Exposure => &mut exposures,
+            ResourceType::UnitTest => &mut unit_tests,
+            _ => &mut nodes,
+        };
+        section.insert(id.clone(), node_json(node));
+    }
+    let macros: Map<String, Json> = project
+        .macros
+        .iter()
+        .map(|(id, m)| {
+            (
+                id.clone(),
+                json!({
+                    "name": m.name, "resource_type": "macro", "package_name": m.package_name,
+                    "path": m.path, "original_file_path": m.original_file_path, "unique_id": m.unique_id,
+                    "macro_sql": m.macro_sql, "depends_on": {"macros": []}, "description": "",
+                    "meta": {}, "docs": {"show": true, "node_color": null}, "patch_path": null,
+                    "arguments": m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect::<Vec<_>>(),
+                }),
+            )
+        })
+        .collect();
+    let docs: Map<String, Json> = project
+        .docs
+        .iter()
+        .map(|(id, d)| {
+            (
+                id.clone(),
+                json!({
+                    "name": d.name, "resource_type": "doc", "package_name": d.package_name,
+                    "path": d.path, "original_file_path": d.original_file_path,
+                    "unique_id": d.unique_id, "block_contents": d.block_contents,
+                }),
+            )
+        })
+        .collect();
+    let mut disabled = Map::new();
+    for (id, node) in &project.disabled {
+        disabled.insert(id.clone(), json!([node_json(node)]));
+    }
+    let map_of = |edges: &BTreeMap<UniqueId, std::collections::BTreeSet<UniqueId>>| -> Json {
+        Json::Object(edges.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+    };
+    json!({
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json",
+            "dbt_version": "1.11.0",
+            "generated_at": generated_at,
+            "invocation_id": null,
+            "env": {},
+            "project_name": project.settings.name,
+            "adapter_type": project.profile.as_ref().map(|p| p.adapter_type.clone()),
+        },
+        "nodes": nodes,
+        "sources": sources,
+        "macros": macros,
+        "docs": docs,
+        "exposures": exposures,
+        "metrics": {},
+        "groups": {},
+        "selectors": {},
+        "disabled": disabled,
+        "parent_map": map_of(&project.graph.parents),
+        "child_map": map_of(&project.graph.children),
+        "group_map": {},
+        "saved_queries": {},
+        "semantic_models": {},
+        "unit_tests": unit_tests,
+    })
+}
+
+/// Writes `manifest.json` into `dir` (created if missing).
+pub fn write_manifest(project: &Project, dir: &Path) -> Result<(), ProjectError> {
+    std::fs::create_dir_all(dir).map_err(|e| state_error(dir, e.to_string()))?;
+    let path = dir.join("manifest.json");
+    let text = serde_json::to_string_pretty(&manifest_json(project, &now_rfc3339()))
+        .map_err(|e| state_error(&path, e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| state_error(&path, e.to_string()))
+}
+
+/// UTC now as `2026-01-02T03:04:05.000000Z`, without a date crate.
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        now.subsec_micros()
+    )
+}
