@@ -449,7 +449,12 @@ impl Criteria {
         let value = self.value.as_str();
         let wild = |candidate: &str| candidate == value || (has_wildcard(value) && wildcard_match(value, candidate));
         Ok(match self.method.as_str() {
-            "fqn" => value == "*" || fqn_match(node, value),
+            // dbt matches fqns against models, seeds, snapshots, tests, analyses and unit tests;
+            // sources and exposures have their own methods.
+            "fqn" => {
+                !matches!(node.resource_type, ResourceType::Source | ResourceType::Exposure)
+                    && (value == "*" || fqn_match(node, value))
+            }
             "path" => path_match(node, value),
             "file" => {
                 let file = node.original_file_path.rsplit('/').next().unwrap_or("");
