@@ -39,8 +39,8 @@ pub enum ProjectErrorKind {
     Yaml(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("python models are not supported: '{0}'")]
-    PythonModel(String),
+    #[error("python models are not supported")]
+    PythonModel,
     #[error("{0}")]
     Profile(String),
     #[error("package '{0}' is not installed")]

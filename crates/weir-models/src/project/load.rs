@@ -27,6 +27,9 @@ const MAXIMUM_SEED_SIZE: u64 = 1024 * 1024;
 const BUILTIN_TESTS: &[&str] = &["unique", "not_null", "accepted_values", "relationships"];
 
 struct Loader {
+    project_dir: PathBuf,
+    /// Each package's folder relative to the project directory (empty for the root).
+    package_roots: BTreeMap<String, PathBuf>,
     root_name: String,
     errors: Vec<ProjectError>,
     warnings: Vec<String>,
@@ -38,6 +41,20 @@ struct Loader {
     macros: BTreeMap<UniqueId, Macro>,
     docs: BTreeMap<UniqueId, DocBlock>,
     target_database: Option<String>,
+}
+
+/// A node's file as messages show it.
+fn node_file(roots: &BTreeMap<String, PathBuf>, node: &Node) -> PathBuf {
+    match roots.get(&node.package_name) {
+        Some(root) => root.join(&node.original_file_path),
+        None => PathBuf::from(&node.original_file_path),
+    }
+}
+
+/// A file's path as messages show it: relative to the project directory (packages included).
+fn shown(project_dir: &Path, package_root: &Path, file: &FoundFile) -> PathBuf {
+    let full = package_root.join(file.original_file_path());
+    full.strip_prefix(project_dir).map(Path::to_path_buf).unwrap_or(full)
 }
 
 fn python_strip(text: &str) -> &str {
@@ -97,7 +114,7 @@ impl Loader {
                     }
                 }
                 Err((line, message)) => self.errors.push(
-                    ProjectError::invalid(message).at(root.join(file.original_file_path()), Some(line)),
+                    ProjectError::invalid(message).at(shown(&self.project_dir, root, file), Some(line)),
                 ),
             }
         }
@@ -123,7 +140,7 @@ impl Loader {
                     }
                 }
                 Err((line, message)) => self.errors.push(
-                    ProjectError::invalid(message).at(root.join(file.original_file_path()), Some(line)),
+                    ProjectError::invalid(message).at(shown(&self.project_dir, root, file), Some(line)),
                 ),
             }
         }
@@ -142,8 +159,8 @@ impl Loader {
             match file.extension() {
                 "sql" => self.sql_node(ResourceType::Model, name, &file),
                 "py" => self.errors.push(
-                    ProjectError::new(ProjectErrorKind::PythonModel(file.original_file_path()))
-                        .at(root.join(file.original_file_path()), None)
+                    ProjectError::new(ProjectErrorKind::PythonModel)
+                        .at(shown(&self.project_dir, root, &file), None)
                         .hint("rewrite it as a .sql model; weir runs SQL models only"),
                 ),
                 _ => {}
@@ -183,7 +200,7 @@ impl Loader {
 
         for file in &property_files {
             let Some(text) = read_text(file, &mut self.errors) else { continue };
-            let doc = match Yaml::parse(&text, Path::new(&file.original_file_path())) {
+            let doc = match Yaml::parse(&text, &shown(&self.project_dir, root, file)) {
                 Ok(doc) => doc,
                 Err(e) => {
                     self.errors.push(e);
@@ -192,6 +209,7 @@ impl Loader {
             };
             let mut reader = PropertyReader {
                 package: name,
+                shown_file: shown(&self.project_dir, root, file),
                 file,
                 errors: &mut self.errors,
                 target_database: self.target_database.clone(),
@@ -264,7 +282,7 @@ impl Loader {
         let blocks = match scan_blocks(&text) {
             Ok(blocks) => blocks,
             Err((line, message)) => {
-                self.errors.push(ProjectError::invalid(message).at(root.join(file.original_file_path()), Some(line)));
+                self.errors.push(ProjectError::invalid(message).at(shown(&self.project_dir, root, file), Some(line)));
                 return;
             }
         };
@@ -403,7 +421,7 @@ impl Loader {
                             "unknown generic test '{wanted}' on '{}'",
                             node.attached_node.clone().unwrap_or_default()
                         ))
-                        .at(&node.original_file_path, node.line);
+                        .at(node_file(&self.package_roots, &node), node.line);
                         error = match strsim_best(&wanted, &refs) {
                             Some(best) => error.hint(format!("did you mean '{best}'?")),
                             None => error.hint("define it with {% test name(model, column_name) %} in macros/, or install the package that has it"),
@@ -548,6 +566,8 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
     let root_settings = ProjectSettings::load(project_dir).map_err(|e| vec![e])?;
     let root_name = root_settings.name.clone();
     let mut loader = Loader {
+        project_dir: project_dir.to_path_buf(),
+        package_roots: BTreeMap::new(),
         root_name: root_name.clone(),
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -628,7 +648,7 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
                 if !packages.contains_key(&name) && !installed_dirs.contains_key(&name) {
                     loader.errors.push(
                         ProjectError::new(ProjectErrorKind::MissingPackage(name))
-                            .at(&package.file, Some(package.line))
+                            .at(package.file.strip_prefix(project_dir).unwrap_or(&package.file), Some(package.line))
                             .hint("run `weir models deps` to install the project's packages"),
                     );
                 }
@@ -637,6 +657,11 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
         Err(errors) => loader.errors.extend(errors),
     }
 
+    for (name, package) in &packages {
+        let shown = package.root.strip_prefix(project_dir).map(Path::to_path_buf).unwrap_or_else(|_| package.root.clone());
+        loader.package_roots.insert(name.clone(), shown);
+    }
+    let roots = &loader.package_roots.clone();
     let package_list: Vec<Package> = packages.values().cloned().collect();
     for package in &package_list {
         loader.read_package(package);
@@ -665,7 +690,7 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
                         first: format!("{} ({})", first.unique_id, first.location()),
                         second: format!("{} ({})", node.unique_id, node.location()),
                     })
-                    .at(&node.original_file_path, node.line)
+                    .at(node_file(roots, node), node.line)
                     .hint("rename one of them: ref() could not tell them apart"),
                 );
                 continue;
@@ -681,7 +706,7 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
                         first: format!("{} ({})", first.unique_id, first.location()),
                         second: format!("{} ({})", node.unique_id, node.location()),
                     })
-                    .at(&node.original_file_path, node.line)
+                    .at(node_file(roots, node), node.line)
                     .hint("give one of them a different `name:`"),
                 );
             }
@@ -710,7 +735,7 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
         }
     }
 
-    resolve_dependencies(&mut nodes, &disabled, &root_name, &mut loader.errors);
+    resolve_dependencies(&mut nodes, &disabled, &root_name, roots, &mut loader.errors);
     let graph = Graph::build(nodes.values());
     if let Some(cycle) = graph.find_cycle() {
         loader.errors.push(
@@ -752,6 +777,7 @@ pub(crate) fn resolve_dependencies(
     nodes: &mut BTreeMap<UniqueId, Node>,
     disabled: &BTreeMap<UniqueId, Node>,
     root_name: &str,
+    roots: &BTreeMap<String, PathBuf>,
     errors: &mut Vec<ProjectError>,
 ) {
     let mut index: BTreeMap<(String, String), Vec<&Node>> = BTreeMap::new();
@@ -790,10 +816,10 @@ pub(crate) fn resolve_dependencies(
                         (None, None) => call.name.clone(),
                     };
                     let mut error = ProjectError::new(ProjectErrorKind::MissingRef {
-                        node: format!("{} ({})", node.unique_id, node.location()),
+                        node: node.unique_id.clone(),
                         target,
                     })
-                    .at(&node.original_file_path, node.line);
+                    .at(node_file(roots, node), node.line);
                     error = if is_disabled {
                         error.hint(format!("'{}' is disabled: enable it or remove the ref", call.name))
                     } else if let Some(best) = strsim_best(&call.name, &refable_names) {
@@ -825,11 +851,11 @@ pub(crate) fn resolve_dependencies(
                     let wanted = format!("{}.{}", call.source, call.table);
                     let refs: Vec<&str> = source_names.iter().map(String::as_str).collect();
                     let mut error = ProjectError::new(ProjectErrorKind::MissingSource {
-                        node: format!("{} ({})", node.unique_id, node.location()),
+                        node: node.unique_id.clone(),
                         source_name: call.source.clone(),
                         table: call.table.clone(),
                     })
-                    .at(&node.original_file_path, node.line);
+                    .at(node_file(roots, node), node.line);
                     error = match strsim_best(&wanted, &refs) {
                         Some(best) => error.hint(format!("did you mean '{best}'?")),
                         None => error.hint("declare it under `sources:` in a .yml file of the model paths"),

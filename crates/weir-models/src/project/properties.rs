@@ -128,6 +128,8 @@ fn tests_of(value: &Yaml) -> Vec<&Yaml> {
 pub struct PropertyReader<'a> {
     pub package: &'a str,
     pub file: &'a FoundFile,
+    /// The file as messages name it (relative to the project directory).
+    pub shown_file: std::path::PathBuf,
     pub errors: &'a mut Vec<ProjectError>,
     /// Target database and schema, for source placeholders.
     pub target_database: Option<String>,
@@ -139,7 +141,7 @@ impl PropertyReader<'_> {
     }
 
     fn error(&mut self, line: usize, message: String, hint: Option<&str>) {
-        let mut error = ProjectError::invalid(message).at(self.path(), Some(line));
+        let mut error = ProjectError::invalid(message).at(&self.shown_file, Some(line));
         if let Some(hint) = hint {
             error = error.hint(hint);
         }
