@@ -10,7 +10,7 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{Error, ErrorKind, State};
 
-use super::value::{split_args, Dict, List};
+use super::value::{Dict, List, split_args};
 
 /// What went wrong in the warehouse, as the adapter words it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -174,7 +174,10 @@ impl Object for Relation {
         }
     }
 
-    fn custom_cmp(self: &Arc<Self>, other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
+    fn custom_cmp(
+        self: &Arc<Self>,
+        other: &minijinja::value::DynObject,
+    ) -> Option<std::cmp::Ordering> {
         let other = other.downcast_ref::<Relation>()?;
         Some(Relation::render(self).cmp(&other.render()))
     }
@@ -223,8 +226,20 @@ impl Column {
     pub fn is_integer(&self) -> bool {
         matches!(
             self.base_type().as_str(),
-            "integer" | "int" | "int4" | "int8" | "int2" | "bigint" | "smallint" | "tinyint"
-                | "hugeint" | "serial" | "bigserial" | "smallserial" | "ubigint" | "uinteger"
+            "integer"
+                | "int"
+                | "int4"
+                | "int8"
+                | "int2"
+                | "bigint"
+                | "smallint"
+                | "tinyint"
+                | "hugeint"
+                | "serial"
+                | "bigserial"
+                | "smallserial"
+                | "ubigint"
+                | "uinteger"
         )
     }
 
@@ -267,8 +282,14 @@ impl Object for Column {
             "data_type" => Value::from(self.rendered_type()),
             "dtype" => Value::from(self.data_type.clone()),
             "char_size" => self.char_size.map(Value::from).unwrap_or(Value::from(())),
-            "numeric_precision" => self.numeric_precision.map(Value::from).unwrap_or(Value::from(())),
-            "numeric_scale" => self.numeric_scale.map(Value::from).unwrap_or(Value::from(())),
+            "numeric_precision" => self
+                .numeric_precision
+                .map(Value::from)
+                .unwrap_or(Value::from(())),
+            "numeric_scale" => self
+                .numeric_scale
+                .map(Value::from)
+                .unwrap_or(Value::from(())),
             _ => return None,
         })
     }
@@ -303,7 +324,7 @@ impl Object for Column {
                 return Err(Error::new(
                     ErrorKind::UnknownMethod,
                     format!("column has no method named '{method}'"),
-                ))
+                ));
             }
         })
     }
@@ -464,7 +485,11 @@ impl Object for TableColumns {
 impl Object for TableColumn {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
-            "name" => self.table.column_names.get(self.index).map(|s| Value::from(s.clone())),
+            "name" => self
+                .table
+                .column_names
+                .get(self.index)
+                .map(|s| Value::from(s.clone())),
             _ => None,
         }
     }

@@ -9,7 +9,7 @@ use minijinja::value::{Enumerator, Kwargs, Object, Rest, Value, ValueKind, Value
 use minijinja::{Environment, Error, ErrorKind, State};
 
 use super::adapter::{Column, Relation};
-use super::value::{py_repr, split_args, to_mutable, Dict, List};
+use super::value::{Dict, List, py_repr, split_args, to_mutable};
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
@@ -20,10 +20,7 @@ pub fn dict_from_pairs(items: Rest<Value>) -> Result<Value, Error> {
     if items.0.len() % 2 != 0 {
         return Err(invalid("dict literal has a key without a value"));
     }
-    let pairs = items
-        .0
-        .chunks(2)
-        .map(|kv| (kv[0].clone(), kv[1].clone()));
+    let pairs = items.0.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone()));
     Ok(Dict::new_value(pairs))
 }
 
@@ -37,10 +34,22 @@ pub fn unknown_method(
     args: &[Value],
 ) -> Result<Value, Error> {
     const MUTATING: &[&str] = &[
-        "append", "extend", "pop", "insert", "remove", "clear", "sort", "reverse", "update",
+        "append",
+        "extend",
+        "pop",
+        "insert",
+        "remove",
+        "clear",
+        "sort",
+        "reverse",
+        "update",
         "setdefault",
     ];
-    if matches!(value.kind(), ValueKind::Seq | ValueKind::Map | ValueKind::Iterable) && MUTATING.contains(&method) {
+    if matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+    ) && MUTATING.contains(&method)
+    {
         // Mutate a copy would silently lose the change; a fresh mutable copy is not the same
         // object either. Fail loudly with what to write instead.
         return Err(invalid(format!(
@@ -160,13 +169,19 @@ impl Object for Module {
     ) -> Result<Value, Error> {
         let (pos, kwargs) = split_args(args);
         let s = |i: usize| -> Result<String, Error> {
-            pos.get(i)
-                .map(|v| v.to_string())
-                .ok_or_else(|| invalid(format!("{}.{method}() is missing argument {}", self.name, i + 1)))
+            pos.get(i).map(|v| v.to_string()).ok_or_else(|| {
+                invalid(format!(
+                    "{}.{method}() is missing argument {}",
+                    self.name,
+                    i + 1
+                ))
+            })
         };
         match (self.name, method) {
             ("exceptions", "raise_compiler_error") => Err(invalid(s(0)?)),
-            ("exceptions", "raise_not_implemented") => Err(invalid(format!("not implemented: {}", s(0)?))),
+            ("exceptions", "raise_not_implemented") => {
+                Err(invalid(format!("not implemented: {}", s(0)?)))
+            }
             ("exceptions", "warn") => {
                 eprintln!("warning: {}", s(0)?);
                 Ok(Value::from(""))
@@ -174,7 +189,9 @@ impl Object for Module {
             ("re", "sub") => {
                 let re = regex(&s(0)?)?;
                 let repl = python_replacement(&s(1)?);
-                Ok(Value::from(re.replace_all(&s(2)?, repl.as_str()).into_owned()))
+                Ok(Value::from(
+                    re.replace_all(&s(2)?, repl.as_str()).into_owned(),
+                ))
             }
             ("re", "match") | ("re", "search") | ("re", "fullmatch") => {
                 let pattern = match method {
@@ -254,7 +271,9 @@ impl Object for Module {
                 rel.kind = get(3, "type");
                 Ok(rel.into_value())
             }
-            ("api.Relation", "add_ephemeral_prefix") => Ok(Value::from(format!("__dbt__cte__{}", s(0)?))),
+            ("api.Relation", "add_ephemeral_prefix") => {
+                Ok(Value::from(format!("__dbt__cte__{}", s(0)?)))
+            }
             ("api.Column", "create") => Ok(Value::from_object(Column::new(&s(0)?, &s(1)?))),
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
@@ -265,7 +284,8 @@ impl Object for Module {
 }
 
 fn regex(pattern: &str) -> Result<::regex::Regex, Error> {
-    ::regex::Regex::new(pattern).map_err(|e| invalid(format!("invalid regular expression {pattern:?}: {e}")))
+    ::regex::Regex::new(pattern)
+        .map_err(|e| invalid(format!("invalid regular expression {pattern:?}: {e}")))
 }
 
 /// Python's `\1` group references become the regex crate's `${1}`.
@@ -309,7 +329,9 @@ impl Object for Match {
                     .map(opt)
                     .ok_or_else(|| invalid(format!("no such group: {i}")))
             }
-            "groups" => Ok(Value::from(self.0.iter().skip(1).map(opt).collect::<Vec<_>>())),
+            "groups" => Ok(Value::from(
+                self.0.iter().skip(1).map(opt).collect::<Vec<_>>(),
+            )),
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("match has no method named '{method}'"),
@@ -429,22 +451,25 @@ pub fn register(env: &mut Environment<'static>) {
             _ => Vec::new(),
         }))
     });
-    env.add_function("dict", |args: Rest<ValueOrKwargs>| -> Result<Value, Error> {
-        let args: Vec<Value> = args.0.into_iter().map(ValueOrKwargs::into_value).collect();
-        let (pos, kwargs) = split_args(&args);
-        let mut pairs: Vec<(Value, Value)> = Vec::new();
-        if let Some(first) = pos.first() {
-            if let Some(d) = to_mutable(first.clone()).downcast_object_ref::<Dict>() {
-                pairs.extend(d.snapshot());
+    env.add_function(
+        "dict",
+        |args: Rest<ValueOrKwargs>| -> Result<Value, Error> {
+            let args: Vec<Value> = args.0.into_iter().map(ValueOrKwargs::into_value).collect();
+            let (pos, kwargs) = split_args(&args);
+            let mut pairs: Vec<(Value, Value)> = Vec::new();
+            if let Some(first) = pos.first() {
+                if let Some(d) = to_mutable(first.clone()).downcast_object_ref::<Dict>() {
+                    pairs.extend(d.snapshot());
+                }
             }
-        }
-        if let Some(kw) = kwargs {
-            for key in kw.args() {
-                pairs.push((Value::from(key), kw.peek::<Value>(key)?));
+            if let Some(kw) = kwargs {
+                for key in kw.args() {
+                    pairs.push((Value::from(key), kw.peek::<Value>(key)?));
+                }
             }
-        }
-        Ok(Dict::new_value(pairs))
-    });
+            Ok(Dict::new_value(pairs))
+        },
+    );
     env.add_filter("list", |v: Value| -> Result<Value, Error> {
         Ok(List::new_value(v.try_iter()?.collect()))
     });
@@ -454,9 +479,15 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_global("modules", module("modules"));
     env.add_global("exceptions", module("exceptions"));
     env.add_global("api", module("api"));
-    env.add_global("local_md5", Value::from_function(|s: String| {
-        use md5::Digest;
-        let digest = md5::Md5::digest(s.as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    }));
+    env.add_global(
+        "local_md5",
+        Value::from_function(|s: String| {
+            use md5::Digest;
+            let digest = md5::Md5::digest(s.as_bytes());
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        }),
+    );
 }

@@ -23,5 +23,5 @@ pub mod value;
 pub use adapter::{Adapter, AdapterError, Column, Relation, Table};
 pub use context::{CompileContext, RefCall, Resolver};
 pub use error::JinjaError;
-pub use runtime::{Compiled, Engine, EngineBuilder, MacroPackage, INTERNAL_PACKAGE};
-pub use value::{py_repr, Dict, List};
+pub use runtime::{Compiled, Engine, EngineBuilder, INTERNAL_PACKAGE, MacroPackage};
+pub use value::{Dict, List, py_repr};

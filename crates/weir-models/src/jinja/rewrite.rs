@@ -15,7 +15,7 @@
 //!   blocks become macros named as dbt names them (`test_<name>`,
 //!   `materialization_<name>_<adapter>`).
 
-use minijinja::machinery::{tokenize, Token};
+use minijinja::machinery::{Token, tokenize};
 use minijinja::syntax::SyntaxConfig;
 
 /// The prefix given to macro names inside compiled macro files.
@@ -83,7 +83,7 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
                 return Rewritten {
                     source: source.to_string(),
                     macros: Vec::new(),
-                }
+                };
             }
         }
     }
@@ -101,7 +101,10 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
     while i < tokens.len() {
         let (start, end) = span_of(i);
         match &tokens[i].0 {
-            Token::TemplateData(_) | Token::VariableStart | Token::VariableEnd | Token::BlockEnd => {
+            Token::TemplateData(_)
+            | Token::VariableStart
+            | Token::VariableEnd
+            | Token::BlockEnd => {
                 stack.clear();
                 prev_ends_operand = false;
             }
@@ -109,9 +112,7 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
                 stack.clear();
                 prev_ends_operand = false;
                 if macro_file {
-                    if let Some(skip) =
-                        rewrite_block_tag(&tokens, i + 1, &mut edits, &mut macros)
-                    {
+                    if let Some(skip) = rewrite_block_tag(&tokens, i + 1, &mut edits, &mut macros) {
                         i += skip;
                     }
                 }
@@ -230,7 +231,10 @@ fn rewrite_block_tag(
                 j += 1;
             }
             let name = words.first()?.clone();
-            let adapter = words.get(1).cloned().unwrap_or_else(|| "default".to_string());
+            let adapter = words
+                .get(1)
+                .cloned()
+                .unwrap_or_else(|| "default".to_string());
             let dbt_name = format!("materialization_{name}_{adapter}");
             let (s, _) = span(at);
             let (_, e) = span(j - 1);

@@ -22,11 +22,11 @@ use std::sync::{Arc, Mutex};
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Rest, Value};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
 
-use super::adapter::{quote_identifier, table_value, Adapter, Column, Relation, Table};
+use super::adapter::{Adapter, Column, Relation, Table, quote_identifier, table_value};
 use super::context::{CompileContext, RefCall};
 use super::error::JinjaError;
-use super::rewrite::{rewrite, DICT_CTOR, LIST_CTOR, MACRO_PREFIX};
-use super::value::{py_repr, split_args, to_mutable, Dict, List};
+use super::rewrite::{DICT_CTOR, LIST_CTOR, MACRO_PREFIX, rewrite};
+use super::value::{Dict, List, py_repr, split_args, to_mutable};
 use super::{builtins, globals};
 
 /// The package name of weir's built-in macros (dbt's `dbt` namespace).
@@ -108,7 +108,11 @@ impl Shared {
                 "in dispatch: no macro named '{name}' found within namespace '{}' (searched for {} in packages {})",
                 namespace.unwrap_or("<global>"),
                 tried.join(", "),
-                search.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ")
+                search
+                    .iter()
+                    .map(|p| format!("'{p}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ))
     }
@@ -206,12 +210,10 @@ impl Frame {
                 shared: self.shared.clone(),
             }),
             "ref" | "source" | "config" | "var" | "env_var" | "is_incremental" | "load_result"
-            | "store_result" | "load_relation" | "log" | "print" => {
-                Value::from_object(ContextFn {
-                    frame: self.clone(),
-                    name: name.to_string(),
-                })
-            }
+            | "store_result" | "load_relation" | "log" | "print" => Value::from_object(ContextFn {
+                frame: self.clone(),
+                name: name.to_string(),
+            }),
             "builtins" => Value::from_object(Builtins {
                 frame: self.clone(),
             }),
@@ -423,7 +425,13 @@ fn arg(positional: &[Value], kwargs: &Option<Kwargs>, idx: usize, name: &str) ->
     }
 }
 
-fn need(positional: &[Value], kwargs: &Option<Kwargs>, idx: usize, name: &str, func: &str) -> Result<Value, Error> {
+fn need(
+    positional: &[Value],
+    kwargs: &Option<Kwargs>,
+    idx: usize,
+    name: &str,
+    func: &str,
+) -> Result<Value, Error> {
     arg(positional, kwargs, idx, name).ok_or_else(|| {
         Error::new(
             ErrorKind::MissingArgument,
@@ -481,16 +489,27 @@ impl Object for AdapterObject {
                 let name = need(pos, &kwargs, 0, "macro_name", "adapter.dispatch")?;
                 let namespace = arg(pos, &kwargs, 1, "macro_namespace").filter(|v| !v.is_none());
                 let name = name.as_str().unwrap_or_default().to_string();
-                let namespace = namespace.as_ref().and_then(|v| v.as_str().map(str::to_string));
+                let namespace = namespace
+                    .as_ref()
+                    .and_then(|v| v.as_str().map(str::to_string));
                 self.shared.dispatch(&name, namespace.as_deref())
             }
             "quote" | "quote_as_configured" => {
                 let ident = need(pos, &kwargs, 0, "identifier", "adapter.quote")?;
-                Ok(Value::from(quote_identifier(&ident.to_string(), adapter.quote_char())))
+                Ok(Value::from(quote_identifier(
+                    &ident.to_string(),
+                    adapter.quote_char(),
+                )))
             }
             "type" => Ok(Value::from(adapter.dialect().to_string())),
             "get_columns_in_relation" => {
-                let rel = need(pos, &kwargs, 0, "relation", "adapter.get_columns_in_relation")?;
+                let rel = need(
+                    pos,
+                    &kwargs,
+                    0,
+                    "relation",
+                    "adapter.get_columns_in_relation",
+                )?;
                 let rel = relation_arg(&rel, "adapter.get_columns_in_relation")?;
                 let columns = adapter.get_columns_in_relation(&rel).map_err(adapter_err)?;
                 Ok(columns_value(columns))
@@ -501,7 +520,11 @@ impl Object for AdapterObject {
                 let identifier = need(pos, &kwargs, 2, "identifier", "adapter.get_relation")?;
                 let database = database.map(|d| d.to_string());
                 let found = adapter
-                    .get_relation(database.as_deref(), &schema.to_string(), &identifier.to_string())
+                    .get_relation(
+                        database.as_deref(),
+                        &schema.to_string(),
+                        &identifier.to_string(),
+                    )
                     .map_err(adapter_err)?;
                 Ok(found.map(Relation::into_value).unwrap_or(Value::from(())))
             }
@@ -509,11 +532,16 @@ impl Object for AdapterObject {
             "execute" => {
                 let sql = need(pos, &kwargs, 0, "sql", "adapter.execute")?;
                 let fetch = arg(pos, &kwargs, 2, "fetch").is_some_and(|v| v.is_true());
-                let table = adapter.execute(&sql.to_string(), fetch).map_err(adapter_err)?;
+                let table = adapter
+                    .execute(&sql.to_string(), fetch)
+                    .map_err(adapter_err)?;
                 let response = Dict::new_value([
                     (Value::from("_message"), Value::from("OK")),
                     (Value::from("code"), Value::from("OK")),
-                    (Value::from("rows_affected"), Value::from(table.rows.len() as i64)),
+                    (
+                        Value::from("rows_affected"),
+                        Value::from(table.rows.len() as i64),
+                    ),
                 ]);
                 Ok(Value::from(vec![response, table_value(table)]))
             }
@@ -533,7 +561,11 @@ fn load_relation(shared: &Shared, pos: &[Value], kwargs: &Option<Kwargs>) -> Res
     };
     let found = shared
         .adapter
-        .get_relation(rel.database.as_deref(), rel.schema.as_deref().unwrap_or(""), identifier)
+        .get_relation(
+            rel.database.as_deref(),
+            rel.schema.as_deref().unwrap_or(""),
+            identifier,
+        )
         .map_err(adapter_err)?;
     Ok(found.map(Relation::into_value).unwrap_or(Value::from(())))
 }
@@ -555,9 +587,20 @@ fn json_to_value(v: &serde_json::Value) -> Value {
 }
 
 impl ContextFn {
-    fn config_get(&self, pos: &[Value], kwargs: &Option<Kwargs>, require: bool) -> Result<Value, Error> {
+    fn config_get(
+        &self,
+        pos: &[Value],
+        kwargs: &Option<Kwargs>,
+        require: bool,
+    ) -> Result<Value, Error> {
         let key = need(pos, kwargs, 0, "name", "config.get")?.to_string();
-        let config = self.frame.compile.ctx.config.lock().unwrap_or_else(|e| e.into_inner());
+        let config = self
+            .frame
+            .compile
+            .ctx
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match config.get(&key) {
             Some(v) => Ok(json_to_value(v)),
             None if require => Err(Error::new(
@@ -584,7 +627,7 @@ impl Object for ContextFn {
                         return Err(Error::new(
                             ErrorKind::InvalidOperation,
                             format!("ref() takes 1 or 2 names, got {}", pos.len()),
-                        ))
+                        ));
                     }
                 };
                 let version = ["v", "version"]
@@ -608,7 +651,10 @@ impl Object for ContextFn {
                 let source = need(pos, &kwargs, 0, "source_name", "source")?.to_string();
                 let table = need(pos, &kwargs, 1, "table_name", "source")?.to_string();
                 let resolver = ctx.resolver.as_ref().ok_or_else(|| {
-                    Error::new(ErrorKind::InvalidOperation, "source() is not available here")
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        "source() is not available here",
+                    )
                 })?;
                 let rel = resolver
                     .resolve_source(&source, &table)
@@ -668,7 +714,13 @@ impl Object for ContextFn {
                     Ok(rows) if !rows.is_undefined() => {
                         let rows: Vec<Value> = rows
                             .try_iter()?
-                            .map(|r| Value::from(r.try_iter().map(|i| i.collect::<Vec<_>>()).unwrap_or_default()))
+                            .map(|r| {
+                                Value::from(
+                                    r.try_iter()
+                                        .map(|i| i.collect::<Vec<_>>())
+                                        .unwrap_or_default(),
+                                )
+                            })
                             .collect();
                         Value::from(rows)
                     }
@@ -699,7 +751,11 @@ impl Object for ContextFn {
             "load_relation" => load_relation(&self.frame.shared, pos, &kwargs),
             "log" | "print" => {
                 let msg = pos.first().map(|v| v.to_string()).unwrap_or_default();
-                compile.logs.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+                compile
+                    .logs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(msg);
                 Ok(Value::from(""))
             }
             other => Err(Error::new(
@@ -750,7 +806,11 @@ impl MacroPackage {
 
     /// Reads every `*.sql` file under `dir` (recursively, in path order); paths in errors are
     /// shown as `display_prefix` joined with the path relative to `dir`.
-    pub fn from_dir(name: &str, dir: &Path, display_prefix: &str) -> Result<MacroPackage, JinjaError> {
+    pub fn from_dir(
+        name: &str,
+        dir: &Path,
+        display_prefix: &str,
+    ) -> Result<MacroPackage, JinjaError> {
         let mut files = Vec::new();
         collect_sql(dir, &mut files)?;
         files.sort();
@@ -963,7 +1023,12 @@ impl Engine {
     }
 
     /// Renders a model (or any dbt SQL) named `name` (shown in errors) with `ctx`.
-    pub fn compile(&self, name: &str, sql: &str, ctx: CompileContext) -> Result<Compiled, JinjaError> {
+    pub fn compile(
+        &self,
+        name: &str,
+        sql: &str,
+        ctx: CompileContext,
+    ) -> Result<Compiled, JinjaError> {
         let rewritten = rewrite(sql, false);
         let template = self
             .env
@@ -985,7 +1050,12 @@ impl Engine {
     /// Calls a macro by bare name as the root project would (`generate_schema_name`, a
     /// materialization), with positional `args`; returns its value (its text, or what it
     /// passed to `return()`).
-    pub fn call_macro(&self, name: &str, args: &[Value], ctx: CompileContext) -> Result<Value, JinjaError> {
+    pub fn call_macro(
+        &self,
+        name: &str,
+        args: &[Value],
+        ctx: CompileContext,
+    ) -> Result<Value, JinjaError> {
         let frame = self.frame(ctx);
         let Some(m) = self.shared.find_bare(&frame.package, name) else {
             return Err(JinjaError::UnknownMacro(name.to_string()));

@@ -145,9 +145,9 @@ impl Object for List {
                     return Err(invalid("pop from empty list"));
                 }
                 let idx = match args.first() {
-                    Some(v) => v
-                        .as_i64()
-                        .ok_or_else(|| invalid(format!("list indices must be integers, not '{v}'")))?,
+                    Some(v) => v.as_i64().ok_or_else(|| {
+                        invalid(format!("list indices must be integers, not '{v}'"))
+                    })?,
                     None => -1,
                 };
                 let idx = Self::normalize_index(items.len(), idx)
@@ -161,7 +161,11 @@ impl Object for List {
                 })?;
                 let len = items.len() as i64;
                 // Python clamps out-of-range insert positions instead of failing.
-                let pos = if idx < 0 { (len + idx).max(0) } else { idx.min(len) };
+                let pos = if idx < 0 {
+                    (len + idx).max(0)
+                } else {
+                    idx.min(len)
+                };
                 items.insert(pos as usize, args[1].clone());
                 Ok(Value::from(()))
             }
@@ -377,7 +381,9 @@ impl Object for Dict {
             }
             "values" => {
                 arity(method, args, 0, 0)?;
-                Ok(List::new_value(lock(&self.items).values().cloned().collect()))
+                Ok(List::new_value(
+                    lock(&self.items).values().cloned().collect(),
+                ))
             }
             "items" => {
                 arity(method, args, 0, 0)?;
@@ -524,7 +530,8 @@ fn has_own_render(value: &Value) -> bool {
 /// Turns a value coming from outside dbt's templates (a var, a Rust result) into one whose
 /// lists and dicts can be mutated, recursively.
 pub fn to_mutable(value: Value) -> Value {
-    if value.downcast_object_ref::<List>().is_some() || value.downcast_object_ref::<Dict>().is_some()
+    if value.downcast_object_ref::<List>().is_some()
+        || value.downcast_object_ref::<Dict>().is_some()
     {
         return value;
     }

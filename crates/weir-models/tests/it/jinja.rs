@@ -56,7 +56,10 @@ impl Adapter for FakeWarehouse {
                 return Ok(table.clone());
             }
         }
-        Err(AdapterError(format!("fake warehouse has no answer for: {}", sql.trim())))
+        Err(AdapterError(format!(
+            "fake warehouse has no answer for: {}",
+            sql.trim()
+        )))
     }
 
     fn get_columns_in_relation(&self, relation: &Relation) -> Result<Vec<Column>, AdapterError> {
@@ -89,7 +92,11 @@ impl Resolver for FakeResolver {
     }
 
     fn resolve_source(&self, source: &str, table: &str) -> Result<Relation, String> {
-        Ok(Relation::new(None, Some("raw"), &format!("{source}_{table}")))
+        Ok(Relation::new(
+            None,
+            Some("raw"),
+            &format!("{source}_{table}"),
+        ))
     }
 }
 

@@ -6,7 +6,7 @@
 //! supply `<adapter>__<name>` through its `dispatch:` config, as in dbt; a root-project macro of
 //! the same bare name (e.g. `generate_schema_name`) wins over these.
 
-use super::runtime::{MacroPackage, INTERNAL_PACKAGE};
+use super::runtime::{INTERNAL_PACKAGE, MacroPackage};
 
 const FILES: &[(&str, &str)] = &[
     ("<weir>/dbt/statement.sql", include_str!("statement.sql")),

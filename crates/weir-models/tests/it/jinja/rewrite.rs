@@ -9,18 +9,48 @@ fn literals_become_constructors_and_subscripts_stay() {
     let cases: &[(&str, &str)] = &[
         ("{{ [a, b] }}", "{{ __weir_list(a, b) }}"),
         ("{{ [] }}", "{{ __weir_list() }}"),
-        ("{% set d = {'k': v, 'n': [1]} %}", "{% set d = __weir_dict('k', v, 'n', __weir_list(1)) %}"),
-        ("{{ x[0] }}{{ x['k'] }}{{ f()[0] }}{{ x[1:2] }}", "{{ x[0] }}{{ x['k'] }}{{ f()[0] }}{{ x[1:2] }}"),
+        (
+            "{% set d = {'k': v, 'n': [1]} %}",
+            "{% set d = __weir_dict('k', v, 'n', __weir_list(1)) %}",
+        ),
+        (
+            "{{ x[0] }}{{ x['k'] }}{{ f()[0] }}{{ x[1:2] }}",
+            "{{ x[0] }}{{ x['k'] }}{{ f()[0] }}{{ x[1:2] }}",
+        ),
         ("{{ [1, 2][0] }}", "{{ __weir_list(1, 2)[0] }}"),
-        ("{{ {'a': x[1:]}['a'] }}", "{{ __weir_dict('a', x[1:])['a'] }}"),
-        ("{% if x in ['a', 'b'] %}", "{% if x in __weir_list('a', 'b') %}"),
+        (
+            "{{ {'a': x[1:]}['a'] }}",
+            "{{ __weir_dict('a', x[1:])['a'] }}",
+        ),
+        (
+            "{% if x in ['a', 'b'] %}",
+            "{% if x in __weir_list('a', 'b') %}",
+        ),
         ("{{ a if c else [] }}", "{{ a if c else __weir_list() }}"),
-        ("{{ '[not] {a: list}' ~ \"]\" }}", "{{ '[not] {a: list}' ~ \"]\" }}"),
-        ("[plain text] {# {{ [x] }} #} {x: 1}", "[plain text] {# {{ [x] }} #} {x: 1}"),
-        ("{% raw %}{{ [1] }}{% endraw %}", "{% raw %}{{ [1] }}{% endraw %}"),
-        ("{%- set x = [1] -%}\n{{- [2] -}}", "{%- set x = __weir_list(1) -%}\n{{- __weir_list(2) -}}"),
-        ("{{ f(x=[1], y={}) }}", "{{ f(x=__weir_list(1), y=__weir_dict()) }}"),
-        ("{{ [[1], [2]] }}", "{{ __weir_list(__weir_list(1), __weir_list(2)) }}"),
+        (
+            "{{ '[not] {a: list}' ~ \"]\" }}",
+            "{{ '[not] {a: list}' ~ \"]\" }}",
+        ),
+        (
+            "[plain text] {# {{ [x] }} #} {x: 1}",
+            "[plain text] {# {{ [x] }} #} {x: 1}",
+        ),
+        (
+            "{% raw %}{{ [1] }}{% endraw %}",
+            "{% raw %}{{ [1] }}{% endraw %}",
+        ),
+        (
+            "{%- set x = [1] -%}\n{{- [2] -}}",
+            "{%- set x = __weir_list(1) -%}\n{{- __weir_list(2) -}}",
+        ),
+        (
+            "{{ f(x=[1], y={}) }}",
+            "{{ f(x=__weir_list(1), y=__weir_dict()) }}",
+        ),
+        (
+            "{{ [[1], [2]] }}",
+            "{{ __weir_list(__weir_list(1), __weir_list(2)) }}",
+        ),
         ("{{ x|default([]) }}", "{{ x|default(__weir_list()) }}"),
         ("{{ d.k[0] }}", "{{ d.k[0] }}"),
     ];
@@ -40,7 +70,11 @@ fn macro_files_rename_macros_and_list_them_with_lines() {
     let names: Vec<(String, usize)> = out.macros.into_iter().map(|m| (m.name, m.line)).collect();
     assert_eq!(
         names,
-        vec![("a".into(), 1), ("b".into(), 2), ("test_not_null".into(), 3)]
+        vec![
+            ("a".into(), 1),
+            ("b".into(), 2),
+            ("test_not_null".into(), 3)
+        ]
     );
 }
 
@@ -48,7 +82,10 @@ fn macro_files_rename_macros_and_list_them_with_lines() {
 fn rewritten_tricky_templates_render_as_python_jinja_would() {
     let cases: &[(&str, &str)] = &[
         ("{{ 'a[0]' }} {{ \"{'k': 1}\" }}", "a[0] {'k': 1}"),
-        ("{% set x = {'a': [1, {'b': 2}]} %}{{ x['a'][1]['b'] }} {{ x }}", "2 {'a': [1, {'b': 2}]}"),
+        (
+            "{% set x = {'a': [1, {'b': 2}]} %}{{ x['a'][1]['b'] }} {{ x }}",
+            "2 {'a': [1, {'b': 2}]}",
+        ),
         ("{% raw %}{{ [1] }}{% endraw %}", "{{ [1] }}"),
         ("{#- [1] -#} {%- set l = [1] -%} {{- l -}}", "[1]"),
         ("{{ ['a', 'b'][1:] }} {{ 'abc'[1:] }}", "['b'] bc"),

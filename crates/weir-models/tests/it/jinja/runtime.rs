@@ -5,7 +5,7 @@ use std::sync::Arc;
 use minijinja::Value;
 use weir_models::jinja::{Engine, JinjaError, MacroPackage, Table};
 
-use super::{context, engine_with, render_err, render_with, squash, FakeWarehouse};
+use super::{FakeWarehouse, context, engine_with, render_err, render_with, squash};
 
 fn duckdb(root_macros: &[(&str, &str)]) -> Engine {
     engine_with(FakeWarehouse::new("duckdb"), root_macros)
@@ -22,7 +22,10 @@ fn return_gives_the_caller_a_value_of_any_type() {
          {% macro outer() %}{% set inner = cols() %}{% do inner.append('c') %}{{ return(inner|join('-')) }}{% endmacro %}",
     )]);
     assert_eq!(
-        render_with(&engine, "{% set c = cols() %}{% do c.append('z') %}{{ c }} {{ num() + 1 }} {{ early([1, 5, 9]) }} {{ early([]) }} [{{ text() }}] {{ outer() }}"),
+        render_with(
+            &engine,
+            "{% set c = cols() %}{% do c.append('z') %}{{ c }} {{ num() + 1 }} {{ early([1, 5, 9]) }} {{ early([]) }} [{{ text() }}] {{ outer() }}"
+        ),
         "['a', 'b', 'z'] 43 5 None [ plain ] a-b-c"
     );
 }
@@ -30,7 +33,10 @@ fn return_gives_the_caller_a_value_of_any_type() {
 #[test]
 fn return_outside_a_macro_is_an_error_with_location() {
     let err = render_err(&duckdb(&[]), "select 1\n{{ return(1) }}");
-    assert_eq!(err, "return() called outside of a macro (in models/m.sql:2)");
+    assert_eq!(
+        err,
+        "return() called outside of a macro (in models/m.sql:2)"
+    );
 }
 
 #[test]
@@ -51,7 +57,10 @@ fn keyword_positional_and_default_args() {
         "{% macro f(a, b='B', c=[]) %}{% do c.append(a) %}{{ a }}{{ b }}{{ c }}{% endmacro %}",
     )]);
     assert_eq!(
-        render_with(&engine, "{{ f(1) }} {{ f(1, 2) }} {{ f(b=3, a=4) }} {{ f(5, c=['x']) }}"),
+        render_with(
+            &engine,
+            "{{ f(1) }} {{ f(1, 2) }} {{ f(b=3, a=4) }} {{ f(5, c=['x']) }}"
+        ),
         "1B[1] 12[1] 43[4] 5B['x', 5]"
     );
 }
@@ -101,10 +110,22 @@ fn dispatch_follows_adapter_prefixes_and_the_search_order() {
         }
         b.build().unwrap()
     };
-    assert_eq!(render_with(&build("duckdb", false), "{{ pkg.m(1) }}"), "pkg-default 1");
-    assert_eq!(render_with(&build("postgres", false), "{{ pkg.m(x=2) }}"), "pkg-postgres 2");
-    assert_eq!(render_with(&build("duckdb", true), "{{ pkg.m(3) }}"), "root-duckdb 3");
-    let err = render_err(&build("duckdb", false), "{{ adapter.dispatch('nope', 'pkg')() }}");
+    assert_eq!(
+        render_with(&build("duckdb", false), "{{ pkg.m(1) }}"),
+        "pkg-default 1"
+    );
+    assert_eq!(
+        render_with(&build("postgres", false), "{{ pkg.m(x=2) }}"),
+        "pkg-postgres 2"
+    );
+    assert_eq!(
+        render_with(&build("duckdb", true), "{{ pkg.m(3) }}"),
+        "root-duckdb 3"
+    );
+    let err = render_err(
+        &build("duckdb", false),
+        "{{ adapter.dispatch('nope', 'pkg')() }}",
+    );
     assert_eq!(
         err,
         "in dispatch: no macro named 'nope' found within namespace 'pkg' (searched for 'duckdb__nope', 'default__nope' in packages 'pkg') (in models/m.sql:1)"
@@ -136,7 +157,10 @@ fn statements_and_run_query_return_agate_like_tables() {
             vec![Value::from("M"), Value::from(1)],
         ],
     );
-    let engine = engine_with(FakeWarehouse::new("duckdb").answering("from sizes", table), &[]);
+    let engine = engine_with(
+        FakeWarehouse::new("duckdb").answering("from sizes", table),
+        &[],
+    );
     let src = "{% call statement('q', fetch_result=True) %}select size, n from sizes{% endcall %}\
         {% set r = load_result('q') %}{{ r['data'] }} {{ r.table.column_names }}\n\
         {% set t = run_query('select * from sizes') %}{{ t.columns[0].values() }} {{ t.columns['n'].values() }} \
@@ -146,7 +170,10 @@ fn statements_and_run_query_return_agate_like_tables() {
         "[['S', 2], ['M', 1]] ['size', 'n']\n['S', 'M'] [2, 1] M1 S SM 2"
     );
     let err = render_err(&engine, "{% set t = run_query('select 42') %}");
-    assert!(err.contains("fake warehouse has no answer for: select 42"), "{err}");
+    assert!(
+        err.contains("fake warehouse has no answer for: select 42"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -193,7 +220,10 @@ fn config_var_env_var_and_logs() {
     );
     let err = render_err(&engine, "{{ var('nope') }}");
     assert!(err.starts_with("required var 'nope' not found"), "{err}");
-    let err = render_err(&engine, "\n{{ exceptions.raise_compiler_error('bad thing: ' ~ 42) }}");
+    let err = render_err(
+        &engine,
+        "\n{{ exceptions.raise_compiler_error('bad thing: ' ~ 42) }}",
+    );
     assert_eq!(err, "bad thing: 42 (in models/m.sql:2)");
 }
 
@@ -224,7 +254,10 @@ fn broken_macro_files_and_duplicates_are_all_reported() {
         panic!("expected several errors, got {err}");
     };
     assert_eq!(errors.len(), 2, "{err}");
-    assert!(errors[0].to_string().contains("(in macros/a.sql:1)"), "{err}");
+    assert!(
+        errors[0].to_string().contains("(in macros/a.sql:1)"),
+        "{err}"
+    );
     assert_eq!(
         errors[1].to_string(),
         "macro 'b' of package 'my_project' is defined twice: in macros/b.sql:1 and in macros/c.sql:2"
@@ -242,40 +275,125 @@ fn builtin_naming_macros_and_root_overrides() {
             .trim()
             .to_string()
     };
-    let node = Value::from(minijinja::value::Serde(serde_json::json!({"name": "orders", "version": null})));
-    assert_eq!(call(&engine, "generate_schema_name", &[Value::from(())]), "analytics");
-    assert_eq!(call(&engine, "generate_schema_name", &[Value::from(" staging ")]), "analytics_staging");
-    assert_eq!(call(&engine, "generate_alias_name", &[Value::from(()), node.clone()]), "orders");
-    assert_eq!(call(&engine, "generate_database_name", &[Value::from(())]), "db");
+    let node = Value::from(minijinja::value::Serde(
+        serde_json::json!({"name": "orders", "version": null}),
+    ));
+    assert_eq!(
+        call(&engine, "generate_schema_name", &[Value::from(())]),
+        "analytics"
+    );
+    assert_eq!(
+        call(&engine, "generate_schema_name", &[Value::from(" staging ")]),
+        "analytics_staging"
+    );
+    assert_eq!(
+        call(
+            &engine,
+            "generate_alias_name",
+            &[Value::from(()), node.clone()]
+        ),
+        "orders"
+    );
+    assert_eq!(
+        call(&engine, "generate_database_name", &[Value::from(())]),
+        "db"
+    );
     let custom = duckdb(&[(
         "macros/gsn.sql",
         "{% macro generate_schema_name(custom_schema_name, node) %}{{ custom_schema_name or 'fixed' }}{% endmacro %}",
     )]);
-    assert_eq!(call(&custom, "generate_schema_name", &[Value::from(())]), "fixed");
+    assert_eq!(
+        call(&custom, "generate_schema_name", &[Value::from(())]),
+        "fixed"
+    );
 }
 
 #[test]
 fn cross_database_macros_per_dialect() {
     let cases: &[(&str, &str, &str)] = &[
-        ("duckdb", "{{ dbt.type_string() }} {{ dbt.type_int() }} {{ dbt.type_timestamp() }} {{ dbt.type_numeric() }}", "TEXT INT TIMESTAMP numeric(28,6)"),
-        ("duckdb", "{{ dbt.dateadd('day', 1, 'd') }}", "date_add(d, interval (1) day)"),
-        ("postgres", "{{ dbt.dateadd('day', 1, 'd') }}", "d + ((interval '1 day') * (1))"),
-        ("duckdb", "{{ dbt.datediff('a', 'b', 'day') }}", "date_diff('day', (a)::timestamp, (b)::timestamp)"),
-        ("postgres", "{{ dbt.datediff('a', 'b', 'day') }}", "(((b))::date - ((a))::date)"),
-        ("duckdb", "{{ dbt.safe_cast('x', 'int') }}", "try_cast(x as int)"),
-        ("postgres", "{{ dbt.safe_cast('x', 'int') }}", "cast(x as int)"),
-        ("duckdb", "{{ dbt.concat(['a', \"'-'\", 'b']) }}", "a || '-' || b"),
+        (
+            "duckdb",
+            "{{ dbt.type_string() }} {{ dbt.type_int() }} {{ dbt.type_timestamp() }} {{ dbt.type_numeric() }}",
+            "TEXT INT TIMESTAMP numeric(28,6)",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.dateadd('day', 1, 'd') }}",
+            "date_add(d, interval (1) day)",
+        ),
+        (
+            "postgres",
+            "{{ dbt.dateadd('day', 1, 'd') }}",
+            "d + ((interval '1 day') * (1))",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.datediff('a', 'b', 'day') }}",
+            "date_diff('day', (a)::timestamp, (b)::timestamp)",
+        ),
+        (
+            "postgres",
+            "{{ dbt.datediff('a', 'b', 'day') }}",
+            "(((b))::date - ((a))::date)",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.safe_cast('x', 'int') }}",
+            "try_cast(x as int)",
+        ),
+        (
+            "postgres",
+            "{{ dbt.safe_cast('x', 'int') }}",
+            "cast(x as int)",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.concat(['a', \"'-'\", 'b']) }}",
+            "a || '-' || b",
+        ),
         ("duckdb", "{{ dbt.hash('x') }}", "md5(cast(x as TEXT))"),
-        ("postgres", "{{ dbt.current_timestamp() }} {{ dbt.any_value('x') }}", "now() min(x)"),
-        ("duckdb", "{{ dbt.current_timestamp() }} {{ dbt.any_value('x') }}", "current_timestamp any_value(x)"),
-        ("duckdb", "{{ dbt.escape_single_quotes(\"it's\") }} {{ dbt.string_literal(\"it's\") }}", "it''s 'it''s'"),
-        ("duckdb", "{{ dbt.split_part('s', \"','\", 2) }} {{ dbt.replace('f', \"'a'\", \"'b'\") }} {{ dbt.length('s') }} {{ dbt.position(\"'a'\", 's') }} {{ dbt.right('s', 2) }}", "split_part(s, ',', 2) replace(f, 'a', 'b') length(s) position('a' in s) right(s, 2)"),
-        ("duckdb", "{{ dbt.date_trunc('month', 'd') }} {{ dbt.except() }} {{ dbt.intersect() }} {{ dbt.bool_or('b') }}", "date_trunc('month', d) except intersect bool_or(b)"),
-        ("duckdb", "{{ dbt.listagg('x', \"', '\", 'order by x') }} {{ dbt.array_construct(['1', '2']) }} {{ dbt.cast_bool_to_text('b') }}", "string_agg(x, ', ' order by x) array[1, 2] cast(b as TEXT)"),
-        ("duckdb", "{{ dbt.last_day('d', 'month') }}", "cast(date_add(date_add(date_trunc('month', d), interval (1) month), interval (-1) day) as date)"),
+        (
+            "postgres",
+            "{{ dbt.current_timestamp() }} {{ dbt.any_value('x') }}",
+            "now() min(x)",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.current_timestamp() }} {{ dbt.any_value('x') }}",
+            "current_timestamp any_value(x)",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.escape_single_quotes(\"it's\") }} {{ dbt.string_literal(\"it's\") }}",
+            "it''s 'it''s'",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.split_part('s', \"','\", 2) }} {{ dbt.replace('f', \"'a'\", \"'b'\") }} {{ dbt.length('s') }} {{ dbt.position(\"'a'\", 's') }} {{ dbt.right('s', 2) }}",
+            "split_part(s, ',', 2) replace(f, 'a', 'b') length(s) position('a' in s) right(s, 2)",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.date_trunc('month', 'd') }} {{ dbt.except() }} {{ dbt.intersect() }} {{ dbt.bool_or('b') }}",
+            "date_trunc('month', d) except intersect bool_or(b)",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.listagg('x', \"', '\", 'order by x') }} {{ dbt.array_construct(['1', '2']) }} {{ dbt.cast_bool_to_text('b') }}",
+            "string_agg(x, ', ' order by x) array[1, 2] cast(b as TEXT)",
+        ),
+        (
+            "duckdb",
+            "{{ dbt.last_day('d', 'month') }}",
+            "cast(date_add(date_add(date_trunc('month', d), interval (1) month), interval (-1) day) as date)",
+        ),
     ];
     for (dialect, src, want) in cases {
         let engine = engine_with(FakeWarehouse::new(dialect), &[]);
-        assert_eq!(squash(&render_with(&engine, src)), *want, "{dialect}: {src}");
+        assert_eq!(
+            squash(&render_with(&engine, src)),
+            *want,
+            "{dialect}: {src}"
+        );
     }
 }

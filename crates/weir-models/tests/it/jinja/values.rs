@@ -1,23 +1,53 @@
 //! Mutable lists and dicts, as dbt projects use them.
 
-use super::{engine_with, render, render_err, FakeWarehouse};
+use super::{FakeWarehouse, engine_with, render, render_err};
 
 #[test]
 fn list_methods_mutate_in_place() {
     let cases: &[(&str, &str)] = &[
-        ("{% set c = [] %}{% do c.append('a') %}{% do c.append(1) %}{{ c }}", "['a', 1]"),
-        ("{% set c = [1] %}{% do c.extend([2, 3]) %}{{ c }}", "[1, 2, 3]"),
+        (
+            "{% set c = [] %}{% do c.append('a') %}{% do c.append(1) %}{{ c }}",
+            "['a', 1]",
+        ),
+        (
+            "{% set c = [1] %}{% do c.extend([2, 3]) %}{{ c }}",
+            "[1, 2, 3]",
+        ),
         ("{% set c = [1, 2, 3] %}{{ c.pop() }} {{ c }}", "3 [1, 2]"),
         ("{% set c = [1, 2, 3] %}{{ c.pop(0) }} {{ c }}", "1 [2, 3]"),
-        ("{% set c = [1, 3] %}{% do c.insert(1, 2) %}{% do c.insert(99, 4) %}{{ c }}", "[1, 2, 3, 4]"),
-        ("{% set c = ['a', 'b', 'a'] %}{% do c.remove('a') %}{{ c }}", "['b', 'a']"),
-        ("{% set c = [1] %}{% do c.clear() %}{{ c }} {{ c|length }}", "[] 0"),
-        ("{% set c = [3, 1, 2] %}{% do c.sort() %}{{ c }}", "[1, 2, 3]"),
-        ("{% set c = [3, 1, 2] %}{% do c.sort(reverse=true) %}{{ c }}", "[3, 2, 1]"),
+        (
+            "{% set c = [1, 3] %}{% do c.insert(1, 2) %}{% do c.insert(99, 4) %}{{ c }}",
+            "[1, 2, 3, 4]",
+        ),
+        (
+            "{% set c = ['a', 'b', 'a'] %}{% do c.remove('a') %}{{ c }}",
+            "['b', 'a']",
+        ),
+        (
+            "{% set c = [1] %}{% do c.clear() %}{{ c }} {{ c|length }}",
+            "[] 0",
+        ),
+        (
+            "{% set c = [3, 1, 2] %}{% do c.sort() %}{{ c }}",
+            "[1, 2, 3]",
+        ),
+        (
+            "{% set c = [3, 1, 2] %}{% do c.sort(reverse=true) %}{{ c }}",
+            "[3, 2, 1]",
+        ),
         ("{% set c = [1, 2] %}{% do c.reverse() %}{{ c }}", "[2, 1]"),
-        ("{% set c = ['x', 'y'] %}{{ c.index('y') }} {{ c.count('x') }}", "1 1"),
-        ("{% set a = [] %}{% set b = a %}{% do b.append(1) %}{{ a }}", "[1]"),
-        ("{% set c = [1, 2] %}{% for x in c %}{% do c.append(x * 10) %}{% endfor %}{{ c }}", "[1, 2, 10, 20]"),
+        (
+            "{% set c = ['x', 'y'] %}{{ c.index('y') }} {{ c.count('x') }}",
+            "1 1",
+        ),
+        (
+            "{% set a = [] %}{% set b = a %}{% do b.append(1) %}{{ a }}",
+            "[1]",
+        ),
+        (
+            "{% set c = [1, 2] %}{% for x in c %}{% do c.append(x * 10) %}{% endfor %}{{ c }}",
+            "[1, 2, 10, 20]",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(render(src), *want, "source: {src}");
@@ -27,15 +57,39 @@ fn list_methods_mutate_in_place() {
 #[test]
 fn lists_behave_like_sequences() {
     let cases: &[(&str, &str)] = &[
-        ("{% set c = ['a', 'b'] %}{{ 'a' in c }} {{ 'z' in c }} {{ 'z' not in c }}", "True False True"),
-        ("{% set c = ['a', 'b', 'c'] %}{{ c[0] }}{{ c[-1] }}{{ c[1:] }}", "ac['b', 'c']"),
-        ("{% set c = ['b', 'a'] %}{{ c|join(', ') }} {{ c|length }} {{ c|sort|join }} {{ c|list }}", "b, a 2 ab ['b', 'a']"),
-        ("{% set c = [1, 'x', none, true] %}{{ c|tojson }}", "[1, \"x\", null, true]"),
-        ("{% if [] %}yes{% else %}no{% endif %} {% if [0] %}yes{% endif %}", "no yes"),
+        (
+            "{% set c = ['a', 'b'] %}{{ 'a' in c }} {{ 'z' in c }} {{ 'z' not in c }}",
+            "True False True",
+        ),
+        (
+            "{% set c = ['a', 'b', 'c'] %}{{ c[0] }}{{ c[-1] }}{{ c[1:] }}",
+            "ac['b', 'c']",
+        ),
+        (
+            "{% set c = ['b', 'a'] %}{{ c|join(', ') }} {{ c|length }} {{ c|sort|join }} {{ c|list }}",
+            "b, a 2 ab ['b', 'a']",
+        ),
+        (
+            "{% set c = [1, 'x', none, true] %}{{ c|tojson }}",
+            "[1, \"x\", null, true]",
+        ),
+        (
+            "{% if [] %}yes{% else %}no{% endif %} {% if [0] %}yes{% endif %}",
+            "no yes",
+        ),
         ("{{ [1, 2] == [1, 2] }} {{ [1] == [2] }}", "True False"),
-        ("{% set c = [1, 2] %}{{ c|first }}{{ c|last }}{{ c|sum }}", "123"),
-        ("{{ [\"it's\", 'a\\\\b', none, false, 1.5] }}", "[\"it's\", 'a\\\\b', None, False, 1.5]"),
-        ("{% set c = [] %}{% do c.append('x') %}{% for i in c %}{{ loop.index }}{{ i }}{% endfor %}", "1x"),
+        (
+            "{% set c = [1, 2] %}{{ c|first }}{{ c|last }}{{ c|sum }}",
+            "123",
+        ),
+        (
+            "{{ [\"it's\", 'a\\\\b', none, false, 1.5] }}",
+            "[\"it's\", 'a\\\\b', None, False, 1.5]",
+        ),
+        (
+            "{% set c = [] %}{% do c.append('x') %}{% for i in c %}{{ loop.index }}{{ i }}{% endfor %}",
+            "1x",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(render(src), *want, "source: {src}");
@@ -45,18 +99,48 @@ fn lists_behave_like_sequences() {
 #[test]
 fn dict_methods_mutate_in_place() {
     let cases: &[(&str, &str)] = &[
-        ("{% set d = {} %}{% do d.update({'a': 1}) %}{% do d.update(b=2) %}{{ d }}", "{'a': 1, 'b': 2}"),
-        ("{% set d = {'a': 1} %}{{ d.pop('a') }} {{ d.pop('zz', 'dflt') }} {{ d }}", "1 dflt {}"),
-        ("{% set d = {} %}{{ d.setdefault('k', []) }}{% do d.setdefault('k', []).append(1) %} {{ d }}", "[] {'k': [1]}"),
-        ("{% set d = {'a': 1} %}{{ d.get('a') }} {{ d.get('b') }} {{ d.get('b', 2) }}", "1 None 2"),
-        ("{% set d = {'a': 1, 'b': 2} %}{{ d.keys() }} {{ d.values() }} {{ d.items() }}", "['a', 'b'] [1, 2] [['a', 1], ['b', 2]]"),
+        (
+            "{% set d = {} %}{% do d.update({'a': 1}) %}{% do d.update(b=2) %}{{ d }}",
+            "{'a': 1, 'b': 2}",
+        ),
+        (
+            "{% set d = {'a': 1} %}{{ d.pop('a') }} {{ d.pop('zz', 'dflt') }} {{ d }}",
+            "1 dflt {}",
+        ),
+        (
+            "{% set d = {} %}{{ d.setdefault('k', []) }}{% do d.setdefault('k', []).append(1) %} {{ d }}",
+            "[] {'k': [1]}",
+        ),
+        (
+            "{% set d = {'a': 1} %}{{ d.get('a') }} {{ d.get('b') }} {{ d.get('b', 2) }}",
+            "1 None 2",
+        ),
+        (
+            "{% set d = {'a': 1, 'b': 2} %}{{ d.keys() }} {{ d.values() }} {{ d.items() }}",
+            "['a', 'b'] [1, 2] [['a', 1], ['b', 2]]",
+        ),
         ("{% set d = {'a': 1} %}{% do d.clear() %}{{ d }}", "{}"),
-        ("{% set d = {'a': 1} %}{% for k, v in d.items() %}{{ k }}={{ v }}{% endfor %}", "a=1"),
-        ("{% set d = {'a': 1} %}{{ d['a'] }}{{ d.a }} {{ 'a' in d }} {{ d|length }}", "11 True 1"),
-        ("{% set d = {'k': [1]} %}{% do d['k'].append(2) %}{{ d.k }}", "[1, 2]"),
-        ("{% set d = {'a': {'b': 1}} %}{{ d|tojson }}", "{\"a\": {\"b\": 1}}"),
+        (
+            "{% set d = {'a': 1} %}{% for k, v in d.items() %}{{ k }}={{ v }}{% endfor %}",
+            "a=1",
+        ),
+        (
+            "{% set d = {'a': 1} %}{{ d['a'] }}{{ d.a }} {{ 'a' in d }} {{ d|length }}",
+            "11 True 1",
+        ),
+        (
+            "{% set d = {'k': [1]} %}{% do d['k'].append(2) %}{{ d.k }}",
+            "[1, 2]",
+        ),
+        (
+            "{% set d = {'a': {'b': 1}} %}{{ d|tojson }}",
+            "{\"a\": {\"b\": 1}}",
+        ),
         ("{% if {} %}yes{% else %}no{% endif %}", "no"),
-        ("{% set d = dict(a=1) %}{% do d.update({'b': 2}) %}{{ d }}", "{'a': 1, 'b': 2}"),
+        (
+            "{% set d = dict(a=1) %}{% do d.update({'b': 2}) %}{{ d }}",
+            "{'a': 1, 'b': 2}",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(render(src), *want, "source: {src}");
@@ -66,14 +150,26 @@ fn dict_methods_mutate_in_place() {
 #[test]
 fn python_builtins_zip_set_list_and_json() {
     let cases: &[(&str, &str)] = &[
-        ("{% for a, b in zip([1, 2], ['x', 'y']) %}{{ a }}{{ b }}{% endfor %}", "1x2y"),
+        (
+            "{% for a, b in zip([1, 2], ['x', 'y']) %}{{ a }}{{ b }}{% endfor %}",
+            "1x2y",
+        ),
         ("{{ set([1, 2, 1])|list }}", "[1, 2]"),
-        ("{% set l = 'abc'|list %}{% do l.append('d') %}{{ l }}", "['a', 'b', 'c', 'd']"),
+        (
+            "{% set l = 'abc'|list %}{% do l.append('d') %}{{ l }}",
+            "['a', 'b', 'c', 'd']",
+        ),
         ("{{ fromjson('{\"a\": [1]}').a }}", "[1]"),
-        ("{% set x = fromjson('{\"a\": []}') %}{% do x.a.append(1) %}{{ tojson(x) }}", "{\"a\": [1]}"),
+        (
+            "{% set x = fromjson('{\"a\": []}') %}{% do x.a.append(1) %}{{ tojson(x) }}",
+            "{\"a\": [1]}",
+        ),
         ("{{ modules.re.sub('a(b)', '<\\\\1>', 'xaby') }}", "x<b>y"),
         ("{{ none }} {{ true }} {{ false }}", "None True False"),
-        ("{% set ns = namespace(n=0) %}{% for i in [1, 2] %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}", "3"),
+        (
+            "{% set ns = namespace(n=0) %}{% for i in [1, 2] %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}",
+            "3",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(render(src), *want, "source: {src}");
@@ -94,7 +190,10 @@ fn mutating_a_value_minijinja_built_says_why_it_fails() {
 fn list_errors_name_the_bad_value() {
     let engine = engine_with(FakeWarehouse::new("duckdb"), &[]);
     let err = render_err(&engine, "{% set c = ['a'] %}{% do c.remove('zz') %}");
-    assert!(err.contains("list.remove(x): x not in list (x is 'zz')"), "{err}");
+    assert!(
+        err.contains("list.remove(x): x not in list (x is 'zz')"),
+        "{err}"
+    );
     let err = render_err(&engine, "{% set c = [] %}{% do c.pop() %}");
     assert!(err.contains("pop from empty list"), "{err}");
     let err = render_err(&engine, "{% set d = {} %}{% do d.pop('k') %}");
