@@ -160,10 +160,10 @@ impl Object for Relation {
             }
             "incorporate" => {
                 let mut rel = (**self).clone();
-                if let Some(kw) = &kwargs {
-                    if kw.has("type") {
-                        rel.kind = kw.get::<Option<String>>("type")?;
-                    }
+                if let Some(kw) = &kwargs
+                    && kw.has("type")
+                {
+                    rel.kind = kw.get::<Option<String>>("type")?;
                 }
                 Ok(rel.into_value())
             }
@@ -256,19 +256,18 @@ impl Column {
 
     /// The data type as dbt prints it (`character varying(10)`, `numeric(10,2)`).
     pub fn rendered_type(&self) -> String {
-        if self.is_string() {
-            if let Some(size) = self.char_size {
-                if !self.data_type.contains('(') {
-                    return format!("{}({size})", self.data_type);
-                }
-            }
+        let sized = self.data_type.contains('(');
+        if self.is_string()
+            && !sized
+            && let Some(size) = self.char_size
+        {
+            return format!("{}({size})", self.data_type);
         }
-        if self.is_numeric() {
-            if let (Some(p), Some(s)) = (self.numeric_precision, self.numeric_scale) {
-                if !self.data_type.contains('(') {
-                    return format!("{}({p},{s})", self.data_type);
-                }
-            }
+        if self.is_numeric()
+            && !sized
+            && let (Some(p), Some(s)) = (self.numeric_precision, self.numeric_scale)
+        {
+            return format!("{}({p},{s})", self.data_type);
         }
         self.data_type.clone()
     }

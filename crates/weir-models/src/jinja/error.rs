@@ -46,10 +46,10 @@ impl JinjaError {
         // minijinja keeps the location of the innermost failing template in nested errors.
         let mut source = err.source();
         while let Some(inner) = source {
-            if let Some(inner) = inner.downcast_ref::<minijinja::Error>() {
-                if let (Some(name), Some(line)) = (inner.name(), inner.line()) {
-                    location = format!("{name}:{line}");
-                }
+            if let Some(inner) = inner.downcast_ref::<minijinja::Error>()
+                && let (Some(name), Some(line)) = (inner.name(), inner.line())
+            {
+                location = format!("{name}:{line}");
             }
             source = inner.source();
         }

@@ -17,7 +17,7 @@ fn invalid(msg: impl Into<String>) -> Error {
 
 /// `__weir_dict(k1, v1, k2, v2, ...)`, what a rewritten `{k1: v1, k2: v2}` calls.
 pub fn dict_from_pairs(items: Rest<Value>) -> Result<Value, Error> {
-    if items.0.len() % 2 != 0 {
+    if !items.0.len().is_multiple_of(2) {
         return Err(invalid("dict literal has a key without a value"));
     }
     let pairs = items.0.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone()));
@@ -457,10 +457,10 @@ pub fn register(env: &mut Environment<'static>) {
             let args: Vec<Value> = args.0.into_iter().map(ValueOrKwargs::into_value).collect();
             let (pos, kwargs) = split_args(&args);
             let mut pairs: Vec<(Value, Value)> = Vec::new();
-            if let Some(first) = pos.first() {
-                if let Some(d) = to_mutable(first.clone()).downcast_object_ref::<Dict>() {
-                    pairs.extend(d.snapshot());
-                }
+            if let Some(first) = pos.first()
+                && let Some(d) = to_mutable(first.clone()).downcast_object_ref::<Dict>()
+            {
+                pairs.extend(d.snapshot());
             }
             if let Some(kw) = kwargs {
                 for key in kw.args() {

@@ -111,10 +111,10 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
             Token::BlockStart => {
                 stack.clear();
                 prev_ends_operand = false;
-                if macro_file {
-                    if let Some(skip) = rewrite_block_tag(&tokens, i + 1, &mut edits, &mut macros) {
-                        i += skip;
-                    }
+                if macro_file
+                    && let Some(skip) = rewrite_block_tag(&tokens, i + 1, &mut edits, &mut macros)
+                {
+                    i += skip;
                 }
             }
             Token::BracketOpen => {

@@ -892,7 +892,7 @@ impl EngineBuilder {
         for package in &all {
             for (path, source) in &package.files {
                 let rewritten = rewrite(source, true);
-                let template = format!("{}", path);
+                let template = path.clone();
                 if let Err(err) = env.add_template_owned(template.clone(), rewritten.source) {
                     errors.push(JinjaError::from_minijinja(&err));
                     continue;

@@ -193,7 +193,7 @@ impl Object for List {
                     Some(kw) => kw.get::<Option<bool>>("reverse")?.unwrap_or(false),
                     None => false,
                 };
-                items.sort_by(|a, b| a.cmp(b));
+                items.sort();
                 if reverse {
                     items.reverse();
                 }
