@@ -110,7 +110,9 @@ pub fn defaults(resource_type: ResourceType) -> Config {
     let specific = match resource_type {
         ResourceType::Model => json!({"materialized": "view", "access": "protected"}),
         ResourceType::Analysis => json!({"materialized": "view"}),
-        ResourceType::Seed => json!({"materialized": "seed", "delimiter": ",", "quote_columns": null}),
+        ResourceType::Seed => {
+            json!({"materialized": "seed", "delimiter": ",", "quote_columns": null})
+        }
         ResourceType::Snapshot => json!({
             "materialized": "snapshot",
             "strategy": null,
@@ -141,24 +143,42 @@ pub fn defaults(resource_type: ResourceType) -> Config {
     }
     if matches!(
         resource_type,
-        ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot | ResourceType::Test
+        ResourceType::Model
+            | ResourceType::Seed
+            | ResourceType::Snapshot
+            | ResourceType::Test
             | ResourceType::Analysis
-    ) {
-        if let Json::Object(map) = node {
-            for (k, v) in map {
-                out.entry(k).or_insert(v);
-            }
+    ) && let Json::Object(map) = node
+    {
+        for (k, v) in map {
+            out.entry(k).or_insert(v);
         }
     }
     if resource_type == ResourceType::Test {
         // Tests carry only dbt's test config fields.
-        for key in ["grants", "packages", "contract", "persist_docs", "docs", "access",
-            "on_schema_change", "on_configuration_change", "quoting", "column_types",
-            "full_refresh", "unique_key", "post-hook", "pre-hook"] {
+        for key in [
+            "grants",
+            "packages",
+            "contract",
+            "persist_docs",
+            "docs",
+            "access",
+            "on_schema_change",
+            "on_configuration_change",
+            "quoting",
+            "column_types",
+            "full_refresh",
+            "unique_key",
+            "post-hook",
+            "pre-hook",
+        ] {
             out.remove(key);
         }
     }
-    if matches!(resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest) {
+    if matches!(
+        resource_type,
+        ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest
+    ) {
         for key in ["alias", "schema", "database"] {
             out.remove(key);
         }
@@ -260,13 +280,19 @@ pub fn folder_layers(tree: &Yaml, fqn: &[String]) -> Vec<Map<String, Json>> {
     let Some(package) = fqn.first() else {
         return layers;
     };
-    let mut current = subtrees.into_iter().find(|(k, _)| *k == package).map(|(_, v)| v);
+    let mut current = subtrees
+        .into_iter()
+        .find(|(k, _)| *k == package)
+        .map(|(_, v)| v);
     let mut depth = 1;
     while let Some(level) = current {
         let (configs, children) = split_level(level);
         layers.push(configs);
         let Some(part) = fqn.get(depth) else { break };
-        current = children.into_iter().find(|(k, _)| *k == part).map(|(_, v)| v);
+        current = children
+            .into_iter()
+            .find(|(k, _)| *k == part)
+            .map(|(_, v)| v);
         depth += 1;
     }
     layers
@@ -276,7 +302,9 @@ fn split_level(level: &Yaml) -> (Map<String, Json>, Vec<(&String, &Yaml)>) {
     let mut configs = Map::new();
     let mut children = Vec::new();
     for (key, value) in level.as_map() {
-        if key.starts_with('+') || (KNOWN_KEYS.contains(&key.as_str()) && !value.is_map_of_folders()) {
+        if key.starts_with('+')
+            || (KNOWN_KEYS.contains(&key.as_str()) && !value.is_map_of_folders())
+        {
             configs.insert(key.clone(), value.to_json());
         } else if value.is_map() {
             children.push((key, value));

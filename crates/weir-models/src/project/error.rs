@@ -47,21 +47,14 @@ pub enum ProjectErrorKind {
     MissingPackage(String),
     #[error("{node} depends on a node named '{target}' which was not found")]
     MissingRef { node: String, target: String },
-    #[error("{node} depends on a source named '{source_name}.{table}' which was not found")]
-    MissingSource {
-        node: String,
-        source_name: String,
-        table: String,
-    },
+    /// `table` is `source_name.table_name`.
+    #[error("{node} depends on a source named '{table}' which was not found")]
+    MissingSource { node: String, table: String },
     #[error("found a cycle: {0}")]
     Cycle(String),
-    #[error("dbt found two {kind} with the name '{name}': {first} and {second}")]
-    Duplicate {
-        kind: String,
-        name: String,
-        first: String,
-        second: String,
-    },
+    /// `dbt found two models with the name 'x': <first> and <second>`.
+    #[error("{0}")]
+    Duplicate(String),
     #[error("invalid selector '{0}'")]
     Selector(String),
 }

@@ -16,7 +16,11 @@ pub struct FoundFile {
 impl FoundFile {
     /// Relative to the package root (`models/staging/stg_orders.sql`): dbt's original_file_path.
     pub fn original_file_path(&self) -> String {
-        format!("{}/{}", self.search_root.trim_end_matches('/'), self.relative)
+        format!(
+            "{}/{}",
+            self.search_root.trim_end_matches('/'),
+            self.relative
+        )
     }
 
     /// Folders between the resource folder and the file, for the fqn.

@@ -50,11 +50,19 @@ impl Graph {
     }
 
     /// Ancestors within `depth` steps (`None`: all), not including the start nodes themselves.
-    pub fn ancestors(&self, start: &BTreeSet<UniqueId>, depth: Option<usize>) -> BTreeSet<UniqueId> {
+    pub fn ancestors(
+        &self,
+        start: &BTreeSet<UniqueId>,
+        depth: Option<usize>,
+    ) -> BTreeSet<UniqueId> {
         walk(&self.parents, start, depth)
     }
 
-    pub fn descendants(&self, start: &BTreeSet<UniqueId>, depth: Option<usize>) -> BTreeSet<UniqueId> {
+    pub fn descendants(
+        &self,
+        start: &BTreeSet<UniqueId>,
+        depth: Option<usize>,
+    ) -> BTreeSet<UniqueId> {
         walk(&self.children, start, depth)
     }
 
@@ -95,7 +103,8 @@ impl Graph {
                         None => {
                             marks.insert(next, Mark::Visiting);
                             path.push(next);
-                            iters.push(self.parents.get(next).map(|p| p.iter()).unwrap_or_default());
+                            iters
+                                .push(self.parents.get(next).map(|p| p.iter()).unwrap_or_default());
                         }
                     },
                     None => {

@@ -9,13 +9,13 @@ use serde_json::{Map, Value as Json};
 
 use super::config::{defaults, folder_layers, merge_config};
 use super::error::{ProjectError, ProjectErrorKind};
-use super::files::{walk, FoundFile};
+use super::files::{FoundFile, walk};
 use super::graph::Graph;
 use super::node::{Checksum, DocBlock, Macro, Node, RefCall, ResourceType, UniqueId};
 use super::packages::declared_packages;
-use super::profile::{load_profile, profiles_dir, strsim_best, Profile};
+use super::profile::{Profile, load_profile, profiles_dir, strsim_best};
 use super::properties::{Patch, PendingTest, PropertyReader};
-use super::scan::{scan_blocks, scan_calls, BlockKind};
+use super::scan::{BlockKind, scan_blocks, scan_calls};
 use super::settings::ProjectSettings;
 use super::yaml::Yaml;
 use super::{LoadOptions, Package, Project};
@@ -54,7 +54,9 @@ fn node_file(roots: &BTreeMap<String, PathBuf>, node: &Node) -> PathBuf {
 /// A file's path as messages show it: relative to the project directory (packages included).
 fn shown(project_dir: &Path, package_root: &Path, file: &FoundFile) -> PathBuf {
     let full = package_root.join(file.original_file_path());
-    full.strip_prefix(project_dir).map(Path::to_path_buf).unwrap_or(full)
+    full.strip_prefix(project_dir)
+        .map(Path::to_path_buf)
+        .unwrap_or(full)
 }
 
 fn python_strip(text: &str) -> &str {
@@ -75,7 +77,6 @@ fn read_text(file: &FoundFile, errors: &mut Vec<ProjectError>) -> Option<String>
 }
 
 impl Loader {
-
     fn read_package(&mut self, package: &Package) {
         let settings = &package.settings;
         let name = settings.name.as_str();
@@ -90,11 +91,16 @@ impl Loader {
                 .filter(|f| f.relative.starts_with("generic/")),
         );
         for file in macro_files.iter().filter(|f| f.extension() == "sql") {
-            let Some(text) = read_text(file, &mut self.errors) else { continue };
+            let Some(text) = read_text(file, &mut self.errors) else {
+                continue;
+            };
             match scan_blocks(&text) {
                 Ok(blocks) => {
                     for block in blocks {
-                        if !matches!(block.kind, BlockKind::Macro | BlockKind::Test | BlockKind::Materialization) {
+                        if !matches!(
+                            block.kind,
+                            BlockKind::Macro | BlockKind::Test | BlockKind::Materialization
+                        ) {
                             continue;
                         }
                         let unique_id = format!("macro.{name}.{}", block.name);
@@ -114,14 +120,20 @@ impl Loader {
                     }
                 }
                 Err((line, message)) => self.errors.push(
-                    ProjectError::invalid(message).at(shown(&self.project_dir, root, file), Some(line)),
+                    ProjectError::invalid(message)
+                        .at(shown(&self.project_dir, root, file), Some(line)),
                 ),
             }
         }
 
         // Docs blocks.
-        for file in walk(root, &settings.all_docs_paths()).iter().filter(|f| f.extension() == "md") {
-            let Some(text) = read_text(file, &mut self.errors) else { continue };
+        for file in walk(root, &settings.all_docs_paths())
+            .iter()
+            .filter(|f| f.extension() == "md")
+        {
+            let Some(text) = read_text(file, &mut self.errors) else {
+                continue;
+            };
             match scan_blocks(&text) {
                 Ok(blocks) => {
                     for block in blocks.into_iter().filter(|b| b.kind == BlockKind::Docs) {
@@ -140,7 +152,8 @@ impl Loader {
                     }
                 }
                 Err((line, message)) => self.errors.push(
-                    ProjectError::invalid(message).at(shown(&self.project_dir, root, file), Some(line)),
+                    ProjectError::invalid(message)
+                        .at(shown(&self.project_dir, root, file), Some(line)),
                 ),
             }
         }
@@ -148,7 +161,9 @@ impl Loader {
         let mut property_files: Vec<FoundFile> = Vec::new();
         let mut seen_property = BTreeSet::new();
         let mut add_property = |file: &FoundFile, list: &mut Vec<FoundFile>| {
-            if matches!(file.extension(), "yml" | "yaml") && seen_property.insert(file.absolute.clone()) {
+            if matches!(file.extension(), "yml" | "yaml")
+                && seen_property.insert(file.absolute.clone())
+            {
                 list.push(file.clone());
             }
         };
@@ -199,7 +214,9 @@ impl Loader {
         }
 
         for file in &property_files {
-            let Some(text) = read_text(file, &mut self.errors) else { continue };
+            let Some(text) = read_text(file, &mut self.errors) else {
+                continue;
+            };
             let doc = match Yaml::parse(&text, &shown(&self.project_dir, root, file)) {
                 Ok(doc) => doc,
                 Err(e) => {
@@ -262,12 +279,19 @@ impl Loader {
         fqn.extend(file.folders());
         fqn.push(name);
         node.fqn = fqn;
-        let size = std::fs::metadata(&file.absolute).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(&file.absolute)
+            .map(|m| m.len())
+            .unwrap_or(0);
         node.checksum = if size >= MAXIMUM_SEED_SIZE {
-            Checksum { name: "path".to_string(), checksum: node.original_file_path.clone() }
+            Checksum {
+                name: "path".to_string(),
+                checksum: node.original_file_path.clone(),
+            }
         } else {
             match std::fs::read(&file.absolute) {
-                Ok(bytes) => Checksum::sha256(python_strip(&String::from_utf8_lossy(&bytes)).as_bytes()),
+                Ok(bytes) => {
+                    Checksum::sha256(python_strip(&String::from_utf8_lossy(&bytes)).as_bytes())
+                }
                 Err(_) => {
                     read_text(file, &mut self.errors);
                     return;
@@ -278,11 +302,16 @@ impl Loader {
     }
 
     fn snapshots(&mut self, package: &str, root: &Path, file: &FoundFile) {
-        let Some(text) = read_text(file, &mut self.errors) else { return };
+        let Some(text) = read_text(file, &mut self.errors) else {
+            return;
+        };
         let blocks = match scan_blocks(&text) {
             Ok(blocks) => blocks,
             Err((line, message)) => {
-                self.errors.push(ProjectError::invalid(message).at(shown(&self.project_dir, root, file), Some(line)));
+                self.errors.push(
+                    ProjectError::invalid(message)
+                        .at(shown(&self.project_dir, root, file), Some(line)),
+                );
                 return;
             }
         };
@@ -312,7 +341,12 @@ impl Loader {
         let patches = std::mem::take(&mut self.patches);
         for patch in patches {
             if patch.versions.is_empty() {
-                let id = format!("{}.{}.{}", patch.resource_type.as_str(), patch.package, patch.name);
+                let id = format!(
+                    "{}.{}.{}",
+                    patch.resource_type.as_str(),
+                    patch.package,
+                    patch.name
+                );
                 let Some(node) = self.nodes.iter_mut().find(|n| n.unique_id == id) else {
                     self.warnings.push(format!(
                         "{}:{}: did not find a {} named '{}' for this entry",
@@ -331,7 +365,10 @@ impl Loader {
                     .max_by(|a, b| version_order(a, b))
             });
             for version in &patch.versions {
-                let file_name = version.defined_in.clone().unwrap_or_else(|| format!("{}_v{}", patch.name, version.v));
+                let file_name = version
+                    .defined_in
+                    .clone()
+                    .unwrap_or_else(|| format!("{}_v{}", patch.name, version.v));
                 let id = format!("model.{}.{}", patch.package, file_name);
                 let Some(node) = self.nodes.iter_mut().find(|n| n.unique_id == id) else {
                     self.errors.push(
@@ -407,10 +444,15 @@ impl Loader {
                         node.depends_on_macros.push(id)
                     }
                     _ => {
-                        let mut names: Vec<String> = BUILTIN_TESTS.iter().map(|s| s.to_string()).collect();
+                        let mut names: Vec<String> =
+                            BUILTIN_TESTS.iter().map(|s| s.to_string()).collect();
                         names.extend(test_macros.iter().map(|(p, m)| {
                             let bare = m.trim_start_matches("test_");
-                            if *p == self.root_name { bare.to_string() } else { format!("{p}.{bare}") }
+                            if *p == self.root_name {
+                                bare.to_string()
+                            } else {
+                                format!("{p}.{bare}")
+                            }
                         }));
                         let wanted = match &metadata.namespace {
                             Some(ns) => format!("{ns}.{}", metadata.name),
@@ -431,7 +473,8 @@ impl Loader {
                     }
                 }
             }
-            self.yaml_config.insert(node.unique_id.clone(), pending.config);
+            self.yaml_config
+                .insert(node.unique_id.clone(), pending.config);
             self.nodes.push(node);
         }
     }
@@ -478,7 +521,10 @@ pub(crate) fn set_placeholders(node: &mut Node, profile: Option<&Profile>) {
         }
         return;
     }
-    if matches!(node.resource_type, ResourceType::Exposure | ResourceType::UnitTest) {
+    if matches!(
+        node.resource_type,
+        ResourceType::Exposure | ResourceType::UnitTest
+    ) {
         return;
     }
     let target_schema = profile.map(Profile::schema);
@@ -486,8 +532,16 @@ pub(crate) fn set_placeholders(node: &mut Node, profile: Option<&Profile>) {
         Some(Json::String(db)) => Some(db.clone()),
         _ => profile.and_then(Profile::database),
     };
-    let custom = node.config.get("schema").and_then(Json::as_str).map(str::to_string);
-    let snapshot_target = node.config.get("target_schema").and_then(Json::as_str).map(str::to_string);
+    let custom = node
+        .config
+        .get("schema")
+        .and_then(Json::as_str)
+        .map(str::to_string);
+    let snapshot_target = node
+        .config
+        .get("target_schema")
+        .and_then(Json::as_str)
+        .map(str::to_string);
     node.schema = match (snapshot_target, custom, target_schema) {
         (Some(t), _, _) => Some(t),
         (None, Some(custom), Some(base)) => Some(format!("{base}_{}", custom.trim())),
@@ -541,7 +595,10 @@ fn resolve_ref<'a>(
 ) -> Option<&'a Node> {
     let pick = |candidates: &'a Vec<&'a Node>| -> Option<&'a Node> {
         match &call.version {
-            Some(v) => candidates.iter().copied().find(|n| n.version.as_deref() == Some(v)),
+            Some(v) => candidates
+                .iter()
+                .copied()
+                .find(|n| n.version.as_deref() == Some(v)),
             None => candidates
                 .iter()
                 .copied()
@@ -549,10 +606,15 @@ fn resolve_ref<'a>(
         }
     };
     if let Some(package) = &call.package {
-        return index.get(&(package.clone(), call.name.clone())).and_then(pick);
+        return index
+            .get(&(package.clone(), call.name.clone()))
+            .and_then(pick);
     }
     for package in [root, from_package] {
-        if let Some(found) = index.get(&(package.to_string(), call.name.clone())).and_then(pick) {
+        if let Some(found) = index
+            .get(&(package.to_string(), call.name.clone()))
+            .and_then(pick)
+        {
             return Some(found);
         }
     }
@@ -562,7 +624,10 @@ fn resolve_ref<'a>(
         .find_map(|(_, candidates)| pick(candidates))
 }
 
-pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project, Vec<ProjectError>> {
+pub(crate) fn load(
+    project_dir: &Path,
+    options: &LoadOptions,
+) -> Result<Project, Vec<ProjectError>> {
     let root_settings = ProjectSettings::load(project_dir).map_err(|e| vec![e])?;
     let root_name = root_settings.name.clone();
     let mut loader = Loader {
@@ -590,13 +655,15 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
         };
         let dir = profiles_dir(options.profiles_dir.as_deref(), project_dir, &env);
         match &root_settings.profile {
-            Some(profile_name) => match load_profile(&dir, profile_name, options.target.as_deref(), &env) {
-                Ok(profile) => Some(profile),
-                Err(e) => {
-                    loader.errors.push(e);
-                    None
+            Some(profile_name) => {
+                match load_profile(&dir, profile_name, options.target.as_deref(), &env) {
+                    Ok(profile) => Some(profile),
+                    Err(e) => {
+                        loader.errors.push(e);
+                        None
+                    }
                 }
-            },
+            }
             None => {
                 loader.errors.push(
                     ProjectError::invalid("dbt_project.yml names no 'profile'")
@@ -614,7 +681,12 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
     let mut packages: BTreeMap<String, Package> = BTreeMap::new();
     packages.insert(
         root_name.clone(),
-        Package { name: root_name.clone(), root: project_dir.to_path_buf(), settings: root_settings.clone(), is_root: true },
+        Package {
+            name: root_name.clone(),
+            root: project_dir.to_path_buf(),
+            settings: root_settings.clone(),
+            is_root: true,
+        },
     );
     let mut installed_dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(&install_dir) {
@@ -634,7 +706,12 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
                     }
                     packages.insert(
                         settings.name.clone(),
-                        Package { name: settings.name.clone(), root: dir.clone(), settings, is_root: false },
+                        Package {
+                            name: settings.name.clone(),
+                            root: dir.clone(),
+                            settings,
+                            is_root: false,
+                        },
                     );
                 }
                 Err(e) => loader.errors.push(e),
@@ -648,7 +725,13 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
                 if !packages.contains_key(&name) && !installed_dirs.contains_key(&name) {
                     loader.errors.push(
                         ProjectError::new(ProjectErrorKind::MissingPackage(name))
-                            .at(package.file.strip_prefix(project_dir).unwrap_or(&package.file), Some(package.line))
+                            .at(
+                                package
+                                    .file
+                                    .strip_prefix(project_dir)
+                                    .unwrap_or(&package.file),
+                                Some(package.line),
+                            )
                             .hint("run `weir models deps` to install the project's packages"),
                     );
                 }
@@ -657,8 +740,20 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
         Err(errors) => loader.errors.extend(errors),
     }
 
+    // Without its packages a project only yields follow-on errors (refs into them).
+    if loader
+        .errors
+        .iter()
+        .any(|e| matches!(e.kind, ProjectErrorKind::MissingPackage(_)))
+    {
+        return Err(loader.errors);
+    }
     for (name, package) in &packages {
-        let shown = package.root.strip_prefix(project_dir).map(Path::to_path_buf).unwrap_or_else(|_| package.root.clone());
+        let shown = package
+            .root
+            .strip_prefix(project_dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| package.root.clone());
         loader.package_roots.insert(name.clone(), shown);
     }
     let roots = &loader.package_roots.clone();
@@ -676,7 +771,11 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
     let mut duplicate_errors = Vec::new();
     for node in loader.nodes.iter().filter(|n| n.enabled()) {
         if node.resource_type.is_refable() {
-            let key = (node.package_name.clone(), node.name.clone(), node.version.clone());
+            let key = (
+                node.package_name.clone(),
+                node.name.clone(),
+                node.version.clone(),
+            );
             if let Some(first) = by_name.get(&key) {
                 let kind = if first.resource_type == node.resource_type {
                     format!("{}s", node.resource_type)
@@ -684,12 +783,14 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
                     "resources".to_string()
                 };
                 duplicate_errors.push(
-                    ProjectError::new(ProjectErrorKind::Duplicate {
-                        kind,
-                        name: node.name.clone(),
-                        first: format!("{} ({})", first.unique_id, first.location()),
-                        second: format!("{} ({})", node.unique_id, node.location()),
-                    })
+                    ProjectError::new(ProjectErrorKind::Duplicate(format!(
+                        "dbt found two {kind} with the name '{}': {} ({}) and {} ({})",
+                        node.name,
+                        first.unique_id,
+                        first.location(),
+                        node.unique_id,
+                        node.location()
+                    )))
                     .at(node_file(roots, node), node.line)
                     .hint("rename one of them: ref() could not tell them apart"),
                 );
@@ -700,12 +801,15 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
         if let Some(first) = by_id.get(&node.unique_id) {
             if !node.resource_type.is_refable() {
                 duplicate_errors.push(
-                    ProjectError::new(ProjectErrorKind::Duplicate {
-                        kind: format!("{}s", node.resource_type),
-                        name: node.name.clone(),
-                        first: format!("{} ({})", first.unique_id, first.location()),
-                        second: format!("{} ({})", node.unique_id, node.location()),
-                    })
+                    ProjectError::new(ProjectErrorKind::Duplicate(format!(
+                        "dbt found two {}s with the name '{}': {} ({}) and {} ({})",
+                        node.resource_type,
+                        node.name,
+                        first.unique_id,
+                        first.location(),
+                        node.unique_id,
+                        node.location()
+                    )))
                     .at(node_file(roots, node), node.line)
                     .hint("give one of them a different `name:`"),
                 );
@@ -720,13 +824,21 @@ pub(crate) fn load(project_dir: &Path, options: &LoadOptions) -> Result<Project,
     let mut nodes: BTreeMap<UniqueId, Node> = BTreeMap::new();
     let mut disabled: BTreeMap<UniqueId, Node> = BTreeMap::new();
     for node in std::mem::take(&mut loader.nodes) {
-        let map = if node.enabled() { &mut nodes } else { &mut disabled };
+        let map = if node.enabled() {
+            &mut nodes
+        } else {
+            &mut disabled
+        };
         map.entry(node.unique_id.clone()).or_insert(node);
     }
     // Tests of a disabled node are disabled with it.
     let orphans: Vec<UniqueId> = nodes
         .values()
-        .filter(|n| n.attached_node.as_ref().is_some_and(|a| !nodes.contains_key(a)))
+        .filter(|n| {
+            n.attached_node
+                .as_ref()
+                .is_some_and(|a| !nodes.contains_key(a))
+        })
         .map(|n| n.unique_id.clone())
         .collect();
     for id in orphans {
@@ -782,7 +894,10 @@ pub(crate) fn resolve_dependencies(
 ) {
     let mut index: BTreeMap<(String, String), Vec<&Node>> = BTreeMap::new();
     for node in nodes.values().filter(|n| n.resource_type.is_refable()) {
-        index.entry((node.package_name.clone(), node.name.clone())).or_default().push(node);
+        index
+            .entry((node.package_name.clone(), node.name.clone()))
+            .or_default()
+            .push(node);
     }
     let source_ids: BTreeSet<&str> = nodes
         .values()
@@ -796,7 +911,11 @@ pub(crate) fn resolve_dependencies(
     };
     let source_names: Vec<String> = nodes
         .values()
-        .filter_map(|n| n.source.as_ref().map(|s| format!("{}.{}", s.source_name, n.name)))
+        .filter_map(|n| {
+            n.source
+                .as_ref()
+                .map(|s| format!("{}.{}", s.source_name, n.name))
+        })
         .collect();
     let mut resolved: BTreeMap<UniqueId, Vec<UniqueId>> = BTreeMap::new();
     for node in nodes.values() {
@@ -809,7 +928,9 @@ pub(crate) fn resolve_dependencies(
                     }
                 }
                 None => {
-                    let is_disabled = disabled.values().any(|d| d.resource_type.is_refable() && d.name == call.name);
+                    let is_disabled = disabled
+                        .values()
+                        .any(|d| d.resource_type.is_refable() && d.name == call.name);
                     let target = match (&call.package, &call.version) {
                         (Some(p), _) => format!("{p}.{}", call.name),
                         (None, Some(v)) => format!("{} (version {v})", call.name),
@@ -821,7 +942,10 @@ pub(crate) fn resolve_dependencies(
                     })
                     .at(node_file(roots, node), node.line);
                     error = if is_disabled {
-                        error.hint(format!("'{}' is disabled: enable it or remove the ref", call.name))
+                        error.hint(format!(
+                            "'{}' is disabled: enable it or remove the ref",
+                            call.name
+                        ))
                     } else if let Some(best) = strsim_best(&call.name, &refable_names) {
                         error.hint(format!("did you mean '{best}'?"))
                     } else {
@@ -832,7 +956,10 @@ pub(crate) fn resolve_dependencies(
             }
         }
         for call in &node.sources {
-            let id = format!("source.{}.{}.{}", node.package_name, call.source, call.table);
+            let id = format!(
+                "source.{}.{}.{}",
+                node.package_name, call.source, call.table
+            );
             let found = if source_ids.contains(id.as_str()) {
                 Some(id)
             } else {
@@ -852,13 +979,13 @@ pub(crate) fn resolve_dependencies(
                     let refs: Vec<&str> = source_names.iter().map(String::as_str).collect();
                     let mut error = ProjectError::new(ProjectErrorKind::MissingSource {
                         node: node.unique_id.clone(),
-                        source_name: call.source.clone(),
-                        table: call.table.clone(),
+                        table: wanted.clone(),
                     })
                     .at(node_file(roots, node), node.line);
                     error = match strsim_best(&wanted, &refs) {
                         Some(best) => error.hint(format!("did you mean '{best}'?")),
-                        None => error.hint("declare it under `sources:` in a .yml file of the model paths"),
+                        None => error
+                            .hint("declare it under `sources:` in a .yml file of the model paths"),
                     };
                     errors.push(error);
                 }

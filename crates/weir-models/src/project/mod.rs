@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json};
 
 pub use config::merge_config;
-pub use error::{render_errors, Location, ProjectError, ProjectErrorKind};
+pub use error::{Location, ProjectError, ProjectErrorKind, render_errors};
 pub use graph::Graph;
 pub use node::{
     Checksum, Column, Config, DocBlock, Macro, Node, RefCall, ResourceType, SourceCall,
@@ -41,9 +41,9 @@ pub use node::{
 };
 pub use packages::install_local_packages;
 pub use profile::Profile;
-pub use select::{select, IndirectSelection, Selection, Selectors};
+pub use select::{IndirectSelection, Selection, Selectors, select};
 pub use settings::{Dispatch, ProjectSettings};
-pub use state::{manifest_json, write_manifest, State};
+pub use state::{State, manifest_json, write_manifest};
 
 /// How to load a project: the CLI's `--profiles-dir`, `--target`, `--vars`.
 #[derive(Debug, Clone, Default)]
@@ -106,25 +106,31 @@ impl Project {
 
     /// Nodes of one resource type, in unique-id order.
     pub fn nodes_of(&self, resource_type: ResourceType) -> impl Iterator<Item = &Node> {
-        self.nodes.values().filter(move |n| n.resource_type == resource_type)
+        self.nodes
+            .values()
+            .filter(move |n| n.resource_type == resource_type)
     }
 
     /// The vars a node of `package` sees (`var()`): package defaults < root project < `--vars`.
     pub fn vars_for(&self, package: &str) -> Map<String, Json> {
-        let names: Vec<String> = self.packages.keys().cloned().collect();
         let own = self
             .packages
             .get(package)
             .filter(|p| !p.is_root)
             .map(|p| p.settings.vars.clone())
             .unwrap_or_default();
-        settings::vars_for(package, &own, &self.settings.vars, &names, &self.cli_vars)
+        settings::vars_for(package, &own, &self.settings.vars, &self.cli_vars)
     }
 
     /// The search order `adapter.dispatch` uses for `namespace`, from `dispatch:` in the root
     /// project (else the root project, then the namespace itself).
     pub fn dispatch_order(&self, namespace: &str) -> Vec<String> {
-        if let Some(entry) = self.settings.dispatch.iter().find(|d| d.macro_namespace == namespace) {
+        if let Some(entry) = self
+            .settings
+            .dispatch
+            .iter()
+            .find(|d| d.macro_namespace == namespace)
+        {
             return entry.search_order.clone();
         }
         let mut order = vec![self.settings.name.clone()];
@@ -136,7 +142,11 @@ impl Project {
 
     /// Applies the in-file `{{ config(...) }}` of a node, the last and strongest layer. A node
     /// that becomes disabled leaves `nodes` (with its tests) and the graph is rebuilt.
-    pub fn apply_file_config(&mut self, id: &str, layer: &Map<String, Json>) -> Result<(), ProjectError> {
+    pub fn apply_file_config(
+        &mut self,
+        id: &str,
+        layer: &Map<String, Json>,
+    ) -> Result<(), ProjectError> {
         let Some(node) = self.nodes.get_mut(id) else {
             return Err(ProjectError::invalid(format!("no enabled node '{id}'")));
         };
@@ -155,7 +165,11 @@ impl Project {
         let tests: Vec<UniqueId> = self
             .nodes
             .values()
-            .filter(|n| n.attached_node.as_deref() == Some(id) || (n.resource_type == ResourceType::UnitTest && n.depends_on.iter().any(|d| d == id)))
+            .filter(|n| {
+                n.attached_node.as_deref() == Some(id)
+                    || (n.resource_type == ResourceType::UnitTest
+                        && n.depends_on.iter().any(|d| d == id))
+            })
             .map(|n| n.unique_id.clone())
             .collect();
         for test in tests {
@@ -168,15 +182,21 @@ impl Project {
 
     /// Replaces a node's dependencies with what rendering really called, and rebuilds the
     /// graph; a cycle this creates is an error.
-    pub fn set_dependencies(&mut self, id: &str, depends_on: Vec<UniqueId>) -> Result<(), ProjectError> {
+    pub fn set_dependencies(
+        &mut self,
+        id: &str,
+        depends_on: Vec<UniqueId>,
+    ) -> Result<(), ProjectError> {
         let Some(node) = self.nodes.get_mut(id) else {
             return Err(ProjectError::invalid(format!("no enabled node '{id}'")));
         };
         node.depends_on = depends_on;
         self.graph = Graph::build(self.nodes.values());
         match self.graph.find_cycle() {
-            Some(cycle) => Err(ProjectError::new(ProjectErrorKind::Cycle(cycle.join(" --> ")))
-                .hint("remove one of the ref() calls that close the loop")),
+            Some(cycle) => Err(
+                ProjectError::new(ProjectErrorKind::Cycle(cycle.join(" --> ")))
+                    .hint("remove one of the ref() calls that close the loop"),
+            ),
             None => Ok(()),
         }
     }

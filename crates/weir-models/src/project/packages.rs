@@ -12,9 +12,16 @@ use super::yaml::Yaml;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PackageSpec {
     /// `package: dbt-labs/dbt_utils` with `version:`.
-    Hub { package: String, version: Vec<String> },
+    Hub {
+        package: String,
+        version: Vec<String>,
+    },
     /// `git: https://...` with `revision:` and `subdirectory:`.
-    Git { url: String, revision: Option<String>, subdirectory: Option<String> },
+    Git {
+        url: String,
+        revision: Option<String>,
+        subdirectory: Option<String>,
+    },
     /// `local: ../path`.
     Local { path: PathBuf },
 }
@@ -36,7 +43,9 @@ impl DeclaredPackage {
             PackageSpec::Hub { package, .. } => {
                 package.rsplit('/').next().unwrap_or(package).to_string()
             }
-            PackageSpec::Git { url, subdirectory, .. } => {
+            PackageSpec::Git {
+                url, subdirectory, ..
+            } => {
                 let base = subdirectory
                     .as_deref()
                     .and_then(|s| s.trim_end_matches('/').rsplit('/').next())
@@ -92,7 +101,9 @@ pub fn declared_packages(project_dir: &Path) -> Result<Vec<DeclaredPackage>, Vec
                     subdirectory: entry.at("subdirectory").scalar_text(),
                 }
             } else if let Some(path) = entry.at("local").as_str() {
-                PackageSpec::Local { path: PathBuf::from(path) }
+                PackageSpec::Local {
+                    path: PathBuf::from(path),
+                }
             } else {
                 errors.push(
                     ProjectError::invalid("a package entry has none of 'package', 'git', 'local'")
@@ -101,7 +112,11 @@ pub fn declared_packages(project_dir: &Path) -> Result<Vec<DeclaredPackage>, Vec
                 );
                 continue;
             };
-            declared.push(DeclaredPackage { spec, file: file.clone(), line: entry.line });
+            declared.push(DeclaredPackage {
+                spec,
+                file: file.clone(),
+                line: entry.line,
+            });
         }
         // dbt reads only one of the two files.
         break;

@@ -33,7 +33,11 @@ impl Profile {
             }
         }
         if self.adapter_type == "duckdb" {
-            let path = self.output.get("path").and_then(Json::as_str).unwrap_or(":memory:");
+            let path = self
+                .output
+                .get("path")
+                .and_then(Json::as_str)
+                .unwrap_or(":memory:");
             if path == ":memory:" {
                 return Some("memory".to_string());
             }
@@ -114,7 +118,10 @@ fn render(
         jinja.add_filter(filter, |v: minijinja::Value| v);
     }
     let rendered = jinja.render_str(text, ()).map_err(|e| {
-        let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.to_string());
+        let detail = e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string());
         ProjectError::new(ProjectErrorKind::Profile(detail))
             .at(file, Some(line))
             .hint("set the variable, or give env_var a default: env_var('NAME', 'default')")
@@ -124,7 +131,12 @@ fn render(
         if let Ok(n) = rendered.trim().parse::<i64>() {
             return Ok(Json::from(n));
         }
-        if let Some(n) = rendered.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+        if let Some(n) = rendered
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+        {
             return Ok(Json::Number(n));
         }
     }
@@ -228,7 +240,10 @@ pub fn load_profile(
         )))
         .at(&file, Some(output.line)));
     };
-    let Some(adapter_type) = rendered.get("type").and_then(Json::as_str).map(str::to_string)
+    let Some(adapter_type) = rendered
+        .get("type")
+        .and_then(Json::as_str)
+        .map(str::to_string)
     else {
         return Err(ProjectError::new(ProjectErrorKind::Profile(format!(
             "target '{target_name}' of profile '{profile_name}' has no 'type'"

@@ -110,7 +110,12 @@ fn columns(list: &Yaml) -> BTreeMap<String, Column> {
                     other => other,
                 },
                 tags: column.at("tags").string_list(),
-                constraints: column.at("constraints").as_seq().iter().map(Yaml::to_json).collect(),
+                constraints: column
+                    .at("constraints")
+                    .as_seq()
+                    .iter()
+                    .map(Yaml::to_json)
+                    .collect(),
                 quote: column.at("quote").as_bool(),
             },
         );
@@ -154,7 +159,11 @@ impl PropertyReader<'_> {
             return out;
         }
         if !doc.is_map() {
-            self.error(doc.line, format!("a property file must be a mapping, got {}", doc.type_name()), None);
+            self.error(
+                doc.line,
+                format!("a property file must be a mapping, got {}", doc.type_name()),
+                None,
+            );
             return out;
         }
         for (key, resource_type) in [
@@ -179,18 +188,28 @@ impl PropertyReader<'_> {
         out
     }
 
-    fn read_patch(&mut self, entry: &Yaml, resource_type: ResourceType, key: &str, out: &mut Properties) {
+    fn read_patch(
+        &mut self,
+        entry: &Yaml,
+        resource_type: ResourceType,
+        key: &str,
+        out: &mut Properties,
+    ) {
         let Some(name) = text(entry.at("name")) else {
-            self.error(entry.line, format!("an entry of '{key}' has no 'name'"), Some("add `name:` with the file name of the node, without extension"));
+            self.error(
+                entry.line,
+                format!("an entry of '{key}' has no 'name'"),
+                Some("add `name:` with the file name of the node, without extension"),
+            );
             return;
         };
         let mut config = config_map(entry.at("config"));
         // Top-level meta/tags/docs of a property entry are config too, as in dbt.
         for (top, into) in [("meta", "meta"), ("tags", "tags")] {
-            if let Some(v) = entry.get(top) {
-                if !config.contains_key(into) {
-                    config.insert(into.to_string(), v.to_json());
-                }
+            if let Some(v) = entry.get(top)
+                && !config.contains_key(into)
+            {
+                config.insert(into.to_string(), v.to_json());
             }
         }
         if let Some(docs) = entry.get("docs") {
@@ -203,7 +222,11 @@ impl PropertyReader<'_> {
         let mut versions = Vec::new();
         for version in entry.at("versions").as_seq() {
             let Some(v) = text(version.at("v")) else {
-                self.error(version.line, format!("a version of '{name}' has no 'v'"), None);
+                self.error(
+                    version.line,
+                    format!("a version of '{name}' has no 'v'"),
+                    None,
+                );
                 continue;
             };
             versions.push(VersionSpec {
@@ -232,7 +255,12 @@ impl PropertyReader<'_> {
             versions.iter().map(|v| Some(v.v.clone())).collect()
         };
         for version in version_names {
-            let target = (resource_type, self.package.to_string(), name.clone(), version.clone());
+            let target = (
+                resource_type,
+                self.package.to_string(),
+                name.clone(),
+                version.clone(),
+            );
             for test in tests_of(entry) {
                 self.generic_test(test, &target, None, key, out);
             }
@@ -253,7 +281,13 @@ impl PropertyReader<'_> {
         out.patches.push(patch);
     }
 
-    fn read_yaml_snapshot(&mut self, entry: &Yaml, name: &str, config: Map<String, Json>, out: &mut Properties) {
+    fn read_yaml_snapshot(
+        &mut self,
+        entry: &Yaml,
+        name: &str,
+        config: Map<String, Json>,
+        out: &mut Properties,
+    ) {
         let relation = text(entry.at("relation")).unwrap_or_default();
         let raw = format!("select * from {{{{ {relation} }}}}");
         let calls = scan_calls(&raw);
@@ -269,7 +303,12 @@ impl PropertyReader<'_> {
         node.columns = columns(entry.at("columns"));
         node.patch_path = Some(format!("{}://{}", self.package, self.path()));
         out.nodes.push((node, config));
-        let target = (ResourceType::Snapshot, self.package.to_string(), name.to_string(), None);
+        let target = (
+            ResourceType::Snapshot,
+            self.package.to_string(),
+            name.to_string(),
+            None,
+        );
         for test in tests_of(entry) {
             self.generic_test(test, &target, None, "snapshots", out);
         }
@@ -290,10 +329,18 @@ impl PropertyReader<'_> {
         let source_config = config_map(source.at("config"));
         for table in source.at("tables").as_seq() {
             let Some(table_name) = text(table.at("name")) else {
-                self.error(table.line, format!("a table of source '{source_name}' has no 'name'"), None);
+                self.error(
+                    table.line,
+                    format!("a table of source '{source_name}' has no 'name'"),
+                    None,
+                );
                 continue;
             };
-            let mut node = Node::new(ResourceType::Source, self.package, &format!("{source_name}.{table_name}"));
+            let mut node = Node::new(
+                ResourceType::Source,
+                self.package,
+                &format!("{source_name}.{table_name}"),
+            );
             node.name = table_name.clone();
             node.path = self.path();
             node.original_file_path = self.path();
@@ -325,7 +372,8 @@ impl PropertyReader<'_> {
                 source_description: text(source.at("description")).unwrap_or_default(),
                 identifier,
                 loader: text(source.at("loader")).unwrap_or_default(),
-                loaded_at_field: text(table.at("loaded_at_field")).or_else(|| text(source.at("loaded_at_field"))),
+                loaded_at_field: text(table.at("loaded_at_field"))
+                    .or_else(|| text(source.at("loaded_at_field"))),
                 freshness,
                 quoting: Json::Object(quoting),
                 source_meta: source.at("meta").to_json(),
@@ -345,7 +393,12 @@ impl PropertyReader<'_> {
                 config.insert("tags".to_string(), tags.to_json());
             }
             out.nodes.push((node, config));
-            let target = (ResourceType::Source, self.package.to_string(), format!("{source_name}.{table_name}"), None);
+            let target = (
+                ResourceType::Source,
+                self.package.to_string(),
+                format!("{source_name}.{table_name}"),
+                None,
+            );
             for test in tests_of(table) {
                 self.generic_test(test, &target, None, "sources", out);
             }
@@ -397,14 +450,26 @@ impl PropertyReader<'_> {
 
     fn read_unit_test(&mut self, unit_test: &Yaml, out: &mut Properties) {
         let Some(name) = text(unit_test.at("name")) else {
-            self.error(unit_test.line, "a unit test has no 'name'".to_string(), None);
+            self.error(
+                unit_test.line,
+                "a unit test has no 'name'".to_string(),
+                None,
+            );
             return;
         };
         let Some(model) = text(unit_test.at("model")) else {
-            self.error(unit_test.line, format!("unit test '{name}' has no 'model'"), Some("add `model:` naming the model it tests"));
+            self.error(
+                unit_test.line,
+                format!("unit test '{name}' has no 'model'"),
+                Some("add `model:` naming the model it tests"),
+            );
             return;
         };
-        let mut node = Node::new(ResourceType::UnitTest, self.package, &format!("{model}.{name}"));
+        let mut node = Node::new(
+            ResourceType::UnitTest,
+            self.package,
+            &format!("{model}.{name}"),
+        );
         node.name = name.clone();
         node.path = self.file.relative.clone();
         node.original_file_path = self.path();
@@ -415,7 +480,11 @@ impl PropertyReader<'_> {
         fqn.push(name.clone());
         node.fqn = fqn;
         node.description = text(unit_test.at("description")).unwrap_or_default();
-        node.refs.push(super::node::RefCall { package: None, name: model.clone(), version: None });
+        node.refs.push(super::node::RefCall {
+            package: None,
+            name: model.clone(),
+            version: None,
+        });
         node.unit_test = Some(UnitTestDetails {
             model,
             given: unit_test.at("given").to_json(),
@@ -434,20 +503,24 @@ impl PropertyReader<'_> {
         file_key: &str,
         out: &mut Properties,
     ) {
-        let (full_test_name, body): (String, Option<&Yaml>) = if let Some(name) = definition.as_str() {
-            (name.to_string(), None)
-        } else if let Some(name) = definition.get("test_name").and_then(Yaml::as_str) {
-            (name.to_string(), Some(definition))
-        } else if let [(name, body)] = definition.as_map() {
-            (name.clone(), Some(body))
-        } else {
-            self.error(
-                definition.line,
-                format!("a test definition must be a name or a mapping with one key, got {}", definition.type_name()),
-                Some("write `- unique` or `- accepted_values: {values: [...]}`"),
-            );
-            return;
-        };
+        let (full_test_name, body): (String, Option<&Yaml>) =
+            if let Some(name) = definition.as_str() {
+                (name.to_string(), None)
+            } else if let Some(name) = definition.get("test_name").and_then(Yaml::as_str) {
+                (name.to_string(), Some(definition))
+            } else if let [(name, body)] = definition.as_map() {
+                (name.clone(), Some(body))
+            } else {
+                self.error(
+                    definition.line,
+                    format!(
+                        "a test definition must be a name or a mapping with one key, got {}",
+                        definition.type_name()
+                    ),
+                    Some("write `- unique` or `- accepted_values: {values: [...]}`"),
+                );
+                return;
+            };
         let (namespace, macro_name) = match full_test_name.split_once('.') {
             Some((ns, name)) => (Some(ns.to_string()), name.to_string()),
             None => (None, full_test_name.clone()),
@@ -482,7 +555,11 @@ impl PropertyReader<'_> {
             }
         }
         if kwargs.contains_key("model") {
-            self.error(definition.line, format!("test '{full_test_name}' has an argument named 'model', which is reserved"), Some("rename the argument"));
+            self.error(
+                definition.line,
+                format!("test '{full_test_name}' has an argument named 'model', which is reserved"),
+                Some("rename the argument"),
+            );
             return;
         }
         let (resource_type, package, name, version) = target;
@@ -495,7 +572,11 @@ impl PropertyReader<'_> {
             )
         } else {
             match version {
-                Some(v) => (format!("ref('{name}', version='{v}')"), format!("{name}_v{v}"), macro_name.clone()),
+                Some(v) => (
+                    format!("ref('{name}', version='{v}')"),
+                    format!("{name}_v{v}"),
+                    macro_name.clone(),
+                ),
                 None => (format!("ref('{name}')"), name.clone(), macro_name.clone()),
             }
         };
@@ -513,7 +594,10 @@ impl PropertyReader<'_> {
                 synthesize_names(&test_type, &target_name, &kwargs)
             }
         };
-        kwargs.insert("model".to_string(), Json::String(format!("{{{{ get_where_subquery({model_string}) }}}}")));
+        kwargs.insert(
+            "model".to_string(),
+            Json::String(format!("{{{{ get_where_subquery({model_string}) }}}}")),
+        );
         let hash = test_hash(&full_name, &macro_name, namespace.as_deref(), &kwargs);
         let mut node = Node::new(ResourceType::Test, self.package, &full_name);
         node.unique_id = format!("test.{}.{}.{}", self.package, full_name, hash);
@@ -535,7 +619,10 @@ impl PropertyReader<'_> {
         node.raw_code = format!("{{{{ {call}(**_dbt_generic_test_kwargs) }}}}");
         node.checksum = Checksum::none();
         node.column_name = column.map(str::to_string);
-        node.file_key_name = Some(format!("{file_key}.{}", name.split('.').next().unwrap_or(name)));
+        node.file_key_name = Some(format!(
+            "{file_key}.{}",
+            name.split('.').next().unwrap_or(name)
+        ));
         // A test depends on what its other arguments reference (relationships' `to:`).
         for (arg, value) in &kwargs {
             if arg == "model" {
@@ -555,9 +642,17 @@ impl PropertyReader<'_> {
                 }
             }
         }
-        node.test_metadata = Some(TestMetadata { name: macro_name, namespace, kwargs });
+        node.test_metadata = Some(TestMetadata {
+            name: macro_name,
+            namespace,
+            kwargs,
+        });
         let _ = package;
-        out.tests.push(PendingTest { node, config, target: target.clone() });
+        out.tests.push(PendingTest {
+            node,
+            config,
+            target: target.clone(),
+        });
     }
 }
 

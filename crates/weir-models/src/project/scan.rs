@@ -18,9 +18,8 @@ pub struct Calls {
 
 static CALL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?:^|[^\w.])(ref|source)\s*\(").expect("valid regex"));
-static JINJA: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?s)\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}").expect("valid regex")
-});
+static JINJA: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}").expect("valid regex"));
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -32,7 +31,10 @@ enum Token {
 
 /// Reads the argument list after `ref(`; `None` when an argument is not a literal (a variable,
 /// a concatenation), which dbt's static parser also leaves to rendering.
-fn arguments(text: &str) -> Option<(Vec<String>, Vec<(String, String)>)> {
+/// Positional string arguments and `key=value` keyword arguments of a call.
+type Arguments = (Vec<String>, Vec<(String, String)>);
+
+fn arguments(text: &str) -> Option<Arguments> {
     let mut tokens = Vec::new();
     let mut chars = text.char_indices().peekable();
     while let Some((_, c)) = chars.next() {
@@ -100,9 +102,11 @@ fn arguments(text: &str) -> Option<(Vec<String>, Vec<(String, String)>)> {
         match arg {
             [] => {}
             [Token::Str(s)] => positional.push(s.clone()),
-            [Token::Ident(k), Token::Punct('='), Token::Str(v) | Token::Number(v)] => {
-                keywords.push((k.clone(), v.clone()))
-            }
+            [
+                Token::Ident(k),
+                Token::Punct('='),
+                Token::Str(v) | Token::Number(v),
+            ] => keywords.push((k.clone(), v.clone())),
             _ => return None,
         }
     }
@@ -194,8 +198,10 @@ pub struct Block {
 }
 
 static OPEN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\{%-?\s*(macro|test|materialization|docs|snapshot)\s+([A-Za-z_][\w]*)([^%]*?)-?%\}")
-        .expect("valid regex")
+    Regex::new(
+        r"\{%-?\s*(macro|test|materialization|docs|snapshot)\s+([A-Za-z_][\w]*)([^%]*?)-?%\}",
+    )
+    .expect("valid regex")
 });
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -244,11 +250,15 @@ pub fn scan_blocks(text: &str) -> Result<Vec<Block>, (usize, String)> {
         let rest = open.get(3).map(|m| m.as_str()).unwrap_or("");
         let kind_text = kind.as_str();
         let line = line_of(text, whole.start());
-        let end_tag = Regex::new(&format!(r"\{{%-?\s*end{kind_text}\s*-?%\}}")).expect("valid regex");
+        let end_tag =
+            Regex::new(&format!(r"\{{%-?\s*end{kind_text}\s*-?%\}}")).expect("valid regex");
         let Some(end) = end_tag.find_at(text, whole.end()) else {
             return Err((
                 line,
-                format!("'{{% {kind_text} {} %}}' is never closed by '{{% end{kind_text} %}}'", name.as_str()),
+                format!(
+                    "'{{% {kind_text} {} %}}' is never closed by '{{% end{kind_text} %}}'",
+                    name.as_str()
+                ),
             ));
         };
         let (kind, block_name) = match kind_text {
@@ -282,9 +292,8 @@ pub fn scan_blocks(text: &str) -> Result<Vec<Block>, (usize, String)> {
 }
 
 fn materialization_adapter(rest: &str) -> String {
-    static ADAPTER: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"adapter\s*=\s*['"]([\w]+)['"]"#).expect("valid regex")
-    });
+    static ADAPTER: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"adapter\s*=\s*['"]([\w]+)['"]"#).expect("valid regex"));
     if let Some(found) = ADAPTER.captures(rest).and_then(|c| c.get(1)) {
         return found.as_str().to_string();
     }

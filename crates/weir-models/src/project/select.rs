@@ -10,11 +10,11 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
+use super::Project;
 use super::error::{ProjectError, ProjectErrorKind};
 use super::node::{Node, ResourceType, UniqueId};
 use super::state::State;
 use super::yaml::{Yaml, YamlValue};
-use super::Project;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IndirectSelection {
@@ -81,8 +81,23 @@ fn bad(text: &str, why: &str) -> ProjectError {
 }
 
 const METHODS: &[&str] = &[
-    "fqn", "path", "file", "tag", "source", "resource_type", "config", "test_type", "test_name",
-    "package", "state", "result", "exposure", "unit_test", "access", "group", "version",
+    "fqn",
+    "path",
+    "file",
+    "tag",
+    "source",
+    "resource_type",
+    "config",
+    "test_type",
+    "test_name",
+    "package",
+    "state",
+    "result",
+    "exposure",
+    "unit_test",
+    "access",
+    "group",
+    "version",
 ];
 
 /// Parses one atom such as `2+tag:nightly+1` or `@customers`.
@@ -121,7 +136,10 @@ pub fn parse_criteria(text: &str) -> Result<Criteria, ProjectError> {
         return Err(bad(text, "'@' cannot be combined with '+'"));
     }
     if rest.is_empty() {
-        return Err(bad(text, "a selector needs a value, e.g. 'my_model' or 'tag:nightly'"));
+        return Err(bad(
+            text,
+            "a selector needs a value, e.g. 'my_model' or 'tag:nightly'",
+        ));
     }
     let (method, value) = match rest.split_once(':') {
         Some((method, value)) if !method.contains('/') && !method.contains('\\') => {
@@ -130,7 +148,10 @@ pub fn parse_criteria(text: &str) -> Result<Criteria, ProjectError> {
         _ => {
             let method = if rest.contains('/') || rest.contains('\\') {
                 "path"
-            } else if [".sql", ".py", ".csv"].iter().any(|ext| rest.to_lowercase().ends_with(ext)) {
+            } else if [".sql", ".py", ".csv"]
+                .iter()
+                .any(|ext| rest.to_lowercase().ends_with(ext))
+            {
                 "file"
             } else {
                 "fqn"
@@ -144,12 +165,18 @@ pub fn parse_criteria(text: &str) -> Result<Criteria, ProjectError> {
     if !METHODS.contains(&name.as_str()) {
         let hint = match super::profile::strsim_best(&name, METHODS) {
             Some(best) => format!("unknown selector method '{name}'; did you mean '{best}'?"),
-            None => format!("unknown selector method '{name}'; known: {}", METHODS.join(", ")),
+            None => format!(
+                "unknown selector method '{name}'; known: {}",
+                METHODS.join(", ")
+            ),
         };
         return Err(bad(text, &hint));
     }
     if name == "config" && method_args.is_empty() {
-        return Err(bad(text, "write config.<key>:<value>, e.g. config.materialized:view"));
+        return Err(bad(
+            text,
+            "write config.<key>:<value>, e.g. config.materialized:view",
+        ));
     }
     Ok(Criteria {
         method: name,
@@ -199,19 +226,28 @@ impl Selectors {
             return Ok(Selectors::default());
         };
         let doc = Yaml::parse(&text, &file)?;
-        let mut selectors = Selectors { file: Some(file.clone()), ..Default::default() };
+        let mut selectors = Selectors {
+            file: Some(file.clone()),
+            ..Default::default()
+        };
         for entry in doc.at("selectors").as_seq() {
             let Some(name) = entry.at("name").scalar_text() else {
-                return Err(ProjectError::invalid("a selector has no 'name'").at(&file, Some(entry.line)));
+                return Err(
+                    ProjectError::invalid("a selector has no 'name'").at(&file, Some(entry.line))
+                );
             };
             if entry.get("definition").is_none() {
-                return Err(ProjectError::invalid(format!("selector '{name}' has no 'definition'"))
-                    .at(&file, Some(entry.line)));
+                return Err(ProjectError::invalid(format!(
+                    "selector '{name}' has no 'definition'"
+                ))
+                .at(&file, Some(entry.line)));
             }
             if entry.at("default").as_bool() == Some(true) {
                 selectors.default = Some(name.clone());
             }
-            selectors.definitions.insert(name, entry.at("definition").clone());
+            selectors
+                .definitions
+                .insert(name, entry.at("definition").clone());
         }
         Ok(selectors)
     }
@@ -298,24 +334,53 @@ impl Selectors {
                 }
                 // `method: tag` + `value: x`, or the shorthand `tag: x`.
                 let (method, value) = match (definition.get("method"), definition.get("value")) {
-                    (Some(m), Some(v)) => (m.scalar_text().unwrap_or_default(), v.scalar_text().unwrap_or_default()),
+                    (Some(m), Some(v)) => (
+                        m.scalar_text().unwrap_or_default(),
+                        v.scalar_text().unwrap_or_default(),
+                    ),
                     _ => match entries.iter().find(|(k, _)| {
-                        !matches!(k.as_str(), "parents" | "children" | "parents_depth" | "children_depth" | "childrens_parents" | "indirect_selection" | "exclude" | "description")
+                        !matches!(
+                            k.as_str(),
+                            "parents"
+                                | "children"
+                                | "parents_depth"
+                                | "children_depth"
+                                | "childrens_parents"
+                                | "indirect_selection"
+                                | "exclude"
+                                | "description"
+                        )
                     }) {
                         Some((k, v)) => (k.clone(), v.scalar_text().unwrap_or_default()),
-                        None => return Err(self.located(bad("definition", "a definition needs `method` and `value`"), definition.line)),
+                        None => {
+                            return Err(self.located(
+                                bad("definition", "a definition needs `method` and `value`"),
+                                definition.line,
+                            ));
+                        }
                     },
                 };
                 let mut criteria = parse_criteria(&format!("{method}:{value}"))
                     .map_err(|e| self.located(e, definition.line))?;
                 criteria.parents = definition.at("parents").as_bool().unwrap_or(false);
                 criteria.children = definition.at("children").as_bool().unwrap_or(false);
-                criteria.childrens_parents = definition.at("childrens_parents").as_bool().unwrap_or(false);
-                if let Some(d) = definition.at("parents_depth").scalar_text().and_then(|d| d.parse().ok()) {
+                criteria.childrens_parents = definition
+                    .at("childrens_parents")
+                    .as_bool()
+                    .unwrap_or(false);
+                if let Some(d) = definition
+                    .at("parents_depth")
+                    .scalar_text()
+                    .and_then(|d| d.parse().ok())
+                {
                     criteria.parents = true;
                     criteria.parents_depth = Some(d);
                 }
-                if let Some(d) = definition.at("children_depth").scalar_text().and_then(|d| d.parse().ok()) {
+                if let Some(d) = definition
+                    .at("children_depth")
+                    .scalar_text()
+                    .and_then(|d| d.parse().ok())
+                {
                     criteria.children = true;
                     criteria.children_depth = Some(d);
                 }
@@ -332,7 +397,10 @@ impl Selectors {
                     None => Ok(spec),
                 }
             }
-            _ => Err(self.located(bad("definition", "a definition is a string or a mapping"), definition.line)),
+            _ => Err(self.located(
+                bad("definition", "a definition is a string or a mapping"),
+                definition.line,
+            )),
         }
     }
 }
@@ -395,7 +463,9 @@ fn fqn_match(node: &Node, selector: &str) -> bool {
             return true;
         }
         let parts: Vec<&str> = selector.split('.').collect();
-        if parts.len() >= 2 && parts[parts.len() - 2..] == [fqn[n - 2].as_str(), fqn[n - 1].as_str()] {
+        if parts.len() >= 2
+            && parts[parts.len() - 2..] == [fqn[n - 2].as_str(), fqn[n - 1].as_str()]
+        {
             return true;
         }
     } else if fqn.last().map(String::as_str) == Some(selector) {
@@ -431,10 +501,10 @@ fn json_matches(value: &Json, wanted: &str) -> bool {
 fn path_match(node: &Node, value: &str) -> bool {
     let value = value.trim_end_matches('/').trim_start_matches("./");
     let mut candidates = vec![node.original_file_path.as_str()];
-    if let Some(patch) = &node.patch_path {
-        if let Some((_, path)) = patch.split_once("://") {
-            candidates.push(path);
-        }
+    if let Some(patch) = &node.patch_path
+        && let Some((_, path)) = patch.split_once("://")
+    {
+        candidates.push(path);
     }
     // Generic tests are selected through their own path only when named exactly.
     candidates.iter().any(|path| {
@@ -447,36 +517,60 @@ fn path_match(node: &Node, value: &str) -> bool {
 impl Criteria {
     fn matches(&self, node: &Node, state: Option<&State>) -> Result<bool, ProjectError> {
         let value = self.value.as_str();
-        let wild = |candidate: &str| candidate == value || (has_wildcard(value) && wildcard_match(value, candidate));
+        let wild = |candidate: &str| {
+            candidate == value || (has_wildcard(value) && wildcard_match(value, candidate))
+        };
         Ok(match self.method.as_str() {
             // dbt matches fqns against models, seeds, snapshots, tests, analyses and unit tests;
             // sources and exposures have their own methods.
             "fqn" => {
-                !matches!(node.resource_type, ResourceType::Source | ResourceType::Exposure)
-                    && (value == "*" || fqn_match(node, value))
+                !matches!(
+                    node.resource_type,
+                    ResourceType::Source | ResourceType::Exposure
+                ) && (value == "*" || fqn_match(node, value))
             }
             "path" => path_match(node, value),
             "file" => {
                 let file = node.original_file_path.rsplit('/').next().unwrap_or("");
                 let stem = file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file);
-                matches!(node.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot | ResourceType::Analysis | ResourceType::Test)
-                    && node.test_metadata.is_none()
+                matches!(
+                    node.resource_type,
+                    ResourceType::Model
+                        | ResourceType::Seed
+                        | ResourceType::Snapshot
+                        | ResourceType::Analysis
+                        | ResourceType::Test
+                ) && node.test_metadata.is_none()
                     && (wild(file) || wild(stem))
             }
             "tag" => node.tags().iter().any(|t| wild(t)),
             "source" => {
-                let Some(source) = &node.source else { return Ok(false) };
+                let Some(source) = &node.source else {
+                    return Ok(false);
+                };
                 let parts: Vec<&str> = value.split('.').collect();
                 match parts.as_slice() {
                     [s] => wild_part(s, &source.source_name),
                     [s, t] => wild_part(s, &source.source_name) && wild_part(t, &node.name),
-                    [p, s, t] => wild_part(p, &node.package_name) && wild_part(s, &source.source_name) && wild_part(t, &node.name),
+                    [p, s, t] => {
+                        wild_part(p, &node.package_name)
+                            && wild_part(s, &source.source_name)
+                            && wild_part(t, &node.name)
+                    }
                     _ => false,
                 }
             }
-            "exposure" => node.resource_type == ResourceType::Exposure && (wild(&node.name) || value == "*"),
-            "unit_test" => node.resource_type == ResourceType::UnitTest && (wild(&node.name) || value == "*" || fqn_match(node, value)),
-            "resource_type" => node.resource_type.as_str() == value || (value == "unit_test" && node.resource_type == ResourceType::UnitTest),
+            "exposure" => {
+                node.resource_type == ResourceType::Exposure && (wild(&node.name) || value == "*")
+            }
+            "unit_test" => {
+                node.resource_type == ResourceType::UnitTest
+                    && (wild(&node.name) || value == "*" || fqn_match(node, value))
+            }
+            "resource_type" => {
+                node.resource_type.as_str() == value
+                    || (value == "unit_test" && node.resource_type == ResourceType::UnitTest)
+            }
             "package" => wild(&node.package_name),
             "config" => {
                 let mut current: Option<&Json> = node.config.get(&self.method_args[0]);
@@ -486,35 +580,66 @@ impl Criteria {
                 current.is_some_and(|v| json_matches(v, value))
             }
             "test_type" => match value {
-                "generic" | "schema" => node.resource_type == ResourceType::Test && node.test_metadata.is_some(),
-                "singular" | "data" => node.resource_type == ResourceType::Test && node.test_metadata.is_none(),
+                "generic" | "schema" => {
+                    node.resource_type == ResourceType::Test && node.test_metadata.is_some()
+                }
+                "singular" | "data" => {
+                    node.resource_type == ResourceType::Test && node.test_metadata.is_none()
+                }
                 "unit" => node.resource_type == ResourceType::UnitTest,
-                _ => return Err(bad(&format!("test_type:{value}"), "test_type is one of generic, singular, unit")),
+                _ => {
+                    return Err(bad(
+                        &format!("test_type:{value}"),
+                        "test_type is one of generic, singular, unit",
+                    ));
+                }
             },
             "test_name" => node.test_metadata.as_ref().is_some_and(|m| wild(&m.name)),
             "access" => node.config.get("access").and_then(Json::as_str) == Some(value),
-            "group" => node.config.get("group").and_then(Json::as_str).is_some_and(wild),
+            "group" => node
+                .config
+                .get("group")
+                .and_then(Json::as_str)
+                .is_some_and(wild),
             "version" => match value {
                 "latest" => node.version.is_some() && node.version == node.latest_version,
                 "prerelease" | "old" => {
-                    let (Some(v), Some(l)) = (&node.version, &node.latest_version) else { return Ok(false) };
-                    let cmp = v.parse::<f64>().ok().zip(l.parse::<f64>().ok()).map(|(a, b)| a.total_cmp(&b));
-                    matches!((value, cmp), ("prerelease", Some(std::cmp::Ordering::Greater)) | ("old", Some(std::cmp::Ordering::Less)))
+                    let (Some(v), Some(l)) = (&node.version, &node.latest_version) else {
+                        return Ok(false);
+                    };
+                    let cmp = v
+                        .parse::<f64>()
+                        .ok()
+                        .zip(l.parse::<f64>().ok())
+                        .map(|(a, b)| a.total_cmp(&b));
+                    matches!(
+                        (value, cmp),
+                        ("prerelease", Some(std::cmp::Ordering::Greater))
+                            | ("old", Some(std::cmp::Ordering::Less))
+                    )
                 }
                 "none" => node.version.is_none(),
                 _ => false,
             },
             "state" => {
                 let Some(state) = state else {
-                    return Err(bad(&format!("state:{value}"), "state selection needs --state DIR holding a manifest.json"));
+                    return Err(bad(
+                        &format!("state:{value}"),
+                        "state selection needs --state DIR holding a manifest.json",
+                    ));
                 };
                 state.matches(node, value, &self.method_args)?
             }
             "result" => {
                 let Some(state) = state else {
-                    return Err(bad(&format!("result:{value}"), "result selection needs --state DIR holding a run_results.json"));
+                    return Err(bad(
+                        &format!("result:{value}"),
+                        "result selection needs --state DIR holding a run_results.json",
+                    ));
                 };
-                state.result_of(&node.unique_id).is_some_and(|status| status == value)
+                state
+                    .result_of(&node.unique_id)
+                    .is_some_and(|status| status == value)
             }
             _ => false,
         })
@@ -543,7 +668,8 @@ impl Selector<'_> {
         let mut selected = direct.clone();
         if criteria.childrens_parents {
             let descendants = graph.descendants(&direct, None);
-            let mut with_children: BTreeSet<UniqueId> = direct.union(&descendants).cloned().collect();
+            let mut with_children: BTreeSet<UniqueId> =
+                direct.union(&descendants).cloned().collect();
             let ancestors = graph.ancestors(&with_children, None);
             with_children.extend(ancestors);
             selected = with_children;
@@ -565,18 +691,36 @@ impl Selector<'_> {
     }
 
     fn parents_of(&self, id: &str) -> BTreeSet<UniqueId> {
-        self.project.graph.parents.get(id).cloned().unwrap_or_default()
+        self.project
+            .graph
+            .parents
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// dbt's `expand_selection`: tests of selected nodes join directly (eager, or all parents
     /// selected) or wait as indirect candidates (cautious/buildable).
-    fn expand(&self, selected: BTreeSet<UniqueId>, mode: IndirectSelection) -> (BTreeSet<UniqueId>, BTreeSet<UniqueId>) {
+    fn expand(
+        &self,
+        selected: BTreeSet<UniqueId>,
+        mode: IndirectSelection,
+    ) -> (BTreeSet<UniqueId>, BTreeSet<UniqueId>) {
         let graph = &self.project.graph;
         let mut direct = selected.clone();
         let mut indirect = BTreeSet::new();
         let selected_and_parents: BTreeSet<UniqueId> = if mode == IndirectSelection::Buildable {
-            let mut all: BTreeSet<UniqueId> = selected.union(&graph.ancestors(&selected, None)).cloned().collect();
-            all.extend(self.project.nodes.values().filter(|n| n.resource_type == ResourceType::Source).map(|n| n.unique_id.clone()));
+            let mut all: BTreeSet<UniqueId> = selected
+                .union(&graph.ancestors(&selected, None))
+                .cloned()
+                .collect();
+            all.extend(
+                self.project
+                    .nodes
+                    .values()
+                    .filter(|n| n.resource_type == ResourceType::Source)
+                    .map(|n| n.unique_id.clone()),
+            );
             all
         } else {
             BTreeSet::new()
@@ -605,7 +749,12 @@ impl Selector<'_> {
         (direct, indirect)
     }
 
-    fn incorporate(&self, direct: BTreeSet<UniqueId>, indirect: &BTreeSet<UniqueId>, mode: IndirectSelection) -> BTreeSet<UniqueId> {
+    fn incorporate(
+        &self,
+        direct: BTreeSet<UniqueId>,
+        indirect: &BTreeSet<UniqueId>,
+        mode: IndirectSelection,
+    ) -> BTreeSet<UniqueId> {
         if &direct == indirect {
             return direct;
         }
@@ -620,7 +769,8 @@ impl Selector<'_> {
             }
             IndirectSelection::Buildable => {
                 let ancestors = self.project.graph.ancestors(&selected, None);
-                let with_parents: BTreeSet<UniqueId> = selected.union(&ancestors).cloned().collect();
+                let with_parents: BTreeSet<UniqueId> =
+                    selected.union(&ancestors).cloned().collect();
                 for id in indirect {
                     if self.parents_of(id).is_subset(&with_parents) {
                         selected.insert(id.clone());
@@ -636,7 +786,10 @@ impl Selector<'_> {
         let (parts, combine, indirect): (Vec<&Spec>, u8, Option<IndirectSelection>) = match spec {
             Spec::Criteria(criteria) => {
                 let collected = self.collect(criteria)?;
-                return Ok(self.expand(collected, criteria.indirect.unwrap_or(self.default_indirect)));
+                return Ok(self.expand(
+                    collected,
+                    criteria.indirect.unwrap_or(self.default_indirect),
+                ));
             }
             Spec::Union(items, mode) => (items.iter().collect(), 0, *mode),
             Spec::Intersection(items, mode) => (items.iter().collect(), 1, *mode),
@@ -655,7 +808,9 @@ impl Selector<'_> {
         }
         let combine_sets = |sets: Vec<BTreeSet<UniqueId>>| -> BTreeSet<UniqueId> {
             let mut iter = sets.into_iter();
-            let Some(first) = iter.next() else { return BTreeSet::new() };
+            let Some(first) = iter.next() else {
+                return BTreeSet::new();
+            };
             match combine {
                 0 => iter.fold(first, |acc, s| acc.union(&s).cloned().collect()),
                 1 => iter.fold(first, |acc, s| acc.intersection(&s).cloned().collect()),
@@ -667,40 +822,71 @@ impl Selector<'_> {
         };
         let initial_direct = combine_sets(direct_sets);
         let indirect_all = combine_sets(indirect_sets);
-        let direct = self.incorporate(initial_direct, &indirect_all, indirect.unwrap_or(self.default_indirect));
+        let direct = self.incorporate(
+            initial_direct,
+            &indirect_all,
+            indirect.unwrap_or(self.default_indirect),
+        );
         Ok((direct, indirect_all))
     }
 }
 
 /// The unique ids a selection picks, as `dbt ls --select ... --exclude ...` lists them.
-pub fn select(project: &Project, selection: &Selection) -> Result<BTreeSet<UniqueId>, ProjectError> {
+pub fn select(
+    project: &Project,
+    selection: &Selection,
+) -> Result<BTreeSet<UniqueId>, ProjectError> {
     let spec = if let Some(name) = &selection.selector {
         if !selection.select.is_empty() || !selection.exclude.is_empty() {
-            return Err(bad(name, "--selector cannot be combined with --select or --exclude"));
+            return Err(bad(
+                name,
+                "--selector cannot be combined with --select or --exclude",
+            ));
         }
         project.selectors.spec(name)?
-    } else if selection.select.is_empty() && project.selectors.default.is_some() && selection.exclude.is_empty() {
+    } else if selection.select.is_empty()
+        && project.selectors.default.is_some()
+        && selection.exclude.is_empty()
+    {
         let name = project.selectors.default.clone().unwrap_or_default();
         project.selectors.spec(&name)?
     } else {
         let include = if selection.select.is_empty() {
-            parse_cli(&["fqn:*".to_string(), "source:*".to_string(), "exposure:*".to_string(), "unit_test:*".to_string()])?
+            parse_cli(&[
+                "fqn:*".to_string(),
+                "source:*".to_string(),
+                "exposure:*".to_string(),
+                "unit_test:*".to_string(),
+            ])?
         } else {
             parse_cli(&selection.select)?
         };
         if selection.exclude.is_empty() {
             include
         } else {
-            Spec::Difference(Box::new(include), vec![parse_cli(&selection.exclude)?], None)
+            Spec::Difference(
+                Box::new(include),
+                vec![parse_cli(&selection.exclude)?],
+                None,
+            )
         }
     };
-    let selector = Selector { project, state: selection.state.as_ref(), default_indirect: selection.indirect_selection };
+    let selector = Selector {
+        project,
+        state: selection.state.as_ref(),
+        default_indirect: selection.indirect_selection,
+    };
     let (direct, _) = selector.run(&spec)?;
     Ok(direct
         .into_iter()
         .filter(|id| {
-            let Some(node) = project.nodes.get(id) else { return false };
-            selection.resource_types.as_ref().is_none_or(|types| types.contains(&node.resource_type))
+            let Some(node) = project.nodes.get(id) else {
+                return false;
+            };
+            selection
+                .resource_types
+                .as_ref()
+                .is_none_or(|types| types.contains(&node.resource_type))
         })
         .collect())
 }

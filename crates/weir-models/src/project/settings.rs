@@ -94,16 +94,15 @@ impl ProjectSettings {
                     .hint("add `name: my_project` at the top"));
             }
         };
-        let hooks = |key: &str| -> Vec<String> {
-            doc.get(key)
-                .map(Yaml::string_list)
-                .unwrap_or_default()
-        };
+        let hooks =
+            |key: &str| -> Vec<String> { doc.get(key).map(Yaml::string_list).unwrap_or_default() };
         let mut dispatch = Vec::new();
         for entry in doc.at("dispatch").as_seq() {
             let Some(namespace) = entry.at("macro_namespace").as_str() else {
-                return Err(ProjectError::invalid("a dispatch entry has no 'macro_namespace'")
-                    .at(file, Some(entry.line)));
+                return Err(
+                    ProjectError::invalid("a dispatch entry has no 'macro_namespace'")
+                        .at(file, Some(entry.line)),
+                );
             };
             dispatch.push(Dispatch {
                 macro_namespace: namespace.to_string(),
@@ -195,21 +194,18 @@ impl ProjectSettings {
     }
 }
 
-/// The vars a node of `package` sees: the package's own globals, then its block in its own
-/// `vars:`, then the root project's globals and its block for `package`, then `--vars`.
+/// The vars a node of `package` sees, as dbt's `vars_for`: the package's own `vars:` (for a
+/// dependency), then the root project's, each with its block for `package` on top (the
+/// block itself also stays visible as a var of that name, as in dbt), then `--vars`.
 pub fn vars_for(
     package: &str,
     package_vars: &Map<String, Json>,
     root_vars: &Map<String, Json>,
-    package_names: &[String],
     cli_vars: &Map<String, Json>,
 ) -> Map<String, Json> {
     let mut out = Map::new();
-    let mut apply = |vars: &Map<String, Json>| {
+    for vars in [package_vars, root_vars] {
         for (key, value) in vars {
-            if package_names.contains(key) && value.is_object() {
-                continue;
-            }
             out.insert(key.clone(), value.clone());
         }
         if let Some(Json::Object(scoped)) = vars.get(package) {
@@ -217,9 +213,7 @@ pub fn vars_for(
                 out.insert(key.clone(), value.clone());
             }
         }
-    };
-    apply(package_vars);
-    apply(root_vars);
+    }
     for (key, value) in cli_vars {
         out.insert(key.clone(), value.clone());
     }

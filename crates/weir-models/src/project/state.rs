@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 
+use super::Project;
 use super::error::{ProjectError, ProjectErrorKind};
 use super::node::{Node, ResourceType, UniqueId};
-use super::Project;
 
 /// What a previous manifest says about one node, the fields dbt's `same_contents` compares.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +31,10 @@ pub struct State {
 }
 
 fn state_error(path: &Path, reason: String) -> ProjectError {
-    ProjectError::new(ProjectErrorKind::Io { path: path.to_path_buf(), reason })
+    ProjectError::new(ProjectErrorKind::Io {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 impl State {
@@ -39,14 +42,17 @@ impl State {
     pub fn load(dir: &Path) -> Result<State, ProjectError> {
         let manifest_path = dir.join("manifest.json");
         let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-            state_error(&manifest_path, e.to_string())
-                .hint("--state must name the target folder of an earlier run (it holds manifest.json)")
+            state_error(&manifest_path, e.to_string()).hint(
+                "--state must name the target folder of an earlier run (it holds manifest.json)",
+            )
         })?;
         let manifest: Json = serde_json::from_str(&text)
             .map_err(|e| state_error(&manifest_path, format!("not a manifest: {e}")))?;
         let mut state = State::default();
         for section in ["nodes", "sources", "exposures", "unit_tests"] {
-            let Some(Json::Object(nodes)) = manifest.get(section) else { continue };
+            let Some(Json::Object(nodes)) = manifest.get(section) else {
+                continue;
+            };
             for (id, node) in nodes {
                 state.nodes.insert(id.clone(), state_node_of(node));
             }
@@ -55,7 +61,12 @@ impl State {
         if let Ok(text) = std::fs::read_to_string(&results_path) {
             let results: Json = serde_json::from_str(&text)
                 .map_err(|e| state_error(&results_path, format!("not run results: {e}")))?;
-            for result in results.get("results").and_then(Json::as_array).into_iter().flatten() {
+            for result in results
+                .get("results")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let (Some(id), Some(status)) = (
                     result.get("unique_id").and_then(Json::as_str),
                     result.get("status").and_then(Json::as_str),
@@ -97,8 +108,10 @@ impl State {
             "modified" => old.is_none_or(|old| modified(old, sub.as_deref())),
             "unmodified" => old.is_some_and(|old| !modified(old, sub.as_deref())),
             other => {
-                return Err(ProjectError::new(ProjectErrorKind::Selector(format!("state:{other}")))
-                    .hint("state is one of new, old, modified, unmodified"))
+                return Err(ProjectError::new(ProjectErrorKind::Selector(format!(
+                    "state:{other}"
+                )))
+                .hint("state is one of new, old, modified, unmodified"));
             }
         })
     }
@@ -106,7 +119,9 @@ impl State {
 
 /// Keys of config whose values are not part of what dbt compares for `state:modified`.
 fn comparable_config(config: &Json) -> Json {
-    let Json::Object(map) = config else { return config.clone() };
+    let Json::Object(map) = config else {
+        return config.clone();
+    };
     let mut map = map.clone();
     map.remove("docs");
     Json::Object(map)
@@ -115,20 +130,40 @@ fn comparable_config(config: &Json) -> Json {
 fn state_node_of(node: &Json) -> StateNode {
     let get = |key: &str| node.get(key).cloned().unwrap_or(Json::Null);
     let mut yaml_body = Map::new();
-    for key in ["freshness", "loaded_at_field", "identifier", "quoting", "columns", "test_metadata", "depends_on", "given", "expect", "owner", "type"] {
+    for key in [
+        "freshness",
+        "loaded_at_field",
+        "identifier",
+        "quoting",
+        "columns",
+        "test_metadata",
+        "depends_on",
+        "given",
+        "expect",
+        "owner",
+        "type",
+    ] {
         if let Some(value) = node.get(key) {
             yaml_body.insert(key.to_string(), value.clone());
         }
     }
     // Columns only count for nodes without a file body (sources); a model's columns change its
     // docs, which dbt compares only with persist_docs.
-    if node.get("checksum").and_then(|c| c.get("name")).and_then(Json::as_str) == Some("sha256") {
+    if node
+        .get("checksum")
+        .and_then(|c| c.get("name"))
+        .and_then(Json::as_str)
+        == Some("sha256")
+    {
         yaml_body.remove("columns");
         yaml_body.remove("depends_on");
     }
     yaml_body.remove("depends_on");
     StateNode {
-        resource_type: get("resource_type").as_str().unwrap_or_default().to_string(),
+        resource_type: get("resource_type")
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         checksum: node
             .get("checksum")
             .and_then(|c| c.get("checksum"))
@@ -161,7 +196,9 @@ pub fn node_json(node: &Node) -> Json {
         "patch_path": node.patch_path,
         "unrendered_config": {},
     });
-    let Json::Object(map) = &mut out else { return out };
+    let Json::Object(map) = &mut out else {
+        return out;
+    };
     let columns: Map<String, Json> = node
         .columns
         .iter()
@@ -181,7 +218,10 @@ pub fn node_json(node: &Node) -> Json {
         ResourceType::Source => {
             if let Some(source) = &node.source {
                 map.insert("source_name".into(), json!(source.source_name));
-                map.insert("source_description".into(), json!(source.source_description));
+                map.insert(
+                    "source_description".into(),
+                    json!(source.source_description),
+                );
                 map.insert("identifier".into(), json!(source.identifier));
                 map.insert("loader".into(), json!(source.loader));
                 map.insert("loaded_at_field".into(), json!(source.loaded_at_field));
@@ -199,7 +239,10 @@ pub fn node_json(node: &Node) -> Json {
                 map.insert("maturity".into(), json!(exposure.maturity));
                 map.insert("url".into(), json!(exposure.url));
             }
-            map.insert("depends_on".into(), json!({"macros": [], "nodes": node.depends_on}));
+            map.insert(
+                "depends_on".into(),
+                json!({"macros": [], "nodes": node.depends_on}),
+            );
             map.insert("refs".into(), refs_json(node));
             map.insert("sources".into(), sources_json(node));
         }
@@ -210,26 +253,50 @@ pub fn node_json(node: &Node) -> Json {
                 map.insert("expect".into(), unit.expect.clone());
                 map.insert("overrides".into(), unit.overrides.clone());
             }
-            map.insert("depends_on".into(), json!({"macros": [], "nodes": node.depends_on}));
+            map.insert(
+                "depends_on".into(),
+                json!({"macros": [], "nodes": node.depends_on}),
+            );
         }
         _ => {
             map.insert("alias".into(), json!(node.alias));
             map.insert("checksum".into(), json!(node.checksum));
             map.insert("raw_code".into(), json!(node.raw_code));
             map.insert("language".into(), json!(node.language));
-            map.insert("docs".into(), node.config.get("docs").cloned().unwrap_or(json!({"show": true, "node_color": null})));
+            map.insert(
+                "docs".into(),
+                node.config
+                    .get("docs")
+                    .cloned()
+                    .unwrap_or(json!({"show": true, "node_color": null})),
+            );
             map.insert("refs".into(), refs_json(node));
             map.insert("sources".into(), sources_json(node));
             map.insert("metrics".into(), json!([]));
-            map.insert("depends_on".into(), json!({"macros": node.depends_on_macros, "nodes": node.depends_on}));
+            map.insert(
+                "depends_on".into(),
+                json!({"macros": node.depends_on_macros, "nodes": node.depends_on}),
+            );
             map.insert("build_path".into(), Json::Null);
             map.insert("compiled_path".into(), Json::Null);
             if node.resource_type == ResourceType::Model {
                 map.insert("version".into(), json!(node.version));
                 map.insert("latest_version".into(), json!(node.latest_version));
-                map.insert("access".into(), node.config.get("access").cloned().unwrap_or(json!("protected")));
+                map.insert(
+                    "access".into(),
+                    node.config
+                        .get("access")
+                        .cloned()
+                        .unwrap_or(json!("protected")),
+                );
                 map.insert("constraints".into(), json!([]));
-                map.insert("contract".into(), node.config.get("contract").cloned().unwrap_or(json!({"enforced": false})));
+                map.insert(
+                    "contract".into(),
+                    node.config
+                        .get("contract")
+                        .cloned()
+                        .unwrap_or(json!({"enforced": false})),
+                );
             }
             if node.resource_type == ResourceType::Test {
                 if let Some(metadata) = &node.test_metadata {
@@ -254,7 +321,12 @@ fn refs_json(node: &Node) -> Json {
 }
 
 fn sources_json(node: &Node) -> Json {
-    Json::Array(node.sources.iter().map(|s| json!([s.source, s.table])).collect())
+    Json::Array(
+        node.sources
+            .iter()
+            .map(|s| json!([s.source, s.table]))
+            .collect(),
+    )
 }
 
 /// A manifest of `project` in dbt's v12 shape (nodes, sources, exposures, unit tests, macros,

@@ -92,7 +92,8 @@ pub fn python_str(value: &Json) -> String {
     }
 }
 
-static UNSAFE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[^0-9a-zA-Z_]+").expect("valid regex"));
+static UNSAFE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[^0-9a-zA-Z_]+").expect("valid regex"));
 
 /// Returns `(short_name, full_name)`: the alias/file name and the name used in the unique id
 /// and fqn. `test_type` already carries a namespace prefix (`dbt_utils_expression_is_true`)
@@ -132,7 +133,8 @@ pub fn synthesize_names(
 fn hashable(value: &Json) -> Json {
     match value {
         Json::Object(map) => {
-            let sorted: BTreeMap<&String, Json> = map.iter().map(|(k, v)| (k, hashable(v))).collect();
+            let sorted: BTreeMap<&String, Json> =
+                map.iter().map(|(k, v)| (k, hashable(v))).collect();
             Json::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
         }
         Json::Array(items) => Json::Array(items.iter().map(hashable).collect()),

@@ -22,7 +22,11 @@ pub fn fixtures_dir() -> PathBuf {
 /// Extracts a fixture tarball into `into` (created).
 pub fn extract(tarball: &str, into: &Path) {
     let archive = fixtures_dir().join(tarball);
-    assert!(archive.is_file(), "fixture {} is missing", archive.display());
+    assert!(
+        archive.is_file(),
+        "fixture {} is missing",
+        archive.display()
+    );
     std::fs::create_dir_all(into).expect("create extraction dir");
     let status = std::process::Command::new("tar")
         .arg("xzf")
@@ -60,7 +64,10 @@ pub fn options() -> LoadOptions {
 pub fn load(dir: &Path) -> Project {
     match Project::load(dir, &options()) {
         Ok(project) => project,
-        Err(errors) => panic!("load failed:\n{}", weir_models::project::render_errors(&errors)),
+        Err(errors) => panic!(
+            "load failed:\n{}",
+            weir_models::project::render_errors(&errors)
+        ),
     }
 }
 
@@ -71,4 +78,5 @@ pub fn load_err(dir: &Path) -> Vec<ProjectError> {
     }
 }
 
-pub const PROFILE: &str = "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: wh.duckdb\n";
+pub const PROFILE: &str =
+    "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: wh.duckdb\n";

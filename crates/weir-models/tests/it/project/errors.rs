@@ -1,11 +1,14 @@
 //! Errors a user sees: each message asserted as the CLI prints it (`error: ...` / `hint: ...`).
 
-use weir_models::project::{render_errors, Project, ProjectErrorKind};
+use weir_models::project::{Project, ProjectErrorKind, render_errors};
 
-use super::common::{load_err, options, project, PROFILE};
+use super::common::{PROFILE, load_err, options, project};
 
 fn base<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut files = vec![("dbt_project.yml", "name: shop\nprofile: p\n"), ("profiles.yml", PROFILE)];
+    let mut files = vec![
+        ("dbt_project.yml", "name: shop\nprofile: p\n"),
+        ("profiles.yml", PROFILE),
+    ];
     files.extend_from_slice(extra);
     files
 }
@@ -25,7 +28,10 @@ fn missing_ref_suggests_the_closest_name() {
 #[test]
 fn missing_source_and_unknown_generic_test_suggest_names() {
     let dir = project(&base(&[
-        ("models/orders.sql", "select * from {{ source('raw', 'order') }}"),
+        (
+            "models/orders.sql",
+            "select * from {{ source('raw', 'order') }}",
+        ),
         (
             "models/schema.yml",
             "sources:\n  - name: raw\n    tables:\n      - name: orders\nmodels:\n  - name: orders\n    columns:\n      - name: id\n        tests: [uniqe]\n",
@@ -71,11 +77,16 @@ fn duplicate_model_names_in_one_package() {
 fn same_model_name_in_two_packages_is_allowed_and_the_root_wins() {
     let dir = project(&base(&[
         ("models/customers.sql", "select 1"),
-        ("models/report.sql", "select * from {{ ref('customers') }}, {{ ref('helpers', 'customers') }}"),
+        (
+            "models/report.sql",
+            "select * from {{ ref('customers') }}, {{ ref('helpers', 'customers') }}",
+        ),
         ("dbt_packages/helpers/dbt_project.yml", "name: helpers\n"),
         ("dbt_packages/helpers/models/customers.sql", "select 2"),
     ]));
-    let project = Project::load(dir.path(), &options()).map_err(|e| render_errors(&e)).unwrap();
+    let project = Project::load(dir.path(), &options())
+        .map_err(|e| render_errors(&e))
+        .unwrap();
     assert_eq!(
         project.nodes["model.shop.report"].depends_on,
         ["model.shop.customers", "model.helpers.customers"]
@@ -86,7 +97,10 @@ fn same_model_name_in_two_packages_is_allowed_and_the_root_wins() {
 fn profile_without_the_target() {
     let dir = project(&[
         ("dbt_project.yml", "name: shop\nprofile: p\n"),
-        ("profiles.yml", "p:\n  target: prod\n  outputs:\n    dev:\n      type: duckdb\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: prod\n  outputs:\n    dev:\n      type: duckdb\n",
+        ),
     ]);
     let errors = load_err(dir.path());
     assert_eq!(errors.len(), 1);
@@ -94,7 +108,10 @@ fn profile_without_the_target() {
     let file = dir.path().join("profiles.yml");
     assert_eq!(
         message,
-        format!("{}:2: the profile 'p' does not have a target named 'prod'\nhint: known targets: dev", file.display())
+        format!(
+            "{}:2: the profile 'p' does not have a target named 'prod'\nhint: known targets: dev",
+            file.display()
+        )
     );
 }
 
@@ -102,32 +119,51 @@ fn profile_without_the_target() {
 fn profile_with_a_yaml_syntax_error_names_the_line() {
     let dir = project(&[
         ("dbt_project.yml", "name: shop\nprofile: p\n"),
-        ("profiles.yml", "p:\n  target: dev\n  outputs: [dev\n    dev:\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs: [dev\n    dev:\n",
+        ),
     ]);
     let errors = load_err(dir.path());
     assert_eq!(errors.len(), 1);
-    assert!(matches!(errors[0].kind, ProjectErrorKind::Yaml(_)), "{:?}", errors[0]);
+    assert!(
+        matches!(errors[0].kind, ProjectErrorKind::Yaml(_)),
+        "{:?}",
+        errors[0]
+    );
     let location = errors[0].location.as_ref().expect("location");
     assert_eq!(location.file, dir.path().join("profiles.yml"));
     assert_eq!(location.line, Some(4));
-    assert!(errors[0].to_string().starts_with(&format!("{}:4: invalid yaml: ", dir.path().join("profiles.yml").display())));
+    assert!(errors[0].to_string().starts_with(&format!(
+        "{}:4: invalid yaml: ",
+        dir.path().join("profiles.yml").display()
+    )));
 }
 
 #[test]
 fn unknown_profile_and_missing_env_var() {
     let dir = project(&[
         ("dbt_project.yml", "name: shop\nprofile: shopp\n"),
-        ("profiles.yml", "shop:\n  outputs:\n    default:\n      type: duckdb\n"),
+        (
+            "profiles.yml",
+            "shop:\n  outputs:\n    default:\n      type: duckdb\n",
+        ),
     ]);
     let errors = load_err(dir.path());
     assert_eq!(
         errors[0].to_string(),
-        format!("{}: could not find profile named 'shopp'\nhint: did you mean 'shop'?", dir.path().join("profiles.yml").display())
+        format!(
+            "{}: could not find profile named 'shopp'\nhint: did you mean 'shop'?",
+            dir.path().join("profiles.yml").display()
+        )
     );
 
     let dir = project(&[
         ("dbt_project.yml", "name: shop\nprofile: p\n"),
-        ("profiles.yml", "p:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      password: \"{{ env_var('PG_PASSWORD') }}\"\n"),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      password: \"{{ env_var('PG_PASSWORD') }}\"\n",
+        ),
     ]);
     let errors = load_err(dir.path());
     assert_eq!(
@@ -154,9 +190,15 @@ fn declared_package_not_installed() {
 #[test]
 fn python_model_is_refused_with_its_path_and_every_problem_comes_at_once() {
     let dir = project(&base(&[
-        ("models/forecast.py", "def model(dbt, session):\n    return None\n"),
+        (
+            "models/forecast.py",
+            "def model(dbt, session):\n    return None\n",
+        ),
         ("models/orders.sql", "select * from {{ ref('nope') }}"),
-        ("models/schema.yml", "models:\n  - name: orders\n    columns: [\n"),
+        (
+            "models/schema.yml",
+            "models:\n  - name: orders\n    columns: [\n",
+        ),
     ]));
     let errors = load_err(dir.path());
     let rendered = render_errors(&errors);
@@ -165,7 +207,10 @@ fn python_model_is_refused_with_its_path_and_every_problem_comes_at_once() {
         rendered.contains("error: models/forecast.py: python models are not supported\nhint: rewrite it as a .sql model; weir runs SQL models only"),
         "{rendered}"
     );
-    assert!(rendered.contains("error: models/schema.yml:4: invalid yaml: "), "{rendered}");
+    assert!(
+        rendered.contains("error: models/schema.yml:4: invalid yaml: "),
+        "{rendered}"
+    );
     assert!(rendered.contains("error: models/orders.sql: model.shop.orders depends on a node named 'nope' which was not found"), "{rendered}");
 }
 
@@ -174,6 +219,16 @@ fn missing_dbt_project_yml() {
     let dir = tempfile::tempdir().unwrap();
     let errors = Project::load(dir.path(), &options()).unwrap_err();
     let message = errors[0].to_string();
-    assert!(message.starts_with(&format!("cannot read '{}'", dir.path().join("dbt_project.yml").display())), "{message}");
-    assert!(message.ends_with("hint: run weir models from a dbt project directory, or pass --project-dir"), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "cannot read '{}'",
+            dir.path().join("dbt_project.yml").display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message
+            .ends_with("hint: run weir models from a dbt project directory, or pass --project-dir"),
+        "{message}"
+    );
 }

@@ -3,9 +3,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use weir_models::project::{select, write_manifest, IndirectSelection, ResourceType, Selection, State};
+use weir_models::project::{
+    IndirectSelection, ResourceType, Selection, State, select, write_manifest,
+};
 
-use super::common::{load, project, write, PROFILE};
+use super::common::{PROFILE, load, project, write};
 
 /// seed raw_orders → stg_orders → orders → summary → exposure dashboard;
 /// source raw.customers → stg_customers → {orders, customers}; customers → summary;
@@ -18,20 +20,38 @@ pub fn shop() -> tempfile::TempDir {
         ),
         ("profiles.yml", PROFILE),
         ("seeds/raw_orders.csv", "id,customer_id,amount\n1,1,10\n"),
-        ("models/staging/stg_orders.sql", "select * from {{ ref('raw_orders') }}\n"),
-        ("models/staging/stg_customers.sql", "select * from {{ source('raw', 'customers') }}\n"),
+        (
+            "models/staging/stg_orders.sql",
+            "select * from {{ ref('raw_orders') }}\n",
+        ),
+        (
+            "models/staging/stg_customers.sql",
+            "select * from {{ source('raw', 'customers') }}\n",
+        ),
         (
             "models/marts/orders.sql",
             "select o.*, c.name from {{ ref('stg_orders') }} o join {{ ref(\"stg_customers\") }} c using (customer_id)\n",
         ),
-        ("models/marts/customers.sql", "select * from {{ ref('stg_customers') }}\n"),
-        ("models/marts/summary.sql", "select * from {{ ref('orders') }}, {{ ref('customers') }}\n"),
+        (
+            "models/marts/customers.sql",
+            "select * from {{ ref('stg_customers') }}\n",
+        ),
+        (
+            "models/marts/summary.sql",
+            "select * from {{ ref('orders') }}, {{ ref('customers') }}\n",
+        ),
         (
             "snapshots/orders_snapshot.sql",
             "{% snapshot orders_snapshot %}\n{{ config(unique_key='id', strategy='check', check_cols='all') }}\nselect * from {{ ref('stg_orders') }}\n{% endsnapshot %}\n",
         ),
-        ("tests/assert_positive.sql", "select * from {{ ref('orders') }} where amount < 0\n"),
-        ("analyses/explore.sql", "select count(*) from {{ ref('orders') }}\n"),
+        (
+            "tests/assert_positive.sql",
+            "select * from {{ ref('orders') }} where amount < 0\n",
+        ),
+        (
+            "analyses/explore.sql",
+            "select count(*) from {{ ref('orders') }}\n",
+        ),
         (
             "models/schema.yml",
             r#"version: 2
@@ -108,8 +128,14 @@ unit_tests:
 "#,
         ),
         ("dbt_packages/helpers/dbt_project.yml", "name: helpers\n"),
-        ("dbt_packages/helpers/models/helper_model.sql", "select 1 as one\n"),
-        ("dbt_packages/helpers/macros/cents.sql", "{% macro cents(x) %}{{ x }} * 100{% endmacro %}\n"),
+        (
+            "dbt_packages/helpers/models/helper_model.sql",
+            "select 1 as one\n",
+        ),
+        (
+            "dbt_packages/helpers/macros/cents.sql",
+            "{% macro cents(x) %}{{ x }} * 100{% endmacro %}\n",
+        ),
     ])
 }
 
@@ -148,7 +174,10 @@ const UNIT: &str = "unit_test.shop.orders.test_orders";
 const ORDERS_TESTS: &[&str] = &[T_UNIQUE, T_NOT_NULL, T_REL, T_SINGULAR, UNIT];
 
 fn ids(parts: &[&[&str]]) -> BTreeSet<String> {
-    parts.iter().flat_map(|p| p.iter().map(|s| s.to_string())).collect()
+    parts
+        .iter()
+        .flat_map(|p| p.iter().map(|s| s.to_string()))
+        .collect()
 }
 
 fn run(dir: &Path, selection: Selection) -> BTreeSet<String> {
@@ -158,8 +187,16 @@ fn run(dir: &Path, selection: Selection) -> BTreeSet<String> {
 
 fn cli(select: &str, exclude: &str) -> Selection {
     Selection {
-        select: if select.is_empty() { vec![] } else { vec![select.to_string()] },
-        exclude: if exclude.is_empty() { vec![] } else { vec![exclude.to_string()] },
+        select: if select.is_empty() {
+            vec![]
+        } else {
+            vec![select.to_string()]
+        },
+        exclude: if exclude.is_empty() {
+            vec![]
+        } else {
+            vec![exclude.to_string()]
+        },
         ..Default::default()
     }
 }
@@ -168,40 +205,85 @@ fn cli(select: &str, exclude: &str) -> Selection {
 fn selection_methods_and_operators_pick_what_dbt_picks() {
     let dir = shop();
     let everything = ids(&[
-        &[S, SRC, STG_O, STG_C, ORDERS, CUSTOMERS, SUMMARY, SNAP, HELPER, EXPLORE, DASHBOARD, T_SOURCE],
+        &[
+            S, SRC, STG_O, STG_C, ORDERS, CUSTOMERS, SUMMARY, SNAP, HELPER, EXPLORE, DASHBOARD,
+            T_SOURCE,
+        ],
         ORDERS_TESTS,
     ]);
     let cases: Vec<(&str, &str, BTreeSet<String>)> = vec![
         ("orders", "", ids(&[&[ORDERS], ORDERS_TESTS])),
-        ("+orders", "", ids(&[&[ORDERS, STG_O, STG_C, S, SRC, T_SOURCE], ORDERS_TESTS])),
-        ("orders+", "", ids(&[&[ORDERS, SUMMARY, EXPLORE, DASHBOARD], ORDERS_TESTS])),
-        ("1+summary", "", ids(&[&[SUMMARY, ORDERS, CUSTOMERS], ORDERS_TESTS])),
-        ("stg_orders+1", "", ids(&[&[STG_O, ORDERS, SNAP], ORDERS_TESTS])),
+        (
+            "+orders",
+            "",
+            ids(&[&[ORDERS, STG_O, STG_C, S, SRC, T_SOURCE], ORDERS_TESTS]),
+        ),
+        (
+            "orders+",
+            "",
+            ids(&[&[ORDERS, SUMMARY, EXPLORE, DASHBOARD], ORDERS_TESTS]),
+        ),
+        (
+            "1+summary",
+            "",
+            ids(&[&[SUMMARY, ORDERS, CUSTOMERS], ORDERS_TESTS]),
+        ),
+        (
+            "stg_orders+1",
+            "",
+            ids(&[&[STG_O, ORDERS, SNAP], ORDERS_TESTS]),
+        ),
         (
             "@stg_customers",
             "",
-            ids(&[&[STG_C, ORDERS, CUSTOMERS, SUMMARY, EXPLORE, DASHBOARD, SRC, STG_O, S, T_SOURCE], ORDERS_TESTS]),
+            ids(&[
+                &[
+                    STG_C, ORDERS, CUSTOMERS, SUMMARY, EXPLORE, DASHBOARD, SRC, STG_O, S, T_SOURCE,
+                ],
+                ORDERS_TESTS,
+            ]),
         ),
         ("tag:staging", "", ids(&[&[STG_O, STG_C]])),
         ("tag:nightly", "", ids(&[&[SUMMARY]])),
         ("tag:stag*", "", ids(&[&[STG_O, STG_C]])),
         ("path:models/staging", "", ids(&[&[STG_O, STG_C]])),
         ("models/staging", "", ids(&[&[STG_O, STG_C]])),
-        ("models/marts/orders.sql", "", ids(&[&[ORDERS], ORDERS_TESTS])),
+        (
+            "models/marts/orders.sql",
+            "",
+            ids(&[&[ORDERS], ORDERS_TESTS]),
+        ),
         ("file:customers.sql", "", ids(&[&[CUSTOMERS, T_REL]])),
         ("source:raw", "", ids(&[&[SRC, T_SOURCE]])),
         (
             "source:raw.customers+",
             "",
-            ids(&[&[SRC, T_SOURCE, STG_C, ORDERS, CUSTOMERS, SUMMARY, EXPLORE, DASHBOARD], ORDERS_TESTS]),
+            ids(&[
+                &[
+                    SRC, T_SOURCE, STG_C, ORDERS, CUSTOMERS, SUMMARY, EXPLORE, DASHBOARD,
+                ],
+                ORDERS_TESTS,
+            ]),
         ),
         ("resource_type:seed", "", ids(&[&[S]])),
         ("resource_type:snapshot", "", ids(&[&[SNAP]])),
         ("resource_type:analysis", "", ids(&[&[EXPLORE]])),
-        ("config.materialized:table", "", ids(&[&[ORDERS, SUMMARY], ORDERS_TESTS])),
-        ("config.materialized:incremental", "", ids(&[&[CUSTOMERS, T_REL]])),
+        (
+            "config.materialized:table",
+            "",
+            ids(&[&[ORDERS, SUMMARY], ORDERS_TESTS]),
+        ),
+        (
+            "config.materialized:incremental",
+            "",
+            ids(&[&[CUSTOMERS, T_REL]]),
+        ),
         ("config.tags:nightly", "", ids(&[&[SUMMARY]])),
-        ("test_type:generic", "", ids(&[&[T_UNIQUE, T_NOT_NULL, T_REL, T_SOURCE]])),
+        (
+            "test_type:generic",
+            "",
+            ids(&[&[T_UNIQUE, T_NOT_NULL, T_REL, T_SOURCE]]),
+        ),
         ("test_type:singular", "", ids(&[&[T_SINGULAR]])),
         ("test_type:unit", "", ids(&[&[UNIT]])),
         ("test_name:unique", "", ids(&[&[T_UNIQUE]])),
@@ -209,20 +291,52 @@ fn selection_methods_and_operators_pick_what_dbt_picks() {
         ("helpers", "", ids(&[&[HELPER]])),
         ("fqn:shop.staging.*", "", ids(&[&[STG_O, STG_C]])),
         ("*.stg_*", "", ids(&[&[STG_O, STG_C]])),
-        ("shop.marts", "", ids(&[&[ORDERS, CUSTOMERS, SUMMARY], ORDERS_TESTS])),
+        (
+            "shop.marts",
+            "",
+            ids(&[&[ORDERS, CUSTOMERS, SUMMARY], ORDERS_TESTS]),
+        ),
         ("exposure:dashboard", "", ids(&[&[DASHBOARD]])),
-        ("+exposure:dashboard", "", everything.iter().filter(|id| ![SNAP, HELPER, EXPLORE].contains(&id.as_str())).cloned().collect()),
+        (
+            "+exposure:dashboard",
+            "",
+            everything
+                .iter()
+                .filter(|id| ![SNAP, HELPER, EXPLORE].contains(&id.as_str()))
+                .cloned()
+                .collect(),
+        ),
         ("unit_test:test_orders", "", ids(&[&[UNIT]])),
         ("stg_orders stg_customers", "", ids(&[&[STG_O, STG_C]])),
         ("+summary,tag:staging", "", ids(&[&[STG_O, STG_C]])),
         ("orders,tag:nightly", "", ids(&[])),
-        ("+orders", "stg_orders", ids(&[&[ORDERS, STG_C, S, SRC, T_SOURCE], ORDERS_TESTS])),
+        (
+            "+orders",
+            "stg_orders",
+            ids(&[&[ORDERS, STG_C, S, SRC, T_SOURCE], ORDERS_TESTS]),
+        ),
         // Excluding a model excludes its tests too, even a test with another selected parent.
         ("shop.marts", "orders", ids(&[&[CUSTOMERS, SUMMARY]])),
-        ("*", "", everything.iter().filter(|id| ![SRC, DASHBOARD].contains(&id.as_str())).cloned().collect()),
+        (
+            "*",
+            "",
+            everything
+                .iter()
+                .filter(|id| ![SRC, DASHBOARD].contains(&id.as_str()))
+                .cloned()
+                .collect(),
+        ),
         ("customers", "", ids(&[&[CUSTOMERS, T_REL]])),
         ("", "", everything.clone()),
-        ("", "tag:staging resource_type:test", everything.iter().filter(|id| ![STG_O, STG_C].contains(&id.as_str()) && !id.starts_with("test.")).cloned().collect()),
+        (
+            "",
+            "tag:staging resource_type:test",
+            everything
+                .iter()
+                .filter(|id| ![STG_O, STG_C].contains(&id.as_str()) && !id.starts_with("test."))
+                .cloned()
+                .collect(),
+        ),
     ];
     let project = load(dir.path());
     let mut failures = Vec::new();
@@ -248,42 +362,92 @@ fn selection_methods_and_operators_pick_what_dbt_picks() {
 #[test]
 fn indirect_selection_modes_and_resource_type_filter() {
     let dir = shop();
-    let with = |mode| Selection { indirect_selection: mode, ..cli("orders", "") };
+    let with = |mode| Selection {
+        indirect_selection: mode,
+        ..cli("orders", "")
+    };
     // Cautious leaves out the relationships test, whose other parent (customers) is unselected.
-    assert_eq!(run(dir.path(), with(IndirectSelection::Cautious)), ids(&[&[ORDERS, T_UNIQUE, T_NOT_NULL, T_SINGULAR, UNIT]]));
-    assert_eq!(run(dir.path(), with(IndirectSelection::Empty)), ids(&[&[ORDERS]]));
     assert_eq!(
-        run(dir.path(), Selection { indirect_selection: IndirectSelection::Cautious, ..cli("orders customers", "") }),
+        run(dir.path(), with(IndirectSelection::Cautious)),
+        ids(&[&[ORDERS, T_UNIQUE, T_NOT_NULL, T_SINGULAR, UNIT]])
+    );
+    assert_eq!(
+        run(dir.path(), with(IndirectSelection::Empty)),
+        ids(&[&[ORDERS]])
+    );
+    assert_eq!(
+        run(
+            dir.path(),
+            Selection {
+                indirect_selection: IndirectSelection::Cautious,
+                ..cli("orders customers", "")
+            }
+        ),
         ids(&[&[ORDERS, CUSTOMERS], ORDERS_TESTS])
     );
     // Buildable: a test whose other parent is upstream of the selection is kept.
     assert_eq!(
-        run(dir.path(), Selection { indirect_selection: IndirectSelection::Buildable, ..cli("summary customers", "") }),
+        run(
+            dir.path(),
+            Selection {
+                indirect_selection: IndirectSelection::Buildable,
+                ..cli("summary customers", "")
+            }
+        ),
         ids(&[&[SUMMARY, CUSTOMERS, T_REL]])
     );
-    let models_only = Selection { resource_types: Some(vec![ResourceType::Model]), ..cli("+orders", "") };
-    assert_eq!(run(dir.path(), models_only), ids(&[&[ORDERS, STG_O, STG_C]]));
+    let models_only = Selection {
+        resource_types: Some(vec![ResourceType::Model]),
+        ..cli("+orders", "")
+    };
+    assert_eq!(
+        run(dir.path(), models_only),
+        ids(&[&[ORDERS, STG_O, STG_C]])
+    );
 }
 
 #[test]
 fn selectors_yml_definitions() {
     let dir = shop();
-    let by_name = |name: &str| Selection { selector: Some(name.to_string()), ..Default::default() };
+    let by_name = |name: &str| Selection {
+        selector: Some(name.to_string()),
+        ..Default::default()
+    };
     assert_eq!(
         run(dir.path(), by_name("nightly_marts")),
         ids(&[&[SUMMARY, ORDERS, CUSTOMERS, STG_O, STG_C, S], ORDERS_TESTS])
     );
-    assert_eq!(run(dir.path(), by_name("staging_only")), ids(&[&[STG_O, STG_C]]));
-    assert_eq!(run(dir.path(), by_name("cli_style")), ids(&[&[STG_O, ORDERS, SNAP], ORDERS_TESTS]));
-    assert_eq!(run(dir.path(), by_name("cautious_orders")), ids(&[&[ORDERS, T_UNIQUE, T_NOT_NULL, T_SINGULAR, UNIT]]));
+    assert_eq!(
+        run(dir.path(), by_name("staging_only")),
+        ids(&[&[STG_O, STG_C]])
+    );
+    assert_eq!(
+        run(dir.path(), by_name("cli_style")),
+        ids(&[&[STG_O, ORDERS, SNAP], ORDERS_TESTS])
+    );
+    assert_eq!(
+        run(dir.path(), by_name("cautious_orders")),
+        ids(&[&[ORDERS, T_UNIQUE, T_NOT_NULL, T_SINGULAR, UNIT]])
+    );
 
     let project = load(dir.path());
     let error = select(&project, &by_name("nightly_mart")).unwrap_err();
-    assert_eq!(error.to_string(), "invalid selector 'nightly_mart'\nhint: did you mean 'nightly_marts'?");
+    assert_eq!(
+        error.to_string(),
+        "invalid selector 'nightly_mart'\nhint: did you mean 'nightly_marts'?"
+    );
     let error = select(&project, &cli("tags:nightly", "")).unwrap_err();
-    assert_eq!(error.to_string(), "invalid selector 'tags:nightly'\nhint: unknown selector method 'tags'; did you mean 'tag'?");
+    assert_eq!(
+        error.to_string(),
+        "invalid selector 'tags:nightly'\nhint: unknown selector method 'tags'; did you mean 'tag'?"
+    );
     let error = select(&project, &cli("state:modified", "")).unwrap_err();
-    assert!(error.to_string().contains("state selection needs --state DIR"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("state selection needs --state DIR"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -291,9 +455,14 @@ fn state_modified_and_result_against_a_previous_run() {
     let dir = shop();
     let state_dir = tempfile::tempdir().unwrap();
     write_manifest(&load(dir.path()), state_dir.path()).unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state_dir.path().join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["metadata"]["dbt_schema_version"], "https://schemas.getdbt.com/dbt/manifest/v12.json");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state_dir.path().join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        manifest["metadata"]["dbt_schema_version"],
+        "https://schemas.getdbt.com/dbt/manifest/v12.json"
+    );
     assert_eq!(manifest["nodes"][ORDERS]["checksum"]["name"], "sha256");
     assert_eq!(manifest["sources"][SRC]["source_name"], "raw");
     assert_eq!(manifest["child_map"][STG_C].as_array().unwrap().len(), 2);
@@ -309,16 +478,36 @@ fn state_modified_and_result_against_a_previous_run() {
     write(
         dir.path(),
         &[
-            ("models/staging/stg_orders.sql", "select *, 1 as edited from {{ ref('raw_orders') }}\n"),
+            (
+                "models/staging/stg_orders.sql",
+                "select *, 1 as edited from {{ ref('raw_orders') }}\n",
+            ),
             ("models/marts/new_model.sql", "select 1\n"),
         ],
     );
     assert_eq!(
         run(dir.path(), with_state("state:modified+")),
-        ids(&[&[STG_O, ORDERS, SNAP, SUMMARY, EXPLORE, DASHBOARD, "model.shop.new_model"], ORDERS_TESTS])
+        ids(&[
+            &[
+                STG_O,
+                ORDERS,
+                SNAP,
+                SUMMARY,
+                EXPLORE,
+                DASHBOARD,
+                "model.shop.new_model"
+            ],
+            ORDERS_TESTS
+        ])
     );
-    assert_eq!(run(dir.path(), with_state("state:new")), ids(&[&["model.shop.new_model"]]));
-    assert_eq!(run(dir.path(), with_state("state:modified.body")), ids(&[&[STG_O, "model.shop.new_model"]]));
+    assert_eq!(
+        run(dir.path(), with_state("state:new")),
+        ids(&[&["model.shop.new_model"]])
+    );
+    assert_eq!(
+        run(dir.path(), with_state("state:modified.body")),
+        ids(&[&[STG_O, "model.shop.new_model"]])
+    );
 
     write(
         dir.path(),
@@ -328,7 +517,10 @@ fn state_modified_and_result_against_a_previous_run() {
         )],
     );
     // A new node counts as modified for every sub-check, as in dbt.
-    assert_eq!(run(dir.path(), with_state("state:modified.configs")), ids(&[&[STG_O, STG_C, "model.shop.new_model"]]));
+    assert_eq!(
+        run(dir.path(), with_state("state:modified.configs")),
+        ids(&[&[STG_O, STG_C, "model.shop.new_model"]])
+    );
 
     // result: reads run_results.json from the state folder.
     std::fs::write(
@@ -338,6 +530,12 @@ fn state_modified_and_result_against_a_previous_run() {
         ),
     )
     .unwrap();
-    assert_eq!(run(dir.path(), with_state("result:error")), ids(&[&[ORDERS], ORDERS_TESTS]));
-    assert_eq!(run(dir.path(), with_state("result:error+")), ids(&[&[ORDERS, SUMMARY, EXPLORE, DASHBOARD], ORDERS_TESTS]));
+    assert_eq!(
+        run(dir.path(), with_state("result:error")),
+        ids(&[&[ORDERS], ORDERS_TESTS])
+    );
+    assert_eq!(
+        run(dir.path(), with_state("result:error+")),
+        ids(&[&[ORDERS, SUMMARY, EXPLORE, DASHBOARD], ORDERS_TESTS])
+    );
 }
