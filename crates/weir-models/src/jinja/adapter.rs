@@ -479,6 +479,34 @@ impl Object for TableColumns {
     fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
         Some(self.0.column_names.len())
     }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        // agate's columns are a MappedSequence: name -> column, in order.
+        let names = || self.0.column_names.iter().map(|n| Value::from(n.clone()));
+        let columns = || match self.enumerate() {
+            Enumerator::Values(v) => v,
+            _ => Vec::new(),
+        };
+        match method {
+            "keys" => Ok(List::new_value(names().collect())),
+            "values" => Ok(List::new_value(columns())),
+            "items" => Ok(List::new_value(
+                names()
+                    .zip(columns())
+                    .map(|(n, c)| Value::from(vec![n, c]))
+                    .collect(),
+            )),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("table columns have no method named '{method}'"),
+            )),
+        }
+    }
 }
 
 impl Object for TableColumn {

@@ -2,14 +2,13 @@
 //! `tojson`/`fromjson`, `modules` (`datetime`, `re`, `itertools`), `exceptions`, `api`, and the
 //! method fallback for values minijinja built itself.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Kwargs, Object, Rest, Value, ValueKind, ValueOrKwargs};
 use minijinja::{Environment, Error, ErrorKind, State};
 
 use super::adapter::{Column, Relation};
-use super::value::{Dict, List, py_repr, split_args, to_mutable};
+use super::value::{Dict, List, Set, py_repr, split_args, to_mutable};
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
@@ -77,11 +76,6 @@ fn zip(iterables: Rest<Value>) -> Result<Value, Error> {
     ))
 }
 
-fn unique(items: impl Iterator<Item = Value>) -> Vec<Value> {
-    let mut seen = HashSet::new();
-    items.filter(|v| seen.insert(v.clone())).collect()
-}
-
 fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
     let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
     kwargs.assert_all_used()?;
@@ -138,7 +132,7 @@ struct Module {
     name: &'static str,
 }
 
-fn module(name: &'static str) -> Value {
+pub(crate) fn module(name: &'static str) -> Value {
     Value::from_object(Module { name })
 }
 
@@ -181,10 +175,6 @@ impl Object for Module {
             ("exceptions", "raise_compiler_error") => Err(invalid(s(0)?)),
             ("exceptions", "raise_not_implemented") => {
                 Err(invalid(format!("not implemented: {}", s(0)?)))
-            }
-            ("exceptions", "warn") => {
-                eprintln!("warning: {}", s(0)?);
-                Ok(Value::from(""))
             }
             ("re", "sub") => {
                 let re = regex(&s(0)?)?;
@@ -440,8 +430,8 @@ impl Object for DateTime {
 pub fn register(env: &mut Environment<'static>) {
     env.add_function("zip", zip);
     env.add_function("set", |items: Option<Value>| -> Result<Value, Error> {
-        Ok(List::new_value(match items {
-            Some(v) if !v.is_none() => unique(v.try_iter()?),
+        Ok(Set::new_value(match items {
+            Some(v) if !v.is_none() => v.try_iter()?.collect(),
             _ => Vec::new(),
         }))
     });

@@ -24,4 +24,4 @@ pub use adapter::{Adapter, AdapterError, Column, Relation, Table};
 pub use context::{CompileContext, RefCall, Resolver};
 pub use error::JinjaError;
 pub use runtime::{Compiled, Engine, EngineBuilder, INTERNAL_PACKAGE, MacroPackage};
-pub use value::{Dict, List, py_repr};
+pub use value::{Dict, List, Set, py_repr};

@@ -26,7 +26,7 @@ use super::adapter::{Adapter, Column, Relation, Table, quote_identifier, table_v
 use super::context::{CompileContext, RefCall};
 use super::error::JinjaError;
 use super::rewrite::{DICT_CTOR, LIST_CTOR, MACRO_PREFIX, rewrite};
-use super::value::{Dict, List, py_repr, split_args, to_mutable};
+use super::value::{Dict, List, prints_as_python, py_repr, split_args, to_mutable};
 use super::{builtins, globals};
 
 /// The package name of weir's built-in macros (dbt's `dbt` namespace).
@@ -210,10 +210,12 @@ impl Frame {
                 shared: self.shared.clone(),
             }),
             "ref" | "source" | "config" | "var" | "env_var" | "is_incremental" | "load_result"
-            | "store_result" | "load_relation" | "log" | "print" => Value::from_object(ContextFn {
-                frame: self.clone(),
-                name: name.to_string(),
-            }),
+            | "store_result" | "load_relation" | "log" | "print" | "exceptions" => {
+                Value::from_object(ContextFn {
+                    frame: self.clone(),
+                    name: name.to_string(),
+                })
+            }
             "builtins" => Value::from_object(Builtins {
                 frame: self.clone(),
             }),
@@ -767,7 +769,7 @@ impl Object for ContextFn {
 
     fn call_method(
         self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
+        state: &mut State<'_, '_>,
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
@@ -775,6 +777,18 @@ impl Object for ContextFn {
         match (self.name.as_str(), method) {
             ("config", "get") => self.config_get(pos, &kwargs, false),
             ("config", "require") => self.config_get(pos, &kwargs, true),
+            // Warnings go to the compile's log lines, next to log() and print().
+            ("exceptions", "warn") => {
+                let msg = pos.first().map(|v| v.to_string()).unwrap_or_default();
+                self.frame
+                    .compile
+                    .logs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(format!("warning: {msg}"));
+                Ok(Value::from(""))
+            }
+            ("exceptions", _) => globals::module("exceptions").call_method(state, method, args),
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("{} has no method named '{method}'", self.name),
@@ -949,6 +963,9 @@ fn python_formatter(
         return out
             .write_str(if b { "True" } else { "False" })
             .map_err(Error::from);
+    }
+    if prints_as_python(value) {
+        return out.write_str(&py_repr(value)).map_err(Error::from);
     }
     minijinja::escape_formatter(out, state, value)
 }

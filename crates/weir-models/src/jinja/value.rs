@@ -482,6 +482,10 @@ fn write_py_repr(out: &mut String, value: &Value) {
     if let Some(dict) = value.downcast_object_ref::<Dict>() {
         return write_py_map(out, &dict.snapshot());
     }
+    if value.downcast_object_ref::<Set>().is_some() {
+        let _ = write!(out, "{value}");
+        return;
+    }
     match value.kind() {
         ValueKind::Undefined | ValueKind::None => out.push_str("None"),
         ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
@@ -527,6 +531,16 @@ fn has_own_render(value: &Value) -> bool {
             .is_some_and(|o| o.type_name().contains("minijinja")))
 }
 
+/// Whether `{{ value }}` should print Python's repr: minijinja's own containers (the result of
+/// a filter, `split()`, a var) print like weir's `List`/`Dict` do, as Python would.
+pub(crate) fn prints_as_python(value: &Value) -> bool {
+    match value.kind() {
+        ValueKind::Seq | ValueKind::Iterable => !has_own_render(value) || value.is_tuple(),
+        ValueKind::Map => is_plain_map(value),
+        _ => false,
+    }
+}
+
 /// Turns a value coming from outside dbt's templates (a var, a Rust result) into one whose
 /// lists and dicts can be mutated, recursively.
 pub fn to_mutable(value: Value) -> Value {
@@ -548,5 +562,138 @@ pub fn to_mutable(value: Value) -> Value {
             Dict::new_value(pairs.into_iter().map(|(k, v)| (k, to_mutable(v))))
         }
         _ => value,
+    }
+}
+
+/// A Python-like set (`set()`, `set(items)`): shared, mutable, insertion-ordered so that
+/// rendered SQL is deterministic.
+#[derive(Debug, Default)]
+pub struct Set {
+    items: Mutex<indexmap::IndexSet<Value>>,
+}
+
+impl Set {
+    /// A new mutable set value holding the distinct `items`.
+    pub fn new_value(items: impl IntoIterator<Item = Value>) -> Value {
+        Value::from_object(Set {
+            items: Mutex::new(items.into_iter().collect()),
+        })
+    }
+
+    /// A copy of the current items.
+    pub fn snapshot(&self) -> Vec<Value> {
+        lock(&self.items).iter().cloned().collect()
+    }
+}
+
+fn items_of(values: &[Value]) -> Result<Vec<Vec<Value>>, Error> {
+    values
+        .iter()
+        .map(|v| v.try_iter().map(|i| i.collect()))
+        .collect()
+}
+
+impl Object for Set {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Iterable
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.snapshot())
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(lock(&self.items).len())
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        !lock(&self.items).is_empty()
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let (args, _) = split_args(args);
+        let others = || items_of(args);
+        let mine = || self.snapshot();
+        let contains_all = |a: &[Value], b: &[Value]| a.iter().all(|x| b.contains(x));
+        match method {
+            "add" => {
+                arity(method, args, 1, 1)?;
+                lock(&self.items).insert(args[0].clone());
+                Ok(Value::from(()))
+            }
+            "update" => {
+                let new = others()?;
+                let mut items = lock(&self.items);
+                for v in new.into_iter().flatten() {
+                    items.insert(v);
+                }
+                Ok(Value::from(()))
+            }
+            "remove" | "discard" => {
+                arity(method, args, 1, 1)?;
+                let removed = lock(&self.items).shift_remove(&args[0]);
+                if !removed && method == "remove" {
+                    return Err(invalid(format!("{} not in set", py_repr(&args[0]))));
+                }
+                Ok(Value::from(()))
+            }
+            "pop" => {
+                arity(method, args, 0, 0)?;
+                lock(&self.items)
+                    .shift_remove_index(0)
+                    .ok_or_else(|| invalid("pop from an empty set"))
+            }
+            "clear" => {
+                lock(&self.items).clear();
+                Ok(Value::from(()))
+            }
+            "copy" => Ok(Set::new_value(mine())),
+            "union" => Ok(Set::new_value(
+                mine().into_iter().chain(others()?.into_iter().flatten()),
+            )),
+            "intersection" => {
+                let others = others()?;
+                Ok(Set::new_value(
+                    mine()
+                        .into_iter()
+                        .filter(|x| others.iter().all(|o| o.contains(x))),
+                ))
+            }
+            "difference" => {
+                let others = others()?;
+                Ok(Set::new_value(
+                    mine()
+                        .into_iter()
+                        .filter(|x| !others.iter().any(|o| o.contains(x))),
+                ))
+            }
+            "issubset" => {
+                arity(method, args, 1, 1)?;
+                Ok(Value::from(contains_all(&mine(), &others()?[0])))
+            }
+            "issuperset" => {
+                arity(method, args, 1, 1)?;
+                Ok(Value::from(contains_all(&others()?[0], &mine())))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("set has no method named '{method}'"),
+            )),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let items = self.snapshot();
+        if items.is_empty() {
+            return f.write_str("set()");
+        }
+        let mut out = String::new();
+        write_py_seq(&mut out, &items, '{', '}');
+        f.write_str(&out)
     }
 }

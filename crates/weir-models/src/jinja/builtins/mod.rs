@@ -15,6 +15,7 @@ const FILES: &[(&str, &str)] = &[
     ("<weir>/dbt/strings.sql", include_str!("strings.sql")),
     ("<weir>/dbt/aggregates.sql", include_str!("aggregates.sql")),
     ("<weir>/dbt/naming.sql", include_str!("naming.sql")),
+    ("<weir>/dbt/config.sql", include_str!("config.sql")),
 ];
 
 /// The built-in package.

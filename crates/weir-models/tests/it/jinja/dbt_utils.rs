@@ -60,6 +60,17 @@ fn warehouse(dialect: &str) -> FakeWarehouse {
             Table::new(&["n"], vec![vec![Value::from(4)]]),
         )
         .answering(
+            "from sizes_summary",
+            Table::new(
+                &["size", "n"],
+                vec![
+                    vec![Value::from("S"), Value::from(3)],
+                    vec![Value::from("M"), Value::from(5)],
+                ],
+            ),
+        )
+        .answering("select max(n) from empty", Table::new(&["max"], vec![]))
+        .answering(
             "::date - ((cast('2024-01-01' as date)))::date",
             Table::new(&["n"], vec![vec![Value::from(4)]]),
         )
@@ -267,5 +278,43 @@ fn dbt_utils_on_postgres_dispatches_to_postgres_macros() {
         vec![
             "select (((cast('2024-01-05' as date)))::date - ((cast('2024-01-01' as date)))::date)"
         ]
+    );
+}
+
+#[test]
+fn dbt_utils_query_helpers_read_agate_tables() {
+    let (_dir, _wh, engine) = engine("duckdb");
+    assert_eq!(
+        compile(
+            &engine,
+            "{% set d = dbt_utils.get_query_results_as_dict('select * from sizes_summary') %}{{ d['size'] }} {{ d.n|sum }} {{ d.keys()|list }}"
+        ),
+        "['S', 'M'] 8 ['size', 'n']"
+    );
+    assert_eq!(
+        compile(
+            &engine,
+            "{{ dbt_utils.get_single_value('select size from sizes_summary') }} {{ dbt_utils.get_single_value('select max(n) from empty', default=0) }}"
+        ),
+        "S 0"
+    );
+}
+
+#[test]
+fn dbt_utils_unpivot_and_a_generic_test() {
+    let (_dir, _wh, engine) = engine("duckdb");
+    assert_eq!(
+        compile(
+            &engine,
+            "{{ dbt_utils.unpivot(ref('x'), cast_to='varchar', exclude=['a'], remove=['C']) }}"
+        ),
+        "select a, cast('b' as TEXT) as field_name, cast( b as varchar) as value from \"main\".\"x\""
+    );
+    assert_eq!(
+        compile(
+            &engine,
+            "{{ dbt_utils.test_expression_is_true(ref('x'), 'a > 0') }}"
+        ),
+        "select 1 from \"main\".\"x\" where not(a > 0)"
     );
 }

@@ -214,6 +214,17 @@ fn config_var_env_var_and_logs() {
         .unwrap();
     assert_eq!(out.sql, "table dflt [1, 2, 3] x /h d False");
     assert_eq!(out.logs, vec!["hello True".to_string()]);
+    let warned = engine
+        .compile(
+            "models/m.sql",
+            "{% do exceptions.warn('careful') %}{{ print('p') }}",
+            context(),
+        )
+        .unwrap();
+    assert_eq!(
+        warned.logs,
+        vec!["warning: careful".to_string(), "p".to_string()]
+    );
     assert_eq!(
         serde_json::Value::Object(config.lock().unwrap().clone()),
         serde_json::json!({"materialized": "table", "tags": ["a"]})

@@ -199,3 +199,39 @@ fn list_errors_name_the_bad_value() {
     let err = render_err(&engine, "{% set d = {} %}{% do d.pop('k') %}");
     assert!(err.contains("key 'k' not in dict"), "{err}");
 }
+
+#[test]
+fn python_sets() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "{% set s = set() %}{{ s }} {% do s.add('a') %}{% do s.add('a') %}{% do s.add('b') %}{{ s }} {{ s|length }} {{ 'a' in s }}",
+            "set() {'a', 'b'} 2 True",
+        ),
+        (
+            "{% set s = set([1, 2, 2, 3]) %}{% do s.discard(2) %}{% do s.update([4, 1]) %}{{ s|list }} {{ s|sort|join(',') }}",
+            "[1, 3, 4] 1,3,4",
+        ),
+        (
+            "{{ set([1, 2]).union([3]) }} {{ set([1, 2]).intersection([2, 3]) }} {{ set([1, 2]).difference([2]) }} {{ set([1]).issubset([1, 2]) }}",
+            "{1, 2, 3} {2} {1} True",
+        ),
+        ("{% if set() %}yes{% else %}no{% endif %}", "no"),
+    ];
+    for (src, want) in cases {
+        assert_eq!(render(src), *want, "source: {src}");
+    }
+}
+
+#[test]
+fn containers_minijinja_built_still_print_as_python() {
+    let cases: &[(&str, &str)] = &[
+        ("{{ 'a,b'.split(',') }}", "['a', 'b']"),
+        ("{{ ['b', 'a']|sort }}", "['a', 'b']"),
+        ("{{ [1] + [2] }}", "[1, 2]"),
+        ("{{ ['x', 'y']|map('upper')|list }}", "['X', 'Y']"),
+        ("{{ (1, 'a') }} {{ (1,) }}", "(1, 'a') (1,)"),
+    ];
+    for (src, want) in cases {
+        assert_eq!(render(src), *want, "source: {src}");
+    }
+}
