@@ -318,3 +318,26 @@ fn dbt_utils_unpivot_and_a_generic_test() {
         "select 1 from \"main\".\"x\" where not(a > 0)"
     );
 }
+
+#[test]
+fn dbt_utils_jinja_helpers_slugify_and_log_info() {
+    let (_dir, _wh, engine) = engine("duckdb");
+    assert_eq!(
+        compile(
+            &engine,
+            "{{ dbt_utils.slugify('1st Big-Size!') }} {{ dbt_utils.pivot('s', ['Extra Large'], quote_identifiers=False) }}"
+        ),
+        "_1st_big_size sum( case when s = 'Extra Large' then 1 else 0 end ) as extra_large"
+    );
+    let out = engine
+        .compile(
+            "models/m.sql",
+            "{{ dbt_utils.log_info('built') }}",
+            context(),
+        )
+        .unwrap();
+    assert_eq!(out.logs.len(), 1, "{:?}", out.logs);
+    let line = &out.logs[0];
+    let shape = regex::Regex::new(r"^\d\d:\d\d:\d\d \+ built$").unwrap();
+    assert!(shape.is_match(line), "{line}");
+}

@@ -408,3 +408,79 @@ fn cross_database_macros_per_dialect() {
         );
     }
 }
+
+#[test]
+fn runaway_recursion_is_an_error_not_a_crash() {
+    let engine = duckdb(&[(
+        "macros/loop.sql",
+        "{% macro forever(n) %}{{ forever(n + 1) }}{% endmacro %}",
+    )]);
+    // A 2 MiB stack, the size of a test thread or a default spawned thread.
+    let err = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || render_err(&engine, "{{ forever(0) }}"))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(
+        err,
+        "macro 'forever' nested deeper than 64 calls (runaway recursion?) (in macros/loop.sql:1)"
+    );
+}
+
+#[test]
+fn unknown_macros_in_a_namespace_are_named() {
+    let engine = duckdb(&[]);
+    assert_eq!(
+        render_err(&engine, "\n{{ dbt.no_such_macro() }}"),
+        "no macro named 'no_such_macro' in package 'dbt' (in models/m.sql:2)"
+    );
+}
+
+#[test]
+fn materialization_blocks_become_macros() {
+    let root = MacroPackage::new("my_project").with_file(
+        "macros/mat.sql",
+        "{% materialization my_view, adapter='duckdb' %}{{ return({'relations': [this]}) }}{% endmaterialization %}\n\
+         {% materialization my_table, default %}built {{ this }}{% endmaterialization %}",
+    );
+    let engine = Engine::builder("my_project", Arc::new(FakeWarehouse::new("duckdb")))
+        .package(root)
+        .build()
+        .unwrap();
+    assert!(engine.has_macro("my_project", "materialization_my_view_duckdb"));
+    let value = engine
+        .call_macro("materialization_my_view_duckdb", &[], context())
+        .unwrap();
+    assert_eq!(
+        value.to_string(),
+        "{'relations': [\"db\".\"analytics\".\"this_model\"]}"
+    );
+    let value = engine
+        .call_macro("materialization_my_table_default", &[], context())
+        .unwrap();
+    assert_eq!(
+        value.to_string(),
+        "built \"db\".\"analytics\".\"this_model\""
+    );
+}
+
+#[test]
+fn one_engine_compiles_on_many_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
+    let engine = Arc::new(duckdb(&[(
+        "macros/m.sql",
+        "{% macro cols(n) %}{% set c = [] %}{% for i in range(n) %}{% do c.append('c' ~ i) %}{% endfor %}{{ return(c) }}{% endmacro %}",
+    )]));
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                render_with(&engine, &format!("{{{{ cols({t})|join(',') }}}}"))
+            })
+        })
+        .collect();
+    let got: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(got, vec!["", "c0", "c0,c1", "c0,c1,c2"]);
+}
