@@ -8,7 +8,7 @@ use minijinja::value::{Enumerator, Kwargs, Object, Rest, Value, ValueKind, Value
 use minijinja::{Environment, Error, ErrorKind, State};
 
 use super::adapter::{Column, Relation};
-use super::value::{Dict, List, Set, py_repr, split_args, to_mutable};
+use super::value::{Dict, List, Set, check_hashable, py_repr, split_args, to_mutable};
 
 fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
@@ -19,7 +19,11 @@ pub fn dict_from_pairs(items: Rest<Value>) -> Result<Value, Error> {
     if !items.0.len().is_multiple_of(2) {
         return Err(invalid("dict literal has a key without a value"));
     }
-    let pairs = items.0.chunks(2).map(|kv| (kv[0].clone(), kv[1].clone()));
+    let mut pairs = Vec::with_capacity(items.0.len() / 2);
+    for kv in items.0.chunks(2) {
+        check_hashable(&kv[0])?;
+        pairs.push((kv[0].clone(), kv[1].clone()));
+    }
     Ok(Dict::new_value(pairs))
 }
 

@@ -29,6 +29,26 @@ pub struct Dict {
     items: Mutex<IndexMap<Value, Value>>,
 }
 
+thread_local! {
+    static NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Deeper nesting than this is taken for a container that contains itself.
+const MAX_NESTING: usize = 100;
+
+/// Runs `f` one nesting level deeper, or returns `None` past [`MAX_NESTING`], so that
+/// printing or comparing a list that contains itself ends instead of overflowing the stack.
+fn nested<R>(f: impl FnOnce() -> R) -> Option<R> {
+    let depth = NESTING.with(|n| n.get());
+    if depth >= MAX_NESTING {
+        return None;
+    }
+    NESTING.with(|n| n.set(depth + 1));
+    let out = f();
+    NESTING.with(|n| n.set(depth));
+    Some(out)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave a Vec or map half-written in a way that
     // matters to a template, so a poisoned lock is still usable.
@@ -119,6 +139,56 @@ impl Object for List {
         args: &[Value],
     ) -> Result<Value, Error> {
         let (args, kwargs) = split_args(args);
+        // Comparing items may lock other lists (or this one, if it contains itself), so
+        // methods that compare work on a snapshot taken without holding the lock.
+        match method {
+            "remove" => {
+                arity(method, args, 1, 1)?;
+                let pos = self.snapshot().iter().position(|x| x == &args[0]);
+                return match pos {
+                    Some(pos) => {
+                        let mut items = lock(&self.items);
+                        if pos < items.len() {
+                            items.remove(pos);
+                        }
+                        Ok(Value::from(()))
+                    }
+                    None => Err(invalid(format!(
+                        "list.remove(x): x not in list (x is {})",
+                        py_repr(&args[0])
+                    ))),
+                };
+            }
+            "sort" => {
+                arity(method, args, 0, 0)?;
+                let reverse = match &kwargs {
+                    Some(kw) => kw.get::<Option<bool>>("reverse")?.unwrap_or(false),
+                    None => false,
+                };
+                let mut sorted = self.snapshot();
+                sorted.sort();
+                if reverse {
+                    sorted.reverse();
+                }
+                *lock(&self.items) = sorted;
+                return Ok(Value::from(()));
+            }
+            "index" => {
+                arity(method, args, 1, 1)?;
+                return self
+                    .snapshot()
+                    .iter()
+                    .position(|x| x == &args[0])
+                    .map(|p| Value::from(p as i64))
+                    .ok_or_else(|| invalid(format!("{} is not in list", py_repr(&args[0]))));
+            }
+            "count" => {
+                arity(method, args, 1, 1)?;
+                let n = self.snapshot().iter().filter(|x| *x == &args[0]).count();
+                return Ok(Value::from(n as i64));
+            }
+            _ => {}
+        }
         let mut items = lock(&self.items);
         match method {
             "append" => {
@@ -169,54 +239,15 @@ impl Object for List {
                 items.insert(pos as usize, args[1].clone());
                 Ok(Value::from(()))
             }
-            "remove" => {
-                arity(method, args, 1, 1)?;
-                match items.iter().position(|x| x == &args[0]) {
-                    Some(pos) => {
-                        items.remove(pos);
-                        Ok(Value::from(()))
-                    }
-                    None => Err(invalid(format!(
-                        "list.remove(x): x not in list (x is {})",
-                        py_repr(&args[0])
-                    ))),
-                }
-            }
             "clear" => {
                 arity(method, args, 0, 0)?;
                 items.clear();
-                Ok(Value::from(()))
-            }
-            "sort" => {
-                arity(method, args, 0, 0)?;
-                let reverse = match &kwargs {
-                    Some(kw) => kw.get::<Option<bool>>("reverse")?.unwrap_or(false),
-                    None => false,
-                };
-                items.sort();
-                if reverse {
-                    items.reverse();
-                }
                 Ok(Value::from(()))
             }
             "reverse" => {
                 arity(method, args, 0, 0)?;
                 items.reverse();
                 Ok(Value::from(()))
-            }
-            "index" => {
-                arity(method, args, 1, 1)?;
-                items
-                    .iter()
-                    .position(|x| x == &args[0])
-                    .map(|p| Value::from(p as i64))
-                    .ok_or_else(|| invalid(format!("{} is not in list", py_repr(&args[0]))))
-            }
-            "count" => {
-                arity(method, args, 1, 1)?;
-                Ok(Value::from(
-                    items.iter().filter(|x| *x == &args[0]).count() as i64
-                ))
             }
             "copy" => {
                 arity(method, args, 0, 0)?;
@@ -233,7 +264,7 @@ impl Object for List {
         let other = other.downcast_ref::<List>()?;
         let a = self.snapshot();
         let b = other.snapshot();
-        Some(a.cmp(&b))
+        Some(nested(|| a.cmp(&b)).unwrap_or(Ordering::Equal))
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -267,12 +298,33 @@ impl Dict {
 
     fn update_from(&self, other: &Value) -> Result<(), Error> {
         let pairs = pairs_of(other)?;
+        for (k, _) in &pairs {
+            check_hashable(k)?;
+        }
         let mut items = lock(&self.items);
         for (k, v) in pairs {
             items.insert(k, v);
         }
         Ok(())
     }
+}
+
+/// Python refuses mutable containers as dict keys; so does weir (hashing one while its dict is
+/// locked could also wait on that same lock).
+pub(crate) fn check_hashable(key: &Value) -> Result<(), Error> {
+    let kind = if key.downcast_object_ref::<List>().is_some() {
+        "list"
+    } else if key.downcast_object_ref::<Dict>().is_some() {
+        "dict"
+    } else if key.downcast_object_ref::<Set>().is_some() {
+        "set"
+    } else {
+        return Ok(());
+    };
+    Err(invalid(format!(
+        "unhashable type: '{kind}' (key {})",
+        py_repr(key)
+    )))
 }
 
 /// The key-value pairs of a mapping value, or of a sequence of pairs (what `dict.update` takes).
@@ -313,6 +365,7 @@ impl Object for Dict {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        check_hashable(key).ok()?;
         lock(&self.items).get(key).cloned()
     }
 
@@ -335,6 +388,11 @@ impl Object for Dict {
         args: &[Value],
     ) -> Result<Value, Error> {
         let (args, kwargs) = split_args(args);
+        if matches!(method, "get" | "pop" | "setdefault")
+            && let Some(key) = args.first()
+        {
+            check_hashable(key)?;
+        }
         match method {
             "update" => {
                 arity(method, args, 0, 1)?;
@@ -476,6 +534,12 @@ fn write_py_map(out: &mut String, pairs: &[(Value, Value)]) {
 }
 
 fn write_py_repr(out: &mut String, value: &Value) {
+    if nested(|| write_py_repr_inner(out, value)).is_none() {
+        out.push_str("...");
+    }
+}
+
+fn write_py_repr_inner(out: &mut String, value: &Value) {
     if let Some(list) = value.downcast_object_ref::<List>() {
         return write_py_seq(out, &list.snapshot(), '[', ']');
     }

@@ -235,3 +235,31 @@ fn containers_minijinja_built_still_print_as_python() {
         assert_eq!(render(src), *want, "source: {src}");
     }
 }
+
+#[test]
+fn self_containing_lists_and_unhashable_keys_do_not_hang_or_crash() {
+    assert_eq!(
+        render(
+            "{% set c = [1] %}{% do c.append(c) %}{{ c|length }} {{ c.index(1) }} {{ c.count(1) }}"
+        ),
+        "2 0 1"
+    );
+    let printed = render("{% set c = [1] %}{% do c.append(c) %}{{ c }}");
+    assert!(
+        printed.starts_with("[1, [1, [1, ") && printed.contains("..."),
+        "{printed}"
+    );
+    let engine = engine_with(FakeWarehouse::new("duckdb"), &[]);
+    let err = render_err(&engine, "{% set d = {} %}{% do d.update({[1]: 2}) %}");
+    assert!(err.contains("unhashable type: 'list' (key [1])"), "{err}");
+    let err = render_err(&engine, "{% set d = {} %}{{ d.get(d) }}");
+    assert!(err.contains("unhashable type: 'dict' (key {})"), "{err}");
+}
+
+#[test]
+fn literals_next_to_multibyte_text() {
+    assert_eq!(
+        render("é {% set c = ['ü', 'ß'] %}{{ c }} {{ {'ñ': 'π'} }} ✓"),
+        "é ['ü', 'ß'] {'ñ': 'π'} ✓"
+    );
+}
