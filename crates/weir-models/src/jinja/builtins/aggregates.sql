@@ -30,3 +30,11 @@
 {% macro default__array_construct(inputs, data_type) -%}
   {%- if inputs|length > 0 -%}array[{{ inputs|join(', ') }}]{%- else -%}array[]::{{ data_type or 'integer' }}[]{%- endif -%}
 {%- endmacro %}
+
+{% macro array_append(array, new_element) %}{{ return(adapter.dispatch('array_append', 'dbt')(array, new_element)) }}{% endmacro %}
+{% macro default__array_append(array, new_element) %}array_append({{ array }}, {{ new_element }}){% endmacro %}
+
+{% macro array_concat(array_1, array_2) %}{{ return(adapter.dispatch('array_concat', 'dbt')(array_1, array_2)) }}{% endmacro %}
+{% macro default__array_concat(array_1, array_2) %}array_cat({{ array_1 }}, {{ array_2 }}){% endmacro %}
+{#- DuckDB spells it array_concat. -#}
+{% macro duckdb__array_concat(array_1, array_2) %}array_concat({{ array_1 }}, {{ array_2 }}){% endmacro %}

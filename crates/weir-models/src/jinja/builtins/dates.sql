@@ -66,3 +66,46 @@
     {{ return(1) }}
   {%- endif -%}
 {%- endmacro %}
+
+{#- A series 1..upper_bound without a generate_series function: cross joins of {0, 1}, one per
+    binary digit. -#}
+{% macro get_powers_of_two(upper_bound) -%}
+  {{ return(adapter.dispatch('get_powers_of_two', 'dbt')(upper_bound)) }}
+{%- endmacro %}
+{% macro default__get_powers_of_two(upper_bound) -%}
+  {%- if upper_bound <= 0 -%}
+    {{ exceptions.raise_compiler_error("get_powers_of_two: upper bound must be positive, got " ~ upper_bound) }}
+  {%- endif -%}
+  {%- set ns = namespace(bits=1) -%}
+  {#- The condition sits in the body: minijinja evaluates a loop's `if` filter over all items
+      before the body runs, so it would not see ns.bits change. -#}
+  {%- for _ in range(1, 64) -%}
+    {%- if 2 ** ns.bits < upper_bound -%}{%- set ns.bits = ns.bits + 1 -%}{%- endif -%}
+  {%- endfor -%}
+  {{ return(ns.bits) }}
+{%- endmacro %}
+
+{% macro generate_series(upper_bound) -%}
+  {{ return(adapter.dispatch('generate_series', 'dbt')(upper_bound)) }}
+{%- endmacro %}
+{% macro default__generate_series(upper_bound) -%}
+  {%- set bits = dbt.get_powers_of_two(upper_bound) -%}
+  with bit as (select 0 as b union all select 1),
+  numbers as (
+    select 1{% for i in range(bits) %} + b{{ i }}.b * {{ 2 ** i }}{% endfor %} as generated_number
+    from {% for i in range(bits) %}bit as b{{ i }}{% if not loop.last %} cross join {% endif %}{% endfor %}
+  )
+  select generated_number from numbers where generated_number <= {{ upper_bound }}
+{%- endmacro %}
+
+{% macro date_spine(datepart, start_date, end_date) -%}
+  {{ return(adapter.dispatch('date_spine', 'dbt')(datepart, start_date, end_date)) }}
+{%- endmacro %}
+{% macro default__date_spine(datepart, start_date, end_date) -%}
+  {%- set periods = dbt.get_intervals_between(start_date, end_date, datepart) -%}
+  select * from (
+    select {{ dbt.dateadd(datepart, 'generated_number - 1', start_date) }} as date_{{ datepart }}
+    from ({{ dbt.generate_series(periods) }}) as series
+  ) as spine
+  where date_{{ datepart }} < {{ end_date }}
+{%- endmacro %}

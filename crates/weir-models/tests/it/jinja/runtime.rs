@@ -484,3 +484,48 @@ fn one_engine_compiles_on_many_threads() {
     let got: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(got, vec!["", "c0", "c0,c1", "c0,c1,c2"]);
 }
+
+#[test]
+fn builtin_date_spine_without_dbt_utils() {
+    let table = Table::new(&["n"], vec![vec![Value::from(5)]]);
+    let engine = engine_with(
+        FakeWarehouse::new("duckdb").answering("date_diff", table),
+        &[],
+    );
+    assert_eq!(
+        squash(&render_with(
+            &engine,
+            "{{ dbt.date_spine('day', \"date '2024-01-01'\", \"date '2024-01-06'\") }}"
+        )),
+        "select * from ( select date_add(date '2024-01-01', interval (generated_number - 1) day) as date_day \
+         from (with bit as (select 0 as b union all select 1), numbers as ( \
+         select 1 + b0.b * 1 + b1.b * 2 + b2.b * 4 as generated_number \
+         from bit as b0 cross join bit as b1 cross join bit as b2 ) \
+         select generated_number from numbers where generated_number <= 5) as series ) as spine \
+         where date_day < date '2024-01-06'"
+    );
+    assert_eq!(
+        render_with(
+            &engine,
+            "{{ dbt.get_powers_of_two(1) }} {{ dbt.get_powers_of_two(4) }} {{ dbt.get_powers_of_two(5) }}"
+        ),
+        "1 2 3"
+    );
+}
+
+#[test]
+fn builtins_reach_context_functions_a_root_macro_overrides() {
+    let engine = duckdb(&[(
+        "macros/ref.sql",
+        "{% macro ref(name) %}{% do return(builtins.ref(name).include(schema=False)) %}{% endmacro %}",
+    )]);
+    assert_eq!(
+        render_with(&engine, "select * from {{ ref('orders') }}"),
+        "select * from \"orders\""
+    );
+    let err = render_err(&engine, "{{ no_such_macro() }}");
+    assert!(
+        err.contains("no_such_macro") && err.contains("models/m.sql:1"),
+        "{err}"
+    );
+}

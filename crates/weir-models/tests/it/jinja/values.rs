@@ -263,3 +263,16 @@ fn literals_next_to_multibyte_text() {
         "é ['ü', 'ß'] {'ñ': 'π'} ✓"
     );
 }
+
+/// A known difference from Python's Jinja, kept visible: minijinja filters a loop's items
+/// (`for x in xs if cond`) before running the body, where Jinja2 filters lazily; a condition
+/// that reads state the body changes sees the state from before the loop.
+#[test]
+fn loop_filters_see_the_state_from_before_the_loop() {
+    assert_eq!(
+        render(
+            "{% set ns = namespace(n=0) %}{% for i in range(5) if ns.n < 2 %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}"
+        ),
+        "5"
+    );
+}
