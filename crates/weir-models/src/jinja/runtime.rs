@@ -903,10 +903,16 @@ impl EngineBuilder {
             all.insert(0, builtins::package());
         }
         packages.entry(self.root.clone()).or_default();
+        let mut names = std::collections::HashSet::new();
         for package in &all {
             for (path, source) in &package.files {
                 let rewritten = rewrite(source, true);
-                let template = path.clone();
+                // A second file shown under the same path would replace the first template.
+                let mut template = path.clone();
+                if !names.insert(template.clone()) {
+                    template = format!("{path} (package {})", package.name);
+                    names.insert(template.clone());
+                }
                 if let Err(err) = env.add_template_owned(template.clone(), rewritten.source) {
                     errors.push(JinjaError::from_minijinja(&err));
                     continue;

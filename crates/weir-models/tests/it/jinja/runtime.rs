@@ -529,3 +529,18 @@ fn builtins_reach_context_functions_a_root_macro_overrides() {
         "{err}"
     );
 }
+
+#[test]
+fn packages_with_files_of_the_same_path_keep_both() {
+    let a = MacroPackage::new("a").with_file("macros/m.sql", "{% macro m() %}from a{% endmacro %}");
+    let b = MacroPackage::new("b").with_file("macros/m.sql", "{% macro m() %}from b{% endmacro %}");
+    let engine = Engine::builder("my_project", Arc::new(FakeWarehouse::new("duckdb")))
+        .package(a)
+        .package(b)
+        .build()
+        .unwrap();
+    assert_eq!(
+        render_with(&engine, "{{ a.m() }}, {{ b.m() }}"),
+        "from a, from b"
+    );
+}
