@@ -15,8 +15,9 @@ use super::node::{Checksum, DocBlock, Macro, Node, RefCall, ResourceType, Unique
 use super::packages::declared_packages;
 use super::profile::{Profile, load_profile, profiles_dir, strsim_best};
 use super::properties::{Patch, PendingTest, PropertyReader};
+use super::render::ParseRenderer;
 use super::scan::{BlockKind, scan_blocks, scan_calls};
-use super::settings::ProjectSettings;
+use super::settings::{ProjectSettings, vars_for};
 use super::yaml::Yaml;
 use super::{LoadOptions, Package, Project};
 
@@ -41,6 +42,29 @@ struct Loader {
     macros: BTreeMap<UniqueId, Macro>,
     docs: BTreeMap<UniqueId, DocBlock>,
     target_database: Option<String>,
+}
+
+/// `target` as dbt_project.yml sees it: the profile output plus `name`, `target_name`,
+/// `profile_name`, `type`, `schema`, `database`, `threads`.
+fn target_context(profile: &Profile) -> Map<String, Json> {
+    let mut target = profile.output.clone();
+    target.insert("name".into(), Json::String(profile.target_name.clone()));
+    target.insert(
+        "target_name".into(),
+        Json::String(profile.target_name.clone()),
+    );
+    target.insert(
+        "profile_name".into(),
+        Json::String(profile.profile_name.clone()),
+    );
+    target.insert("type".into(), Json::String(profile.adapter_type.clone()));
+    target.insert("schema".into(), Json::String(profile.schema()));
+    target.insert(
+        "database".into(),
+        profile.database().map(Json::String).unwrap_or(Json::Null),
+    );
+    target.insert("threads".into(), Json::from(profile.threads));
+    target
 }
 
 /// A node's file as messages show it.
@@ -479,8 +503,14 @@ impl Loader {
         }
     }
 
-    fn resolve_configs(&mut self, packages: &BTreeMap<String, Package>, profile: Option<&Profile>) {
+    fn resolve_configs(
+        &mut self,
+        packages: &BTreeMap<String, Package>,
+        profile: Option<&Profile>,
+        renderers: &BTreeMap<String, ParseRenderer>,
+    ) {
         let root = packages.get(&self.root_name).map(|p| &p.settings);
+        let mut errors = Vec::new();
         for node in &mut self.nodes {
             let mut config = defaults(node.resource_type);
             let mut trees: Vec<&Yaml> = Vec::new();
@@ -501,11 +531,24 @@ impl Loader {
                 }
             }
             if let Some(layer) = self.yaml_config.get(&node.unique_id) {
-                merge_config(&mut config, layer);
+                let mut layer = layer.clone();
+                if let Some(renderer) = renderers.get(&node.package_name)
+                    && let Err(detail) = renderer.render_config(&mut layer)
+                {
+                    errors.push(
+                        ProjectError::invalid(format!(
+                            "cannot render the config of {}: {detail}",
+                            node.unique_id
+                        ))
+                        .at(node_file(&self.package_roots, node), node.line),
+                    );
+                }
+                merge_config(&mut config, &layer);
             }
             node.config = config;
             set_placeholders(node, profile);
         }
+        self.errors.extend(errors);
     }
 }
 
@@ -645,18 +688,25 @@ pub(crate) fn load(
         target_database: None,
     };
 
+    let env: BTreeMap<String, String> = options
+        .env
+        .clone()
+        .unwrap_or_else(|| std::env::vars().collect());
     // The profile.
     let profile = if options.skip_profile {
         None
     } else {
-        let env = |name: &str| match &options.env {
-            Some(map) => map.get(name).cloned(),
-            None => std::env::var(name).ok(),
-        };
-        let dir = profiles_dir(options.profiles_dir.as_deref(), project_dir, &env);
+        let lookup = |name: &str| env.get(name).cloned();
+        let dir = profiles_dir(options.profiles_dir.as_deref(), project_dir, &lookup);
         match &root_settings.profile {
             Some(profile_name) => {
-                match load_profile(&dir, profile_name, options.target.as_deref(), &env) {
+                match load_profile(
+                    &dir,
+                    profile_name,
+                    options.target.as_deref(),
+                    &env,
+                    &options.vars,
+                ) {
                     Ok(profile) => Some(profile),
                     Err(e) => {
                         loader.errors.push(e);
@@ -757,13 +807,39 @@ pub(crate) fn load(
         loader.package_roots.insert(name.clone(), shown);
     }
     let roots = &loader.package_roots.clone();
+    // dbt renders `env_var()`, `var()` and `target` in dbt_project.yml config trees.
+    let target = profile.as_ref().map(target_context);
+    let mut renderers: BTreeMap<String, ParseRenderer> = BTreeMap::new();
+    for (name, package) in packages.iter_mut() {
+        let own = if package.is_root {
+            Map::new()
+        } else {
+            package.settings.vars.clone()
+        };
+        let vars = vars_for(name, &own, &root_settings.vars, &options.vars);
+        let renderer = ParseRenderer::new(env.clone(), vars, target.clone());
+        let file = package
+            .settings
+            .file
+            .strip_prefix(project_dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| package.settings.file.clone());
+        for tree in package.settings.resource_configs.values_mut() {
+            for (line, detail) in renderer.render_yaml(tree) {
+                loader
+                    .errors
+                    .push(ProjectError::invalid(detail).at(&file, Some(line)));
+            }
+        }
+        renderers.insert(name.clone(), renderer);
+    }
     let package_list: Vec<Package> = packages.values().cloned().collect();
     for package in &package_list {
         loader.read_package(package);
     }
     loader.apply_patches();
     loader.attach_tests();
-    loader.resolve_configs(&packages, profile.as_ref());
+    loader.resolve_configs(&packages, profile.as_ref(), &renderers);
 
     // Duplicates: refable names per package, and identical unique ids.
     let mut by_id: BTreeMap<UniqueId, &Node> = BTreeMap::new();
@@ -867,9 +943,13 @@ pub(crate) fn load(
     if !loader.errors.is_empty() {
         return Err(loader.errors);
     }
+    let settings = packages
+        .get(&root_name)
+        .map(|p| p.settings.clone())
+        .unwrap_or(root_settings);
     Ok(Project {
         root: project_dir.to_path_buf(),
-        settings: root_settings,
+        settings,
         profile,
         packages,
         nodes,

@@ -20,6 +20,7 @@ pub mod node;
 pub mod packages;
 pub mod profile;
 pub mod properties;
+pub mod render;
 pub mod scan;
 pub mod select;
 pub mod settings;

@@ -1,6 +1,6 @@
 //! `profiles.yml`: profile → `target:` default → `outputs:`, with `{{ env_var('X', 'default') }}`
-//! rendered by a small minijinja environment of its own (only `env_var` and dbt's `as_*`
-//! filters: the full dbt context does not exist before the profile is known).
+//! rendered by the parse-time renderer (`env_var`, `var` from `--vars`, dbt's `as_*` filters:
+//! the full dbt context does not exist before the profile is known).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json};
 
 use super::error::{ProjectError, ProjectErrorKind};
+use super::render::ParseRenderer;
 use super::yaml::{Yaml, YamlValue};
 
 /// The chosen target of a profile, rendered.
@@ -82,91 +83,23 @@ pub fn profiles_dir(
     }
 }
 
-/// Renders `{{ env_var(...) }}` in one profile value.
-fn render(
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    file: &Path,
-    line: usize,
-) -> Result<Json, ProjectError> {
-    if !text.contains("{{") && !text.contains("{%") {
-        return Ok(Json::String(text.to_string()));
-    }
-    let mut jinja = minijinja::Environment::new();
-    let snapshot: BTreeMap<String, Option<String>> = {
-        // Collect the names the template asks for, so the closure need not borrow `env`.
-        let names = regex::Regex::new(r#"env_var\(\s*['"]([^'"]+)['"]"#).expect("valid regex");
-        names
-            .captures_iter(text)
-            .filter_map(|c| c.get(1))
-            .map(|m| (m.as_str().to_string(), env(m.as_str())))
-            .collect()
-    };
-    jinja.add_function(
-        "env_var",
-        move |name: String, default: Option<String>| -> Result<String, minijinja::Error> {
-            match snapshot.get(&name).cloned().flatten().or(default) {
-                Some(value) => Ok(value),
-                None => Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("env var required but not provided: '{name}'"),
-                )),
-            }
-        },
-    );
-    for filter in ["as_text", "as_number", "as_bool", "as_native"] {
-        jinja.add_filter(filter, |v: minijinja::Value| v);
-    }
-    let rendered = jinja.render_str(text, ()).map_err(|e| {
-        let detail = e
-            .detail()
-            .map(str::to_string)
-            .unwrap_or_else(|| e.to_string());
-        ProjectError::new(ProjectErrorKind::Profile(detail))
-            .at(file, Some(line))
-            .hint("set the variable, or give env_var a default: env_var('NAME', 'default')")
-    })?;
-    // dbt's `as_number`/`as_bool` turn the rendered text into a native value.
-    if text.contains("as_number") {
-        if let Ok(n) = rendered.trim().parse::<i64>() {
-            return Ok(Json::from(n));
-        }
-        if let Some(n) = rendered
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-        {
-            return Ok(Json::Number(n));
-        }
-    }
-    if text.contains("as_bool") {
-        match rendered.trim().to_ascii_lowercase().as_str() {
-            "true" => return Ok(Json::Bool(true)),
-            "false" => return Ok(Json::Bool(false)),
-            _ => {}
-        }
-    }
-    Ok(Json::String(rendered))
-}
-
-fn render_tree(
-    node: &Yaml,
-    env: &dyn Fn(&str) -> Option<String>,
-    file: &Path,
-) -> Result<Json, ProjectError> {
+fn render_tree(node: &Yaml, renderer: &ParseRenderer, file: &Path) -> Result<Json, ProjectError> {
     Ok(match &node.value {
-        YamlValue::Str(s) => render(s, env, file, node.line)?,
+        YamlValue::Str(s) => renderer.render_str(s).map_err(|detail| {
+            ProjectError::new(ProjectErrorKind::Profile(detail))
+                .at(file, Some(node.line))
+                .hint("set the variable, or give env_var a default: env_var('NAME', 'default')")
+        })?,
         YamlValue::Seq(items) => Json::Array(
             items
                 .iter()
-                .map(|i| render_tree(i, env, file))
+                .map(|i| render_tree(i, renderer, file))
                 .collect::<Result<_, _>>()?,
         ),
         YamlValue::Map(entries) => {
             let mut map = Map::new();
             for (k, v) in entries {
-                map.insert(k.clone(), render_tree(v, env, file)?);
+                map.insert(k.clone(), render_tree(v, renderer, file)?);
             }
             Json::Object(map)
         }
@@ -180,8 +113,10 @@ pub fn load_profile(
     dir: &Path,
     profile_name: &str,
     target: Option<&str>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &BTreeMap<String, String>,
+    vars: &Map<String, Json>,
 ) -> Result<Profile, ProjectError> {
+    let renderer = ParseRenderer::new(env.clone(), vars.clone(), None);
     let file = dir.join("profiles.yml");
     let text = std::fs::read_to_string(&file).map_err(|e| {
         ProjectError::new(ProjectErrorKind::Profile(format!(
@@ -214,7 +149,7 @@ pub fn load_profile(
     let target_name = match target {
         Some(t) => t.to_string(),
         None => match profile.get("target") {
-            Some(t) => match render_tree(t, env, &file)? {
+            Some(t) => match render_tree(t, &renderer, &file)? {
                 Json::String(s) => s,
                 other => other.to_string(),
             },
@@ -234,7 +169,7 @@ pub fn load_profile(
         .at(&file, Some(profile.line))
         .hint(hint));
     };
-    let Json::Object(rendered) = render_tree(output, env, &file)? else {
+    let Json::Object(rendered) = render_tree(output, &renderer, &file)? else {
         return Err(ProjectError::new(ProjectErrorKind::Profile(format!(
             "target '{target_name}' of profile '{profile_name}' must be a mapping"
         )))

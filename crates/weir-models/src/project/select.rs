@@ -193,16 +193,30 @@ pub fn parse_criteria(text: &str) -> Result<Criteria, ProjectError> {
 
 /// Parses CLI values: each value's space-separated parts are a union, `,` an intersection.
 pub fn parse_cli(values: &[String]) -> Result<Spec, ProjectError> {
+    parse_cli_with(values, None)
+}
+
+/// `parse_cli` with every criterion's indirect selection fixed (dbt parses `--exclude` eagerly,
+/// so excluding a node always excludes its tests).
+pub fn parse_cli_with(
+    values: &[String],
+    indirect: Option<IndirectSelection>,
+) -> Result<Spec, ProjectError> {
     let mut union = Vec::new();
     for value in values {
         for part in value.split_whitespace() {
-            let atoms: Vec<Spec> = part
+            let mut atoms: Vec<Spec> = part
                 .split(',')
                 .filter(|a| !a.is_empty())
-                .map(|a| parse_criteria(a).map(Spec::Criteria))
-                .collect::<Result<_, _>>()?;
+                .map(|a| {
+                    parse_criteria(a).map(|mut c| {
+                        c.indirect = indirect.or(c.indirect);
+                        Spec::Criteria(c)
+                    })
+                })
+                .collect::<Result<Vec<Spec>, _>>()?;
             union.push(if atoms.len() == 1 {
-                atoms.into_iter().next().expect("one atom")
+                atoms.remove(0)
             } else {
                 Spec::Intersection(atoms, None)
             });
@@ -866,7 +880,11 @@ pub fn select(
         } else {
             Spec::Difference(
                 Box::new(include),
-                vec![parse_cli(&selection.exclude)?],
+                // dbt parses --exclude eagerly: excluding a node always excludes its tests.
+                vec![parse_cli_with(
+                    &selection.exclude,
+                    Some(IndirectSelection::Eager),
+                )?],
                 None,
             )
         }

@@ -608,3 +608,65 @@ exposures:
         )
     );
 }
+
+#[test]
+fn dbt_project_and_property_configs_render_env_var_var_and_target() {
+    let dir = project(&[
+        (
+            "dbt_project.yml",
+            r#"name: shop
+profile: p
+vars:
+  enable_legacy: false
+models:
+  shop:
+    +materialized: "{{ 'table' if target.name == 'prod' else 'view' }}"
+    +schema: "{{ env_var('SCHEMA', 'analytics') }}"
+    +post-hook: "insert into audit select '{{ this }}'"
+    legacy:
+      +enabled: "{{ var('enable_legacy') }}"
+"#,
+        ),
+        (
+            "profiles.yml",
+            "p:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n    prod:\n      type: duckdb\n",
+        ),
+        ("models/orders.sql", "select 1"),
+        ("models/legacy/old.sql", "select 1"),
+        (
+            "models/schema.yml",
+            "models:\n  - name: orders\n    config:\n      alias: \"{{ var('orders_alias', 'orders') }}\"\n",
+        ),
+    ]);
+    let project = load(dir.path());
+    let orders = &project.nodes["model.shop.orders"];
+    assert_eq!(orders.materialized(), Some("view"));
+    assert_eq!(orders.schema.as_deref(), Some("main_analytics"));
+    assert_eq!(orders.alias.as_deref(), Some("orders"));
+    // Hooks stay Jinja until they run.
+    assert_eq!(
+        orders.config["post-hook"][0]["sql"],
+        "insert into audit select '{{ this }}'"
+    );
+    assert!(project.disabled.contains_key("model.shop.old"));
+
+    let options = LoadOptions {
+        target: Some("prod".into()),
+        vars: json!({"enable_legacy": true, "orders_alias": "all_orders"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        env: Some([("SCHEMA".to_string(), "mart".to_string())].into()),
+        ..Default::default()
+    };
+    let project = Project::load(dir.path(), &options)
+        .map_err(|e| render_errors(&e))
+        .unwrap();
+    let orders = &project.nodes["model.shop.orders"];
+    assert_eq!(
+        (orders.materialized(), orders.schema.as_deref()),
+        (Some("table"), Some("main_mart"))
+    );
+    assert_eq!(orders.alias.as_deref(), Some("all_orders"));
+    assert!(project.nodes.contains_key("model.shop.old"));
+}

@@ -396,6 +396,17 @@ fn indirect_selection_modes_and_resource_type_filter() {
         ),
         ids(&[&[SUMMARY, CUSTOMERS, T_REL]])
     );
+    // Exclusion is always eager: excluding customers drops the test it shares with orders.
+    assert_eq!(
+        run(
+            dir.path(),
+            Selection {
+                indirect_selection: IndirectSelection::Cautious,
+                ..cli("orders customers", "customers")
+            }
+        ),
+        ids(&[&[ORDERS, T_UNIQUE, T_NOT_NULL, T_SINGULAR, UNIT]])
+    );
     let models_only = Selection {
         resource_types: Some(vec![ResourceType::Model]),
         ..cli("+orders", "")
