@@ -97,6 +97,9 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
         (s.start_offset as usize, s.end_offset as usize)
     };
 
+    // The macro being scanned: where its signature closes, whether it has parameters, and
+    // whether its body reads Jinja's implicit `kwargs` / `varargs`.
+    let mut open_macro: Option<(usize, bool, bool, bool)> = None;
     let mut i = 0;
     while i < tokens.len() {
         let (start, end) = span_of(i);
@@ -111,11 +114,47 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
             Token::BlockStart => {
                 stack.clear();
                 prev_ends_operand = false;
-                if macro_file
-                    && let Some(skip) = rewrite_block_tag(&tokens, i + 1, &mut edits, &mut macros)
-                {
-                    i += skip;
+                if macro_file {
+                    match tokens.get(i + 1).map(|t| &t.0) {
+                        Some(Token::Ident("macro" | "test")) => {
+                            open_macro = signature_close(&tokens, i + 3)
+                                .map(|(offset, empty)| (offset, empty, false, false));
+                        }
+                        Some(Token::Ident("endmacro" | "endtest")) => {
+                            if let Some((offset, empty, kwargs, varargs)) = open_macro.take() {
+                                let mut extra: Vec<&str> = Vec::new();
+                                if varargs {
+                                    extra.push("varargs=none");
+                                }
+                                if kwargs {
+                                    extra.push("kwargs=none");
+                                }
+                                if !extra.is_empty() {
+                                    let sep = if empty { "" } else { ", " };
+                                    edits.push((
+                                        offset,
+                                        offset,
+                                        format!("{sep}{}", extra.join(", ")),
+                                    ));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    if let Some(skip) = rewrite_block_tag(&tokens, i + 1, &mut edits, &mut macros) {
+                        i += skip;
+                    }
                 }
+            }
+            Token::Ident(name @ ("kwargs" | "varargs")) => {
+                if let Some(m) = open_macro.as_mut() {
+                    if *name == "kwargs" {
+                        m.2 = true;
+                    } else {
+                        m.3 = true;
+                    }
+                }
+                prev_ends_operand = true;
             }
             Token::BracketOpen => {
                 if prev_ends_operand {
@@ -162,6 +201,8 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
         i += 1;
     }
 
+    // Signature insertions are pushed when the macro ends, after the body's edits.
+    edits.sort_by_key(|(start, _, _)| *start);
     let mut out = String::with_capacity(source.len() + edits.len() * 8);
     let mut pos = 0;
     for (start, end, text) in edits {
@@ -174,6 +215,32 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
         source: out,
         macros,
     }
+}
+
+/// The offset of the `)` closing a macro signature whose `(` is token `at`, and whether the
+/// parameter list is empty.
+fn signature_close(
+    tokens: &[(Token<'_>, minijinja::machinery::Span)],
+    at: usize,
+) -> Option<(usize, bool)> {
+    if !matches!(tokens.get(at)?.0, Token::ParenOpen) {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (j, (tok, span)) in tokens.iter().enumerate().skip(at) {
+        match tok {
+            Token::ParenOpen | Token::BracketOpen | Token::BraceOpen => depth += 1,
+            Token::ParenClose | Token::BracketClose | Token::BraceClose => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Some((span.start_offset as usize, j == at + 1));
+                }
+            }
+            Token::BlockEnd => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Handles the tag after a `{%` in a macro file; returns how many tokens it consumed.

@@ -365,6 +365,61 @@ fn prerender_caller(state: &mut State, args: &[Value]) -> Result<Vec<Value>, Err
     Ok(out)
 }
 
+/// Jinja's implicit macro arguments: a macro whose body reads `varargs` or `kwargs` (the
+/// rewrite pass declared them as parameters) receives the extra positional arguments as a
+/// list and the extra keyword arguments as a dict, as Jinja2 does.
+fn bind_implicit_args(name: &str, m: &Value, args: &[Value]) -> Result<Vec<Value>, Error> {
+    let declared: Vec<String> = m
+        .get_attr("arguments")
+        .ok()
+        .and_then(|a| a.try_iter().ok())
+        .map(|it| it.filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let takes_kwargs = declared.iter().any(|n| n == "kwargs");
+    let takes_varargs = declared.iter().any(|n| n == "varargs");
+    if !takes_kwargs && !takes_varargs {
+        return Ok(args.to_vec());
+    }
+    let named: Vec<&String> = declared
+        .iter()
+        .filter(|n| *n != "kwargs" && *n != "varargs")
+        .collect();
+    let (positional, kwargs) = split_args(args);
+    let cut = positional.len().min(named.len());
+    if !takes_varargs && positional.len() > named.len() {
+        return Err(Error::new(
+            ErrorKind::TooManyArguments,
+            format!(
+                "macro '{name}' takes {} positional argument(s), {} given",
+                named.len(),
+                positional.len()
+            ),
+        ));
+    }
+    let (keep, extra) = positional.split_at(cut);
+    let mut pairs: Vec<(String, Value)> = Vec::new();
+    let mut extra_kwargs: Vec<(Value, Value)> = Vec::new();
+    if let Some(kw) = kwargs {
+        for key in kw.args() {
+            let value: Value = kw.peek(key)?;
+            if !takes_kwargs || key == "caller" || named.iter().any(|n| n.as_str() == key) {
+                pairs.push((key.to_string(), value));
+            } else {
+                extra_kwargs.push((Value::from(key), value));
+            }
+        }
+    }
+    if takes_varargs {
+        pairs.push(("varargs".to_string(), List::new_value(extra.to_vec())));
+    }
+    if takes_kwargs {
+        pairs.push(("kwargs".to_string(), Dict::new_value(extra_kwargs)));
+    }
+    let mut out = keep.to_vec();
+    out.push(Value::from(Kwargs::from_iter(pairs)));
+    Ok(out)
+}
+
 struct DepthGuard<'a>(&'a AtomicUsize);
 
 impl Drop for DepthGuard<'_> {
@@ -397,7 +452,10 @@ impl Object for MacroRef {
         let mut captured = template.render_captured(ctx)?;
         let key = format!("{MACRO_PREFIX}{}", self.name);
         let result = captured.with_state_mut(|st| match st.lookup(&key) {
-            Some(m) => m.call(st, &args),
+            Some(m) => {
+                let args = bind_implicit_args(&self.name, &m, &args)?;
+                m.call(st, &args)
+            }
             None => Err(Error::new(
                 ErrorKind::UnknownFunction,
                 format!("macro '{}' not found in {}", self.name, self.template),

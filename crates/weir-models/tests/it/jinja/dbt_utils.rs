@@ -341,3 +341,74 @@ fn dbt_utils_jinja_helpers_slugify_and_log_info() {
     let shape = regex::Regex::new(r"^\d\d:\d\d:\d\d \+ built$").unwrap();
     assert!(shape.is_match(line), "{line}");
 }
+
+#[test]
+fn dbt_utils_generic_tests_and_sql_helpers_compile() {
+    let (_dir, _wh, engine) = engine("duckdb");
+    for src in [
+        "{{ dbt_utils.nullcheck_table(ref('x')) }}",
+        "{{ dbt_utils.haversine_distance(1, 2, 3, 4, unit='km') }}",
+        "{{ dbt_utils.width_bucket('x', 0, 10, 5) }}",
+        "{{ dbt_utils.get_url_host('u') }}",
+        "{{ dbt_utils.get_url_path('u') }}",
+        "{{ dbt_utils.get_url_parameter('u', 'utm') }}",
+        "{{ dbt_utils.safe_add(['a', 'b']) }}",
+        "{{ dbt_utils.safe_subtract(['a', 'b']) }}",
+        "{{ dbt_utils.test_equal_rowcount(ref('a'), ref('b')) }}",
+        "{{ dbt_utils.test_accepted_range(ref('a'), 'id', min_value=0) }}",
+        "{{ dbt_utils.test_unique_combination_of_columns(ref('a'), ['id', 'name']) }}",
+        "{{ dbt_utils.test_recency(ref('a'), 'day', 'created_at', 1) }}",
+        "{{ dbt_utils.test_mutually_exclusive_ranges(ref('a'), 'lo', 'hi') }}",
+        "{{ dbt_utils.test_sequential_values(ref('a'), 'id') }}",
+        "{{ dbt_utils.test_cardinality_equality(ref('a'), 'id', ref('b'), 'id') }}",
+        "{{ dbt_utils.test_relationships_where(ref('a'), 'id', ref('b'), 'id') }}",
+        "{{ dbt_utils.test_not_accepted_values(ref('a'), 'id', [1, 2]) }}",
+        "{{ dbt_utils.test_at_least_one(ref('a'), 'id') }}",
+        "{{ dbt_utils.test_not_constant(ref('a'), 'id') }}",
+        "{{ dbt_utils.test_not_empty_string(ref('a'), 'name') }}",
+        "{{ dbt_utils.test_fewer_rows_than(ref('a'), ref('b')) }}",
+        "{{ dbt_utils.get_tables_by_pattern_sql('main', 'a%') }}",
+    ] {
+        let sql = compile(&engine, src);
+        assert!(
+            sql.contains("select")
+                || sql.contains("coalesce")
+                || sql.contains("split_part")
+                || sql.contains("asin")
+                || sql.contains("least("),
+            "{src} => {sql}"
+        );
+    }
+    // not_null_proportion reads Jinja's implicit `kwargs`.
+    assert_eq!(
+        compile(
+            &engine,
+            "{{ dbt_utils.test_not_null_proportion(ref('a'), at_least=0.9, column_name='id') }}"
+        ),
+        "with validation as ( select sum(case when id is null then 0 else 1 end) / cast(count(*) as numeric(28,6)) as not_null_proportion \
+         from \"main\".\"a\" ), validation_errors as ( select not_null_proportion from validation \
+         where not_null_proportion < 0.9 or not_null_proportion > 1 ) select * from validation_errors"
+    );
+    assert_eq!(
+        compile(
+            &engine,
+            "{{ dbt_utils.test_not_accepted_values(ref('a'), 'id', [1, 2]) }}"
+        ),
+        "with all_values as ( select distinct id as value_field from \"main\".\"a\" ), validation_errors as ( \
+         select value_field from all_values where value_field in ( '1','2' ) ) select * from validation_errors"
+    );
+    // surrogate_key passes `*varargs` on and then raises its deprecation error, as in dbt.
+    let err = engine
+        .compile(
+            "models/m.sql",
+            "{{ dbt_utils.surrogate_key(['a']) }}",
+            context(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`dbt_utils.surrogate_key` has been replaced by")
+            && err.ends_with("(in dbt_packages/dbt_utils/macros/sql/surrogate_key.sql:18)"),
+        "{err}"
+    );
+}

@@ -94,3 +94,14 @@ fn rewritten_tricky_templates_render_as_python_jinja_would() {
         assert_eq!(render(src), *want, "source: {src}");
     }
 }
+
+#[test]
+fn macros_reading_kwargs_or_varargs_declare_them() {
+    let src = "{% macro a(x) %}{{ kwargs.get('k') }}{{ varargs }}{% endmacro %}{% macro b() %}{{ kwargs }}{% endmacro %}{% macro c(y) %}{{ y }}{% endmacro %}";
+    assert_eq!(
+        rewrite(src, true).source,
+        "{% macro __weir_macro__a(x, varargs=none, kwargs=none) %}{{ kwargs.get('k') }}{{ varargs }}{% endmacro %}\
+         {% macro __weir_macro__b(kwargs=none) %}{{ kwargs }}{% endmacro %}\
+         {% macro __weir_macro__c(y) %}{{ y }}{% endmacro %}"
+    );
+}

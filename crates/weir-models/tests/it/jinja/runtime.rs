@@ -544,3 +544,24 @@ fn packages_with_files_of_the_same_path_keep_both() {
         "from a, from b"
     );
 }
+
+#[test]
+fn implicit_kwargs_and_varargs_like_jinja2() {
+    let engine = duckdb(&[(
+        "macros/k.sql",
+        "{% macro k(a) %}{{ a }} {{ kwargs }} {{ varargs }}{% endmacro %}\n\
+         {% macro fwd(a) %}{{ return(k(a, *varargs, **kwargs)) }}{% endmacro %}\n\
+         {% macro strict(a) %}{{ kwargs.get('x', 'none') }}{% endmacro %}",
+    )]);
+    assert_eq!(
+        render_with(
+            &engine,
+            "{{ k(1, 2, 3, b=4) }} | {{ k(a=1) }} | {{ fwd(1, 2, z=3) }}"
+        ),
+        "1 {'b': 4} [2, 3] | 1 {} [] | 1 {'z': 3} [2]"
+    );
+    assert_eq!(
+        render_err(&engine, "{{ strict(1, 2) }}"),
+        "macro 'strict' takes 1 positional argument(s), 2 given (in models/m.sql:1)"
+    );
+}
