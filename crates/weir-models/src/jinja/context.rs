@@ -44,6 +44,10 @@ pub struct CompileContext {
     pub execute: bool,
     /// dbt's `flags.WHICH`: `run`, `compile`, `build`, `test`.
     pub which: String,
+    /// `run_started_at`, in seconds since the Unix epoch (UTC); `None` means now.
+    pub run_started_at: Option<i64>,
+    /// Further context names (`invocation_id`, `graph`, `selected_resources`, ...), as JSON.
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 impl CompileContext {
@@ -61,6 +65,8 @@ impl CompileContext {
             is_incremental: false,
             execute: true,
             which: "run".to_string(),
+            run_started_at: None,
+            extra: BTreeMap::new(),
         }
     }
 }

@@ -340,6 +340,14 @@ struct DateTime {
     secs: i64,
 }
 
+/// A datetime value (`run_started_at`) at `secs` since the epoch, or now.
+pub(crate) fn datetime_value(secs: Option<i64>) -> Value {
+    Value::from_object(
+        secs.map(|secs| DateTime { secs })
+            .unwrap_or_else(DateTime::now),
+    )
+}
+
 impl DateTime {
     fn now() -> DateTime {
         let secs = std::time::SystemTime::now()

@@ -219,7 +219,8 @@ impl Frame {
             "builtins" => Value::from_object(Builtins {
                 frame: self.clone(),
             }),
-            _ => return None,
+            "run_started_at" => globals::datetime_value(ctx.run_started_at),
+            _ => return ctx.extra.get(name).map(json_to_value),
         })
     }
 }

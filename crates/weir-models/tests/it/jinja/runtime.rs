@@ -565,3 +565,24 @@ fn implicit_kwargs_and_varargs_like_jinja2() {
         "macro 'strict' takes 1 positional argument(s), 2 given (in models/m.sql:1)"
     );
 }
+
+#[test]
+fn run_started_at_and_extra_context_names() {
+    let engine = duckdb(&[]);
+    let mut ctx = context();
+    ctx.run_started_at = Some(1_700_000_000);
+    ctx.extra
+        .insert("invocation_id".into(), serde_json::json!("abc-123"));
+    ctx.extra.insert(
+        "selected_resources".into(),
+        serde_json::json!(["model.p.a"]),
+    );
+    let out = engine
+        .compile(
+            "models/m.sql",
+            "{{ run_started_at.strftime('%Y-%m-%d %H:%M:%S') }} {{ run_started_at.year }} {{ invocation_id }} {{ selected_resources }}",
+            ctx,
+        )
+        .unwrap();
+    assert_eq!(out.sql, "2023-11-14 22:13:20 2023 abc-123 ['model.p.a']");
+}
