@@ -256,6 +256,7 @@ impl Loader {
                 target_database: self.target_database.clone(),
             };
             let properties = reader.read(&doc);
+            self.warnings.extend(properties.warnings);
             self.patches.extend(properties.patches);
             for (node, config) in properties.nodes {
                 self.yaml_config.insert(node.unique_id.clone(), config);

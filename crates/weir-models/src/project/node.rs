@@ -285,6 +285,24 @@ impl Node {
         self.config.get("materialized").and_then(Json::as_str)
     }
 
+    /// The name `dbt ls` prints: the fqn joined by dots, prefixed by `source:`, `exposure:`
+    /// or `unit_test:` for those types.
+    pub fn ls_name(&self) -> String {
+        let joined = self.fqn.join(".");
+        match self.resource_type {
+            ResourceType::Source => match &self.source {
+                Some(source) => format!(
+                    "source:{}.{}.{}",
+                    self.package_name, source.source_name, self.name
+                ),
+                None => format!("source:{joined}"),
+            },
+            ResourceType::Exposure => format!("exposure:{joined}"),
+            ResourceType::UnitTest => format!("unit_test:{joined}"),
+            _ => joined,
+        }
+    }
+
     /// Where the node is defined, for messages: `models/customers.sql` or `models/schema.yml:12`.
     pub fn location(&self) -> String {
         match self.line {

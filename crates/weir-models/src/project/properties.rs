@@ -69,7 +69,120 @@ pub struct Properties {
     pub nodes: Vec<(Node, Map<String, Json>)>,
     /// Generic tests declared on patched nodes, built once the patch target is known.
     pub tests: Vec<PendingTest>,
+    /// Unknown keys (dbt warns about them too), with a did-you-mean.
+    pub warnings: Vec<String>,
 }
+
+const TOP_KEYS: &[&str] = &[
+    "version",
+    "models",
+    "seeds",
+    "snapshots",
+    "analyses",
+    "sources",
+    "exposures",
+    "unit_tests",
+    "macros",
+    "metrics",
+    "semantic_models",
+    "saved_queries",
+    "groups",
+    "data_tests",
+];
+const PATCH_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "config",
+    "columns",
+    "data_tests",
+    "tests",
+    "docs",
+    "meta",
+    "tags",
+    "versions",
+    "latest_version",
+    "access",
+    "constraints",
+    "deprecation_date",
+    "group",
+    "time_spine",
+    "relation",
+    "quote_columns",
+    "arguments",
+];
+const COLUMN_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "data_type",
+    "data_tests",
+    "tests",
+    "constraints",
+    "meta",
+    "tags",
+    "quote",
+    "policy_tags",
+    "granularity",
+    "config",
+    "docs",
+];
+const SOURCE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "database",
+    "schema",
+    "loader",
+    "loaded_at_field",
+    "loaded_at_query",
+    "freshness",
+    "quoting",
+    "tables",
+    "meta",
+    "tags",
+    "config",
+    "overrides",
+    "event_time",
+];
+const TABLE_KEYS: &[&str] = &[
+    "name",
+    "identifier",
+    "description",
+    "columns",
+    "tests",
+    "data_tests",
+    "loaded_at_field",
+    "loaded_at_query",
+    "freshness",
+    "quoting",
+    "meta",
+    "tags",
+    "config",
+    "external",
+    "docs",
+    "event_time",
+];
+const EXPOSURE_KEYS: &[&str] = &[
+    "name",
+    "label",
+    "type",
+    "owner",
+    "depends_on",
+    "description",
+    "maturity",
+    "url",
+    "meta",
+    "tags",
+    "config",
+];
+const UNIT_TEST_KEYS: &[&str] = &[
+    "name",
+    "model",
+    "given",
+    "expect",
+    "overrides",
+    "config",
+    "description",
+    "versions",
+];
 
 /// A generic test declared on something; `attached` is resolved after patches are applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,6 +266,24 @@ impl PropertyReader<'_> {
         self.errors.push(error);
     }
 
+    /// Notes keys of `node` outside `known`, suggesting the closest known one.
+    fn check_keys(&self, node: &Yaml, what: &str, known: &[&str], out: &mut Properties) {
+        for (key, value) in node.as_map() {
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            let suggestion = match super::profile::strsim_best(key, known) {
+                Some(best) => format!(" (did you mean '{best}'?)"),
+                None => String::new(),
+            };
+            out.warnings.push(format!(
+                "{}:{}: unknown key '{key}' in {what}{suggestion}",
+                self.shown_file.display(),
+                value.line
+            ));
+        }
+    }
+
     pub fn read(&mut self, doc: &Yaml) -> Properties {
         let mut out = Properties::default();
         if doc.is_null() {
@@ -166,6 +297,7 @@ impl PropertyReader<'_> {
             );
             return out;
         }
+        self.check_keys(doc, "a property file", TOP_KEYS, &mut out);
         for (key, resource_type) in [
             ("models", ResourceType::Model),
             ("seeds", ResourceType::Seed),
@@ -203,6 +335,17 @@ impl PropertyReader<'_> {
             );
             return;
         };
+        let what = format!("{} '{name}'", resource_type.as_str());
+        self.check_keys(entry, &what, PATCH_KEYS, out);
+        for column in entry.at("columns").as_seq() {
+            let column_name = text(column.at("name")).unwrap_or_default();
+            self.check_keys(
+                column,
+                &format!("column '{column_name}' of {what}"),
+                COLUMN_KEYS,
+                out,
+            );
+        }
         let mut config = config_map(entry.at("config"));
         // Top-level meta/tags/docs of a property entry are config too, as in dbt.
         for (top, into) in [("meta", "meta"), ("tags", "tags")] {
@@ -326,6 +469,7 @@ impl PropertyReader<'_> {
             self.error(source.line, "a source has no 'name'".to_string(), None);
             return;
         };
+        self.check_keys(source, &format!("source '{source_name}'"), SOURCE_KEYS, out);
         let source_config = config_map(source.at("config"));
         for table in source.at("tables").as_seq() {
             let Some(table_name) = text(table.at("name")) else {
@@ -336,6 +480,17 @@ impl PropertyReader<'_> {
                 );
                 continue;
             };
+            let what = format!("table '{table_name}' of source '{source_name}'");
+            self.check_keys(table, &what, TABLE_KEYS, out);
+            for column in table.at("columns").as_seq() {
+                let column_name = text(column.at("name")).unwrap_or_default();
+                self.check_keys(
+                    column,
+                    &format!("column '{column_name}' of {what}"),
+                    COLUMN_KEYS,
+                    out,
+                );
+            }
             let mut node = Node::new(
                 ResourceType::Source,
                 self.package,
@@ -418,6 +573,7 @@ impl PropertyReader<'_> {
             self.error(exposure.line, "an exposure has no 'name'".to_string(), None);
             return;
         };
+        self.check_keys(exposure, &format!("exposure '{name}'"), EXPOSURE_KEYS, out);
         let mut node = Node::new(ResourceType::Exposure, self.package, &name);
         node.path = self.file.relative.clone();
         node.original_file_path = self.path();
@@ -465,6 +621,12 @@ impl PropertyReader<'_> {
             );
             return;
         };
+        self.check_keys(
+            unit_test,
+            &format!("unit test '{name}'"),
+            UNIT_TEST_KEYS,
+            out,
+        );
         let mut node = Node::new(
             ResourceType::UnitTest,
             self.package,

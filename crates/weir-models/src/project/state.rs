@@ -122,8 +122,18 @@ fn comparable_config(config: &Json) -> Json {
     let Json::Object(map) = config else {
         return config.clone();
     };
-    let mut map = map.clone();
-    map.remove("docs");
+    // Unset keys (null, empty list or map) are dropped so that a manifest written by dbt-core,
+    // whose configs list more defaults than weir's, compares equal for the same project.
+    let map = map
+        .iter()
+        .filter(|(key, value)| {
+            key.as_str() != "docs"
+                && !matches!(value, Json::Null)
+                && !matches!(value, Json::Array(a) if a.is_empty())
+                && !matches!(value, Json::Object(o) if o.is_empty())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Json::Object(map)
 }
 

@@ -670,3 +670,36 @@ models:
     assert_eq!(orders.alias.as_deref(), Some("all_orders"));
     assert!(project.nodes.contains_key("model.shop.old"));
 }
+
+#[test]
+fn unknown_property_keys_warn_with_a_suggestion_and_ls_names() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: shop\nprofile: p\n"),
+        ("profiles.yml", PROFILE),
+        (
+            "models/staging/orders.sql",
+            "select * from {{ source('raw', 'events') }}",
+        ),
+        (
+            "models/staging/schema.yml",
+            "models:\n  - name: orders\n    descripton: typo\n    columns:\n      - name: id\n        data_tset: [unique]\nsources:\n  - name: raw\n    tables:\n      - name: events\n        identifer: ev\n",
+        ),
+    ]);
+    let project = load(dir.path());
+    assert_eq!(
+        project.warnings,
+        [
+            "models/staging/schema.yml:3: unknown key 'descripton' in model 'orders' (did you mean 'description'?)",
+            "models/staging/schema.yml:6: unknown key 'data_tset' in column 'id' of model 'orders' (did you mean 'data_tests'?)",
+            "models/staging/schema.yml:11: unknown key 'identifer' in table 'events' of source 'raw' (did you mean 'identifier'?)",
+        ]
+    );
+    assert_eq!(
+        project.nodes["model.shop.orders"].ls_name(),
+        "shop.staging.orders"
+    );
+    assert_eq!(
+        project.nodes["source.shop.raw.events"].ls_name(),
+        "source:shop.raw.events"
+    );
+}

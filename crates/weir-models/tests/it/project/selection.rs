@@ -484,6 +484,19 @@ fn state_modified_and_result_against_a_previous_run() {
     };
     // Nothing changed yet.
     assert_eq!(run(dir.path(), with_state("state:modified")), ids(&[]));
+    // dbt-core writes more config defaults (unset ones) than weir: they do not count.
+    let mut dbt_like = manifest.clone();
+    let config = dbt_like["nodes"][ORDERS]["config"].as_object_mut().unwrap();
+    config.insert("incremental_strategy".into(), serde_json::Value::Null);
+    config.insert("batch_size".into(), serde_json::Value::Null);
+    config.insert("unrendered_extra".into(), serde_json::json!({}));
+    let dbt_dir = tempfile::tempdir().unwrap();
+    std::fs::write(dbt_dir.path().join("manifest.json"), dbt_like.to_string()).unwrap();
+    let dbt_state = Selection {
+        state: Some(State::load(dbt_dir.path()).unwrap()),
+        ..cli("state:modified", "")
+    };
+    assert_eq!(run(dir.path(), dbt_state), ids(&[]));
 
     // Edit one model's SQL, add a model, and change a folder config.
     write(
