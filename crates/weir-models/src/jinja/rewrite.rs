@@ -196,6 +196,12 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
                 }
                 prev_ends_operand = false;
             }
+            Token::Str(_) | Token::String(_) => {
+                if let Some(text) = join_continued_lines(&source[start..end]) {
+                    edits.push((start, end, text));
+                }
+                prev_ends_operand = true;
+            }
             tok => prev_ends_operand = ends_operand(tok),
         }
         i += 1;
@@ -215,6 +221,45 @@ pub fn rewrite(source: &str, macro_file: bool) -> Rewritten {
         source: out,
         macros,
     }
+}
+
+/// Python reads a backslash before a newline inside a string literal as a line continuation
+/// (dbt_utils relies on it); minijinja keeps both. The joined literal is followed by the
+/// removed newlines, outside the quotes, so that later lines keep their numbers.
+fn join_continued_lines(literal: &str) -> Option<String> {
+    if !literal.contains("\\\n") && !literal.contains("\\\r\n") {
+        return None;
+    }
+    let mut out = String::with_capacity(literal.len());
+    let mut newlines = 0;
+    let mut chars = literal.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            Some('\n') => {
+                chars.next();
+                newlines += 1;
+            }
+            Some('\r') => {
+                chars.next();
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                newlines += 1;
+            }
+            Some(&next) => {
+                out.push(c);
+                out.push(next);
+                chars.next();
+            }
+            None => out.push(c),
+        }
+    }
+    out.push_str(&"\n".repeat(newlines));
+    Some(out)
 }
 
 /// The offset of the `)` closing a macro signature whose `(` is token `at`, and whether the

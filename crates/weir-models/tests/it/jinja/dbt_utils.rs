@@ -407,7 +407,7 @@ fn dbt_utils_generic_tests_and_sql_helpers_compile() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("`dbt_utils.surrogate_key` has been replaced by")
+        err.contains("`dbt_utils.surrogate_key` has been replaced by `dbt_utils.generate_surrogate_key`. The new macro")
             && err.ends_with("(in dbt_packages/dbt_utils/macros/sql/surrogate_key.sql:18)"),
         "{err}"
     );

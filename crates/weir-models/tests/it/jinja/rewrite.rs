@@ -105,3 +105,13 @@ fn macros_reading_kwargs_or_varargs_declare_them() {
          {% macro __weir_macro__c(y) %}{{ y }}{% endmacro %}"
     );
 }
+
+#[test]
+fn backslash_newline_in_strings_joins_lines_and_keeps_line_numbers() {
+    let src = "{% set m = 'a \\\nb \\\\n' %}\n{{ m }}";
+    assert_eq!(
+        rewrite(src, false).source,
+        "{% set m = 'a b \\\\n'\n %}\n{{ m }}"
+    );
+    assert_eq!(render("{% set m = 'one \\\ntwo' %}{{ m }}"), "one two");
+}
