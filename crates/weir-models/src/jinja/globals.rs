@@ -269,6 +269,28 @@ impl Object for Module {
                 Ok(Value::from(format!("__dbt__cte__{}", s(0)?)))
             }
             ("api.Column", "create") => Ok(Value::from_object(Column::new(&s(0)?, &s(1)?))),
+            // dbt's portable type labels, as its base Column translates them.
+            ("api.Column", "translate_type") => {
+                let dtype = s(0)?;
+                Ok(Value::from(match dtype.to_uppercase().as_str() {
+                    "STRING" => "TEXT".to_string(),
+                    "INTEGER" => "INT".to_string(),
+                    "TIMESTAMP" | "FLOAT" | "BOOLEAN" => dtype.to_uppercase(),
+                    _ => dtype,
+                }))
+            }
+            ("api.Column", "numeric_type") => {
+                let dtype = s(0)?;
+                match (pos.get(1), pos.get(2)) {
+                    (Some(p), Some(sc)) if !p.is_none() && !sc.is_none() => {
+                        Ok(Value::from(format!("{dtype}({p},{sc})")))
+                    }
+                    _ => Ok(Value::from(dtype)),
+                }
+            }
+            ("api.Column", "string_type") => {
+                Ok(Value::from(format!("character varying({})", s(0)?)))
+            }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("{} has no function named '{method}'", self.name),

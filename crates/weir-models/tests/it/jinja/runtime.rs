@@ -586,3 +586,16 @@ fn run_started_at_and_extra_context_names() {
         .unwrap();
     assert_eq!(out.sql, "2023-11-14 22:13:20 2023 abc-123 ['model.p.a']");
 }
+
+#[test]
+fn api_column_type_helpers() {
+    assert_eq!(
+        render_with(
+            &duckdb(&[]),
+            "{{ api.Column.translate_type('string') }} {{ api.Column.translate_type('integer') }} {{ api.Column.translate_type('varchar(3)') }} \
+             {{ api.Column.numeric_type('numeric', 10, 2) }} {{ api.Column.numeric_type('numeric', none, none) }} {{ api.Column.string_type(5) }} \
+             {{ api.Column.create('x', 'INTEGER').is_number() }}"
+        ),
+        "TEXT INT varchar(3) numeric(10,2) numeric character varying(5) True"
+    );
+}
