@@ -16,7 +16,7 @@ use super::packages::declared_packages;
 use super::profile::{Profile, load_profile, profiles_dir, strsim_best};
 use super::properties::{Patch, PendingTest, PropertyReader};
 use super::render::ParseRenderer;
-use super::scan::{BlockKind, scan_blocks, scan_calls};
+use super::scan::{BlockKind, scan_blocks, scan_calls, scan_config};
 use super::settings::{ProjectSettings, vars_for};
 use super::yaml::Yaml;
 use super::{LoadOptions, Package, Project};
@@ -292,6 +292,9 @@ impl Loader {
         let calls = scan_calls(stripped);
         node.refs = calls.refs;
         node.sources = calls.sources;
+        let config = scan_config(stripped);
+        node.static_config = config.config;
+        node.static_config_complete = config.complete;
         self.nodes.push(node);
     }
 
@@ -356,6 +359,9 @@ impl Loader {
             let calls = scan_calls(&block.body);
             node.refs = calls.refs;
             node.sources = calls.sources;
+            let config = scan_config(&block.body);
+            node.static_config = config.config;
+            node.static_config_complete = config.complete;
             self.nodes.push(node);
         }
     }
@@ -546,6 +552,8 @@ impl Loader {
                 }
                 merge_config(&mut config, &layer);
             }
+            node.base_config = config.clone();
+            merge_config(&mut config, &node.static_config);
             node.config = config;
             set_placeholders(node, profile);
         }

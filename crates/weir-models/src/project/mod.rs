@@ -141,8 +141,9 @@ impl Project {
         order
     }
 
-    /// Applies the in-file `{{ config(...) }}` of a node, the last and strongest layer. A node
-    /// that becomes disabled leaves `nodes` (with its tests) and the graph is rebuilt.
+    /// Applies the rendered in-file `{{ config(...) }}` of a node, the last and strongest layer;
+    /// it replaces the literal part read at parse time (`Node::static_config`). A node that
+    /// becomes disabled leaves `nodes` (with its tests) and the graph is rebuilt.
     pub fn apply_file_config(
         &mut self,
         id: &str,
@@ -151,7 +152,10 @@ impl Project {
         let Some(node) = self.nodes.get_mut(id) else {
             return Err(ProjectError::invalid(format!("no enabled node '{id}'")));
         };
-        merge_config(&mut node.config, layer);
+        // The rendered layer replaces the statically read one.
+        let mut config = node.base_config.clone();
+        merge_config(&mut config, layer);
+        node.config = config;
         load::set_placeholders(node, self.profile.as_ref());
         if !node.enabled() {
             self.disable(id);

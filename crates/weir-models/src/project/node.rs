@@ -206,6 +206,17 @@ pub struct Node {
     pub meta: Json,
     pub docs: Json,
     pub config: Config,
+    /// The config before the in-file `{{ config() }}` layer, so that the compiler's rendered
+    /// layer replaces the statically read one instead of stacking on it.
+    #[serde(skip)]
+    pub base_config: Config,
+    /// The literal part of the in-file `{{ config(...) }}`, read statically and applied at
+    /// parse time (`enabled=false`, `materialized=`, `tags=` work before compilation).
+    #[serde(skip)]
+    pub static_config: Config,
+    /// False when some `config()` argument was not a literal: the compiler must render it.
+    #[serde(skip)]
+    pub static_config_complete: bool,
     /// The property-YAML file that described this node (`jaffle_shop://models/schema.yml`).
     pub patch_path: Option<String>,
     pub refs: Vec<RefCall>,
@@ -249,6 +260,9 @@ impl Node {
             meta: Json::Object(Map::new()),
             docs: Json::Object(Map::new()),
             config: Config::new(),
+            base_config: Config::new(),
+            static_config: Config::new(),
+            static_config_complete: true,
             patch_path: None,
             refs: Vec::new(),
             sources: Vec::new(),

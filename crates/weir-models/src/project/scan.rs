@@ -299,3 +299,212 @@ fn materialization_adapter(rest: &str) -> String {
     }
     "default".to_string()
 }
+
+/// The in-file `{{ config(...) }}` as far as it is literal: every keyword argument whose value
+/// is a string, number, boolean, `none`, or a list/dict of those. Non-literal arguments are
+/// left out (the compiler renders the real call and replaces this layer); `complete` says
+/// whether anything was left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StaticConfig {
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub complete: bool,
+}
+
+static CONFIG_CALL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[^\w.])config\s*\(").expect("valid regex"));
+
+/// Reads the literal keyword arguments of every `config(...)` call in the Jinja of `sql`.
+pub fn scan_config(sql: &str) -> StaticConfig {
+    let mut out = StaticConfig {
+        complete: true,
+        ..Default::default()
+    };
+    for block in JINJA.find_iter(sql) {
+        let text = block.as_str();
+        if !text.starts_with("{{") {
+            continue;
+        }
+        for found in CONFIG_CALL.find_iter(text) {
+            let mut parser = Literal {
+                chars: text[found.end()..].chars().collect(),
+                at: 0,
+            };
+            if !parser.keyword_arguments(&mut out) {
+                out.complete = false;
+            }
+        }
+    }
+    out
+}
+
+/// A tiny reader of Python/Jinja literals for `config()` arguments.
+struct Literal {
+    chars: Vec<char>,
+    at: usize,
+}
+
+impl Literal {
+    fn skip_space(&mut self) {
+        while self.chars.get(self.at).is_some_and(|c| c.is_whitespace()) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<char> {
+        self.skip_space();
+        self.chars.get(self.at).copied()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn ident(&mut self) -> Option<String> {
+        self.skip_space();
+        let start = self.at;
+        while self
+            .chars
+            .get(self.at)
+            .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+        {
+            self.at += 1;
+        }
+        (self.at > start).then(|| self.chars[start..self.at].iter().collect())
+    }
+
+    /// `key=value, ...)`: returns false when some value was not a literal.
+    fn keyword_arguments(&mut self, out: &mut StaticConfig) -> bool {
+        let mut complete = true;
+        loop {
+            if self.eat(')') {
+                return complete;
+            }
+            let Some(key) = self.ident() else {
+                return false;
+            };
+            if !self.eat('=') {
+                return false;
+            }
+            let start = self.at;
+            match self.value() {
+                Some(value) if matches!(self.peek(), Some(',') | Some(')')) => {
+                    out.config.insert(key, value);
+                }
+                _ => {
+                    // Skip to the next top-level comma or the closing parenthesis.
+                    complete = false;
+                    self.at = start;
+                    if !self.skip_expression() {
+                        return false;
+                    }
+                }
+            }
+            self.eat(',');
+        }
+    }
+
+    fn skip_expression(&mut self) -> bool {
+        let mut depth = 0i32;
+        while let Some(&c) = self.chars.get(self.at) {
+            match c {
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' if depth == 0 => return c == ')',
+                ')' | ']' | '}' => depth -= 1,
+                ',' if depth == 0 => return true,
+                '\'' | '"' => {
+                    self.at += 1;
+                    while self.chars.get(self.at).is_some_and(|d| *d != c) {
+                        self.at += 1;
+                    }
+                }
+                _ => {}
+            }
+            self.at += 1;
+        }
+        false
+    }
+
+    fn value(&mut self) -> Option<serde_json::Value> {
+        use serde_json::Value as Json;
+        match self.peek()? {
+            q @ ('\'' | '"') => {
+                self.at += 1;
+                let mut s = String::new();
+                loop {
+                    let c = *self.chars.get(self.at)?;
+                    self.at += 1;
+                    match c {
+                        '\\' => {
+                            s.push(*self.chars.get(self.at)?);
+                            self.at += 1;
+                        }
+                        c if c == q => break,
+                        c => s.push(c),
+                    }
+                }
+                Some(Json::String(s))
+            }
+            '[' | '(' => {
+                let close = if self.eat('[') {
+                    ']'
+                } else {
+                    self.at += 1;
+                    ')'
+                };
+                let mut items = Vec::new();
+                loop {
+                    if self.eat(close) {
+                        return Some(Json::Array(items));
+                    }
+                    items.push(self.value()?);
+                    if !self.eat(',') && self.peek() != Some(close) {
+                        return None;
+                    }
+                }
+            }
+            '{' => {
+                self.at += 1;
+                let mut map = serde_json::Map::new();
+                loop {
+                    if self.eat('}') {
+                        return Some(Json::Object(map));
+                    }
+                    let Json::String(key) = self.value()? else {
+                        return None;
+                    };
+                    if !self.eat(':') {
+                        return None;
+                    }
+                    map.insert(key, self.value()?);
+                    if !self.eat(',') && self.peek() != Some('}') {
+                        return None;
+                    }
+                }
+            }
+            c if c.is_ascii_digit() || c == '-' => {
+                let start = self.at;
+                self.at += 1;
+                while self
+                    .chars
+                    .get(self.at)
+                    .is_some_and(|d| d.is_ascii_digit() || *d == '.')
+                {
+                    self.at += 1;
+                }
+                let text: String = self.chars[start..self.at].iter().collect();
+                serde_json::from_str(&text).ok()
+            }
+            _ => match self.ident()?.as_str() {
+                "true" | "True" => Some(Json::Bool(true)),
+                "false" | "False" => Some(Json::Bool(false)),
+                "none" | "None" => Some(Json::Null),
+                _ => None,
+            },
+        }
+    }
+}

@@ -703,3 +703,47 @@ fn unknown_property_keys_warn_with_a_suggestion_and_ls_names() {
         "source:shop.raw.events"
     );
 }
+
+#[test]
+fn literal_in_file_config_applies_at_parse_time() {
+    let dir = project(&[
+        (
+            "dbt_project.yml",
+            "name: shop\nprofile: p\nmodels:\n  +tags: [base]\n",
+        ),
+        ("profiles.yml", PROFILE),
+        (
+            "models/orders.sql",
+            "{{\n  config(\n    materialized='incremental',\n    tags=['hourly'],\n    meta={'owner': 'ops', 'tier': 1},\n    unique_key=var('key'),\n    on_schema_change=\"append_new_columns\",\n  )\n}}\nselect 1 as id",
+        ),
+        (
+            "models/scratch.sql",
+            "{{ config(enabled=false) }}\nselect 1",
+        ),
+        ("models/report.sql", "select * from {{ ref('orders') }}"),
+    ]);
+    let mut project = load(dir.path());
+    let orders = &project.nodes["model.shop.orders"];
+    assert_eq!(orders.materialized(), Some("incremental"));
+    assert_eq!(orders.tags(), ["base", "hourly"]);
+    assert_eq!(orders.config["meta"], json!({"owner": "ops", "tier": 1}));
+    assert_eq!(orders.config["on_schema_change"], "append_new_columns");
+    assert_eq!(
+        orders.config["unique_key"],
+        json!(null),
+        "var() is left to the compiler"
+    );
+    assert!(!orders.static_config_complete);
+    assert!(project.disabled.contains_key("model.shop.scratch"));
+    assert!(project.nodes["model.shop.report"].static_config_complete);
+
+    // The compiler's rendered layer replaces the static one (tags do not double).
+    let rendered = json!({"materialized": "incremental", "tags": ["hourly"], "unique_key": "id"});
+    project
+        .apply_file_config("model.shop.orders", rendered.as_object().unwrap())
+        .unwrap();
+    let orders = &project.nodes["model.shop.orders"];
+    assert_eq!(orders.tags(), ["base", "hourly"]);
+    assert_eq!(orders.config["unique_key"], "id");
+    assert_eq!(orders.config["meta"], json!({}));
+}
