@@ -64,7 +64,8 @@ pub fn unknown_method(
     if value.kind() == ValueKind::Map && method == "copy" {
         return Ok(to_mutable(value.clone()));
     }
-    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+    // `'a,b'.split(',')` and `d.items()` are new lists in Python, free to mutate.
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args).map(to_mutable)
 }
 
 fn zip(iterables: Rest<Value>) -> Result<Value, Error> {

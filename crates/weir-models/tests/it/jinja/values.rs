@@ -230,6 +230,10 @@ fn containers_minijinja_built_still_print_as_python() {
         ("{{ [1] + [2] }}", "[1, 2]"),
         ("{{ ['x', 'y']|map('upper')|list }}", "['X', 'Y']"),
         ("{{ (1, 'a') }} {{ (1,) }}", "(1, 'a') (1,)"),
+        (
+            "{% set p = 'a.b'.split('.') %}{% do p.append('c') %}{{ p|join('.') }}",
+            "a.b.c",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(render(src), *want, "source: {src}");
