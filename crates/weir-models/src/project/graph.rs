@@ -66,6 +66,34 @@ impl Graph {
         walk(&self.children, start, depth)
     }
 
+    /// Every node after all its parents (ties in unique-id order): the order to build in.
+    /// Nodes on a cycle are left out (a loaded project has none).
+    pub fn topological_order(&self) -> Vec<UniqueId> {
+        let mut waiting: BTreeMap<&str, usize> = self
+            .parents
+            .iter()
+            .map(|(id, parents)| (id.as_str(), parents.len()))
+            .collect();
+        let mut ready: BTreeSet<&str> = waiting
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut order = Vec::with_capacity(waiting.len());
+        while let Some(id) = ready.pop_first() {
+            order.push(id.to_string());
+            for child in self.children.get(id).into_iter().flatten() {
+                if let Some(count) = waiting.get_mut(child.as_str()) {
+                    *count -= 1;
+                    if *count == 0 {
+                        ready.insert(child.as_str());
+                    }
+                }
+            }
+        }
+        order
+    }
+
     /// The first cycle found, as a closed path `a --> b --> a`, searching from ids in order.
     pub fn find_cycle(&self) -> Option<Vec<UniqueId>> {
         #[derive(Clone, Copy, PartialEq)]

@@ -206,6 +206,18 @@ impl Project {
         }
     }
 
+    /// The tests (generic, singular, unit) that depend on `id`.
+    pub fn tests_of(&self, id: &str) -> Vec<&Node> {
+        self.graph
+            .children
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|child| self.nodes.get(child))
+            .filter(|n| matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest))
+            .collect()
+    }
+
     /// Generic test macros (`test_<name>`) by package, as `{% test %}` blocks define them.
     pub fn generic_tests(&self) -> impl Iterator<Item = &Macro> {
         self.macros.values().filter(|m| m.name.starts_with("test_"))

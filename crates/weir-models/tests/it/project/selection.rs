@@ -360,6 +360,35 @@ fn selection_methods_and_operators_pick_what_dbt_picks() {
 }
 
 #[test]
+fn build_order_and_tests_of_a_node() {
+    let dir = shop();
+    let project = load(dir.path());
+    let order = project.graph.topological_order();
+    assert_eq!(order.len(), project.nodes.len());
+    let at = |id: &str| {
+        order
+            .iter()
+            .position(|o| o == id)
+            .unwrap_or_else(|| panic!("{id} not ordered"))
+    };
+    for node in project.nodes.values() {
+        for parent in &node.depends_on {
+            assert!(
+                at(parent) < at(&node.unique_id),
+                "{parent} after {}",
+                node.unique_id
+            );
+        }
+    }
+    let tests: BTreeSet<String> = project
+        .tests_of(ORDERS)
+        .iter()
+        .map(|n| n.unique_id.clone())
+        .collect();
+    assert_eq!(short(tests), ids(&[ORDERS_TESTS]));
+}
+
+#[test]
 fn indirect_selection_modes_and_resource_type_filter() {
     let dir = shop();
     let with = |mode| Selection {
