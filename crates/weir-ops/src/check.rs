@@ -8,6 +8,7 @@ use crate::sql::open_warehouse;
 use crate::{BoxFuture, Native, OpError, Operator, Plan, PlanContext, Runtime};
 use serde::Deserialize;
 use serde_json::Value;
+use weir_spec::values::Severity;
 use weir_warehouse::{Rows, Warehouse, quote_name};
 
 pub struct Check;
@@ -27,8 +28,7 @@ struct Config {
     not_null: Option<Cols>,
     row_count: Option<RowCount>,
     freshness: Option<Freshness>,
-    #[serde(default)]
-    severity: Severity,
+    severity: Option<Severity>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -58,15 +58,7 @@ struct RowCount {
 #[serde(deny_unknown_fields)]
 struct Freshness {
     column: String,
-    max_age: String,
-}
-
-#[derive(Deserialize, Default, Clone, Copy, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum Severity {
-    #[default]
-    Error,
-    Warn,
+    max_age: Value,
 }
 
 /// One expectation on a query's result.
@@ -163,7 +155,7 @@ impl Operator for Check {
                 let freshness = match &c.freshness {
                     Some(f) => Some((
                         f.column.clone(),
-                        weir_core::duration::parse_duration(&f.max_age)
+                        weir_spec::values::duration(&f.max_age)
                             .map_err(|e| cx.config_error(format!("freshness.max_age: {e}")))?,
                     )),
                     None => None,
@@ -187,7 +179,7 @@ impl Operator for Check {
             task_id: cx.task.task_id.clone(),
             connection: c.connection,
             kind,
-            severity: c.severity,
+            severity: c.severity.unwrap_or(Severity::Error),
         })))
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 use weir_core::connection::{Connection, mask_uri};
+use weir_spec::values::{HttpMethod, HttpXcom as XcomOut, SaveFormat, SaveMode};
 use weir_warehouse::{LoadMode, Rows};
 
 pub struct Http;
@@ -17,8 +18,7 @@ pub struct Http;
 #[serde(deny_unknown_fields)]
 struct Config {
     url: String,
-    #[serde(default = "get")]
-    method: String,
+    method: Option<HttpMethod>,
     connection: Option<String>,
     #[serde(default)]
     headers: Map<String, Value>,
@@ -26,17 +26,13 @@ struct Config {
     query: Map<String, Value>,
     json: Option<Value>,
     body: Option<String>,
-    timeout: Option<String>,
+    timeout: Option<Value>,
     request_retries: Option<u32>,
-    retry_backoff: Option<String>,
+    retry_backoff: Option<Value>,
     expect_status: Option<Statuses>,
     save_to: Option<SaveTo>,
-    xcom: Option<String>,
+    xcom: Option<XcomOut>,
     json_path: Option<String>,
-}
-
-fn get() -> String {
-    "GET".into()
 }
 
 #[derive(Deserialize)]
@@ -51,14 +47,9 @@ enum Statuses {
 struct SaveTo {
     connection: String,
     table: String,
-    format: Option<String>,
-    #[serde(default = "replace")]
-    mode: String,
+    format: Option<SaveFormat>,
+    mode: Option<SaveMode>,
     partition: Option<Map<String, Value>>,
-}
-
-fn replace() -> String {
-    "replace".into()
 }
 
 /// The format of a body to load.
@@ -114,18 +105,14 @@ impl Operator for Http {
                 })
                 .collect()
         };
-        let duration = |text: &Option<String>, key: &str, default: Duration| match text {
-            Some(t) => {
-                weir_core::parse_duration(t).map_err(|e| cx.config_error(format!("{key}: {e}")))
+        let duration = |value: &Option<Value>, key: &str, default: Duration| match value {
+            Some(v) => {
+                weir_spec::values::duration(v).map_err(|e| cx.config_error(format!("{key}: {e}")))
             }
             None => Ok(default),
         };
-        let method = c.method.to_ascii_uppercase();
-        if reqwest::Method::from_bytes(method.as_bytes()).is_err() {
-            return Err(cx.config_error(format!("method '{}' is not an HTTP method", c.method)));
-        }
         let request = Request {
-            method,
+            method: c.method.unwrap_or(HttpMethod::Get).as_str().to_string(),
             url: cx.render(&c.url)?,
             headers: pairs(&c.headers)?,
             query: pairs(&c.query)?,
@@ -142,10 +129,10 @@ impl Operator for Http {
         };
         let save = match &c.save_to {
             Some(s) => {
-                let mode = match s.mode.as_str() {
-                    "replace" => LoadMode::Replace,
-                    "append" => LoadMode::Append,
-                    "replace_partition" => {
+                let mode = match s.mode.unwrap_or(SaveMode::Replace) {
+                    SaveMode::Replace => LoadMode::Replace,
+                    SaveMode::Append => LoadMode::Append,
+                    SaveMode::ReplacePartition => {
                         let partition = s.partition.as_ref().ok_or_else(|| {
                             cx.config_error(
                                 "save_to mode replace_partition needs `partition: {column: value}`",
@@ -157,22 +144,11 @@ impl Operator for Http {
                         }
                         LoadMode::ReplacePartition(pairs)
                     }
-                    other => {
-                        return Err(cx.config_error(format!(
-                            "save_to mode '{other}' is not one of replace, append, replace_partition"
-                        )));
-                    }
                 };
-                let format = match s.format.as_deref() {
-                    None => None,
-                    Some("json") => Some(Format::Json),
-                    Some("csv") => Some(Format::Csv),
-                    Some(other) => {
-                        return Err(
-                            cx.config_error(format!("save_to format '{other}' is not json or csv"))
-                        );
-                    }
-                };
+                let format = s.format.map(|f| match f {
+                    SaveFormat::Json => Format::Json,
+                    SaveFormat::Csv => Format::Csv,
+                });
                 Some(Save {
                     connection: s.connection.clone(),
                     table: cx.render(&s.table)?,
@@ -182,14 +158,7 @@ impl Operator for Http {
             }
             None => None,
         };
-        let xcom = match c.xcom.as_deref() {
-            None => None,
-            Some("json") => Some(XcomOut::Json),
-            Some("text") => Some(XcomOut::Text),
-            Some(other) => {
-                return Err(cx.config_error(format!("xcom '{other}' is not json or text")));
-            }
-        };
+        let xcom = c.xcom;
         Ok(Plan::Native(Box::new(HttpRun {
             task_id: cx.task.task_id.clone(),
             connection: c.connection,
@@ -199,13 +168,6 @@ impl Operator for Http {
             json_path: c.json_path,
         })))
     }
-}
-
-/// What of the response becomes the XCom value.
-#[derive(Clone, Copy)]
-enum XcomOut {
-    Json,
-    Text,
 }
 
 struct Save {

@@ -14,49 +14,20 @@
 
 use crate::http::base_url;
 use crate::{BoxFuture, Native, OpError, Operator, Plan, PlanContext, Runtime};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
 use weir_core::connection::Connection;
 
-/// What happened, for the message.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Event {
-    /// failure, retry, success, or message.
-    pub event: String,
-    pub dag_id: String,
-    pub run_id: Option<String>,
-    pub task_id: Option<String>,
-    pub try_number: Option<i64>,
-    pub state: Option<String>,
-    pub logical_date: Option<String>,
-    /// The end of the failed try's log.
-    pub error: Option<String>,
-    pub log_url: Option<String>,
-    pub message: Option<String>,
-}
+pub use weir_core::notify::Event;
 
-/// Where a notification goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    Webhook,
-    Slack,
-    Email,
-}
+/// Where a notification goes, as the DAG file declarations name it.
+pub use weir_spec::values::Channel;
 
-impl std::str::FromStr for Channel {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "webhook" => Ok(Channel::Webhook),
-            "slack" => Ok(Channel::Slack),
-            "email" => Ok(Channel::Email),
-            other => Err(format!(
-                "notification channel '{other}' is not one of webhook, slack, email"
-            )),
-        }
-    }
+/// A channel name as written, or why it is none.
+fn channel(name: &str) -> Result<Channel, String> {
+    name.parse()
+        .map_err(|e: weir_spec::values::UnknownValue| format!("notification channel {e}"))
 }
 
 /// One notification as a callback or task declares it:
@@ -320,7 +291,7 @@ impl Operator for Notify {
 
     fn plan(&self, cx: &PlanContext<'_>) -> Result<Plan, OpError> {
         let c: Config = cx.config()?;
-        let channel: Channel = c.channel.parse().map_err(|e: String| cx.config_error(e))?;
+        let channel = channel(&c.channel).map_err(|e| cx.config_error(e))?;
         let t = cx.template;
         let event = Event {
             event: "message".into(),
@@ -398,6 +369,32 @@ impl Native for NotifyRun {
 /// Sends every notification of a callback value (`on_failure: [...]`) and returns one log line
 /// per notification: delivered, or why not. Never fails: a lost notification must not change
 /// what happened to the task.
+/// Sends one outbox notification (`{"target": ..., "event": ...}`, see
+/// [`weir_core::notify::messages`]); `Err` says why it was not delivered.
+pub async fn deliver_message(payload: &Value, rt: &dyn Runtime) -> Result<String, String> {
+    let event: Event = serde_json::from_value(payload.get("event").cloned().unwrap_or_default())
+        .map_err(|e| format!("bad notification payload: {e}"))?;
+    let target = payload.get("target").cloned().unwrap_or_default();
+    let Some(t) = targets(&target)?.pop() else {
+        return Err("notification without a target".into());
+    };
+    let label = format!("{} notification via '{}'", t.notify, t.connection);
+    let mut event = event;
+    if t.message.is_some() {
+        event.message = t.message.clone();
+    }
+    let result = async {
+        let channel = channel(&t.notify)?;
+        let conn = rt.connection(&t.connection).await?;
+        send(channel, &conn, &t.to.list(), t.subject.as_deref(), &event).await
+    }
+    .await;
+    match result {
+        Ok(()) => Ok(format!("{label} sent ({})", event.event)),
+        Err(e) => Err(format!("{label} could not be delivered: {e}")),
+    }
+}
+
 pub async fn deliver(callbacks: &Value, event: &Event, rt: &dyn Runtime) -> Vec<String> {
     let targets = match targets(callbacks) {
         Ok(t) => t,
@@ -411,7 +408,7 @@ pub async fn deliver(callbacks: &Value, event: &Event, rt: &dyn Runtime) -> Vec<
             event.message = t.message.clone();
         }
         let result = async {
-            let channel: Channel = t.notify.parse()?;
+            let channel = channel(&t.notify)?;
             let conn = rt.connection(&t.connection).await?;
             send(channel, &conn, &t.to.list(), t.subject.as_deref(), &event).await
         }

@@ -4,6 +4,7 @@
 use crate::{OpError, Operator, Plan, PlanContext, ProcessSpec};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use weir_spec::values::LineXcom;
 
 /// The keys of a `python` task.
 #[derive(Debug, Deserialize)]
@@ -22,7 +23,7 @@ pub struct PythonConfig {
     /// The interpreter (default `python3`).
     pub interpreter: Option<String>,
     /// `last_line`: the last stdout line becomes the XCom value.
-    pub xcom: Option<String>,
+    pub xcom: Option<LineXcom>,
 }
 
 pub struct Python;
@@ -113,7 +114,7 @@ impl Operator for Python {
             args: program_args,
             env,
             cwd: cx.project_dir.to_path_buf(),
-            xcom: crate::shell::xcom_mode(cx, config.xcom.as_deref())?,
+            xcom: crate::shell::xcom_mode(config.xcom),
             skip_exit_code: Some(99),
         }))
     }

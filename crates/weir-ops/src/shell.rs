@@ -3,6 +3,7 @@
 
 use crate::{OpError, Operator, Plan, PlanContext, ProcessSpec, XcomMode};
 use serde::Deserialize;
+use weir_spec::values::LineXcom;
 
 /// The keys of a `shell` task.
 #[derive(Debug, Deserialize)]
@@ -15,7 +16,7 @@ pub struct ShellConfig {
     /// Working directory relative to the project (default: the project root).
     pub cwd: Option<String>,
     /// `last_line`: the last stdout line becomes the XCom value.
-    pub xcom: Option<String>,
+    pub xcom: Option<LineXcom>,
 }
 
 pub struct Shell;
@@ -46,19 +47,16 @@ impl Operator for Shell {
             args: vec!["-c".into(), script],
             env: Vec::new(),
             cwd,
-            xcom: xcom_mode(cx, config.xcom.as_deref())?,
+            xcom: xcom_mode(config.xcom),
             skip_exit_code: Some(99),
         }))
     }
 }
 
-pub(crate) fn xcom_mode(cx: &PlanContext<'_>, xcom: Option<&str>) -> Result<XcomMode, OpError> {
+/// The declared `xcom` value (validation already refused any other) as the worker's mode.
+pub(crate) fn xcom_mode(xcom: Option<LineXcom>) -> XcomMode {
     match xcom {
-        None | Some("file") => Ok(XcomMode::File),
-        Some("last_line") => Ok(XcomMode::LastLine),
-        Some(other) => Err(OpError::Config {
-            task: cx.task.task_id.clone(),
-            message: format!("unknown xcom mode '{other}' (use last_line)"),
-        }),
+        None | Some(LineXcom::File) => XcomMode::File,
+        Some(LineXcom::LastLine) => XcomMode::LastLine,
     }
 }

@@ -5,6 +5,7 @@
 use crate::{BoxFuture, Native, OpError, Operator, Plan, PlanContext, Runtime};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use weir_spec::values::{SqlMode as Mode, SqlXcom as XcomOut};
 use weir_warehouse::{Materialization, Warehouse};
 
 pub struct Sql;
@@ -14,22 +15,11 @@ pub struct Sql;
 struct Config {
     connection: String,
     sql: String,
-    #[serde(default)]
-    mode: Mode,
+    mode: Option<Mode>,
     table: Option<String>,
     unique_key: Option<Keys>,
     partition: Option<Map<String, Value>>,
     xcom: Option<XcomOut>,
-}
-
-#[derive(Deserialize, Default, Clone, Copy, PartialEq, Debug)]
-#[serde(rename_all = "snake_case")]
-enum Mode {
-    #[default]
-    Run,
-    FullRefresh,
-    Incremental,
-    ReplacePartition,
 }
 
 #[derive(Deserialize)]
@@ -48,13 +38,6 @@ impl Keys {
     }
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq)]
-#[serde(rename_all = "snake_case")]
-enum XcomOut {
-    Rows,
-    FirstRow,
-}
-
 impl Operator for Sql {
     fn name(&self) -> &'static str {
         "sql"
@@ -63,7 +46,7 @@ impl Operator for Sql {
     fn plan(&self, cx: &PlanContext<'_>) -> Result<Plan, OpError> {
         let config: Config = cx.config()?;
         let sql = cx.render_sql(&config.sql)?;
-        let build = match config.mode {
+        let build = match config.mode.unwrap_or(Mode::Run) {
             Mode::Run => None,
             mode => {
                 let table = config
@@ -72,16 +55,14 @@ impl Operator for Sql {
                     .map(|t| cx.render(t))
                     .transpose()?
                     .ok_or_else(|| {
-                        cx.config_error(
-                            format!("mode {mode:?} builds a table: set `table`").to_lowercase(),
-                        )
+                        cx.config_error(format!("mode {mode} builds a table: set `table`"))
                     })?;
                 let how = match mode {
                     Mode::FullRefresh => Materialization::FullRefresh,
                     Mode::Incremental => Materialization::Incremental {
                         unique_key: config.unique_key.map(Keys::list).unwrap_or_default(),
                     },
-                    _ => {
+                    Mode::Run | Mode::ReplacePartition => {
                         let partition = config.partition.ok_or_else(|| {
                             cx.config_error("mode replace_partition needs `partition: {column: value}`, e.g. {event_date: \"{{ ds }}\"}")
                         })?;

@@ -8,9 +8,17 @@
 //! Must not know about the file system or the network: callers pass `(path, bytes)`.
 
 mod keys;
+mod reference;
+mod schema;
+pub mod values;
 pub mod yaml;
 
-pub use keys::{COMMON_TASK_KEYS, DAG_KEYS, KeyDoc, TASK_TYPES, TaskTypeDoc};
+pub use keys::{
+    COMMON_TASK_KEYS, DAG_KEYS, DEFAULT_ARGS_KEYS, KeyDoc, NOTIFICATION_KEYS, TASK_TYPES,
+    TaskTypeDoc, Type, task_type,
+};
+pub use reference::{EXAMPLE_DAG, reference_markdown};
+pub use schema::json_schema;
 
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -162,6 +170,8 @@ impl Builder {
 
     fn finish(mut self) -> SpecErrors {
         self.errors.sort_by_key(|e| (e.line, e.column));
+        // A default_args value is checked once per task that takes it: say it once.
+        self.errors.dedup();
         SpecErrors(self.errors)
     }
 
@@ -299,6 +309,7 @@ impl Builder {
         let mut callbacks = Map::new();
         for name in ["on_failure", "on_success", "on_retry", "sla_miss"] {
             if let Some(v) = get(name) {
+                self.typed(v, &keys::NOTIFICATIONS, name, name, "at the top level");
                 callbacks.insert(name.to_string(), v.to_json());
             }
         }
@@ -479,6 +490,18 @@ impl Builder {
         let own: Vec<&str> = spec.keys.iter().map(|k| k.name).collect();
         let allowed: Vec<&str> = common.iter().chain(own.iter()).copied().collect();
         self.unknown_keys(pairs, &allowed, &format!("in task '{id}'"), &field);
+        for (k, v) in pairs {
+            let name = k.scalar_text().unwrap_or_default();
+            if let Some(key) = spec.key(&name) {
+                self.typed(
+                    v,
+                    &key.ty,
+                    &name,
+                    &format!("{field}.{name}"),
+                    &format!("in task '{id}'"),
+                );
+            }
+        }
         for key in spec.keys.iter().filter(|k| k.required) {
             if get(key.name).is_none() {
                 self.at(
@@ -509,7 +532,7 @@ impl Builder {
                     format!("task '{id}' ({type_name}) needs {options}"),
                     None,
                 );
-            } else if set.len() > 1 && type_name != "wait_for" && type_name != "check" {
+            } else if set.len() > 1 && spec.only_one {
                 self.at(
                     item,
                     &field,
@@ -561,6 +584,11 @@ impl Builder {
         let mut callbacks = Map::new();
         for name in ["on_failure", "on_retry", "on_success"] {
             if let Some(v) = value(name) {
+                let context = match get(name) {
+                    Some(_) => format!("in task '{id}'"),
+                    None => "in default_args".to_string(),
+                };
+                self.typed(v, &keys::NOTIFICATIONS, name, &f(name), &context);
                 callbacks.insert(name.to_string(), v.to_json());
             }
         }
@@ -691,6 +719,148 @@ impl Builder {
                 .iter()
                 .for_each(|(_, v)| self.templates(v, field, task)),
             _ => {}
+        }
+    }
+
+    /// Checks `node` against a declared type, reporting each mismatch once: `key` is how the
+    /// message names the value (`save_to.mode`), `context` where it is (`in task 'load'`).
+    /// Returns whether the value fits.
+    fn typed(&mut self, node: &Node, ty: &Type, key: &str, field: &str, context: &str) -> bool {
+        let wrong = |b: &mut Self, hint: Option<String>| {
+            let shown = match node.scalar_text() {
+                Some(text) => format!("'{text}'"),
+                None => node.type_name().to_string(),
+            };
+            b.at(
+                node,
+                field,
+                format!("'{key}' {context} must be {}, not {shown}", ty.describe()),
+                hint,
+            );
+            false
+        };
+        match (ty, &node.kind) {
+            (Type::Any, _) => true,
+            (Type::Null, Kind::Null) => true,
+            (Type::Str | Type::Template, Kind::Str(_)) => true,
+            (Type::Bool, Kind::Bool(_)) => true,
+            (Type::Int, Kind::Int(_)) => true,
+            (Type::Count(min), Kind::Int(n)) => {
+                if n < min {
+                    self.at(
+                        node,
+                        field,
+                        format!("'{key}' {context} must be at least {min}, not {n}"),
+                        None,
+                    );
+                    return false;
+                }
+                true
+            }
+            (Type::Number, Kind::Int(_) | Kind::Float(_)) => true,
+            (Type::Duration, Kind::Int(_) | Kind::Float(_) | Kind::Str(_)) => {
+                match values::duration(&node.to_json()) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        self.at(
+                            node,
+                            field,
+                            format!("'{key}' {context} is not a duration: {e}"),
+                            Some("use 30s, 5m, 1h30m, 2d or a number of seconds".into()),
+                        );
+                        false
+                    }
+                }
+            }
+            (Type::Enum { names, ignore_case }, Kind::Str(text)) => {
+                let known = names
+                    .iter()
+                    .any(|n| n == text || (*ignore_case && n.eq_ignore_ascii_case(text)));
+                if !known {
+                    let hint = values::UnknownValue {
+                        value: text.clone(),
+                        allowed: names,
+                    }
+                    .hint();
+                    self.at(
+                        node,
+                        field,
+                        format!("unknown value '{text}' for '{key}' {context}"),
+                        Some(hint),
+                    );
+                }
+                known
+            }
+            (Type::List(item), Kind::Seq(items)) => {
+                let mut ok = true;
+                for (i, n) in items.iter().enumerate() {
+                    ok &= self.typed(
+                        n,
+                        item,
+                        &format!("{key}[{i}]"),
+                        &format!("{field}[{i}]"),
+                        context,
+                    );
+                }
+                ok
+            }
+            (Type::Map(value), Kind::Map(pairs)) => {
+                let mut ok = true;
+                for (k, v) in pairs {
+                    let name = k.scalar_text().unwrap_or_default();
+                    ok &= self.typed(
+                        v,
+                        value,
+                        &format!("{key}.{name}"),
+                        &format!("{field}.{name}"),
+                        context,
+                    );
+                }
+                ok
+            }
+            (Type::Object(keys), Kind::Map(pairs)) => {
+                let allowed: Vec<&str> = keys.iter().map(|k| k.name).collect();
+                let before = self.errors.len();
+                self.unknown_keys(pairs, &allowed, &format!("in '{key}' {context}"), field);
+                for (k, v) in pairs {
+                    let name = k.scalar_text().unwrap_or_default();
+                    if let Some(decl) = keys.iter().find(|d| d.name == name) {
+                        self.typed(
+                            v,
+                            &decl.ty,
+                            &format!("{key}.{name}"),
+                            &format!("{field}.{name}"),
+                            context,
+                        );
+                    }
+                }
+                for decl in keys.iter().filter(|d| d.required) {
+                    if !pairs.iter().any(|(k, _)| k.as_str() == Some(decl.name)) {
+                        self.at(
+                            node,
+                            field,
+                            format!("'{key}' {context} needs '{}'", decl.name),
+                            Some(decl.doc.to_string()),
+                        );
+                    }
+                }
+                self.errors.len() == before
+            }
+            (Type::OneOf(types), _) => {
+                // The first alternative of the value's shape decides; a string fits a string.
+                match types.iter().find(|t| shape_fits(t, &node.kind)) {
+                    Some(t) => self.typed(node, t, key, field, context),
+                    None => wrong(self, None),
+                }
+            }
+            (Type::Enum { names, .. }, _) => {
+                wrong(self, Some(format!("allowed: {}", names.join(", "))))
+            }
+            (Type::Duration, _) => wrong(
+                self,
+                Some("use 30s, 5m, 1h30m, 2d or a number of seconds".into()),
+            ),
+            _ => wrong(self, None),
         }
     }
 
@@ -1002,8 +1172,27 @@ fn type_names() -> String {
         .join(", ")
 }
 
+/// Whether a value has the outer shape of `ty` (a string for a string, a list for a list).
+fn shape_fits(ty: &Type, kind: &Kind) -> bool {
+    matches!(
+        (ty, kind),
+        (Type::Any, _)
+            | (Type::Null, Kind::Null)
+            | (Type::Str | Type::Template | Type::Enum { .. }, Kind::Str(_))
+            | (Type::Bool, Kind::Bool(_))
+            | (Type::Int | Type::Count(_), Kind::Int(_))
+            | (Type::Number, Kind::Int(_) | Kind::Float(_))
+            | (Type::Duration, Kind::Int(_) | Kind::Float(_) | Kind::Str(_))
+            | (Type::List(_), Kind::Seq(_))
+            | (Type::Map(_) | Type::Object(_), Kind::Map(_))
+    ) || matches!((ty, kind), (Type::OneOf(types), _) if types.iter().any(|t| shape_fits(t, kind)))
+}
+
 /// `did you mean 'x'?` for the closest candidate, when it is close enough.
-fn did_you_mean<'a>(wrong: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<String> {
     let wrong_lower = wrong.to_ascii_lowercase();
     candidates
         .map(|c| {

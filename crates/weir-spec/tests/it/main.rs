@@ -210,6 +210,132 @@ const CASES: &[(&str, &str, u32, &str, &str)] = &[
         "start_date",
     ),
     (
+        "unknown xcom value",
+        "tasks:\n  - id: x\n    type: shell\n    command: echo hi\n    xcom: lastline\n",
+        5,
+        "unknown value 'lastline' for 'xcom' in task 'x'",
+        "did you mean 'last_line'?",
+    ),
+    (
+        "unknown sql mode",
+        "tasks:\n  - id: t\n    type: sql\n    connection: wh\n    sql: select 1\n    mode: incremantal\n",
+        6,
+        "unknown value 'incremantal' for 'mode' in task 't'",
+        "did you mean 'incremental'?",
+    ),
+    (
+        "unknown sql xcom",
+        "tasks:\n  - id: t\n    type: sql\n    connection: wh\n    sql: select 1\n    xcom: all\n",
+        6,
+        "unknown value 'all' for 'xcom' in task 't'",
+        "allowed: rows, first_row",
+    ),
+    (
+        "unknown severity",
+        "tasks:\n  - id: c\n    type: check\n    connection: wh\n    sql: select 1\n    expect: 1\n    severity: warning\n",
+        7,
+        "unknown value 'warning' for 'severity' in task 'c'",
+        "did you mean 'warn'?",
+    ),
+    (
+        "unknown http method",
+        "tasks:\n  - id: h\n    type: http\n    url: https://example.com\n    method: FETCH\n",
+        5,
+        "unknown value 'FETCH' for 'method' in task 'h'",
+        "allowed: GET, POST",
+    ),
+    (
+        "unknown http xcom",
+        "tasks:\n  - id: h\n    type: http\n    url: https://example.com\n    xcom: jsn\n",
+        5,
+        "unknown value 'jsn' for 'xcom' in task 'h'",
+        "did you mean 'json'?",
+    ),
+    (
+        "unknown nested value",
+        "tasks:\n  - id: h\n    type: http\n    url: https://example.com\n    save_to: {connection: wh, table: t, format: parquet}\n",
+        5,
+        "unknown value 'parquet' for 'save_to.format' in task 'h'",
+        "allowed: json, csv",
+    ),
+    (
+        "unknown nested key",
+        "tasks:\n  - id: h\n    type: http\n    url: https://example.com\n    save_to:\n      connection: wh\n      table: t\n      fromat: csv\n",
+        8,
+        "unknown key 'fromat' in 'save_to' in task 'h'",
+        "did you mean 'format'?",
+    ),
+    (
+        "missing nested key",
+        "tasks:\n  - id: c\n    type: check\n    connection: wh\n    table: t\n    freshness: {column: loaded_at}\n",
+        6,
+        "'freshness' in task 'c' needs 'max_age'",
+        "old",
+    ),
+    (
+        "own key wrong type",
+        "tasks:\n  - id: h\n    type: http\n    url: https://example.com\n    request_retries: three\n",
+        5,
+        "'request_retries' in task 'h' must be a whole number >= 0, not 'three'",
+        "",
+    ),
+    (
+        "own key list item wrong type",
+        "tasks:\n  - id: h\n    type: http\n    url: https://example.com\n    expect_status: [200, ok]\n",
+        5,
+        "'expect_status[1]' in task 'h' must be a whole number, not 'ok'",
+        "",
+    ),
+    (
+        "own key bool",
+        "tasks:\n  - id: m\n    type: models\n    expand: yes please\n",
+        4,
+        "'expand' in task 'm' must be true or false, not 'yes please'",
+        "",
+    ),
+    (
+        "own key duration",
+        "tasks:\n  - id: h\n    type: http\n    url: https://example.com\n    timeout: soon\n",
+        5,
+        "'timeout' in task 'h' is not a duration",
+        "30s",
+    ),
+    (
+        "own key string given a list",
+        "tasks:\n  - id: s\n    type: shell\n    command: [echo, hi]\n",
+        4,
+        "'command' in task 's' must be a string (template), not a list",
+        "",
+    ),
+    (
+        "unknown notify channel",
+        "on_failure: [{notify: slak, connection: alerts}]\ntasks:\n  - {id: a, type: empty}\n",
+        1,
+        "unknown value 'slak' for 'on_failure[0].notify' at the top level",
+        "did you mean 'slack'?",
+    ),
+    (
+        "task callback unknown key",
+        "tasks:\n  - id: a\n    type: empty\n    on_failure: {notify: email, connection: smtp, too: me@example.com}\n",
+        4,
+        "unknown key 'too' in 'on_failure' in task 'a'",
+        "did you mean 'to'?",
+    ),
+    (
+        "notify task channel",
+        "tasks:\n  - id: n\n    type: notify\n    channel: sms\n    connection: x\n",
+        4,
+        "unknown value 'sms' for 'channel' in task 'n'",
+        "allowed: webhook, slack, email",
+    ),
+    (
+        "sensor mode",
+        "tasks:\n  - id: w\n    type: wait_for\n    file: /tmp/x\n    mode: pokey\n",
+        5,
+        "unknown value 'pokey' for 'mode' in task 'w'",
+        "did you mean 'poke'?",
+    ),
+    (
         "bad dag id",
         "dag_id: 'my dag'\ntasks:\n  - {id: a, type: empty}\n",
         1,
@@ -395,4 +521,98 @@ fn schedules_presets_every_and_defaults() {
     assert_eq!(dag.dag_id, "d");
     assert_eq!(dag.timezone, "UTC");
     assert!(!dag.catchup);
+}
+
+#[test]
+fn the_brief_example_reads_as_a_user_sees_it() {
+    let errs =
+        errors(b"tasks:\n  - id: x\n    type: shell\n    command: echo hi\n    xcom: lastline\n");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        errs[0].to_string(),
+        "dags/sales.yaml:5: unknown value 'lastline' for 'xcom' in task 'x'\n  hint: did you mean 'last_line'?"
+    );
+}
+
+#[test]
+fn several_wrong_values_are_reported_at_once() {
+    let errs = errors(b"tasks:\n  - id: s\n    type: sql\n    connection: wh\n    sql: select 1\n    mode: upsert\n    xcom: row\n  - id: h\n    type: http\n    url: u\n    method: GRAB\n");
+    let lines: Vec<u32> = errs.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![6, 7, 11], "{errs:#?}");
+}
+
+#[test]
+fn values_the_operators_accepted_before_still_validate() {
+    let yaml = b"tasks:
+  - {id: a, type: shell, command: echo, xcom: file}
+  - {id: b, type: http, url: u, method: post, timeout: 30, retry_backoff: 2s, expect_status: 201}
+  - {id: c, type: http, url: u, expect_status: [200, 204], save_to: {connection: wh, table: t, mode: append, format: csv}}
+  - {id: d, type: sql, connection: wh, sql: s.sql, unique_key: id, mode: incremental, table: t}
+  - {id: e, type: check, connection: wh, table: t, unique: id, row_count: {min: 1, max: 2.5}, freshness: {column: at, max_age: 1d}, severity: warn}
+  - {id: f, type: python, callable: m:f, args: [1, \"{{ ds }}\"], kwargs: {a: 1}, xcom: last_line}
+  - {id: g, type: notify, channel: email, connection: smtp, to: me@example.com}
+  - {id: h, type: empty, on_failure: {channel: slack, connection: alerts}}
+";
+    let dag = parse_dag("d.yaml", yaml, &ParseOptions::default()).unwrap();
+    assert_eq!(dag.tasks.len(), 8);
+    assert_eq!(dag.task("b").unwrap().config["method"], "post");
+}
+
+#[test]
+fn the_declared_trigger_rules_are_the_ones_weir_core_evaluates() {
+    let core: Vec<&str> = TriggerRule::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(weir_spec::values::TRIGGER_RULES, core.as_slice());
+}
+
+#[test]
+fn every_declared_example_validates() {
+    parse_dag(
+        "dags/user_events_daily.yaml",
+        weir_spec::EXAMPLE_DAG.as_bytes(),
+        &ParseOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("the reference's example DAG: {e}"));
+    for t in weir_spec::TASK_TYPES {
+        let yaml = format!("tasks:\n{}", t.example);
+        let dag = parse_dag("d.yaml", yaml.as_bytes(), &ParseOptions::default())
+            .unwrap_or_else(|e| panic!("example of {}: {e}", t.name));
+        assert_eq!(dag.tasks[0].task_type, t.name);
+    }
+}
+
+#[test]
+fn the_schema_and_the_reference_name_every_task_type_and_key() {
+    let schema = weir_spec::json_schema();
+    let reference = weir_spec::reference_markdown(&[]);
+    for t in weir_spec::TASK_TYPES {
+        let def = &schema["definitions"][format!("task_{}", t.name)];
+        assert_eq!(def["properties"]["type"]["const"], t.name);
+        assert!(
+            reference.contains(&format!("### `{}`", t.name)),
+            "{}",
+            t.name
+        );
+        for k in t.keys.iter().chain(weir_spec::COMMON_TASK_KEYS) {
+            assert!(
+                def["properties"][k.name].is_object(),
+                "{}.{}",
+                t.name,
+                k.name
+            );
+            assert!(
+                reference.contains(&format!("| `{}` |", k.name)),
+                "{}",
+                k.name
+            );
+        }
+        assert_eq!(def["additionalProperties"], false);
+    }
+    for k in weir_spec::DAG_KEYS {
+        assert!(schema["properties"][k.name].is_object(), "{}", k.name);
+    }
+    assert_eq!(schema["required"], serde_json::json!(["tasks"]));
+    assert_eq!(
+        schema["definitions"]["task_shell"]["properties"]["xcom"]["enum"],
+        serde_json::json!(["last_line", "file"])
+    );
 }
