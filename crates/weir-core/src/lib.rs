@@ -10,6 +10,7 @@
 pub mod connection;
 pub mod dag;
 pub mod duration;
+pub mod notify;
 pub mod state;
 pub mod timetable;
 

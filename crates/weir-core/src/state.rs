@@ -53,6 +53,8 @@ string_enum! {
         UpForRetry = "up_for_retry",
         UpForReschedule = "up_for_reschedule",
         Removed = "removed",
+        // Cleared while a try ran: the try is being stopped, then the instance runs anew.
+        Restarting = "restarting",
     }
 }
 

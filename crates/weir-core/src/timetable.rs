@@ -91,7 +91,9 @@ impl Timetable {
     ///
     /// Like Airflow, a cron that does not fire every hour is read in wall-clock time: a fire
     /// time inside a DST gap moves forward by the gap (02:30 becomes 03:30) and one inside a
-    /// fold fires once, at its first occurrence. Crons that fire every hour follow absolute time.
+    /// fold fires once, at its second occurrence (Airflow's `make_aware` sets `fold=1`: "schedule
+    /// the run at the time of the second instance"), so the interval before it is an hour
+    /// longer. Crons that fire every hour follow absolute time.
     fn cron_next(&self, cron: &Cron, t: Timestamp) -> Option<Timestamp> {
         self.cron_step(cron, t, false, Direction::Forward)
     }
@@ -122,15 +124,22 @@ impl Timetable {
         }
         let mut civil = self.zoned(t).datetime();
         let mut incl = inclusive;
+        // `t` in the first pass of a fold: its wall-clock times come again, and only their
+        // second pass fires. Forward, they are all still ahead; backward, none of them is behind.
+        if let jiff::tz::AmbiguousOffset::Fold { before, .. } =
+            self.tz.to_ambiguous_timestamp(civil).offset()
+            && t.to_zoned(TimeZone::fixed(before)).datetime() == civil
+            && let Some(transition) = self.tz.following(t).next()
+        {
+            civil = transition.timestamp().to_zoned(self.tz.clone()).datetime();
+            incl = dir == Direction::Forward;
+        }
         // A wall-clock time can map back across `t` inside a fold; keep walking until it doesn't.
         for _ in 0..4 {
             let next = find(&civil, incl)?;
-            let at = self
-                .tz
-                .to_ambiguous_zoned(next)
-                .compatible()
-                .ok()?
-                .timestamp();
+            // The later instant: after a gap for a time that does not exist, the second pass
+            // for a time that happens twice.
+            let at = self.tz.to_ambiguous_zoned(next).later().ok()?.timestamp();
             let ok = match dir {
                 Direction::Forward => at > t || (inclusive && at == t),
                 Direction::Backward => at < t || (inclusive && at == t),
@@ -289,7 +298,7 @@ impl Timetable {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Direction {
     Forward,
     Backward,
@@ -393,8 +402,8 @@ mod dst_tests {
 
     /// A daily 02:30 in Europe/Berlin, across both DST changes of 2026, run with catchup.
     /// Airflow (croniter + pendulum, `_should_fix_dst`) fires once per day: at 03:30 CEST on
-    /// the spring-forward day (02:30 does not exist) and at the first 02:30 (CEST) on the
-    /// fall-back day.
+    /// the spring-forward day (02:30 does not exist) and at the second 02:30 (CET) on the
+    /// fall-back day, after a 25-hour interval.
     #[test]
     fn berlin_0230_across_spring_forward_and_fall_back() {
         let t = Timetable::new(
@@ -422,10 +431,44 @@ mod dst_tests {
         assert_eq!(
             starts("2026-10-23T12:00:00Z", "2026-10-26T12:00:00Z"),
             vec![
-                "2026-10-24T00:30:00Z..2026-10-25T00:30:00Z",
-                "2026-10-25T00:30:00Z..2026-10-26T01:30:00Z",
+                "2026-10-24T00:30:00Z..2026-10-25T01:30:00Z",
+                "2026-10-25T01:30:00Z..2026-10-26T01:30:00Z",
                 "2026-10-26T01:30:00Z..2026-10-27T01:30:00Z",
             ]
+        );
+    }
+
+    /// From inside the first pass of the fold, the next 02:30 is the second pass of the same
+    /// night, and the last one before is the day before's.
+    #[test]
+    fn from_inside_the_fold_the_second_pass_is_next() {
+        let t = Timetable::new(
+            &Schedule::Cron {
+                expr: "30 2 * * *".into(),
+                text: "30 2 * * *".into(),
+            },
+            TimeZone::get("Europe/Berlin").unwrap(),
+        )
+        .unwrap();
+        let Kind::Cron(cron) = &t.kind else {
+            unreachable!()
+        };
+        // 00:45Z is 02:45 CEST, the first pass; 01:15Z is 02:15 CET, the second.
+        assert_eq!(
+            t.cron_next(cron, ts("2026-10-25T00:45:00Z")),
+            Some(ts("2026-10-25T01:30:00Z"))
+        );
+        assert_eq!(
+            t.cron_prev(cron, ts("2026-10-25T00:45:00Z"), true),
+            Some(ts("2026-10-24T00:30:00Z"))
+        );
+        assert_eq!(
+            t.cron_next(cron, ts("2026-10-25T01:15:00Z")),
+            Some(ts("2026-10-25T01:30:00Z"))
+        );
+        assert_eq!(
+            t.cron_prev(cron, ts("2026-10-25T01:45:00Z"), true),
+            Some(ts("2026-10-25T01:30:00Z"))
         );
     }
 }

@@ -10,21 +10,26 @@
 //! stops the others; runs are created only through `Store::create_run`, which refuses a
 //! second run for the same logical date.
 
+pub mod evaluate;
 pub mod folder;
+pub mod loader;
+mod reaper;
 
-use folder::{DagFolder, Parsed};
+pub use evaluate::{Capacity, RunOutcome, evaluate_run, topological_order};
+pub use loader::DagLoader;
+
+use folder::DagFolder;
 use jiff::Timestamp;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
-use weir_core::state::{Readiness, UpstreamCounts};
 use weir_core::{
     Dag, DataInterval, RunState, RunType, SharedDags, TaskState, Timetable, micros, now_micros,
     run_id, timestamp,
 };
-use weir_store::{Finish, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow, Transition};
+use weir_store::{NewMessage, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow, Transition};
 
 /// How the scheduler behaves.
 #[derive(Debug, Clone)]
@@ -51,19 +56,19 @@ pub struct SchedulerConfig {
 pub struct Scheduler {
     store: Store,
     config: SchedulerConfig,
-    dags: SharedDags,
-    folder: Mutex<DagFolder>,
+    loader: DagLoader,
     /// Woken by workers when a try ends, and by anything else that wants a round now.
     pub wake: Arc<Notify>,
     /// Woken when task instances were queued.
     pub worker_wake: Arc<Notify>,
+    /// Woken when a state change wrote outbox messages (notifications).
+    pub outbox_wake: Arc<Notify>,
     hostname: String,
     last_scan: Mutex<Option<Instant>>,
     last_reap: Mutex<Option<Instant>>,
-    /// DAG-level notifications being sent; [`Scheduler::flush_notifications`] waits for them.
-    notifications: Mutex<tokio::task::JoinSet<()>>,
-    /// (run, task) pairs whose sla_miss was sent by this process.
-    slas_missed: Mutex<std::collections::HashSet<(i64, String)>>,
+    /// (run, task) pairs whose sla miss is recorded in the store: checked here first so that
+    /// a round does not ask the store again.
+    slas_missed: Mutex<HashSet<(i64, String)>>,
 }
 
 /// What one round did, for tests and progress output.
@@ -85,42 +90,28 @@ impl Scheduler {
         );
         Scheduler {
             store,
+            loader: DagLoader::new(folder, config.paused_by_default),
             config,
-            dags: SharedDags::default(),
-            folder: Mutex::new(folder),
             wake: Arc::new(Notify::new()),
             worker_wake: Arc::new(Notify::new()),
+            outbox_wake: Arc::new(Notify::new()),
             hostname: nix::unistd::gethostname()
                 .ok()
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "localhost".into()),
             last_scan: Mutex::new(None),
             last_reap: Mutex::new(None),
-            notifications: Mutex::new(tokio::task::JoinSet::new()),
             slas_missed: Mutex::new(Default::default()),
         }
     }
 
-    /// Waits (up to `limit`) for DAG-level notifications still being sent, so a process that
-    /// is about to exit delivers them.
-    pub async fn flush_notifications(&self, limit: Duration) {
-        let mut pending = match self.notifications.lock() {
-            Ok(mut set) => std::mem::take(&mut *set),
-            Err(_) => return,
-        };
-        let _ = tokio::time::timeout(limit, async {
-            while pending.join_next().await.is_some() {}
-        })
-        .await;
-    }
-
     /// The DAGs as last parsed, shared with in-process workers.
     pub fn dags(&self) -> SharedDags {
-        self.dags.clone()
+        self.loader.dags()
     }
 
     pub fn dag(&self, dag_id: &str) -> Option<Arc<Dag>> {
-        self.dags.read().ok()?.get(dag_id).cloned()
+        self.loader.dags().read().ok()?.get(dag_id).cloned()
     }
 
     /// Runs rounds until `shutdown` turns true.
@@ -184,6 +175,7 @@ impl Scheduler {
         if scan_due {
             self.sync_dag_folder().await?;
             report.runs_created = self.create_scheduled_runs(&mut report).await?;
+            self.store.complete_backfills().await?;
             if let Ok(mut l) = self.last_scan.lock() {
                 *l = Some(Instant::now());
             }
@@ -204,102 +196,21 @@ impl Scheduler {
         Ok(report)
     }
 
-    /// Reads the DAG folder and brings the store and the shared DAG map up to date.
+    /// Reads the DAG folder and brings the store and the shared DAG map up to date: the DAG
+    /// processor's job, and the only code that writes DAG rows.
     pub async fn sync_dag_folder(&self) -> Result<(), StoreError> {
-        let (scan, all): (folder::Scan, Vec<(String, Parsed)>) = {
-            let mut folder = self.folder.lock().unwrap_or_else(|e| e.into_inner());
-            let scan = folder.scan();
-            let all = folder
-                .all()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect();
-            (scan, all)
-        };
-        if scan.changed.is_empty()
-            && scan.removed.is_empty()
-            && !self.dags.read().map(|d| d.is_empty()).unwrap_or(true)
-        {
-            return Ok(());
-        }
-        let now = now_micros();
-        // A DAG id defined by two files: the first file (by name) wins, the second is an error.
-        let mut owner: HashMap<String, String> = HashMap::new();
-        let mut dags: HashMap<String, Arc<Dag>> = HashMap::new();
-        let mut errors: Vec<(String, String)> = Vec::new();
-        let mut files = Vec::new();
-        for (file, parsed) in &all {
-            files.push(file.clone());
-            match parsed {
-                Parsed::Dag(dag) => {
-                    if let Some(first) = owner.get(&dag.dag_id) {
-                        errors.push((
-                            file.clone(),
-                            format!("{file}:1: dag_id '{}' is already defined in {first}\n  hint: give each DAG file its own dag_id", dag.dag_id),
-                        ));
-                    } else {
-                        owner.insert(dag.dag_id.clone(), file.clone());
-                        dags.insert(dag.dag_id.clone(), Arc::new((**dag).clone()));
-                    }
-                }
-                Parsed::Error(message) => errors.push((file.clone(), message.clone())),
-            }
-        }
-        // A file that breaks keeps its last good DAG running (as Airflow keeps the last
-        // serialized version) until it is fixed or deleted; its import error says what is wrong.
-        let previous: Vec<Arc<Dag>> = self
-            .dags
-            .read()
-            .map(|d| d.values().cloned().collect())
-            .unwrap_or_default();
-        for (file, _) in &errors {
-            for dag in previous.iter().filter(|d| &d.fileloc == file) {
-                if !dags.contains_key(&dag.dag_id) {
-                    owner.insert(dag.dag_id.clone(), file.clone());
-                    dags.insert(dag.dag_id.clone(), dag.clone());
-                }
-            }
-        }
-        let changed_files: HashSet<&str> =
-            scan.changed.iter().map(|(f, _, _)| f.as_str()).collect();
-        let hashes: HashMap<&str, &str> = scan
-            .changed
-            .iter()
-            .map(|(f, h, _)| (f.as_str(), h.as_str()))
-            .collect();
-        let to_write: Vec<(&Dag, &str)> = dags
-            .values()
-            .filter(|d| changed_files.contains(d.fileloc.as_str()) || self.dag(&d.dag_id).is_none())
-            .map(|d| {
-                (
-                    d.as_ref(),
-                    hashes.get(d.fileloc.as_str()).copied().unwrap_or(""),
-                )
-            })
-            .collect();
-        self.store
-            .upsert_dags(&to_write, self.config.paused_by_default, now)
-            .await?;
-        let keep: Vec<String> = dags.keys().cloned().collect();
-        self.store.deactivate_dags_except(&keep).await?;
-        let error_files: HashSet<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
-        for (file, message) in &errors {
-            self.store
-                .set_import_error(file, Some(message), now)
-                .await?;
-        }
-        for file in changed_files.iter().filter(|f| !error_files.contains(**f)) {
-            self.store.set_import_error(file, None, now).await?;
-        }
-        self.store.retain_import_errors(&files).await?;
-        for (file, _) in &errors {
-            if changed_files.contains(file.as_str()) {
-                tracing::warn!("import error in {file}");
-            }
-        }
-        if let Ok(mut shared) = self.dags.write() {
-            *shared = dags;
-        }
-        Ok(())
+        self.loader.sync(&self.store, true).await
+    }
+
+    /// Reads the DAG folder as [`Scheduler::sync_dag_folder`] does, writing nothing: for CLI
+    /// commands, which must not change DAG rows that a running scheduler owns.
+    pub async fn load_dag_folder(&self) -> Result<(), StoreError> {
+        self.loader.sync(&self.store, false).await
+    }
+
+    /// The import errors the last read of the folder found, by file.
+    pub fn import_errors(&self) -> std::collections::BTreeMap<String, String> {
+        self.loader.import_errors()
     }
 
     /// Creates every scheduled run that is due, per DAG, up to `max_active_runs` active runs.
@@ -314,7 +225,7 @@ impl Scheduler {
             .collect();
         let active = self.active_run_counts().await?;
         let dags: Vec<Arc<Dag>> = self
-            .dags
+            .dags()
             .read()
             .map(|d| d.values().cloned().collect())
             .unwrap_or_default();
@@ -393,11 +304,7 @@ impl Scheduler {
         create_run(
             &self.store,
             dag,
-            run_type,
-            interval.start,
-            interval,
-            conf,
-            None,
+            &new_run(dag, run_type, interval.start, interval, conf),
         )
         .await
     }
@@ -432,7 +339,8 @@ impl Scheduler {
 
     /// Evaluates every running run: ready task instances become queued (within pool,
     /// parallelism and `max_active_tasks` limits), impossible ones skipped or
-    /// upstream_failed, and finished runs get their final state.
+    /// upstream_failed, and finished runs get their final state. Runs of a DAG that is gone
+    /// from the folder end: what has not started becomes `removed`.
     async fn schedule_task_instances(&self, report: &mut TickReport) -> Result<(), StoreError> {
         let runs = self.driven(self.store.runs_in_states(&[RunState::Running]).await?);
         if runs.is_empty() {
@@ -449,17 +357,21 @@ impl Scheduler {
         let mut moves = Vec::new();
         let mut finished = Vec::new();
         for run in &runs {
+            let tis = by_run.remove(&run.id).unwrap_or_default();
             let Some(dag) = self.dag(&run.dag_id) else {
+                if self.config.only_runs.is_empty() {
+                    moves.extend(removed_moves(&tis));
+                    finished.push((run, RunState::Failed));
+                }
                 continue;
             };
-            let tis = by_run.remove(&run.id).unwrap_or_default();
             let past = if dag.tasks.iter().any(|t| t.depends_on_past) {
                 self.past_states(&dag, run).await?
             } else {
                 HashMap::new()
             };
             let outcome = evaluate_run(&dag, &tis, now, &past, &mut capacity);
-            if let Some(due) = self.check_slas(&dag, run, &tis, now) {
+            if let Some(due) = self.check_slas(&dag, run, &tis, now).await? {
                 report.next_due = earliest(report.next_due, timestamp(due));
             }
             report.next_due = match outcome.next_retry {
@@ -478,26 +390,36 @@ impl Scheduler {
         }
         self.store.apply_transitions(&moves).await?;
         for (run, state) in finished {
-            if self
-                .store
-                .set_run_state(run.id, RunState::Running, state)
-                .await?
-            {
+            let messages = self.run_messages(run, state);
+            if self.store.finish_run(run.id, state, &messages).await? {
                 report
                     .finished_runs
                     .push((run.dag_id.clone(), run.run_id.clone(), state));
-                self.notify_run(run, state);
+                if !messages.is_empty() {
+                    self.outbox_wake.notify_one();
+                }
             }
         }
         Ok(())
     }
 
     /// Tasks with an `sla` (a duration from the run's start) that have not succeeded by then get
-    /// the DAG's `sla_miss` notification, once per task and run in this process. Returns the
-    /// next SLA deadline still ahead, so the scheduler wakes for it.
-    fn check_slas(&self, dag: &Dag, run: &RunRow, tis: &[TiRow], now: i64) -> Option<i64> {
-        let callbacks = dag.callbacks.get("sla_miss")?;
-        let started = run.start_date?;
+    /// the DAG's `sla_miss` notification, once per task and run: the miss is recorded in the
+    /// store with its notification, so a restarted scheduler does not send it again. Returns
+    /// the next SLA deadline still ahead, so the scheduler wakes for it.
+    async fn check_slas(
+        &self,
+        dag: &Dag,
+        run: &RunRow,
+        tis: &[TiRow],
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(callbacks) = dag.callbacks.get("sla_miss") else {
+            return Ok(None);
+        };
+        let Some(started) = run.start_date else {
+            return Ok(None);
+        };
         let mut next = None;
         for task in dag.tasks.iter().filter(|t| t.sla.is_some()) {
             let sla = task.sla.unwrap_or_default();
@@ -513,15 +435,15 @@ impl Scheduler {
                 continue;
             }
             let key = (run.id, task.task_id.clone());
-            let first = self
+            if self
                 .slas_missed
                 .lock()
-                .map(|mut sent| sent.insert(key))
-                .unwrap_or(false);
-            if !first {
+                .map(|sent| sent.contains(&key))
+                .unwrap_or(false)
+            {
                 continue;
             }
-            let event = weir_ops::notify::Event {
+            let event = weir_core::notify::Event {
                 event: "sla_miss".into(),
                 dag_id: run.dag_id.clone(),
                 run_id: Some(run.run_id.clone()),
@@ -537,42 +459,36 @@ impl Scheduler {
                 )),
                 ..Default::default()
             };
-            self.send_in_background(callbacks.clone(), event);
-        }
-        next
-    }
-
-    fn send_in_background(&self, callbacks: serde_json::Value, event: weir_ops::notify::Event) {
-        let rt = StoreRuntime {
-            store: self.store.clone(),
-            project_dir: self.config.project_dir.clone(),
-        };
-        let send = async move {
-            for line in weir_ops::notify::deliver(&callbacks, &event, &rt).await {
-                tracing::info!(dag = %event.dag_id, "{line}");
+            let messages = notify_messages(callbacks, &event);
+            if self
+                .store
+                .record_sla_miss(run.id, &ti.task_id, ti.map_index, &messages)
+                .await?
+            {
+                self.outbox_wake.notify_one();
             }
-        };
-        if let Ok(mut set) = self.notifications.lock() {
-            while set.try_join_next().is_some() {}
-            set.spawn(send);
+            if let Ok(mut sent) = self.slas_missed.lock() {
+                sent.insert(key);
+            }
         }
+        Ok(next)
     }
 
-    /// Sends the DAG's `on_failure` / `on_success` notifications of a finished run in the
-    /// background; deliveries and failures go to the scheduler's log.
-    fn notify_run(&self, run: &RunRow, state: RunState) {
+    /// The DAG's `on_failure` / `on_success` notifications of a finished run, to write with
+    /// the run's final state.
+    fn run_messages(&self, run: &RunRow, state: RunState) -> Vec<NewMessage> {
         let key = match state {
             RunState::Failed => "on_failure",
             RunState::Success => "on_success",
-            _ => return,
+            _ => return Vec::new(),
         };
         let Some(dag) = self.dag(&run.dag_id) else {
-            return;
+            return Vec::new();
         };
-        let Some(callbacks) = dag.callbacks.get(key).cloned() else {
-            return;
+        let Some(callbacks) = dag.callbacks.get(key) else {
+            return Vec::new();
         };
-        let event = weir_ops::notify::Event {
+        let event = weir_core::notify::Event {
             event: if state == RunState::Failed {
                 "failure"
             } else {
@@ -585,7 +501,7 @@ impl Scheduler {
             logical_date: Some(weir_core::iso(timestamp(run.logical_date))),
             ..Default::default()
         };
-        self.send_in_background(callbacks, event);
+        notify_messages(callbacks, &event)
     }
 
     /// The runs this scheduler drives: all, or only those of `only_runs`.
@@ -602,9 +518,7 @@ impl Scheduler {
     /// Makes `dags` the DAGs this scheduler knows, without reading the folder (in-process
     /// runs of one DAG).
     pub fn set_dags(&self, dags: Vec<Arc<Dag>>) {
-        if let Ok(mut shared) = self.dags.write() {
-            *shared = dags.into_iter().map(|d| (d.dag_id.clone(), d)).collect();
-        }
+        self.loader.set(dags);
     }
 
     /// For `depends_on_past`: each task's state in the previous run of the same DAG.
@@ -628,403 +542,70 @@ impl Scheduler {
             .map(|t| (t.task_id, t.state))
             .collect())
     }
-
-    /// Finds running task instances whose heartbeat stopped (or whose worker process on this
-    /// host is gone), kills what is left of their process group here, and retries or fails
-    /// them per their retries.
-    pub async fn reap_zombies(&self) -> Result<usize, StoreError> {
-        let now = now_micros();
-        let stale_before = now - self.config.zombie_threshold.as_micros() as i64;
-        let running = self.store.zombies(now + 1).await?;
-        let mut finishes = Vec::new();
-        let mut reaped = Vec::new();
-        for ti in running {
-            let stale = ti.heartbeat.is_none_or(|hb| hb < stale_before);
-            let dead_here = ti
-                .worker
-                .as_deref()
-                .is_some_and(|w| self.worker_is_dead_here(w));
-            if !(stale || dead_here) {
-                continue;
-            }
-            if let Some(pid) = ti.pid.filter(|p| *p > 0)
-                && ti
-                    .worker
-                    .as_deref()
-                    .is_some_and(|w| w.split(':').next() == Some(self.hostname.as_str()))
-            {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            if let Some(worker) = ti.worker.as_deref()
-                && worker.split(':').next() == Some(self.hostname.as_str())
-            {
-                kill_tagged(&weir_core::try_tag(worker, ti.id, ti.try_number));
-            }
-            let (state, next_retry_at) = if ti.try_number <= ti.max_tries {
-                let delay = self
-                    .dag(&ti.dag_id)
-                    .and_then(|d| {
-                        d.task(&ti.task_id)
-                            .map(|t| t.retry_delay_after(ti.try_number as u32))
-                    })
-                    .unwrap_or_default();
-                (TaskState::UpForRetry, Some(now + delay.as_micros() as i64))
-            } else {
-                (TaskState::Failed, None)
-            };
-            finishes.push(Finish {
-                ti_id: ti.id,
-                try_number: ti.try_number,
-                state,
-                next_retry_at,
-            });
-            reaped.push((ti, state));
-        }
-        let applied = self.store.finish(&finishes).await?;
-        let mut count = 0;
-        for ((ti, state), ok) in reaped.into_iter().zip(applied) {
-            if !ok {
-                continue;
-            }
-            count += 1;
-            let path = weir_core::log_path(
-                &self.config.log_dir,
-                &ti.dag_id,
-                &ti.run_id,
-                &ti.task_id,
-                ti.try_number,
-            );
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-            {
-                use std::io::Write;
-                let _ = writeln!(
-                    f,
-                    "[{}] ERROR - zombie: the heartbeat of worker {} stopped; marked {state}",
-                    Timestamp::now(),
-                    ti.worker.as_deref().unwrap_or("?")
-                );
-            }
-            tracing::warn!(dag = %ti.dag_id, task = %ti.task_id, "reaped a zombie task instance: {state}");
-        }
-        if count > 0 {
-            self.wake.notify_one();
-        }
-        Ok(count)
-    }
-
-    /// A worker id is `host:pid:start`; on this host a missing pid means the worker is gone.
-    fn worker_is_dead_here(&self, worker: &str) -> bool {
-        let mut parts = worker.split(':');
-        let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
-            return false;
-        };
-        if host != self.hostname {
-            return false;
-        }
-        let Ok(pid) = pid.parse::<i32>() else {
-            return false;
-        };
-        if pid as u32 == std::process::id() {
-            return false;
-        }
-        matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        )
-    }
 }
 
-/// Connections for the scheduler's notifications.
-struct StoreRuntime {
-    store: Store,
-    project_dir: PathBuf,
-}
-
-impl weir_ops::Runtime for StoreRuntime {
-    fn log(&self, line: &str) {
-        tracing::info!("{line}");
-    }
-
-    fn connection<'a>(
-        &'a self,
-        conn_id: &'a str,
-    ) -> weir_ops::BoxFuture<'a, Result<weir_core::connection::Connection, String>> {
-        Box::pin(async move {
-            self.store
-                .resolve_connection(conn_id)
-                .await
-                .map_err(|e| format!("connection '{conn_id}': {e}"))?
-                .ok_or_else(|| format!("connection '{conn_id}' does not exist"))
-        })
-    }
-
-    fn project_dir(&self) -> &std::path::Path {
-        &self.project_dir
-    }
-}
-
-/// Kills every process on this host whose environment carries `tag` as its try tag: what a
-/// dead worker's try left running, including children that left its process group. Linux
-/// only (reads `/proc`); elsewhere the process group kill is all there is.
-fn kill_tagged(tag: &str) {
-    let needle = format!("{}={tag}\0", weir_core::TRY_TAG_ENV);
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-        {
-            tracing::info!(pid, "killing a leftover process of a dead worker's try");
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-/// Creates one run of `dag`: its run id from the type and logical date unless given.
-pub async fn create_run(
-    store: &Store,
+/// A new run of `dag` of `run_type` at `logical_date` covering `interval`, with the run id
+/// from its type and logical date; callers may change any field before [`create_run`].
+pub fn new_run(
     dag: &Dag,
     run_type: RunType,
     logical_date: Timestamp,
     interval: DataInterval,
     conf: serde_json::Map<String, serde_json::Value>,
-    run_id_override: Option<String>,
-) -> Result<Option<RunRow>, StoreError> {
-    let seeds: Vec<TaskSeed> = dag.tasks.iter().map(TaskSeed::from).collect();
-    let new = NewRun {
+) -> NewRun {
+    NewRun {
         dag_id: dag.dag_id.clone(),
-        run_id: run_id_override.unwrap_or_else(|| run_id(run_type, logical_date)),
+        run_id: run_id(run_type, logical_date),
         run_type,
         logical_date: micros(logical_date),
         data_interval_start: micros(interval.start),
         data_interval_end: micros(interval.end),
         conf,
-    };
-    store.create_run(&new, &seeds).await
+        backfill_id: None,
+    }
+}
+
+/// Creates `new`, a run of `dag`, with a task instance per task; `None` when a run with the
+/// same id or logical date exists.
+pub async fn create_run(
+    store: &Store,
+    dag: &Dag,
+    new: &NewRun,
+) -> Result<Option<RunRow>, StoreError> {
+    let seeds: Vec<TaskSeed> = dag.tasks.iter().map(TaskSeed::from).collect();
+    store.create_run(new, &seeds).await
+}
+
+/// Outbox messages for a notification of `event` to `callbacks`.
+fn notify_messages(
+    callbacks: &serde_json::Value,
+    event: &weir_core::notify::Event,
+) -> Vec<NewMessage> {
+    weir_core::notify::messages(callbacks, event)
+        .into_iter()
+        .map(|payload| NewMessage {
+            kind: weir_core::notify::KIND.into(),
+            payload,
+            dedup_key: None,
+        })
+        .collect()
+}
+
+/// Moves that end the not yet started task instances of a run whose DAG is gone.
+fn removed_moves(tis: &[TiRow]) -> Vec<Transition> {
+    tis.iter()
+        .filter(|t| {
+            !t.state.is_finished() && !matches!(t.state, TaskState::Running | TaskState::Restarting)
+        })
+        .map(|t| Transition {
+            ti_id: t.id,
+            from: t.state,
+            to: TaskState::Removed,
+            next_retry_at: None,
+        })
+        .collect()
 }
 
 fn earliest(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {
     Some(a.map_or(b, |a| a.min(b)))
-}
-
-/// Free slots: overall, per DAG, per pool.
-#[derive(Debug, Clone)]
-pub struct Capacity {
-    pub parallelism_left: i64,
-    pub dag_active: HashMap<String, i64>,
-    pub pool_free: HashMap<String, i64>,
-}
-
-impl Capacity {
-    async fn load(store: &Store, parallelism: usize) -> Result<Capacity, StoreError> {
-        let dag_active: HashMap<String, i64> =
-            store.active_task_counts().await?.into_iter().collect();
-        let used: HashMap<String, i64> = store.pool_usage().await?.into_iter().collect();
-        let pool_free = store
-            .pools()
-            .await?
-            .into_iter()
-            .map(|(name, slots)| {
-                let free = slots - used.get(&name).copied().unwrap_or(0);
-                (name, free)
-            })
-            .collect();
-        Ok(Capacity {
-            parallelism_left: parallelism as i64 - dag_active.values().sum::<i64>(),
-            dag_active,
-            pool_free,
-        })
-    }
-
-    /// Takes room for one task instance, or says there is none.
-    fn take(&mut self, dag: &Dag, pool: &str, slots: i64) -> bool {
-        let dag_used = self.dag_active.get(&dag.dag_id).copied().unwrap_or(0);
-        let pool_free = self.pool_free.get(pool).copied();
-        if self.parallelism_left <= 0 || dag_used >= dag.max_active_tasks as i64 {
-            return false;
-        }
-        if pool_free.is_some_and(|free| free < slots) {
-            return false;
-        }
-        self.parallelism_left -= 1;
-        *self.dag_active.entry(dag.dag_id.clone()).or_insert(0) += 1;
-        if let Some(free) = self.pool_free.get_mut(pool) {
-            *free -= slots;
-        }
-        true
-    }
-}
-
-/// What evaluating one run decided.
-#[derive(Debug, Default)]
-pub struct RunOutcome {
-    pub moves: Vec<Transition>,
-    /// Set when every task instance has finished.
-    pub run_state: Option<RunState>,
-    /// The earliest pending retry time.
-    pub next_retry: Option<i64>,
-}
-
-/// Decides, for one running run, which task instances move where. Pure: reads the current
-/// states and returns compare-and-set transitions.
-pub fn evaluate_run(
-    dag: &Dag,
-    tis: &[TiRow],
-    now: i64,
-    past: &HashMap<String, TaskState>,
-    capacity: &mut Capacity,
-) -> RunOutcome {
-    let mut out = RunOutcome::default();
-    let mut state: HashMap<&str, TaskState> =
-        tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
-    let by_task: HashMap<&str, &TiRow> = tis.iter().map(|t| (t.task_id.as_str(), t)).collect();
-    let order = topological_order(dag);
-    for index in order {
-        let task = &dag.tasks[index];
-        let Some(ti) = by_task.get(task.task_id.as_str()) else {
-            continue;
-        };
-        let current = state[task.task_id.as_str()];
-        let next = match current {
-            TaskState::None | TaskState::Scheduled => {
-                let mut counts = UpstreamCounts::default();
-                for up in &task.depends_on {
-                    counts.add(
-                        state
-                            .get(up.as_str())
-                            .copied()
-                            .unwrap_or(TaskState::Removed),
-                    );
-                }
-                match task.trigger_rule.evaluate(counts) {
-                    Readiness::Wait => None,
-                    Readiness::Skip => Some(TaskState::Skipped),
-                    Readiness::UpstreamFailed => Some(TaskState::UpstreamFailed),
-                    Readiness::Run => {
-                        let past_ok = !task.depends_on_past
-                            || past.get(&task.task_id).is_none_or(|s| {
-                                matches!(s, TaskState::Success | TaskState::Skipped)
-                            });
-                        if past_ok && capacity.take(dag, &task.pool, task.pool_slots as i64) {
-                            Some(TaskState::Queued)
-                        } else if past_ok {
-                            Some(TaskState::Scheduled).filter(|_| current == TaskState::None)
-                        } else {
-                            None
-                        }
-                    }
-                }
-            }
-            TaskState::UpForRetry => match ti.next_retry_at {
-                Some(at) if at > now => {
-                    out.next_retry = Some(out.next_retry.map_or(at, |n: i64| n.min(at)));
-                    None
-                }
-                _ if capacity.take(dag, &task.pool, task.pool_slots as i64) => {
-                    Some(TaskState::Queued)
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some(to) = next {
-            out.moves.push(Transition {
-                ti_id: ti.id,
-                from: current,
-                to,
-                next_retry_at: None,
-            });
-            state.insert(task.task_id.as_str(), to);
-        }
-    }
-    if state.values().all(|s| s.is_finished()) && !state.is_empty() {
-        let leaves_failed = dag
-            .tasks
-            .iter()
-            .filter(|t| dag.downstream(&t.task_id).is_empty())
-            .any(|t| {
-                matches!(
-                    state.get(t.task_id.as_str()),
-                    Some(TaskState::Failed | TaskState::UpstreamFailed)
-                )
-            });
-        out.run_state = Some(if leaves_failed {
-            RunState::Failed
-        } else {
-            RunState::Success
-        });
-    } else if state.is_empty() {
-        out.run_state = Some(RunState::Success);
-    }
-    out
-}
-
-/// Task indexes with every task after its upstream tasks (the spec rejects cycles; anything
-/// left over is appended in file order so that nothing is lost).
-pub fn topological_order(dag: &Dag) -> Vec<usize> {
-    let index: HashMap<&str, usize> = dag
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.task_id.as_str(), i))
-        .collect();
-    let mut indegree: Vec<usize> = dag
-        .tasks
-        .iter()
-        .map(|t| {
-            t.depends_on
-                .iter()
-                .filter(|d| index.contains_key(d.as_str()))
-                .count()
-        })
-        .collect();
-    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
-    for (i, t) in dag.tasks.iter().enumerate() {
-        for d in &t.depends_on {
-            if let Some(&u) = index.get(d.as_str()) {
-                downstream[u].push(i);
-            }
-        }
-    }
-    let mut ready: std::collections::VecDeque<usize> =
-        (0..dag.tasks.len()).filter(|&i| indegree[i] == 0).collect();
-    let mut order = Vec::with_capacity(dag.tasks.len());
-    while let Some(i) = ready.pop_front() {
-        order.push(i);
-        for &d in &downstream[i] {
-            indegree[d] -= 1;
-            if indegree[d] == 0 {
-                ready.push_back(d);
-            }
-        }
-    }
-    if order.len() < dag.tasks.len() {
-        let seen: HashSet<usize> = order.iter().copied().collect();
-        order.extend((0..dag.tasks.len()).filter(|i| !seen.contains(i)));
-    }
-    order
 }

@@ -128,8 +128,11 @@ fn task_type(out: &mut String, t: &TaskTypeDoc, runnable: bool) {
     } else {
         table(out, t.keys);
     }
-    out.push_str("```yaml\ntasks:\n");
-    out.push_str(t.example);
+    // An item of `tasks:`, shown without the `tasks:` line.
+    out.push_str("```yaml\n");
+    for line in t.example.lines() {
+        let _ = writeln!(out, "{}", line.strip_prefix("  ").unwrap_or(line));
+    }
     out.push_str("```\n\n");
 }
 

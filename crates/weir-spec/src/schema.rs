@@ -8,6 +8,10 @@ use serde_json::{Map, Value, json};
 /// type, each closing the task's keys (`additionalProperties: false`).
 pub fn json_schema() -> Value {
     let mut definitions = Map::new();
+    // The keys every task has are defined once and referenced from each task type.
+    for k in COMMON_TASK_KEYS {
+        definitions.insert(format!("common_{}", k.name), property(k));
+    }
     let mut branches = Vec::new();
     for t in TASK_TYPES {
         let def = format!("task_{}", t.name);
@@ -57,8 +61,17 @@ pub fn json_schema() -> Value {
 }
 
 fn task_schema(t: &TaskTypeDoc) -> Value {
-    let keys: Vec<KeyDoc> = COMMON_TASK_KEYS.iter().chain(t.keys).copied().collect();
-    let mut schema = object(&keys);
+    let mut schema = object(t.keys);
+    for k in COMMON_TASK_KEYS {
+        schema["properties"][k.name] = json!({"$ref": format!("#/definitions/common_{}", k.name)});
+    }
+    let required: Vec<&str> = COMMON_TASK_KEYS
+        .iter()
+        .chain(t.keys)
+        .filter(|k| k.required)
+        .map(|k| k.name)
+        .collect();
+    schema["required"] = json!(required);
     schema["description"] = json!(format!("{}: {}", t.name, t.doc));
     schema["properties"]["type"] = json!({"const": t.name, "description": t.doc});
     if !t.one_of.is_empty() {
@@ -73,11 +86,7 @@ fn task_schema(t: &TaskTypeDoc) -> Value {
 fn object(keys: &[KeyDoc]) -> Value {
     let mut properties = Map::new();
     for k in keys {
-        let mut s = of(&k.ty);
-        if let Value::Object(m) = &mut s {
-            m.insert("description".into(), json!(k.doc));
-        }
-        properties.insert(k.name.to_string(), s);
+        properties.insert(k.name.to_string(), property(k));
     }
     let required: Vec<&str> = keys.iter().filter(|k| k.required).map(|k| k.name).collect();
     let mut schema = json!({
@@ -89,6 +98,15 @@ fn object(keys: &[KeyDoc]) -> Value {
         schema["required"] = json!(required);
     }
     schema
+}
+
+/// A key's schema, with its doc as the description editors show.
+fn property(k: &KeyDoc) -> Value {
+    let mut s = of(&k.ty);
+    if let Value::Object(m) = &mut s {
+        m.insert("description".into(), json!(k.doc));
+    }
+    s
 }
 
 /// The schema of one declared type.

@@ -57,37 +57,64 @@ impl Store {
         paused_by_default: bool,
         now: i64,
     ) -> Result<()> {
+        self.write_dags(dags, paused_by_default, now, true).await
+    }
+
+    /// Writes rows for DAGs the store does not know yet, leaving existing rows alone: for a
+    /// CLI command (pause) on a DAG no scheduler has parsed yet. The DAG processor still owns
+    /// every parsed field and overwrites them at its next parse.
+    pub async fn insert_new_dags(
+        &self,
+        dags: &[(&Dag, &str)],
+        paused_by_default: bool,
+        now: i64,
+    ) -> Result<()> {
+        self.write_dags(dags, paused_by_default, now, false).await
+    }
+
+    async fn write_dags(
+        &self,
+        dags: &[(&Dag, &str)],
+        paused_by_default: bool,
+        now: i64,
+        replace: bool,
+    ) -> Result<()> {
+        let on_conflict = if replace {
+            "DO UPDATE SET fileloc = excluded.fileloc, is_active = 1, \
+             schedule = excluded.schedule, timezone = excluded.timezone, owner = excluded.owner, \
+             description = excluded.description, tags = excluded.tags, hash = excluded.hash, \
+             dag_json = excluded.dag_json, last_parsed = excluded.last_parsed"
+        } else {
+            "DO NOTHING"
+        };
+        let sql = format!(
+            "INSERT INTO dag (dag_id, fileloc, is_paused, is_active, schedule, timezone, owner, description, tags, hash, dag_json, last_parsed) \
+             VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (dag_id) {on_conflict}"
+        );
         if dags.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for (dag, hash) in dags {
             let json = serde_json::to_string(dag).map_err(|e| StoreError::Corrupt {
                 table: "dag",
                 reason: e.to_string(),
             })?;
             let paused = dag.is_paused_upon_creation.unwrap_or(paused_by_default);
-            sqlx::query(
-                "INSERT INTO dag (dag_id, fileloc, is_paused, is_active, schedule, timezone, owner, description, tags, hash, dag_json, last_parsed) \
-                 VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (dag_id) DO UPDATE SET fileloc = excluded.fileloc, is_active = 1, \
-                 schedule = excluded.schedule, timezone = excluded.timezone, owner = excluded.owner, \
-                 description = excluded.description, tags = excluded.tags, hash = excluded.hash, \
-                 dag_json = excluded.dag_json, last_parsed = excluded.last_parsed",
-            )
-            .bind(&dag.dag_id)
-            .bind(&dag.fileloc)
-            .bind(paused as i64)
-            .bind(dag.schedule.text())
-            .bind(&dag.timezone)
-            .bind(dag.owner.clone())
-            .bind(dag.description.clone())
-            .bind(serde_json::to_string(&dag.tags).unwrap_or_else(|_| "[]".into()))
-            .bind(*hash)
-            .bind(json)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(&dag.dag_id)
+                .bind(&dag.fileloc)
+                .bind(paused as i64)
+                .bind(dag.schedule.text())
+                .bind(&dag.timezone)
+                .bind(dag.owner.clone())
+                .bind(dag.description.clone())
+                .bind(serde_json::to_string(&dag.tags).unwrap_or_else(|_| "[]".into()))
+                .bind(*hash)
+                .bind(json)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -12,18 +12,23 @@
 //!
 //! Must not know about YAML, templates, processes or HTTP.
 
+mod audit;
 mod conns;
 mod crypto;
 mod dags;
+mod outbox;
 mod runs;
 mod tis;
 mod vars;
+mod workers;
 
+pub use audit::{BackfillRow, EventLogRow, NewEvent};
 pub use conns::env_connection;
 pub use crypto::Cipher;
 pub use dags::{DagRow, ImportErrorRow};
+pub use outbox::{NewMessage, OutboxMessage, OutboxRow};
 pub use runs::{NewRun, RunRow};
-pub use tis::{ClaimedTi, Finish, TaskSeed, TiRow, Transition, TryRow};
+pub use tis::{ClaimedTi, Finish, Finished, TaskSeed, TiRow, Transition, TryRow};
 pub use vars::VariableRow;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -78,6 +83,16 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "connections",
         include_str!("../migrations/sqlite/0002_connections.sql"),
     ),
+    (
+        3,
+        "map_index_leases_outbox",
+        include_str!("../migrations/sqlite/0003_map_index_leases_outbox.sql"),
+    ),
+    (
+        4,
+        "backfill_event_log",
+        include_str!("../migrations/sqlite/0004_backfill_event_log.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -89,6 +104,16 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "connections",
         include_str!("../migrations/postgres/0002_connections.sql"),
+    ),
+    (
+        3,
+        "map_index_leases_outbox",
+        include_str!("../migrations/postgres/0003_map_index_leases_outbox.sql"),
+    ),
+    (
+        4,
+        "backfill_event_log",
+        include_str!("../migrations/postgres/0004_backfill_event_log.sql"),
     ),
 ];
 
@@ -156,6 +181,16 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later fails at once with
+    /// "database is locked" when another writer got in between, instead of waiting its turn.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     fn migrator(&self) -> Migrator {
@@ -281,7 +316,7 @@ impl Store {
     /// Deletes finished runs (and their task instances, tries and XComs) that ended before
     /// `before`, and old job rows. Returns the number of runs deleted.
     pub async fn clean_before(&self, before: i64) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for sql in [
             "DELETE FROM xcom WHERE run_pk IN (SELECT id FROM dag_run WHERE state IN ('success','failed') AND end_date < $1)",
             "DELETE FROM task_try WHERE ti_id IN (SELECT ti.id FROM task_instance ti JOIN dag_run r ON r.id = ti.run_pk WHERE r.state IN ('success','failed') AND r.end_date < $1)",

@@ -15,6 +15,8 @@ pub struct NewRun {
     pub data_interval_start: i64,
     pub data_interval_end: i64,
     pub conf: serde_json::Map<String, serde_json::Value>,
+    /// The backfill that created the run, if any.
+    pub backfill_id: Option<i64>,
 }
 
 /// A run as stored.
@@ -32,10 +34,11 @@ pub struct RunRow {
     pub queued_at: i64,
     pub start_date: Option<i64>,
     pub end_date: Option<i64>,
+    pub backfill_id: Option<i64>,
 }
 
 const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logical_date, data_interval_start, \
-     data_interval_end, conf, queued_at, start_date, end_date";
+     data_interval_end, conf, queued_at, start_date, end_date, backfill_id";
 
 pub(crate) fn run_row(row: &sqlx::any::AnyRow) -> Result<RunRow> {
     let conf: String = row.try_get("conf")?;
@@ -52,6 +55,7 @@ pub(crate) fn run_row(row: &sqlx::any::AnyRow) -> Result<RunRow> {
         queued_at: row.try_get("queued_at")?,
         start_date: row.try_get("start_date")?,
         end_date: row.try_get("end_date")?,
+        backfill_id: row.try_get("backfill_id")?,
     })
 }
 
@@ -60,10 +64,10 @@ impl Store {
     /// Returns `None` when a run with the same run id or logical date already exists: exactly
     /// one run per interval, however many schedulers race.
     pub async fn create_run(&self, run: &NewRun, tasks: &[TaskSeed]) -> Result<Option<RunRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, \
-             data_interval_end, conf, queued_at) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8) \
+             data_interval_end, conf, queued_at, backfill_id) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9) \
              ON CONFLICT DO NOTHING RETURNING {RUN_COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -75,6 +79,7 @@ impl Store {
             .bind(run.data_interval_end)
             .bind(serde_json::Value::Object(run.conf.clone()).to_string())
             .bind(now_micros())
+            .bind(run.backfill_id)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
@@ -171,6 +176,83 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(run_row).transpose()
+    }
+
+    /// Ends a running run in `to` (success or failed) with its notifications, in one
+    /// compare-and-set that also checks that no task instance of the run is unfinished: a
+    /// clear that raced with the decision wins, and the run goes on.
+    pub async fn finish_run(
+        &self,
+        run_pk: i64,
+        to: RunState,
+        messages: &[crate::NewMessage],
+    ) -> Result<bool> {
+        let now = now_micros();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE dag_run SET state = $1, end_date = $2 WHERE id = $3 AND state = 'running' \
+             AND NOT EXISTS (SELECT 1 FROM task_instance WHERE run_pk = $3 AND state NOT IN \
+             ('success', 'failed', 'skipped', 'upstream_failed', 'removed'))",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(run_pk)
+        .execute(&mut *tx)
+        .await?;
+        let finished = done.rows_affected() == 1;
+        if finished {
+            crate::outbox::insert_messages(&mut tx, messages, now).await?;
+        }
+        tx.commit().await?;
+        Ok(finished)
+    }
+
+    /// Records that a task instance missed its sla, with its notifications, once: a second
+    /// call (another round, a restarted scheduler) changes nothing and returns false.
+    pub async fn record_sla_miss(
+        &self,
+        run_pk: i64,
+        task_id: &str,
+        map_index: i64,
+        messages: &[crate::NewMessage],
+    ) -> Result<bool> {
+        let now = now_micros();
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "INSERT INTO sla_miss (run_pk, task_id, map_index, timestamp) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (run_pk, task_id, map_index) DO NOTHING",
+        )
+        .bind(run_pk)
+        .bind(task_id)
+        .bind(map_index)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let first = done.rows_affected() == 1;
+        if first {
+            crate::outbox::insert_messages(&mut tx, messages, now).await?;
+        }
+        tx.commit().await?;
+        Ok(first)
+    }
+
+    /// `(run_pk, task_id, map_index)` of every recorded sla miss of these runs.
+    pub async fn sla_misses(&self, run_pks: &[i64]) -> Result<Vec<(i64, String, i64)>> {
+        let mut out = Vec::new();
+        for chunk in run_pks.chunks(500) {
+            let sql = format!(
+                "SELECT run_pk, task_id, map_index FROM sla_miss WHERE run_pk IN ({})",
+                crate::placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Moves a run from `from` to `to` if it is still in `from`; stamps start or end time.

@@ -38,6 +38,8 @@ pub struct TiRow {
     pub dag_id: String,
     pub run_id: String,
     pub task_id: String,
+    /// -1 for an unmapped task; the item's index for a mapped one (as Airflow).
+    pub map_index: i64,
     pub state: TaskState,
     pub try_number: i64,
     pub max_tries: i64,
@@ -67,13 +69,29 @@ pub struct Transition {
     pub next_retry_at: Option<i64>,
 }
 
-/// The end of one try: from `running` (and this try number) to `state`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The end of one try: from `running` (and this try number) to `state`, with the try's XCom
+/// value, written in the same transaction so that a superseded try cannot store one.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Finish {
     pub ti_id: i64,
     pub try_number: i64,
     pub state: TaskState,
     pub next_retry_at: Option<i64>,
+    pub xcom: Option<serde_json::Value>,
+    /// Side effects of this outcome (notifications), written only if it is recorded.
+    pub messages: Vec<crate::NewMessage>,
+}
+
+/// What became of a [`Finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The try still owned its task instance: the state (and XCom) are recorded.
+    Applied,
+    /// The instance was cleared while the try ran (`restarting`): it is reset to `none` to
+    /// run anew, and the try's outcome is dropped.
+    Restarted,
+    /// The try no longer owned the instance (reaped, or retried elsewhere): nothing changed.
+    Lost,
 }
 
 /// One try of a task instance, for audits (who ran it, when).
@@ -88,7 +106,7 @@ pub struct TryRow {
     pub state: String,
 }
 
-const TI_COLUMNS: &str = "id, run_pk, dag_id, run_id, task_id, state, try_number, max_tries, pool, \
+const TI_COLUMNS: &str = "id, run_pk, dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, \
      pool_slots, priority_weight, queue, worker, pid, queued_at, start_date, end_date, heartbeat, next_retry_at";
 
 fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
@@ -98,6 +116,7 @@ fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
         dag_id: row.try_get("dag_id")?,
         run_id: row.try_get("run_id")?,
         task_id: row.try_get("task_id")?,
+        map_index: row.try_get("map_index")?,
         state: parse_state("task_instance", &row.try_get::<String, _>("state")?)?,
         try_number: row.try_get("try_number")?,
         max_tries: row.try_get("max_tries")?,
@@ -197,7 +216,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut moved = Vec::with_capacity(moves.len());
         for m in moves {
             let q = match m.to {
@@ -268,7 +287,7 @@ impl Store {
              ORDER BY priority_weight DESC, queued_at, id LIMIT $3{lock}) AND state = 'queued' \
              RETURNING {TI_COLUMNS}"
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(worker)
             .bind(now)
@@ -310,73 +329,136 @@ impl Store {
         Ok(())
     }
 
-    /// Refreshes the heartbeat of every task instance `worker` is running.
-    pub async fn heartbeat_worker(&self, worker: &str) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE task_instance SET heartbeat = $1 WHERE worker = $2 AND state = 'running'",
+    /// Refreshes the heartbeat of every try `worker` still owns and returns those tries as
+    /// `(ti_id, try_number)`. A try the worker runs that is missing from the answer was
+    /// reaped, cleared or retried elsewhere: the worker must stop it.
+    pub async fn heartbeat_tries(&self, worker: &str) -> Result<Vec<(i64, i64)>> {
+        let rows = sqlx::query(
+            "UPDATE task_instance SET heartbeat = $1 WHERE worker = $2 AND state = 'running' \
+             RETURNING id, try_number",
         )
         .bind(now_micros())
         .bind(worker)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
-    /// Ends tries in one transaction: each moves from `running` (at its try number) to its
-    /// state. Returns, per finish, whether it applied (false: the row was reaped or cleared).
-    pub async fn finish(&self, finishes: &[Finish]) -> Result<Vec<bool>> {
+    /// Ends tries in one transaction. Each moves from `running` at its try number, on this
+    /// worker, to its state, and its XCom is stored with it; a try whose instance was cleared
+    /// meanwhile (`restarting`) resets it to `none` instead. See [`Finished`].
+    pub async fn finish(&self, worker: &str, finishes: &[Finish]) -> Result<Vec<Finished>> {
+        self.finish_tries(Some(worker), finishes).await
+    }
+
+    /// Ends tries of zombies (whatever worker held them), as [`Store::finish`] does.
+    pub async fn finish_zombies(&self, finishes: &[Finish]) -> Result<Vec<Finished>> {
+        self.finish_tries(None, finishes).await
+    }
+
+    async fn finish_tries(
+        &self,
+        worker: Option<&str>,
+        finishes: &[Finish],
+    ) -> Result<Vec<Finished>> {
         if finishes.is_empty() {
             return Ok(Vec::new());
         }
         let now = now_micros();
-        let mut tx = self.pool.begin().await?;
-        let mut applied = Vec::with_capacity(finishes.len());
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(finishes.len());
         for f in finishes {
             let done = sqlx::query(
                 "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3, heartbeat = NULL \
-                 WHERE id = $4 AND try_number = $5 AND state = 'running'",
+                 WHERE id = $4 AND try_number = $5 AND state = 'running' AND ($6 IS NULL OR worker = $6)",
             )
             .bind(f.state.as_str())
             .bind(now)
             .bind(f.next_retry_at)
             .bind(f.ti_id)
             .bind(f.try_number)
+            .bind(worker)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE task_try SET end_date = $1, state = $2 WHERE ti_id = $3 AND try_number = $4 AND end_date IS NULL")
-                .bind(now)
-                .bind(f.state.as_str())
+            let outcome = if done.rows_affected() == 1 {
+                if let Some(value) = &f.xcom {
+                    sqlx::query(
+                        "INSERT INTO xcom (run_pk, task_id, map_index, key, value) \
+                         SELECT run_pk, task_id, map_index, 'return_value', $1 FROM task_instance WHERE id = $2 \
+                         ON CONFLICT (run_pk, task_id, map_index, key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(value.to_string())
+                    .bind(f.ti_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                crate::outbox::insert_messages(&mut tx, &f.messages, now).await?;
+                Finished::Applied
+            } else {
+                let reset = sqlx::query(
+                    "UPDATE task_instance SET state = 'none', queued_at = NULL, start_date = NULL, \
+                     end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, next_retry_at = NULL \
+                     WHERE id = $1 AND try_number = $2 AND state = 'restarting'",
+                )
                 .bind(f.ti_id)
                 .bind(f.try_number)
                 .execute(&mut *tx)
                 .await?;
-            applied.push(done.rows_affected() == 1);
+                if reset.rows_affected() == 1 {
+                    Finished::Restarted
+                } else {
+                    Finished::Lost
+                }
+            };
+            // A lost finish leaves the try's record to whoever took the instance over.
+            let try_state = match outcome {
+                Finished::Applied => Some(f.state.as_str()),
+                Finished::Restarted => Some("restarting"),
+                Finished::Lost => None,
+            };
+            if let Some(try_state) = try_state {
+                sqlx::query("UPDATE task_try SET end_date = $1, state = $2 WHERE ti_id = $3 AND try_number = $4 AND end_date IS NULL")
+                    .bind(now)
+                    .bind(try_state)
+                    .bind(f.ti_id)
+                    .bind(f.try_number)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            out.push(outcome);
         }
         tx.commit().await?;
-        Ok(applied)
+        Ok(out)
     }
 
-    /// Running task instances whose heartbeat is older than `before` (zombies).
-    pub async fn zombies(&self, before: i64) -> Result<Vec<TiRow>> {
+    /// Running (or restarting) task instances whose heartbeat is older than `before`, or whose
+    /// worker's lease has run out or is gone: zombies.
+    pub async fn zombies(&self, before: i64, now: i64) -> Result<Vec<TiRow>> {
         let sql = format!(
-            "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'running' AND (heartbeat IS NULL OR heartbeat < $1)"
+            "SELECT {TI_COLUMNS} FROM task_instance ti WHERE state IN ('running', 'restarting') AND \
+             (heartbeat IS NULL OR heartbeat < $1 OR NOT EXISTS \
+              (SELECT 1 FROM worker w WHERE w.worker_id = ti.worker AND w.lease_until >= $2))"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(before)
+            .bind(now)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(ti_row).collect()
     }
 
     /// Resets task instances to `none` so the scheduler runs them again, granting each its
-    /// retries anew (as Airflow's clear does), and requeues their runs. Running instances are
-    /// left alone. Returns how many were cleared.
+    /// retries anew (as Airflow's clear does), and requeues their runs. A running instance
+    /// becomes `restarting`: its worker stops the try at its next heartbeat and then resets
+    /// it, so two tries never run at once. Returns how many were cleared.
     pub async fn clear_task_instances(
         &self,
         ti_ids: &[i64],
         retries: &[(i64, u32)],
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut cleared = 0;
         let mut runs = Vec::new();
         for id in ti_ids {
@@ -388,12 +470,24 @@ impl Store {
             let row = sqlx::query(
                 "UPDATE task_instance SET state = 'none', max_tries = try_number + $1, queued_at = NULL, \
                  start_date = NULL, end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, \
-                 next_retry_at = NULL WHERE id = $2 AND state <> 'running' RETURNING run_pk",
+                 next_retry_at = NULL WHERE id = $2 AND state NOT IN ('running', 'restarting') RETURNING run_pk",
             )
             .bind(extra)
             .bind(*id)
             .fetch_optional(&mut *tx)
             .await?;
+            let row = match row {
+                Some(row) => Some(row),
+                // The try's own retries end with it; the instance gets `retries` more after.
+                None => sqlx::query(
+                    "UPDATE task_instance SET state = 'restarting', max_tries = try_number + $1 \
+                     WHERE id = $2 AND state = 'running' RETURNING run_pk",
+                )
+                .bind(extra)
+                .bind(*id)
+                .fetch_optional(&mut *tx)
+                .await?,
+            };
             if let Some(row) = row {
                 cleared += 1;
                 let pk: i64 = row.try_get(0)?;
@@ -407,10 +501,14 @@ impl Store {
                 .bind(pk)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM xcom WHERE run_pk = $1 AND task_id IN (SELECT task_id FROM task_instance WHERE run_pk = $1 AND state = 'none')")
-                .bind(pk)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "DELETE FROM xcom WHERE run_pk = $1 AND EXISTS (SELECT 1 FROM task_instance ti \
+                 WHERE ti.run_pk = xcom.run_pk AND ti.task_id = xcom.task_id AND ti.map_index = xcom.map_index \
+                 AND ti.state IN ('none', 'restarting'))",
+            )
+            .bind(pk)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(cleared)
@@ -476,6 +574,15 @@ impl Store {
             .collect()
     }
 
+    /// Deletes a pool; false if there was none.
+    pub async fn delete_pool(&self, name: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM pool WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Creates or resizes a pool.
     pub async fn set_pool(&self, name: &str, slots: i64, description: Option<&str>) -> Result<()> {
         sqlx::query(
@@ -490,41 +597,24 @@ impl Store {
         Ok(())
     }
 
-    /// Stores an XCom value (JSON text) for a task of a run, replacing an older one.
-    pub async fn push_xcom(
+    /// Every XCom of a run as `(task_id, map_index, key, value)`, by task, map index and key.
+    pub async fn xcoms(
         &self,
         run_pk: i64,
-        task_id: &str,
-        key: &str,
-        value: &serde_json::Value,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO xcom (run_pk, task_id, key, value) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (run_pk, task_id, key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(run_pk)
-        .bind(task_id)
-        .bind(key)
-        .bind(value.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Every XCom of a run as `(task_id, key, value)`.
-    pub async fn xcoms(&self, run_pk: i64) -> Result<Vec<(String, String, serde_json::Value)>> {
+    ) -> Result<Vec<(String, i64, String, serde_json::Value)>> {
         let rows = sqlx::query(
-            "SELECT task_id, key, value FROM xcom WHERE run_pk = $1 ORDER BY task_id, key",
+            "SELECT task_id, map_index, key, value FROM xcom WHERE run_pk = $1 ORDER BY task_id, map_index, key",
         )
         .bind(run_pk)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                let text: String = r.try_get(2)?;
+                let text: String = r.try_get(3)?;
                 Ok((
                     r.try_get(0)?,
                     r.try_get(1)?,
+                    r.try_get(2)?,
                     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
                 ))
             })

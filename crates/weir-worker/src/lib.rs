@@ -8,6 +8,7 @@
 //! scheduler queued, and a finish that lost its compare-and-set (the instance was reaped or
 //! cleared meanwhile) changes nothing.
 
+pub mod notifier;
 pub mod process;
 
 use process::{Exit, Pgid, run_process};
@@ -21,7 +22,7 @@ use tokio::task::JoinSet;
 use weir_core::connection::{Connection, Masker, is_secret_key};
 use weir_core::{Dag, SharedDags, TaskState, Timetable, log_path, now_micros, timestamp};
 use weir_ops::{Plan, PlanContext, Registry, XcomMode};
-use weir_store::{ClaimedTi, Finish, RunRow, Store};
+use weir_store::{ClaimedTi, Finish, Finished, NewMessage, RunRow, Store};
 use weir_template::{Renderer, TemplateContext};
 
 /// How a worker behaves.
@@ -40,6 +41,8 @@ pub struct WorkerConfig {
     pub log_dir: PathBuf,
     /// Between SIGTERM and SIGKILL when a try is stopped.
     pub kill_grace: Duration,
+    /// How long the worker's lease lasts without a heartbeat (the zombie threshold).
+    pub lease: Duration,
     /// When non-empty, only task instances of these runs are claimed (`dags test`, backfill).
     pub only_runs: Vec<i64>,
 }
@@ -53,6 +56,14 @@ impl WorkerConfig {
             std::process::id(),
             now_micros() % 1_000_000
         )
+    }
+}
+
+/// The id a worker takes when it lost its lease: `host:pid:start~N`.
+fn next_generation(id: &str) -> String {
+    match id.rsplit_once('~') {
+        Some((base, n)) => format!("{base}~{}", n.parse::<u64>().unwrap_or(1) + 1),
+        None => format!("{id}~2"),
     }
 }
 
@@ -77,7 +88,23 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     /// Woken by the worker whenever a try finishes.
     pub scheduler_wake: Arc<Notify>,
-    running: Mutex<HashMap<i64, Pgid>>,
+    /// Woken when a finish wrote outbox messages (notifications).
+    pub outbox_wake: Arc<Notify>,
+    /// This worker's id in the store. It gains a generation suffix when the lease is lost, so
+    /// the tries of the old id stay lost and the worker goes on under a new lease.
+    id: std::sync::RwLock<String>,
+    running: Mutex<HashMap<i64, RunningTry>>,
+}
+
+/// A try this worker runs, as the heartbeat sees it.
+struct RunningTry {
+    try_number: i64,
+    /// The try's process group, once it exists.
+    pgid: Option<Pgid>,
+    /// Set when the store says the try no longer owns its task instance: it is killed, and
+    /// its outcome is never recorded.
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    stop: watch::Sender<bool>,
 }
 
 impl Worker {
@@ -86,12 +113,14 @@ impl Worker {
             store,
             registry,
             renderer: Arc::new(Renderer::new()),
-            config,
             shared: None,
             cache: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             scheduler_wake: Arc::new(Notify::new()),
+            outbox_wake: Arc::new(Notify::new()),
+            id: std::sync::RwLock::new(config.worker_id.clone()),
             running: Mutex::new(HashMap::new()),
+            config,
         }
     }
 
@@ -108,13 +137,15 @@ impl Worker {
         self
     }
 
-    pub fn id(&self) -> &str {
-        &self.config.worker_id
+    /// The id this worker claims and heartbeats under now.
+    pub fn id(&self) -> String {
+        self.id.read().map(|id| id.clone()).unwrap_or_default()
     }
 
     /// Claims and runs task instances until `shutdown` turns true; then stops every running
     /// try (SIGTERM, then SIGKILL) and records it.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        self.take_lease(&self.id()).await;
         let mut tries: JoinSet<()> = JoinSet::new();
         let heartbeat = {
             let me = self.clone();
@@ -125,13 +156,10 @@ impl Worker {
                         _ = tokio::time::sleep(me.config.heartbeat) => {}
                         _ = shutdown.changed() => break,
                     }
-                    if let Err(e) = me.store.heartbeat_worker(&me.config.worker_id).await {
-                        tracing::warn!("worker heartbeat failed: {e}");
-                    }
+                    me.beat().await;
                 }
             })
         };
-        let (kill_tx, kill_rx) = watch::channel(false);
         loop {
             if *shutdown.borrow() {
                 break;
@@ -143,7 +171,7 @@ impl Worker {
                 match self
                     .store
                     .claim(
-                        &self.config.worker_id,
+                        &self.id(),
                         &self.config.queues,
                         &self.config.only_runs,
                         want as i64,
@@ -153,9 +181,21 @@ impl Worker {
                     Ok(claimed) => {
                         claimed_full = claimed.len() == want;
                         for ti in claimed {
+                            let (stop, kill) = watch::channel(false);
+                            let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                            if let Ok(mut running) = self.running.lock() {
+                                running.insert(
+                                    ti.id,
+                                    RunningTry {
+                                        try_number: ti.try_number,
+                                        pgid: None,
+                                        lost: lost.clone(),
+                                        stop,
+                                    },
+                                );
+                            }
                             let me = self.clone();
-                            let kill = kill_rx.clone();
-                            tries.spawn(async move { me.execute(ti, kill).await });
+                            tries.spawn(async move { me.execute(ti, kill, lost).await });
                         }
                     }
                     Err(e) => tracing::warn!("claiming task instances failed: {e}"),
@@ -171,9 +211,99 @@ impl Worker {
                 _ = shutdown.changed() => {}
             }
         }
-        let _ = kill_tx.send(true);
+        if let Ok(running) = self.running.lock() {
+            for t in running.values() {
+                let _ = t.stop.send(true);
+            }
+        }
         while tries.join_next().await.is_some() {}
         heartbeat.abort();
+        if let Err(e) = self.store.end_lease(&self.id()).await {
+            tracing::warn!("could not end the worker's lease: {e}");
+        }
+    }
+
+    async fn take_lease(&self, id: &str) {
+        let now = now_micros();
+        let until = now + self.config.lease.as_micros() as i64;
+        let pid = std::process::id() as i64;
+        if let Err(e) = self
+            .store
+            .register_worker(id, &hostname(), pid, now, until)
+            .await
+        {
+            tracing::warn!("could not register the worker's lease: {e}");
+        }
+    }
+
+    /// One heartbeat: renews the lease and refreshes every owned try; a try the store no
+    /// longer gives this worker (reaped, cleared, retried elsewhere) is killed at once and
+    /// its outcome will not be recorded. A lost lease loses every try, and the worker goes
+    /// on under a new id.
+    async fn beat(&self) {
+        // Only tries claimed before the heartbeat's statement can be judged by its answer.
+        let before: Vec<(i64, i64)> = self
+            .running
+            .lock()
+            .map(|r| r.iter().map(|(id, t)| (*id, t.try_number)).collect())
+            .unwrap_or_default();
+        let id = self.id();
+        let now = now_micros();
+        let until = now + self.config.lease.as_micros() as i64;
+        let owned: Option<std::collections::HashSet<(i64, i64)>> = match self
+            .store
+            .renew_lease(&id, now, until)
+            .await
+        {
+            Ok(true) => match self.store.heartbeat_tries(&id).await {
+                Ok(owned) => Some(owned.into_iter().collect()),
+                Err(e) => {
+                    tracing::warn!("worker heartbeat failed: {e}");
+                    return;
+                }
+            },
+            Ok(false) => {
+                let next = next_generation(&id);
+                tracing::warn!(
+                    "worker {id} lost its lease (paused or cut off past it); its tries are stopped and it goes on as {next}"
+                );
+                if let Ok(mut current) = self.id.write() {
+                    *current = next.clone();
+                }
+                self.take_lease(&next).await;
+                None
+            }
+            Err(e) => {
+                tracing::warn!("worker lease renewal failed: {e}");
+                return;
+            }
+        };
+        let Ok(running) = self.running.lock() else {
+            return;
+        };
+        for (ti_id, try_number) in before {
+            if owned
+                .as_ref()
+                .is_some_and(|o| o.contains(&(ti_id, try_number)))
+            {
+                continue;
+            }
+            let Some(t) = running.get(&ti_id).filter(|t| t.try_number == try_number) else {
+                continue;
+            };
+            if t.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
+            tracing::warn!(
+                ti = ti_id,
+                try_number,
+                "try lost its task instance; killing it"
+            );
+            if let Some(pgid) = t.pgid {
+                process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = t.stop.send(true);
+        }
     }
 
     /// The DAG of a task instance, from the in-process scheduler or the store (cached 1 s).
@@ -196,8 +326,14 @@ impl Worker {
         Some(dag)
     }
 
-    /// Runs one claimed try to its end and records the outcome.
-    async fn execute(&self, ti: ClaimedTi, mut kill: watch::Receiver<bool>) {
+    /// Runs one claimed try to its end and records the outcome, unless the try lost its task
+    /// instance meanwhile.
+    async fn execute(
+        &self,
+        ti: ClaimedTi,
+        mut kill: watch::Receiver<bool>,
+        lost: Arc<std::sync::atomic::AtomicBool>,
+    ) {
         let path = log_path(
             &self.config.log_dir,
             &ti.dag_id,
@@ -235,16 +371,6 @@ impl Worker {
             };
             next_retry_at = Some(now_micros() + delay.as_micros() as i64);
         }
-        if let Some(value) = xcom
-            && state == TaskState::Success
-            && let Err(e) = self
-                .store
-                .push_xcom(ti.run_pk, &ti.task_id, "return_value", &value)
-                .await
-        {
-            log.line("ERROR", &format!("could not store the XCom value: {e}"));
-            state = TaskState::Failed;
-        }
         log.line(
             if state == TaskState::Success {
                 "INFO"
@@ -256,44 +382,69 @@ impl Worker {
         if let Ok(mut running) = self.running.lock() {
             running.remove(&ti.id);
         }
+        // A lost try records nothing of its own; its finish can only reset an instance that a
+        // clear left `restarting` for this very try (the compare-and-set checks both).
+        let lost = lost.load(std::sync::atomic::Ordering::SeqCst);
+        let messages = if lost {
+            Vec::new()
+        } else {
+            self.notifications(&ti, state, &path).await
+        };
+        let notifies = !messages.is_empty();
         let finish = Finish {
             ti_id: ti.id,
             try_number: ti.try_number,
             state,
             next_retry_at,
+            xcom: xcom.filter(|_| state == TaskState::Success && !lost),
+            messages,
         };
-        match self.store.finish(&[finish]).await {
-            Ok(applied) if applied == [true] => {
+        match self.store.finish(&self.id(), &[finish]).await {
+            Ok(done) if done == [Finished::Applied] => {
                 log.line("INFO", &format!("marked {state}"));
-                self.notify(&ti, state, &path, &log).await;
+                if notifies {
+                    self.outbox_wake.notify_one();
+                }
             }
-            Ok(_) => log.line("WARNING",
+            Ok(done) if done == [Finished::Restarted] => log.line(
+                "WARNING",
+                "the task instance was cleared while it ran; this try was stopped and it will run again",
+            ),
+            Ok(_) if lost => log.line(
+                "WARNING",
+                "this try lost its task instance (reaped, cleared or retried elsewhere); it was killed and its outcome is not recorded",
+            ),
+            Ok(_) => log.line(
+                "WARNING",
                 "the task instance changed state while it ran (reaped or cleared); outcome not recorded",
             ),
             Err(e) => {
                 tracing::error!(task = %ti.task_id, "recording the outcome failed: {e}");
-                log.line("ERROR",
-                    &format!("recording the outcome failed: {e}"),
-                );
+                log.line("ERROR", &format!("recording the outcome failed: {e}"));
             }
         }
         self.scheduler_wake.notify_one();
     }
 
-    /// Sends the task's `on_failure` / `on_retry` / `on_success` notifications, logging each
-    /// delivery or failure; a failed delivery changes nothing else.
-    async fn notify(&self, ti: &ClaimedTi, state: TaskState, log_file: &Path, log: &TaskLog) {
+    /// The task's `on_failure` / `on_retry` / `on_success` notifications for this outcome, as
+    /// outbox messages written with the finish, so that they are sent at least once.
+    async fn notifications(
+        &self,
+        ti: &ClaimedTi,
+        state: TaskState,
+        log_file: &Path,
+    ) -> Vec<NewMessage> {
         let (key, event) = match state {
             TaskState::Failed => ("on_failure", "failure"),
             TaskState::UpForRetry => ("on_retry", "retry"),
             TaskState::Success => ("on_success", "success"),
-            _ => return,
+            _ => return Vec::new(),
         };
         let Some(dag) = self.dag(&ti.dag_id).await else {
-            return;
+            return Vec::new();
         };
         let Some(callbacks) = dag.task(&ti.task_id).and_then(|t| t.callbacks.get(key)) else {
-            return;
+            return Vec::new();
         };
         let error = (state != TaskState::Success).then(|| log_tail(log_file, 20));
         let logical_date = self
@@ -303,7 +454,7 @@ impl Worker {
             .ok()
             .flatten()
             .map(|r| weir_core::iso(timestamp(r.logical_date)));
-        let event = weir_ops::notify::Event {
+        let event = weir_core::notify::Event {
             event: event.into(),
             dag_id: ti.dag_id.clone(),
             run_id: Some(ti.run_id.clone()),
@@ -315,11 +466,14 @@ impl Worker {
             log_url: Some(log_file.display().to_string()),
             message: None,
         };
-        let rt = NativeRuntime { worker: self, log };
-        for line in weir_ops::notify::deliver(callbacks, &event, &rt).await {
-            let (level, text) = line.split_once(" - ").unwrap_or(("INFO", &line));
-            log.line(level, text);
-        }
+        weir_core::notify::messages(callbacks, &event)
+            .into_iter()
+            .map(|payload| NewMessage {
+                kind: weir_core::notify::KIND.into(),
+                payload,
+                dedup_key: None,
+            })
+            .collect()
     }
 
     /// Plans and runs the try; `Err` is a failure message for the log.
@@ -346,7 +500,7 @@ impl Worker {
                 ti.dag_id,
                 ti.task_id,
                 ti.run_id,
-                self.config.worker_id
+                self.id()
             ),
         );
         let run = self
@@ -382,7 +536,11 @@ impl Worker {
         env.push(("WEIR_XCOM".into(), xcom_file.display().to_string()));
         env.push((
             weir_core::TRY_TAG_ENV.into(),
-            weir_core::try_tag(&self.config.worker_id, ti.id, ti.try_number),
+            weir_core::try_tag(
+                &ti.worker.clone().unwrap_or_else(|| self.id()),
+                ti.id,
+                ti.try_number,
+            ),
         ));
         env.push((
             "WEIR_PARAMS".into(),
@@ -418,8 +576,14 @@ impl Worker {
             task.execution_timeout,
             self.config.kill_grace,
             |pgid| async move {
-                if let Ok(mut r) = running.lock() {
-                    r.insert(ti.id, pgid);
+                if let Ok(mut r) = running.lock()
+                    && let Some(t) = r.get_mut(&ti.id)
+                {
+                    t.pgid = Some(pgid);
+                    // Lost before the process existed: the heartbeat could not kill it.
+                    if t.lost.load(std::sync::atomic::Ordering::SeqCst) {
+                        process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                    }
                 }
                 if let Err(e) = store.set_pid(ti.id, ti.try_number, pgid as i64).await {
                     tracing::warn!("cannot record the pid of {}: {e}", ti.task_id);
@@ -487,14 +651,7 @@ impl Worker {
         ti: &ClaimedTi,
         secrets: &Secrets,
     ) -> Result<TemplateContext, String> {
-        let xcoms: BTreeMap<(String, String), serde_json::Value> = self
-            .store
-            .xcoms(run.id)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(task_id, key, value)| ((task_id, key), value))
-            .collect();
+        let xcoms = xcom_map(self.store.xcoms(run.id).await.map_err(|e| e.to_string())?);
         let mut ctx = template_context(
             dag,
             task,
@@ -682,6 +839,26 @@ impl Outcome {
             xcom: None,
         }
     }
+}
+
+/// A run's XComs as templates pull them: by (task, key), where a mapped task's items give
+/// the list of their values in `map_index` order, as Airflow's `xcom_pull` does.
+fn xcom_map(
+    rows: Vec<(String, i64, String, serde_json::Value)>,
+) -> BTreeMap<(String, String), serde_json::Value> {
+    let mut out: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    for (task_id, map_index, key, value) in rows {
+        let slot = (task_id, key);
+        if map_index < 0 {
+            out.insert(slot, value);
+        } else if let serde_json::Value::Array(items) = out
+            .entry(slot)
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        {
+            items.push(value);
+        }
+    }
+    out
 }
 
 /// The XCom value of a try: the `$WEIR_XCOM` file if written, else the last line in

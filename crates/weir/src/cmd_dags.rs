@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use weir_core::{Dag, RunState, RunType, Timetable, iso, parse_instant};
 use weir_scheduler::Scheduler;
+use weir_service::{Actor, Services};
 use weir_store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +24,8 @@ pub enum DagsCommand {
     Show { dag_id: String },
     /// Check DAG files (a file, a folder, or the DAG folder) and print every problem.
     Validate { path: Option<PathBuf> },
+    /// Print the JSON Schema of DAG files, for editors (`# yaml-language-server: $schema=...`).
+    Schema,
     /// Create a manual run; a running scheduler picks it up.
     Trigger {
         dag_id: String,
@@ -74,11 +77,21 @@ pub enum DagsCommand {
     },
     /// Print the state of one run.
     State { dag_id: String, run_id: String },
+    /// Delete every run of a DAG, with its task instances, tries and XComs.
+    DeleteRuns {
+        dag_id: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub async fn run(settings: &Settings, cmd: DagsCommand, format: Format) -> Result<()> {
     if let DagsCommand::Validate { path } = &cmd {
         return validate(settings, path.as_deref());
+    }
+    if let DagsCommand::Schema = &cmd {
+        return crate::cmd_schema::print_schema();
     }
     let store = open_store(settings).await?;
     let scheduler = Scheduler::new(
@@ -86,7 +99,7 @@ pub async fn run(settings: &Settings, cmd: DagsCommand, format: Format) -> Resul
         engine::scheduler_config(settings, Vec::new()),
     );
     scheduler
-        .sync_dag_folder()
+        .load_dag_folder()
         .await
         .context("reading the DAG folder")?;
     let result = dispatch(settings, &store, &scheduler, cmd, format).await;
@@ -102,7 +115,9 @@ async fn dispatch(
     format: Format,
 ) -> Result<()> {
     match cmd {
-        DagsCommand::Validate { .. } => unreachable!("handled before opening the store"),
+        DagsCommand::Validate { .. } | DagsCommand::Schema => {
+            unreachable!("handled before opening the store")
+        }
         DagsCommand::List => {
             let mut listing = Listing::new(&[
                 "dag_id",
@@ -113,20 +128,47 @@ async fn dispatch(
                 "is_paused",
                 "next_run",
             ]);
-            for row in store.list_dags().await? {
-                let next = scheduler.dag(&row.dag_id).and_then(|d| next_run(&d));
+            // The store's DAGs, and those of the folder no scheduler has parsed yet.
+            let rows = store.list_dags().await?;
+            let mut all: Vec<(Arc<Dag>, bool)> = Vec::new();
+            for row in &rows {
+                if let Some(dag) = scheduler.dag(&row.dag_id) {
+                    all.push((dag, row.is_paused));
+                } else if let Some((dag, paused)) = store.get_dag(&row.dag_id).await? {
+                    all.push((Arc::new(dag), paused));
+                }
+            }
+            let dags = scheduler.dags();
+            let mut new: Vec<Arc<Dag>> = dags
+                .read()
+                .map(|d| {
+                    d.values()
+                        .filter(|d| !rows.iter().any(|r| r.dag_id == d.dag_id))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            new.sort_by(|a, b| a.dag_id.cmp(&b.dag_id));
+            for dag in new {
+                let paused = dag
+                    .is_paused_upon_creation
+                    .unwrap_or(settings.paused_by_default());
+                all.push((dag, paused));
+            }
+            all.sort_by(|a, b| a.0.dag_id.cmp(&b.0.dag_id));
+            for (dag, paused) in all {
                 listing.row(vec![
-                    json!(row.dag_id),
-                    json!(row.fileloc),
-                    json!(row.owner),
-                    json!(row.schedule),
-                    json!(row.timezone),
-                    json!(row.is_paused),
-                    json!(next),
+                    json!(dag.dag_id),
+                    json!(dag.fileloc),
+                    json!(dag.owner),
+                    json!(dag.schedule.text()),
+                    json!(dag.timezone),
+                    json!(paused),
+                    json!(next_run(&dag)),
                 ]);
             }
             print!("{}", listing.render(format));
-            let errors = store.import_errors().await?;
+            let errors = scheduler.import_errors();
             if !errors.is_empty() {
                 eprintln!(
                     "warning: {} DAG files failed to parse (weir dags list-import-errors)",
@@ -136,15 +178,16 @@ async fn dispatch(
             Ok(())
         }
         DagsCommand::ListImportErrors => {
-            let errors = store.import_errors().await?;
+            // What the folder says now, whether or not a scheduler has seen it yet.
+            let errors = scheduler.import_errors();
             if format == Format::Table {
-                for e in &errors {
-                    println!("{}\n", e.message);
+                for message in errors.values() {
+                    println!("{message}\n");
                 }
             } else {
                 let mut listing = Listing::new(&["filename", "error"]);
-                for e in errors {
-                    listing.row(vec![json!(e.filename), json!(e.message)]);
+                for (filename, message) in errors {
+                    listing.row(vec![json!(filename), json!(message)]);
                 }
                 print!("{}", listing.render(format));
             }
@@ -163,11 +206,13 @@ async fn dispatch(
         } => {
             let dag = find_dag(store, scheduler, &dag_id).await?;
             let conf = parse_conf(conf.as_deref())?;
-            let at = match logical_date {
-                Some(text) => parse_instant(&text, &dag.tz()).map_err(anyhow::Error::msg)?,
-                None => jiff::Timestamp::now(),
-            };
-            let run = create_manual_run(store, &dag, at, conf).await?;
+            let at = logical_date
+                .map(|text| parse_instant(&text, &dag.tz()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let run = services(store)
+                .trigger(&Actor::cli(), &dag, at, conf, None)
+                .await?;
             println!("{}", run.run_id);
             if store.dag_row(&dag_id).await?.is_some_and(|r| r.is_paused) {
                 eprintln!(
@@ -198,19 +243,24 @@ async fn dispatch(
             }
             Ok(())
         }
-        DagsCommand::Pause { dag_id } | DagsCommand::Unpause { dag_id }
-            if store.dag_row(&dag_id).await?.is_none() =>
-        {
-            Err(unknown_dag(store, &dag_id).await)
-        }
-        DagsCommand::Pause { dag_id } => {
-            store.set_paused(&dag_id, true).await?;
-            println!("paused {dag_id}");
+        DagsCommand::Pause { ref dag_id } | DagsCommand::Unpause { ref dag_id } => {
+            let paused = matches!(cmd, DagsCommand::Pause { .. });
+            let dag_id = dag_id.clone();
+            let dag = find_dag(store, scheduler, &dag_id).await?;
+            services(store)
+                .set_paused(&Actor::cli(), &dag, paused, settings.paused_by_default())
+                .await?;
+            println!("{} {dag_id}", if paused { "paused" } else { "unpaused" });
             Ok(())
         }
-        DagsCommand::Unpause { dag_id } => {
-            store.set_paused(&dag_id, false).await?;
-            println!("unpaused {dag_id}");
+        DagsCommand::DeleteRuns { dag_id, yes } => {
+            if !yes {
+                bail!(
+                    "this deletes every run of '{dag_id}' with its task instances, tries and XComs\nhint: add --yes to go ahead"
+                );
+            }
+            let deleted = services(store).delete_runs(&Actor::cli(), &dag_id).await?;
+            println!("deleted {deleted} runs of {dag_id}");
             Ok(())
         }
         DagsCommand::Test { dag_id, date, conf } => {
@@ -220,13 +270,11 @@ async fn dispatch(
                 Some(text) => parse_instant(&text, &dag.tz()).map_err(anyhow::Error::msg)?,
                 None => jiff::Timestamp::now(),
             };
-            let run = match store.run_at(&dag_id, weir_core::micros(at)).await? {
-                Some(existing) => {
-                    reset_run(store, &dag, &existing).await?;
-                    existing
-                }
-                None => create_manual_run(store, &dag, at, conf).await?,
-            };
+            let svc = services(store);
+            let (run, created) = svc.run_at(&Actor::cli(), &dag, at, conf).await?;
+            if !created {
+                svc.reset_run(&Actor::cli(), &dag, &run).await?;
+            }
             eprintln!("testing {} run {}", dag.dag_id, run.run_id);
             let finished = engine::run_to_completion(
                 settings,
@@ -259,7 +307,10 @@ async fn dispatch(
             backfill(settings, store, dag, &start, &end, reset, dry_run, no_run).await
         }
         DagsCommand::Runs { dag_id, limit } => {
-            find_dag(store, scheduler, &dag_id).await?;
+            // Runs outlive their DAG file: a deleted DAG's runs are still listed.
+            if scheduler.dag(&dag_id).is_none() && store.list_runs(&dag_id, 1).await?.is_empty() {
+                return Err(unknown_dag(store, scheduler, &dag_id).await);
+            }
             let mut listing = Listing::new(&[
                 "dag_id",
                 "run_id",
@@ -306,22 +357,25 @@ pub async fn find_dag(store: &Store, scheduler: &Scheduler, dag_id: &str) -> Res
     if let Some(dag) = scheduler.dag(dag_id) {
         return Ok(dag);
     }
-    Err(unknown_dag(store, dag_id).await)
+    Err(unknown_dag(store, scheduler, dag_id).await)
 }
 
-async fn unknown_dag(store: &Store, dag_id: &str) -> anyhow::Error {
-    let known: Vec<String> = store
+async fn unknown_dag(store: &Store, scheduler: &Scheduler, dag_id: &str) -> anyhow::Error {
+    let mut known: Vec<String> = store
         .list_dags()
         .await
         .map(|d| d.into_iter().map(|r| r.dag_id).collect())
         .unwrap_or_default();
+    if let Ok(loaded) = scheduler.dags().read() {
+        known.extend(loaded.keys().cloned());
+    }
     let best = known
         .iter()
         .map(|k| (strsim::levenshtein(k, dag_id), k))
         .filter(|(d, _)| *d <= 3)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k.clone());
-    let errors = store.import_errors().await.unwrap_or_default();
+    let errors = scheduler.import_errors();
     let hint = match (best, errors.is_empty()) {
         (Some(b), _) => format!("did you mean '{b}'?"),
         (None, false) => "some DAG files failed to parse: weir dags list-import-errors".to_string(),
@@ -343,42 +397,9 @@ fn parse_conf(conf: Option<&str>) -> Result<serde_json::Map<String, Value>> {
     }
 }
 
-async fn create_manual_run(
-    store: &Store,
-    dag: &Dag,
-    at: jiff::Timestamp,
-    conf: serde_json::Map<String, Value>,
-) -> Result<weir_store::RunRow> {
-    let interval = match Timetable::new(&dag.schedule, dag.tz()) {
-        Ok(tt) => tt.manual_interval(at),
-        Err(_) => weir_core::DataInterval { start: at, end: at },
-    };
-    weir_scheduler::create_run(store, dag, RunType::Manual, at, interval, conf, None)
-        .await?
-        .with_context(|| {
-            format!(
-                "a run of '{}' already exists for logical date {}",
-                dag.dag_id,
-                iso(at)
-            )
-        })
-}
-
-/// Clears every task instance of a run so that it runs again from the start.
-async fn reset_run(store: &Store, dag: &Dag, run: &weir_store::RunRow) -> Result<()> {
-    let tis = store.task_instances(run.id).await?;
-    let retries: Vec<(i64, u32)> = tis
-        .iter()
-        .map(|t| {
-            (
-                t.id,
-                dag.task(&t.task_id).map(|task| task.retries).unwrap_or(0),
-            )
-        })
-        .collect();
-    let ids: Vec<i64> = tis.iter().map(|t| t.id).collect();
-    store.clear_task_instances(&ids, &retries).await?;
-    Ok(())
+/// The use cases, over this command's store.
+pub fn services(store: &Store) -> Services {
+    Services::new(store.clone())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -395,20 +416,8 @@ async fn backfill(
     let tz = dag.tz();
     let from = parse_instant(start, &tz).map_err(anyhow::Error::msg)?;
     let to = weir_core::parse_instant_inclusive(end, &tz).map_err(anyhow::Error::msg)?;
-    if to < from {
-        bail!("--end {end} is before --start {start}");
-    }
-    let timetable = Timetable::new(&dag.schedule, tz).map_err(anyhow::Error::msg)?;
-    if !timetable.is_periodic() {
-        bail!(
-            "DAG '{}' has no periodic schedule ({}), so there are no intervals to backfill\nhint: use weir dags trigger {} --logical-date DATE",
-            dag.dag_id,
-            dag.schedule.text(),
-            dag.dag_id
-        );
-    }
-    let intervals = timetable.intervals_between(from, to, 10_000);
     if dry_run {
+        let intervals = weir_service::backfill_intervals(&dag, from, to)?;
         for i in &intervals {
             println!(
                 "{}  {} .. {}",
@@ -420,37 +429,36 @@ async fn backfill(
         eprintln!("{} runs would be created", intervals.len());
         return Ok(());
     }
-    let mut runs = Vec::new();
-    for interval in &intervals {
-        let created = weir_scheduler::create_run(
-            store,
-            &dag,
-            RunType::Backfill,
-            interval.start,
-            *interval,
-            Default::default(),
-            None,
-        )
+    let reprocess = if reset {
+        weir_service::Reprocess::Completed
+    } else {
+        weir_service::Reprocess::None
+    };
+    let backfill = services(store)
+        .create_backfill(&Actor::cli(), &dag, from, to, reprocess, Default::default())
         .await?;
-        match created {
-            Some(run) => runs.push(run),
-            None => {
-                let existing = store
-                    .run_at(&dag.dag_id, weir_core::micros(interval.start))
-                    .await?
-                    .context("a run exists for the interval but cannot be read")?;
-                if reset {
-                    reset_run(store, &dag, &existing).await?;
-                    runs.push(existing);
-                } else {
-                    eprintln!(
-                        "skipping {}: run {} exists (use --reset to run it again)",
-                        iso(interval.start),
-                        existing.run_id
-                    );
-                }
-            }
-        }
+    for existing in &backfill.skipped {
+        eprintln!(
+            "skipping {}: run {} exists (use --reset to run it again)",
+            iso(weir_core::timestamp(existing.logical_date)),
+            existing.run_id
+        );
+    }
+    let runs = backfill.runs;
+    // A running scheduler runs the backfill; with none, this process does.
+    let scheduler_alive = store
+        .latest_job_heartbeat("scheduler")
+        .await?
+        .is_some_and(|beat| {
+            weir_core::now_micros() - beat
+                < 3 * settings.seconds("scheduler", "heartbeat_s").as_micros() as i64 + 1_000_000
+        });
+    let no_run = no_run || scheduler_alive;
+    if scheduler_alive {
+        eprintln!(
+            "a scheduler is running: it runs backfill {} (weir dags runs {} shows them)",
+            backfill.record.id, dag.dag_id
+        );
     }
     eprintln!("backfill of {}: {} runs", dag.dag_id, runs.len());
     if no_run || runs.is_empty() {

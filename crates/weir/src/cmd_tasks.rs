@@ -1,15 +1,16 @@
 //! `weir tasks ...`
 
 use crate::Failed;
-use crate::cmd_dags::find_dag;
+use crate::cmd_dags::{find_dag, services};
 use crate::config::Settings;
 use crate::engine::{self, open_store};
 use crate::output::{Format, Listing, time};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
-use weir_core::{RunType, TaskState, Timetable, parse_instant};
+use weir_core::{TaskState, parse_instant};
 use weir_scheduler::Scheduler;
+use weir_service::{Actor, ClearRequest};
 use weir_store::{Store, Transition};
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +38,12 @@ pub enum TasksCommand {
         /// Only failed and upstream_failed task instances.
         #[arg(long)]
         only_failed: bool,
+        /// Also clear the tasks downstream of the matched ones.
+        #[arg(long, short = 'd')]
+        downstream: bool,
+        /// Also clear the tasks upstream of the matched ones.
+        #[arg(long, short = 'u')]
+        upstream: bool,
     },
     /// Print the log of one try of a task instance (default: the latest try).
     Logs {
@@ -63,7 +70,7 @@ async fn loaded(settings: &Settings, store: &Store) -> Result<Scheduler> {
         engine::scheduler_config(settings, Vec::new()),
     );
     scheduler
-        .sync_dag_folder()
+        .load_dag_folder()
         .await
         .context("reading the DAG folder")?;
     Ok(scheduler)
@@ -102,25 +109,9 @@ async fn dispatch(
                 bail!("DAG '{dag_id}' has no task '{task_id}'\nhint: weir tasks list {dag_id}");
             }
             let at = parse_instant(&date, &dag.tz()).map_err(anyhow::Error::msg)?;
-            let run = match store.run_at(&dag_id, weir_core::micros(at)).await? {
-                Some(run) => run,
-                None => {
-                    let interval = Timetable::new(&dag.schedule, dag.tz())
-                        .map(|tt| tt.manual_interval(at))
-                        .unwrap_or(weir_core::DataInterval { start: at, end: at });
-                    weir_scheduler::create_run(
-                        store,
-                        &dag,
-                        RunType::Manual,
-                        at,
-                        interval,
-                        Default::default(),
-                        None,
-                    )
-                    .await?
-                    .context("could not create the run")?
-                }
-            };
+            let (run, _) = services(store)
+                .run_at(&Actor::cli(), &dag, at, Default::default())
+                .await?;
             // Only this task: every other task instance of the run is left as it is, and this
             // one is queued whatever its upstream says.
             let ti = store
@@ -146,11 +137,19 @@ async fn dispatch(
                     next_retry_at: None,
                 }])
                 .await?;
-            let worker = std::sync::Arc::new(weir_worker::Worker::new(
-                store.clone(),
-                engine::registry(),
-                engine::worker_config(settings, Vec::new(), 1, vec![run.id]),
-            ));
+            // The DAG as this command read it: no scheduler may have written its row yet.
+            let worker = std::sync::Arc::new(
+                weir_worker::Worker::new(
+                    store.clone(),
+                    engine::registry(),
+                    engine::worker_config(settings, Vec::new(), 1, vec![run.id]),
+                )
+                .with_scheduler(
+                    scheduler.dags(),
+                    scheduler.worker_wake.clone(),
+                    scheduler.wake.clone(),
+                ),
+            );
             let (stop, stop_rx) = tokio::sync::watch::channel(false);
             let handle = tokio::spawn(worker.clone().run(stop_rx));
             let state = loop {
@@ -187,46 +186,30 @@ async fn dispatch(
             start,
             end,
             only_failed,
+            downstream,
+            upstream,
         } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
-            let pattern =
-                match task {
-                    Some(re) => Some(regex::Regex::new(&re).with_context(|| {
-                        format!("--task '{re}' is not a valid regular expression")
-                    })?),
-                    None => None,
-                };
             let tz = dag.tz();
-            let from = start
-                .map(|s| parse_instant(&s, &tz))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
-            let to = end
-                .map(|s| parse_instant(&s, &tz))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
-            let mut ids = Vec::new();
-            let mut retries = Vec::new();
-            for run in store.list_runs(&dag_id, i64::MAX).await? {
-                let at = weir_core::timestamp(run.logical_date);
-                if from.is_some_and(|f| at < f) || to.is_some_and(|t| at > t) {
-                    continue;
-                }
-                for ti in store.task_instances(run.id).await? {
-                    if pattern.as_ref().is_some_and(|re| !re.is_match(&ti.task_id)) {
-                        continue;
-                    }
-                    if only_failed
-                        && !matches!(ti.state, TaskState::Failed | TaskState::UpstreamFailed)
-                    {
-                        continue;
-                    }
-                    retries.push((ti.id, dag.task(&ti.task_id).map(|t| t.retries).unwrap_or(0)));
-                    ids.push(ti.id);
-                }
-            }
-            let cleared = store.clear_task_instances(&ids, &retries).await?;
+            let parse = |text: Option<String>| {
+                text.map(|s| parse_instant(&s, &tz))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)
+            };
+            let request = ClearRequest {
+                task_regex: task,
+                run_ids: Vec::new(),
+                start: parse(start)?,
+                end: parse(end)?,
+                only_failed,
+                downstream,
+                upstream,
+            };
+            let cleared = services(store)
+                .clear(&Actor::cli(), &dag, &request)
+                .await?
+                .len();
             println!("cleared {cleared} task instances");
             Ok(())
         }

@@ -29,6 +29,11 @@ poll_s = 0.2
 slots = 32
 kill_grace_s = 5.0
 
+[notifications]
+max_attempts = 5
+retry_delay_s = 10.0
+claim_s = 60.0
+
 [webserver]
 port = 8080
 base_url = "http://localhost:8080"
@@ -122,6 +127,10 @@ impl Settings {
             Some(toml::Value::String(s)) => s.parse().unwrap_or(0.0),
             _ => 0.0,
         }
+    }
+
+    pub fn integer(&self, section: &str, key: &str) -> i64 {
+        self.int(section, key)
     }
 
     fn int(&self, section: &str, key: &str) -> i64 {

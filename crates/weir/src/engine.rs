@@ -11,6 +11,7 @@ use weir_core::{RunState, TaskState};
 use weir_ops::Registry;
 use weir_scheduler::{Scheduler, SchedulerConfig};
 use weir_store::{RunRow, Store};
+use weir_worker::notifier::{Notifier, NotifierConfig};
 use weir_worker::{Worker, WorkerConfig};
 
 /// Opens (and migrates) the project's metadata database, and applies `[pools]`.
@@ -75,8 +76,30 @@ pub fn worker_config(
         project_dir: settings.project_dir.clone(),
         log_dir: settings.log_dir(),
         kill_grace: settings.seconds("worker", "kill_grace_s"),
+        lease: settings
+            .seconds("scheduler", "zombie_threshold_s")
+            .max(Duration::from_millis(200)),
         only_runs,
     }
+}
+
+/// The outbox deliverer of this process.
+pub fn notifier(settings: &Settings, store: &Store) -> Arc<Notifier> {
+    Arc::new(Notifier::new(
+        store.clone(),
+        NotifierConfig {
+            id: format!("notifier:{}", WorkerConfig::default_worker_id()),
+            project_dir: settings.project_dir.clone(),
+            poll: settings
+                .seconds("scheduler", "poll_s")
+                .max(Duration::from_millis(10)),
+            max_attempts: settings.integer("notifications", "max_attempts").max(1),
+            retry_delay: settings.seconds("notifications", "retry_delay_s"),
+            claim_for: settings
+                .seconds("notifications", "claim_s")
+                .max(Duration::from_millis(100)),
+        },
+    ))
 }
 
 /// A watch channel that turns true on Ctrl-C or SIGTERM.
@@ -134,12 +157,49 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
     );
     eprintln!("press Ctrl-C to stop");
     let shutdown = shutdown_signal();
+    let notifier = wired_notifier(settings, &store, &scheduler, Some(&worker));
+    let notifier_task = spawn_notifier(&notifier, shutdown.clone());
     let worker_task = tokio::spawn(worker.clone().run(shutdown.clone()));
     let result = scheduler.run(shutdown).await;
     let _ = worker_task.await;
-    scheduler.flush_notifications(Duration::from_secs(20)).await;
+    let _ = notifier_task.await;
+    notifier.flush(Duration::from_secs(20)).await;
     store.close().await;
     result.map_err(Into::into)
+}
+
+/// A notifier woken by the scheduler's and the worker's state changes.
+fn wired_notifier(
+    settings: &Settings,
+    store: &Store,
+    scheduler: &Scheduler,
+    worker: Option<&Worker>,
+) -> Arc<Notifier> {
+    let notifier = notifier(settings, store);
+    let wake = notifier.wake.clone();
+    let from_scheduler = scheduler.outbox_wake.clone();
+    let from_worker = worker.map(|w| w.outbox_wake.clone());
+    tokio::spawn(async move {
+        loop {
+            match &from_worker {
+                Some(w) => tokio::select! {
+                    _ = from_scheduler.notified() => {}
+                    _ = w.notified() => {}
+                },
+                None => from_scheduler.notified().await,
+            }
+            wake.notify_one();
+        }
+    });
+    notifier
+}
+
+fn spawn_notifier(
+    notifier: &Arc<Notifier>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let notifier = notifier.clone();
+    tokio::spawn(async move { notifier.run(shutdown).await })
 }
 
 pub async fn scheduler_only(settings: &Settings) -> Result<()> {
@@ -149,8 +209,12 @@ pub async fn scheduler_only(settings: &Settings) -> Result<()> {
         "weir scheduler: project {} · press Ctrl-C to stop",
         settings.project_dir.display()
     );
-    let result = scheduler.run(shutdown_signal()).await;
-    scheduler.flush_notifications(Duration::from_secs(20)).await;
+    let shutdown = shutdown_signal();
+    let notifier = wired_notifier(settings, &store, &scheduler, None);
+    let notifier_task = spawn_notifier(&notifier, shutdown.clone());
+    let result = scheduler.run(shutdown).await;
+    let _ = notifier_task.await;
+    notifier.flush(Duration::from_secs(20)).await;
     store.close().await;
     result.map_err(Into::into)
 }
@@ -173,7 +237,12 @@ pub async fn worker_only(
         }
     );
     let worker = Arc::new(Worker::new(store.clone(), registry(), config));
-    worker.run(shutdown_signal()).await;
+    let shutdown = shutdown_signal();
+    let notifier = notifier(settings, &store);
+    let notifier_task = spawn_notifier(&notifier, shutdown.clone());
+    worker.run(shutdown).await;
+    let _ = notifier_task.await;
+    notifier.flush(Duration::from_secs(20)).await;
     store.close().await;
     Ok(())
 }
@@ -243,7 +312,10 @@ pub async fn run_to_completion(
     };
     let _ = stop_tx.send(true);
     let _ = worker_task.await;
-    scheduler.flush_notifications(Duration::from_secs(20)).await;
+    // In-process runs have no notifier running beside them: deliver what they caused now.
+    notifier(settings, store)
+        .flush(Duration::from_secs(20))
+        .await;
     Ok(finished)
 }
 

@@ -4,6 +4,8 @@
 mod cmd_conns;
 mod cmd_dags;
 mod cmd_misc;
+mod cmd_pools;
+mod cmd_schema;
 mod cmd_tasks;
 mod config;
 mod engine;
@@ -60,6 +62,9 @@ enum Command {
     /// Manage variables (templates read them as var.value.KEY).
     #[command(subcommand)]
     Variables(cmd_misc::VariablesCommand),
+    /// Manage pools (slots that bound how many task instances of a kind run at once).
+    #[command(subcommand)]
+    Pools(cmd_pools::PoolsCommand),
     /// Manage the metadata database.
     #[command(subcommand)]
     Db(cmd_misc::DbCommand),
@@ -68,6 +73,12 @@ enum Command {
     Config(cmd_misc::ConfigCommand),
     /// Check the metadata database and the scheduler heartbeat; exit 1 when unhealthy.
     Health,
+    /// Write the generated docs (DAG reference, schema, CLI reference) into a folder.
+    #[command(hide = true)]
+    Docs {
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+    },
 }
 
 /// A command whose work ran and failed (exit 1), as opposed to an error (exit 2).
@@ -137,10 +148,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Init { name } = &cli.command {
         return init::init(name);
     }
+    if let Command::Docs { out } = &cli.command {
+        return cmd_schema::write_docs(out);
+    }
     let settings = config::Settings::discover(cli.project.as_deref())?;
     settings.validate()?;
     match cli.command {
-        Command::Init { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Docs { .. } => unreachable!("handled above"),
         Command::Standalone => engine::standalone(&settings).await,
         Command::Scheduler => engine::scheduler_only(&settings).await,
         Command::Worker {
@@ -151,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tasks(cmd) => cmd_tasks::run(&settings, cmd, format).await,
         Command::Variables(cmd) => cmd_misc::variables(&settings, cmd, format).await,
         Command::Connections(cmd) => cmd_conns::connections(&settings, cmd, format).await,
+        Command::Pools(cmd) => cmd_pools::pools(&settings, cmd, format).await,
         Command::Db(cmd) => cmd_misc::db(&settings, cmd).await,
         Command::Config(cmd) => cmd_misc::config(&settings, cmd),
         Command::Health => cmd_misc::health(&settings).await,

@@ -8,7 +8,7 @@ mod support;
 
 use support::each_backend;
 use weir_core::{RunState, RunType, TaskState};
-use weir_store::{Finish, NewRun, TaskSeed, Transition, VariableRow};
+use weir_store::{Finish, Finished, NewMessage, NewRun, TaskSeed, Transition, VariableRow};
 
 fn seeds(n: usize) -> Vec<TaskSeed> {
     (0..n)
@@ -36,6 +36,7 @@ fn new_run(dag: &str, logical: i64) -> NewRun {
         data_interval_start: logical - 86_400_000_000,
         data_interval_end: logical,
         conf: serde_json::Map::new(),
+        backfill_id: None,
     }
 }
 
@@ -256,8 +257,19 @@ async fn claim_respects_queues_and_priority() {
     .await;
 }
 
+fn finish(ti_id: i64, try_number: i64, state: TaskState) -> Finish {
+    Finish {
+        ti_id,
+        try_number,
+        state,
+        next_retry_at: None,
+        xcom: None,
+        messages: Vec::new(),
+    }
+}
+
 #[tokio::test]
-async fn finish_applies_once_and_only_to_its_try() {
+async fn finish_applies_once_and_only_to_its_try_on_its_worker() {
     each_backend(|store| async move {
         let run = store
             .create_run(&new_run("d", 11), &seeds(1))
@@ -267,33 +279,157 @@ async fn finish_applies_once_and_only_to_its_try() {
         queue_all(&store, run.id).await;
         let ti = store.claim("w", &[], &[], 1).await.unwrap().remove(0);
         store.set_pid(ti.id, ti.try_number, 4242).await.unwrap();
-        assert_eq!(store.heartbeat_worker("w").await.unwrap(), 1);
-        let wrong_try = Finish {
-            ti_id: ti.id,
-            try_number: 2,
-            state: TaskState::Success,
-            next_retry_at: None,
-        };
-        assert_eq!(store.finish(&[wrong_try]).await.unwrap(), vec![false]);
-        let right = Finish {
-            try_number: 1,
-            ..wrong_try
-        };
-        assert_eq!(store.finish(&[right]).await.unwrap(), vec![true]);
+        assert_eq!(store.heartbeat_tries("w").await.unwrap(), vec![(ti.id, 1)]);
         assert_eq!(
-            store.finish(&[right]).await.unwrap(),
-            vec![false],
+            store
+                .finish("w", &[finish(ti.id, 2, TaskState::Success)])
+                .await
+                .unwrap(),
+            vec![Finished::Lost],
+            "another try"
+        );
+        assert_eq!(
+            store
+                .finish("other", &[finish(ti.id, 1, TaskState::Success)])
+                .await
+                .unwrap(),
+            vec![Finished::Lost],
+            "another worker"
+        );
+        let right = Finish {
+            xcom: Some(serde_json::json!({"rows": 3})),
+            ..finish(ti.id, 1, TaskState::Success)
+        };
+        assert_eq!(
+            store.finish("w", std::slice::from_ref(&right)).await.unwrap(),
+            vec![Finished::Applied]
+        );
+        assert_eq!(
+            store.finish("w", &[right]).await.unwrap(),
+            vec![Finished::Lost],
             "already finished"
         );
         let tries = store.tries(run.id).await.unwrap();
         assert_eq!(tries[0].state, "success");
         assert!(tries[0].end_date.is_some());
+        assert_eq!(
+            store.xcoms(run.id).await.unwrap(),
+            vec![(
+                ti.task_id.clone(),
+                -1,
+                "return_value".into(),
+                serde_json::json!({"rows": 3})
+            )],
+            "the XCom commits with the finish"
+        );
     })
     .await;
 }
 
 #[tokio::test]
-async fn zombies_are_found_by_stale_heartbeat() {
+async fn a_superseded_try_writes_no_state_and_no_xcom() {
+    each_backend(|store| async move {
+        let run = store
+            .create_run(&new_run("d", 12), &seeds(1))
+            .await
+            .unwrap()
+            .unwrap();
+        queue_all(&store, run.id).await;
+        let first = store.claim("w1", &[], &[], 1).await.unwrap().remove(0);
+        // The reaper takes the try from w1 (its lease ran out) and w2 runs the retry.
+        assert_eq!(
+            store
+                .finish_zombies(&[finish(first.id, 1, TaskState::UpForRetry)])
+                .await
+                .unwrap(),
+            vec![Finished::Applied]
+        );
+        store
+            .apply_transitions(&[Transition {
+                ti_id: first.id,
+                from: TaskState::UpForRetry,
+                to: TaskState::Queued,
+                next_retry_at: None,
+            }])
+            .await
+            .unwrap();
+        let second = store.claim("w2", &[], &[], 1).await.unwrap().remove(0);
+        assert_eq!(second.try_number, 2);
+        assert!(
+            store.heartbeat_tries("w1").await.unwrap().is_empty(),
+            "w1's heartbeat says it owns nothing"
+        );
+        store
+            .finish(
+                "w2",
+                &[Finish {
+                    xcom: Some(serde_json::json!("retry's")),
+                    ..finish(second.id, 2, TaskState::Success)
+                }],
+            )
+            .await
+            .unwrap();
+        // w1 resumes and finishes its old try: nothing changes.
+        let late = Finish {
+            xcom: Some(serde_json::json!("stale")),
+            ..finish(first.id, 1, TaskState::Failed)
+        };
+        assert_eq!(
+            store.finish("w1", &[late]).await.unwrap(),
+            vec![Finished::Lost]
+        );
+        let ti = store.task_instance(first.id).await.unwrap().unwrap();
+        assert_eq!(ti.state, TaskState::Success);
+        assert_eq!(
+            store.xcoms(run.id).await.unwrap()[0].3,
+            serde_json::json!("retry's")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clearing_a_running_instance_restarts_it_after_its_try_ends() {
+    each_backend(|store| async move {
+        let run = store
+            .create_run(&new_run("d", 14), &seeds(1))
+            .await
+            .unwrap()
+            .unwrap();
+        queue_all(&store, run.id).await;
+        let ti = store.claim("w", &[], &[], 1).await.unwrap().remove(0);
+        assert_eq!(
+            store
+                .clear_task_instances(&[ti.id], &[(ti.id, 0)])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store.task_instance(ti.id).await.unwrap().unwrap().state,
+            TaskState::Restarting
+        );
+        assert!(
+            store.heartbeat_tries("w").await.unwrap().is_empty(),
+            "the try is no longer owned"
+        );
+        assert_eq!(
+            store
+                .finish("w", &[finish(ti.id, 1, TaskState::Success)])
+                .await
+                .unwrap(),
+            vec![Finished::Restarted]
+        );
+        assert_eq!(
+            store.task_instance(ti.id).await.unwrap().unwrap().state,
+            TaskState::None
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn zombies_are_found_by_stale_heartbeat_or_lost_lease() {
     each_backend(|store| async move {
         let run = store
             .create_run(&new_run("d", 13), &seeds(2))
@@ -301,11 +437,153 @@ async fn zombies_are_found_by_stale_heartbeat() {
             .unwrap()
             .unwrap();
         queue_all(&store, run.id).await;
+        let now = weir_core::now_micros();
+        store
+            .register_worker("w", "host", 1, now, now + 60_000_000)
+            .await
+            .unwrap();
         let claimed = store.claim("w", &[], &[], 2).await.unwrap();
-        assert!(store.zombies(0).await.unwrap().is_empty());
-        let later = weir_core::now_micros() + 1_000_000;
-        let zombies = store.zombies(later).await.unwrap();
-        assert_eq!(zombies.len(), claimed.len());
+        assert!(store.zombies(0, now).await.unwrap().is_empty());
+        let later = now + 1_000_000;
+        assert_eq!(
+            store.zombies(later, now).await.unwrap().len(),
+            claimed.len(),
+            "stale heartbeats"
+        );
+        let past_lease = now + 61_000_000;
+        assert_eq!(
+            store.zombies(0, past_lease).await.unwrap().len(),
+            claimed.len(),
+            "the worker's lease ran out"
+        );
+        assert!(
+            !store
+                .renew_lease("w", past_lease, past_lease + 1)
+                .await
+                .unwrap(),
+            "an expired lease is not renewed"
+        );
+        assert!(store.renew_lease("w", now, now + 1).await.unwrap());
+        store.end_lease("w").await.unwrap();
+        assert_eq!(
+            store.zombies(0, now).await.unwrap().len(),
+            claimed.len(),
+            "a worker with no lease"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_run_finishes_only_when_no_instance_is_unfinished() {
+    each_backend(|store| async move {
+        let run = store
+            .create_run(&new_run("d", 16), &seeds(1))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .set_run_state(run.id, RunState::Queued, RunState::Running)
+            .await
+            .unwrap();
+        let message = NewMessage {
+            kind: "notify".into(),
+            payload: serde_json::json!({"n": 1}),
+            dedup_key: None,
+        };
+        // The scheduler decided "success" from a snapshot; a clear reset the task meanwhile.
+        assert!(
+            !store
+                .finish_run(run.id, RunState::Success, std::slice::from_ref(&message))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store.outbox().await.unwrap().is_empty(),
+            "no notification either"
+        );
+        let ti = store.task_instances(run.id).await.unwrap().remove(0);
+        store
+            .apply_transitions(&[Transition {
+                ti_id: ti.id,
+                from: TaskState::None,
+                to: TaskState::Success,
+                next_retry_at: None,
+            }])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .finish_run(run.id, RunState::Success, &[message])
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.outbox().await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outbox_messages_are_claimed_retried_and_recorded() {
+    each_backend(|store| async move {
+        store
+            .enqueue(&[NewMessage {
+                kind: "notify".into(),
+                payload: serde_json::json!({"to": "x"}),
+                dedup_key: Some("once".into()),
+            }])
+            .await
+            .unwrap();
+        store
+            .enqueue(&[NewMessage {
+                kind: "notify".into(),
+                payload: serde_json::json!({"to": "x"}),
+                dedup_key: Some("once".into()),
+            }])
+            .await
+            .unwrap();
+        let now = weir_core::now_micros();
+        let claimed = store
+            .claim_messages("a", now, now + 1_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "deduplicated");
+        assert!(
+            store
+                .claim_messages("b", now, now + 1_000, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "held by a"
+        );
+        // a dies; its claim expires and b takes the message over.
+        let after = now + 2_000;
+        let again = store
+            .claim_messages("b", after, after + 1_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(again[0].attempts, 2);
+        store
+            .message_done(
+                again[0].id,
+                "b",
+                Err(("refused".into(), Some(after))),
+                after,
+            )
+            .await
+            .unwrap();
+        let third = store
+            .claim_messages("b", after, after + 1_000, 10)
+            .await
+            .unwrap();
+        store
+            .message_done(third[0].id, "b", Err(("refused".into(), None)), after)
+            .await
+            .unwrap();
+        let rows = store.outbox().await.unwrap();
+        assert_eq!(rows[0].state, "failed");
+        assert_eq!(rows[0].attempts, 3);
+        assert_eq!(rows[0].last_error.as_deref(), Some("refused"));
     })
     .await;
 }
@@ -321,20 +599,12 @@ async fn clear_resets_instances_and_requeues_the_run() {
         queue_all(&store, run.id).await;
         let ti = store.claim("w", &[], &[], 1).await.unwrap().remove(0);
         store
-            .finish(&[Finish {
-                ti_id: ti.id,
-                try_number: 1,
-                state: TaskState::Failed,
-                next_retry_at: None,
-            }])
-            .await
-            .unwrap();
-        store
-            .push_xcom(
-                run.id,
-                &ti.task_id,
-                "return_value",
-                &serde_json::json!({"n": 1}),
+            .finish(
+                "w",
+                &[Finish {
+                    xcom: Some(serde_json::json!({"n": 1})),
+                    ..finish(ti.id, 1, TaskState::Success)
+                }],
             )
             .await
             .unwrap();
@@ -369,18 +639,6 @@ async fn xcoms_variables_and_pools() {
             .await
             .unwrap()
             .unwrap();
-        store
-            .push_xcom(run.id, "t0", "return_value", &serde_json::json!([1, 2]))
-            .await
-            .unwrap();
-        store
-            .push_xcom(run.id, "t0", "return_value", &serde_json::json!([3]))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.xcoms(run.id).await.unwrap(),
-            vec![("t0".into(), "return_value".into(), serde_json::json!([3]))]
-        );
         let v = VariableRow {
             key: "k".into(),
             val: "v".into(),

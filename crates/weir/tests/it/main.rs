@@ -5,7 +5,9 @@ mod support;
 
 mod cli;
 mod data;
+mod docs;
 mod etl;
+mod fencing;
 mod running;
 mod standalone;
 mod time;

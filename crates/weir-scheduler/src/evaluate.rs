@@ -1,0 +1,490 @@
+//! Readiness: which task instances of a run may move, decided from the states of the run's
+//! task instances and the free capacity. Pure: no store, no clock of its own.
+
+use std::collections::{HashMap, HashSet};
+use weir_core::state::{Readiness, UpstreamCounts};
+use weir_core::{Dag, RunState, TaskState};
+use weir_store::{Store, StoreError, TiRow, Transition};
+
+/// Free slots: overall, per DAG, per pool.
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    pub parallelism_left: i64,
+    pub dag_active: HashMap<String, i64>,
+    pub pool_free: HashMap<String, i64>,
+}
+
+impl Capacity {
+    pub(crate) async fn load(store: &Store, parallelism: usize) -> Result<Capacity, StoreError> {
+        let dag_active: HashMap<String, i64> =
+            store.active_task_counts().await?.into_iter().collect();
+        let used: HashMap<String, i64> = store.pool_usage().await?.into_iter().collect();
+        let pool_free = store
+            .pools()
+            .await?
+            .into_iter()
+            .map(|(name, slots)| {
+                let free = slots - used.get(&name).copied().unwrap_or(0);
+                (name, free)
+            })
+            .collect();
+        Ok(Capacity {
+            parallelism_left: parallelism as i64 - dag_active.values().sum::<i64>(),
+            dag_active,
+            pool_free,
+        })
+    }
+
+    /// Takes room for one task instance, or says there is none.
+    pub(crate) fn take(&mut self, dag: &Dag, pool: &str, slots: i64) -> bool {
+        let dag_used = self.dag_active.get(&dag.dag_id).copied().unwrap_or(0);
+        let pool_free = self.pool_free.get(pool).copied();
+        if self.parallelism_left <= 0 || dag_used >= dag.max_active_tasks as i64 {
+            return false;
+        }
+        if pool_free.is_some_and(|free| free < slots) {
+            return false;
+        }
+        self.parallelism_left -= 1;
+        *self.dag_active.entry(dag.dag_id.clone()).or_insert(0) += 1;
+        if let Some(free) = self.pool_free.get_mut(pool) {
+            *free -= slots;
+        }
+        true
+    }
+}
+
+/// What evaluating one run decided.
+#[derive(Debug, Default)]
+pub struct RunOutcome {
+    pub moves: Vec<Transition>,
+    /// Set when every task instance has finished.
+    pub run_state: Option<RunState>,
+    /// The earliest pending retry time.
+    pub next_retry: Option<i64>,
+}
+
+/// Decides, for one running run, which task instances move where. Pure: reads the current
+/// states and returns compare-and-set transitions.
+pub fn evaluate_run(
+    dag: &Dag,
+    tis: &[TiRow],
+    now: i64,
+    past: &HashMap<String, TaskState>,
+    capacity: &mut Capacity,
+) -> RunOutcome {
+    let mut out = RunOutcome::default();
+    let mut state: HashMap<&str, TaskState> =
+        tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
+    let by_task: HashMap<&str, &TiRow> = tis.iter().map(|t| (t.task_id.as_str(), t)).collect();
+    // Instances of tasks that left the DAG file end as `removed` (running ones end on their
+    // own); they no longer count for the run's state.
+    for ti in tis {
+        if dag.task(&ti.task_id).is_none()
+            && matches!(
+                ti.state,
+                TaskState::None
+                    | TaskState::Scheduled
+                    | TaskState::Queued
+                    | TaskState::UpForRetry
+                    | TaskState::UpForReschedule
+            )
+        {
+            out.moves.push(Transition {
+                ti_id: ti.id,
+                from: ti.state,
+                to: TaskState::Removed,
+                next_retry_at: None,
+            });
+            state.insert(ti.task_id.as_str(), TaskState::Removed);
+        }
+    }
+    let order = topological_order(dag);
+    for index in order {
+        let task = &dag.tasks[index];
+        let Some(ti) = by_task.get(task.task_id.as_str()) else {
+            continue;
+        };
+        let current = state[task.task_id.as_str()];
+        let next = match current {
+            TaskState::None | TaskState::Scheduled => {
+                let mut counts = UpstreamCounts::default();
+                for up in &task.depends_on {
+                    counts.add(
+                        state
+                            .get(up.as_str())
+                            .copied()
+                            .unwrap_or(TaskState::Removed),
+                    );
+                }
+                match task.trigger_rule.evaluate(counts) {
+                    Readiness::Wait => None,
+                    Readiness::Skip => Some(TaskState::Skipped),
+                    Readiness::UpstreamFailed => Some(TaskState::UpstreamFailed),
+                    Readiness::Run => {
+                        let past_ok = !task.depends_on_past
+                            || past.get(&task.task_id).is_none_or(|s| {
+                                matches!(s, TaskState::Success | TaskState::Skipped)
+                            });
+                        // Waiting for room is not written down (no `none -> scheduled` storm in
+                        // a wide fan-out): the next evaluation finds the instance ready again.
+                        if past_ok && capacity.take(dag, &task.pool, task.pool_slots as i64) {
+                            Some(TaskState::Queued)
+                        } else {
+                            None
+                        }
+                    }
+                }
+            }
+            TaskState::UpForRetry => match ti.next_retry_at {
+                Some(at) if at > now => {
+                    out.next_retry = Some(out.next_retry.map_or(at, |n: i64| n.min(at)));
+                    None
+                }
+                _ if capacity.take(dag, &task.pool, task.pool_slots as i64) => {
+                    Some(TaskState::Queued)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(to) = next {
+            out.moves.push(Transition {
+                ti_id: ti.id,
+                from: current,
+                to,
+                next_retry_at: None,
+            });
+            state.insert(task.task_id.as_str(), to);
+        }
+    }
+    if state.values().all(|s| s.is_finished()) && !state.is_empty() {
+        let leaves_failed = dag
+            .tasks
+            .iter()
+            .filter(|t| dag.downstream(&t.task_id).is_empty())
+            .any(|t| {
+                matches!(
+                    state.get(t.task_id.as_str()),
+                    Some(TaskState::Failed | TaskState::UpstreamFailed)
+                )
+            });
+        out.run_state = Some(if leaves_failed {
+            RunState::Failed
+        } else {
+            RunState::Success
+        });
+    } else if state.is_empty() {
+        out.run_state = Some(RunState::Success);
+    }
+    out
+}
+
+/// Task indexes with every task after its upstream tasks (the spec rejects cycles; anything
+/// left over is appended in file order so that nothing is lost).
+pub fn topological_order(dag: &Dag) -> Vec<usize> {
+    let index: HashMap<&str, usize> = dag
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.task_id.as_str(), i))
+        .collect();
+    let mut indegree: Vec<usize> = dag
+        .tasks
+        .iter()
+        .map(|t| {
+            t.depends_on
+                .iter()
+                .filter(|d| index.contains_key(d.as_str()))
+                .count()
+        })
+        .collect();
+    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
+    for (i, t) in dag.tasks.iter().enumerate() {
+        for d in &t.depends_on {
+            if let Some(&u) = index.get(d.as_str()) {
+                downstream[u].push(i);
+            }
+        }
+    }
+    let mut ready: std::collections::VecDeque<usize> =
+        (0..dag.tasks.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut order = Vec::with_capacity(dag.tasks.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &d in &downstream[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.push_back(d);
+            }
+        }
+    }
+    if order.len() < dag.tasks.len() {
+        let seen: HashSet<usize> = order.iter().copied().collect();
+        order.extend((0..dag.tasks.len()).filter(|i| !seen.contains(i)));
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::TriggerRule;
+
+    fn task(id: &str, deps: &[&str], rule: TriggerRule) -> weir_core::Task {
+        weir_core::Task {
+            task_id: id.into(),
+            task_type: "empty".into(),
+            config: Default::default(),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            trigger_rule: rule,
+            depends_on_past: false,
+            retries: 0,
+            retry_delay: Default::default(),
+            retry_exponential_backoff: false,
+            max_retry_delay: None,
+            execution_timeout: None,
+            pool: "default_pool".into(),
+            pool_slots: 1,
+            priority_weight: 1,
+            queue: "default".into(),
+            params: Default::default(),
+            env: Default::default(),
+            callbacks: Default::default(),
+            sla: None,
+            doc: None,
+            group: None,
+            map_over: None,
+            outlets: vec![],
+            line: 1,
+        }
+    }
+
+    fn dag(tasks: Vec<weir_core::Task>) -> Dag {
+        Dag {
+            dag_id: "d".into(),
+            fileloc: "dags/d.yaml".into(),
+            description: None,
+            owner: None,
+            tags: vec![],
+            schedule: weir_core::Schedule::Never,
+            timezone: "UTC".into(),
+            start_date: None,
+            end_date: None,
+            catchup: false,
+            max_active_runs: 16,
+            max_active_tasks: 16,
+            is_paused_upon_creation: None,
+            params: Default::default(),
+            callbacks: Default::default(),
+            doc: None,
+            tasks,
+        }
+    }
+
+    fn ti(id: i64, task_id: &str, state: TaskState) -> TiRow {
+        TiRow {
+            id,
+            run_pk: 1,
+            dag_id: "d".into(),
+            run_id: "r".into(),
+            task_id: task_id.into(),
+            map_index: -1,
+            state,
+            try_number: 0,
+            max_tries: 0,
+            pool: "default_pool".into(),
+            pool_slots: 1,
+            priority_weight: 1,
+            queue: "default".into(),
+            worker: None,
+            pid: None,
+            queued_at: None,
+            start_date: None,
+            end_date: None,
+            heartbeat: None,
+            next_retry_at: None,
+        }
+    }
+
+    fn room(parallelism: i64) -> Capacity {
+        Capacity {
+            parallelism_left: parallelism,
+            dag_active: HashMap::new(),
+            pool_free: HashMap::from([("default_pool".to_string(), 128)]),
+        }
+    }
+
+    use TaskState as S;
+    use TriggerRule as R;
+
+    /// One case: the upstream states of `b` (which depends on `a1` and `a2`) and what `b` does.
+    struct Case {
+        rule: TriggerRule,
+        upstream: [TaskState; 2],
+        expect: Option<TaskState>,
+    }
+
+    #[test]
+    fn trigger_rules_decide_the_downstream_move() {
+        let cases = [
+            Case {
+                rule: R::AllSuccess,
+                upstream: [S::Success, S::Success],
+                expect: Some(S::Queued),
+            },
+            Case {
+                rule: R::AllSuccess,
+                upstream: [S::Success, S::Running],
+                expect: None,
+            },
+            Case {
+                rule: R::AllSuccess,
+                upstream: [S::Success, S::Failed],
+                expect: Some(S::UpstreamFailed),
+            },
+            Case {
+                rule: R::AllSuccess,
+                upstream: [S::Success, S::Skipped],
+                expect: Some(S::Skipped),
+            },
+            Case {
+                rule: R::AllFailed,
+                upstream: [S::Failed, S::Failed],
+                expect: Some(S::Queued),
+            },
+            Case {
+                rule: R::AllFailed,
+                upstream: [S::Failed, S::Success],
+                expect: Some(S::Skipped),
+            },
+            Case {
+                rule: R::AllDone,
+                upstream: [S::Failed, S::Skipped],
+                expect: Some(S::Queued),
+            },
+            Case {
+                rule: R::AllDone,
+                upstream: [S::Failed, S::Queued],
+                expect: None,
+            },
+            Case {
+                rule: R::OneSuccess,
+                upstream: [S::Success, S::Running],
+                expect: Some(S::Queued),
+            },
+            Case {
+                rule: R::OneFailed,
+                upstream: [S::Failed, S::Running],
+                expect: Some(S::Queued),
+            },
+            Case {
+                rule: R::NoneFailed,
+                upstream: [S::Success, S::Skipped],
+                expect: Some(S::Queued),
+            },
+            Case {
+                rule: R::NoneFailed,
+                upstream: [S::Success, S::UpstreamFailed],
+                expect: Some(S::UpstreamFailed),
+            },
+            Case {
+                rule: R::NoneFailedMinOneSuccess,
+                upstream: [S::Skipped, S::Skipped],
+                expect: Some(S::Skipped),
+            },
+            Case {
+                rule: R::NoneFailedMinOneSuccess,
+                upstream: [S::Skipped, S::Success],
+                expect: Some(S::Queued),
+            },
+            Case {
+                rule: R::Always,
+                upstream: [S::Running, S::None],
+                expect: Some(S::Queued),
+            },
+        ];
+        let d = dag(vec![
+            task("a1", &[], R::AllSuccess),
+            task("a2", &[], R::AllSuccess),
+            task("b", &["a1", "a2"], R::AllSuccess),
+        ]);
+        for case in cases {
+            let mut d = d.clone();
+            d.tasks[2].trigger_rule = case.rule;
+            let tis = [
+                ti(1, "a1", case.upstream[0]),
+                ti(2, "a2", case.upstream[1]),
+                ti(3, "b", S::None),
+            ];
+            let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+            let moved = out.moves.iter().find(|m| m.ti_id == 3).map(|m| m.to);
+            assert_eq!(
+                moved, case.expect,
+                "{:?} with {:?}",
+                case.rule, case.upstream
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_parallelism_leaves_ready_instances_unwritten() {
+        let d = dag(vec![
+            task("a", &[], R::AllSuccess),
+            task("b", &[], R::AllSuccess),
+        ]);
+        let tis = [ti(1, "a", S::None), ti(2, "b", S::None)];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(1));
+        assert_eq!(
+            out.moves.len(),
+            1,
+            "one queued, the other waits without a write"
+        );
+        assert_eq!(out.moves[0].to, S::Queued);
+    }
+
+    #[test]
+    fn instances_of_tasks_that_left_the_file_are_removed_and_the_run_finishes() {
+        let d = dag(vec![task("a", &[], R::AllSuccess)]);
+        let tis = [ti(1, "a", S::Success), ti(2, "gone", S::None)];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(out.moves.len(), 1);
+        assert_eq!((out.moves[0].ti_id, out.moves[0].to), (2, S::Removed));
+        assert_eq!(out.run_state, Some(RunState::Success));
+    }
+
+    #[test]
+    fn a_failed_leaf_fails_the_run_and_retries_wait_for_their_time() {
+        let d = dag(vec![
+            task("a", &[], R::AllSuccess),
+            task("b", &[], R::AllSuccess),
+        ]);
+        let out = evaluate_run(
+            &d,
+            &[ti(1, "a", S::Success), ti(2, "b", S::Failed)],
+            0,
+            &HashMap::new(),
+            &mut room(10),
+        );
+        assert_eq!(out.run_state, Some(RunState::Failed));
+        let mut retry = ti(2, "b", S::UpForRetry);
+        retry.next_retry_at = Some(100);
+        let out = evaluate_run(
+            &d,
+            &[ti(1, "a", S::Success), retry.clone()],
+            50,
+            &HashMap::new(),
+            &mut room(10),
+        );
+        assert!(out.moves.is_empty());
+        assert_eq!(out.next_retry, Some(100));
+        let out = evaluate_run(
+            &d,
+            &[ti(1, "a", S::Success), retry],
+            100,
+            &HashMap::new(),
+            &mut room(10),
+        );
+        assert_eq!(out.moves[0].to, S::Queued);
+    }
+}
