@@ -25,13 +25,21 @@ fn cli_schema() -> Value {
         .env_remove("WEIR_HOME")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("weir dags schema prints JSON")
 }
 
 fn validator() -> jsonschema::Validator {
     let schema = cli_schema();
-    assert!(jsonschema::meta::is_valid(&schema), "not a valid JSON Schema");
+    assert!(
+        jsonschema::meta::is_valid(&schema),
+        "not a valid JSON Schema"
+    );
     jsonschema::validator_for(&schema).expect("the schema compiles")
 }
 
@@ -54,7 +62,11 @@ fn schema_errors(v: &jsonschema::Validator, instance: &Value) -> Vec<String> {
 fn generated_docs_are_fresh() {
     let update = std::env::var("UPDATE_DOCS").as_deref() == Ok("1");
     let tmp = tempfile::tempdir().unwrap();
-    let out = if update { docs_dir() } else { tmp.path().to_path_buf() };
+    let out = if update {
+        docs_dir()
+    } else {
+        tmp.path().to_path_buf()
+    };
     let status = assert_cmd::Command::new(weir_bin())
         .arg("docs")
         .arg("--out")
@@ -62,7 +74,12 @@ fn generated_docs_are_fresh() {
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap();
-    assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     for name in ["dag-reference.md", "dag-schema.json", "cli.md"] {
         let fresh = std::fs::read_to_string(out.join(name)).unwrap();
         assert!(
@@ -98,21 +115,50 @@ fn every_task_type_and_key_is_in_the_reference_and_the_schema() {
     all_keys(COMMON_TASK_KEYS, &mut keys);
     all_keys(NOTIFICATION_KEYS, &mut keys);
     for t in TASK_TYPES {
-        assert!(reference.contains(&format!("### `{}`", t.name)), "task type {} not in docs/dag-reference.md", t.name);
+        assert!(
+            reference.contains(&format!("### `{}`", t.name)),
+            "task type {} not in docs/dag-reference.md",
+            t.name
+        );
         let def = &schema["definitions"][format!("task_{}", t.name)];
-        assert_eq!(def["properties"]["type"]["const"], t.name, "task type {} not in the schema", t.name);
+        assert_eq!(
+            def["properties"]["type"]["const"], t.name,
+            "task type {} not in the schema",
+            t.name
+        );
         for k in t.keys {
-            assert!(def["properties"][k.name].is_object(), "{}.{} not in the schema", t.name, k.name);
+            assert!(
+                def["properties"][k.name].is_object(),
+                "{}.{} not in the schema",
+                t.name,
+                k.name
+            );
         }
         all_keys(t.keys, &mut keys);
     }
     for k in keys {
-        assert!(reference.contains(&format!("| `{}` |", k.name)), "key {} not in docs/dag-reference.md", k.name);
-        assert!(text.contains(&format!("\"{}\":", k.name)), "key {} not in the schema", k.name);
+        assert!(
+            reference.contains(&format!("| `{}` |", k.name)),
+            "key {} not in docs/dag-reference.md",
+            k.name
+        );
+        assert!(
+            text.contains(&format!("\"{}\":", k.name)),
+            "key {} not in the schema",
+            k.name
+        );
         if let Type::Enum { names, .. } = k.ty {
             for n in names {
-                assert!(reference.contains(&format!("`{n}`")), "value {n} of {} not in the reference", k.name);
-                assert!(text.contains(&format!("\"{n}\"")), "value {n} of {} not in the schema", k.name);
+                assert!(
+                    reference.contains(&format!("`{n}`")),
+                    "value {n} of {} not in the reference",
+                    k.name
+                );
+                assert!(
+                    text.contains(&format!("\"{n}\"")),
+                    "value {n} of {} not in the schema",
+                    k.name
+                );
             }
         }
     }
@@ -167,31 +213,61 @@ fn every_example_dag_in_docs_and_weir_init_validates_with_weir_and_the_schema() 
             if json.get("tasks").is_some() {
                 full += 1;
                 let errors = schema_errors(&v, &json);
-                assert!(errors.is_empty(), "{shown} fails the schema: {errors:#?}\n{block}");
+                assert!(
+                    errors.is_empty(),
+                    "{shown} fails the schema: {errors:#?}\n{block}"
+                );
                 let (code, stderr) = weir_validate(&project, &format!("example_{full}"), &block);
-                assert_eq!(code, 0, "{shown} fails weir dags validate:\n{stderr}\n{block}");
-            } else if json.as_array().is_some_and(|a| a.iter().all(|t| t.get("type").is_some())) {
+                assert_eq!(
+                    code, 0,
+                    "{shown} fails weir dags validate:\n{stderr}\n{block}"
+                );
+            } else if json
+                .as_array()
+                .is_some_and(|a| a.iter().all(|t| t.get("type").is_some()))
+            {
                 // A task of the reference, shown as an item of `tasks:`.
                 fragments += 1;
                 let dag = serde_json::json!({"tasks": json});
                 let errors = schema_errors(&v, &dag);
-                assert!(errors.is_empty(), "{shown} fails the schema: {errors:#?}\n{block}");
+                assert!(
+                    errors.is_empty(),
+                    "{shown} fails the schema: {errors:#?}\n{block}"
+                );
             }
         }
     }
     assert!(full >= 3, "only {full} full example DAGs in docs/");
-    assert_eq!(fragments, TASK_TYPES.len(), "one example per task type in the reference");
+    assert_eq!(
+        fragments,
+        TASK_TYPES.len(),
+        "one example per task type in the reference"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("fresh");
-    let out = assert_cmd::Command::new(weir_bin()).arg("init").arg(&dir).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = assert_cmd::Command::new(weir_bin())
+        .arg("init")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = assert_cmd::Command::new(weir_bin())
         .args(["--project", dir.to_str().unwrap(), "dags", "validate"])
         .env_remove("WEIR_HOME")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut init_dags = 0;
     for entry in std::fs::read_dir(dir.join("dags")).unwrap() {
         let path = entry.unwrap().path();
@@ -199,7 +275,11 @@ fn every_example_dag_in_docs_and_weir_init_validates_with_weir_and_the_schema() 
             init_dags += 1;
             let json = yaml_to_json(&std::fs::read_to_string(&path).unwrap());
             let errors = schema_errors(&v, &json);
-            assert!(errors.is_empty(), "{} fails the schema: {errors:#?}", path.display());
+            assert!(
+                errors.is_empty(),
+                "{} fails the schema: {errors:#?}",
+                path.display()
+            );
         }
     }
     assert!(init_dags >= 2, "weir init wrote {init_dags} DAGs");
@@ -272,9 +352,89 @@ fn an_independent_json_schema_validator_agrees_with_weir_dags_validate() {
     for (i, (what, yaml, valid, message)) in FIXTURES.iter().enumerate() {
         let json = yaml_to_json(yaml);
         let errors = schema_errors(&v, &json);
-        assert_eq!(errors.is_empty(), *valid, "{what}: the schema says {errors:#?}");
+        assert_eq!(
+            errors.is_empty(),
+            *valid,
+            "{what}: the schema says {errors:#?}"
+        );
         let (code, stderr) = weir_validate(&project, &format!("fixture_{i}"), yaml);
-        assert_eq!(code, if *valid { 0 } else { 1 }, "{what}: weir dags validate said\n{stderr}");
+        assert_eq!(
+            code,
+            if *valid { 0 } else { 1 },
+            "{what}: weir dags validate said\n{stderr}"
+        );
         assert!(stderr.contains(message), "{what}: {stderr}");
+    }
+}
+
+#[test]
+fn every_setting_in_config_rs_is_in_the_settings_reference() {
+    let config =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config.rs"))
+            .unwrap();
+    let start = config
+        .find("pub const DEFAULTS: &str = r#\"")
+        .expect("DEFAULTS in config.rs");
+    let rest = &config[start..];
+    let defaults = &rest[rest.find('\n').unwrap()..rest.find("\"#;").unwrap()];
+    let reference = read_doc("settings.md");
+    let mut section = String::new();
+    let mut keys = 0;
+    for line in defaults
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+            assert!(
+                reference.contains(&format!("## `[{section}]`")),
+                "section [{section}] not in docs/settings.md"
+            );
+            continue;
+        }
+        let key = line.split('=').next().unwrap().trim();
+        let env = format!("WEIR__{}__{}", section.to_uppercase(), key.to_uppercase());
+        assert!(
+            reference.contains(&format!("| `{key}` |")),
+            "[{section}] {key} not in docs/settings.md"
+        );
+        assert!(reference.contains(&env), "{env} not in docs/settings.md");
+        keys += 1;
+    }
+    assert!(keys >= 15, "read only {keys} settings from config.rs");
+    assert!(reference.contains("## `[pools]`"));
+}
+
+#[test]
+fn the_readme_links_the_docs_and_nothing_points_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for name in [
+        "tutorial.md",
+        "dag-reference.md",
+        "cli.md",
+        "settings.md",
+        "dag-schema.json",
+    ] {
+        assert!(
+            readme.contains(&format!("docs/{name}")),
+            "README.md does not link docs/{name}"
+        );
+        assert!(docs_dir().join(name).is_file(), "docs/{name} is missing");
+    }
+    let mut texts = vec![("README.md".to_string(), readme)];
+    for entry in std::fs::read_dir(docs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        texts.push((
+            path.display().to_string(),
+            std::fs::read_to_string(&path).unwrap(),
+        ));
+    }
+    for (name, text) in texts {
+        assert!(
+            !text.contains("../shared"),
+            "{name} points outside the repository"
+        );
     }
 }
