@@ -11,3 +11,4 @@ mod fencing;
 mod running;
 mod standalone;
 mod time;
+mod workers;
