@@ -10,3 +10,5 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
+# The CLI suite's core cases once more with `weir standalone` on PostgreSQL metadata.
+WEIR_TEST_METADATA=postgres cargo test -p weir --test it --locked -- running:: standalone:: fencing:: time::

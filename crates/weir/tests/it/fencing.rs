@@ -206,7 +206,9 @@ fn outbox(p: &Project) -> Vec<weir_store::OutboxRow> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let url = format!("sqlite://{}", p.path().join(".weir/metadata.db").display());
+        let url = p.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", p.path().join(".weir/metadata.db").display())
+        });
         let store = weir_store::Store::connect(&url).await.unwrap();
         let rows = store.outbox().await.unwrap();
         store.close().await;

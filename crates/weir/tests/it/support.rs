@@ -34,36 +34,27 @@ impl Project {
         Project::with_settings(FAST_SETTINGS)
     }
 
+    /// A project with `settings`. Its metadata is SQLite, or a fresh PostgreSQL database when
+    /// `WEIR_TEST_METADATA=postgres` (the test script runs the core cases once more that way).
     pub fn with_settings(settings: &str) -> Project {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("dags")).unwrap();
         std::fs::write(dir.path().join("weir.toml"), settings).unwrap();
-        Project {
-            dir,
-            database_url: None,
-        }
+        let database_url = match std::env::var("WEIR_TEST_METADATA").as_deref() {
+            Ok("postgres") => Some(fresh_postgres().expect(
+                "WEIR_TEST_METADATA=postgres needs WEIR_TEST_PG_URL (a PostgreSQL admin URL)",
+            )),
+            _ => None,
+        };
+        Project { dir, database_url }
     }
 
     /// The same project with its metadata in a fresh PostgreSQL database, when the suite has
     /// one (`WEIR_TEST_PG_URL`); `None` otherwise (an error under CI=true).
     pub fn on_postgres() -> Option<Project> {
-        let admin = match std::env::var("WEIR_TEST_PG_URL") {
-            Ok(url) => url,
-            Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("CI=true but WEIR_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
-            }
-            Err(_) => return None,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let name = rt
-            .block_on(weir_store::testing::fresh_database(&admin))
-            .expect("create database");
-        let (base, _) = admin.rsplit_once('/').unwrap();
+        let url = fresh_postgres()?;
         let mut project = Project::new();
-        project.database_url = Some(format!("{base}/{name}"));
+        project.database_url = Some(url);
         Some(project)
     }
 
@@ -272,6 +263,27 @@ impl Drop for Standalone {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The URL of a fresh PostgreSQL database, when the suite has one (`WEIR_TEST_PG_URL`);
+/// `None` otherwise (an error under CI=true).
+fn fresh_postgres() -> Option<String> {
+    let admin = match std::env::var("WEIR_TEST_PG_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true but WEIR_TEST_PG_URL is not set: .ci/run must start PostgreSQL")
+        }
+        Err(_) => return None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let name = rt
+        .block_on(weir_store::testing::fresh_database(&admin))
+        .expect("create database");
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
 }
 
 /// Polls `check` until it returns `Some`, failing after `limit`.
