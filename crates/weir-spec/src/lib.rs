@@ -3,7 +3,10 @@
 //! Owns the DAG file format: [`parse_dag`] reads one file to a raw tree with positions
 //! ([`yaml`]), then builds and checks it, reporting every problem at once as [`SpecError`]s
 //! with file, line, field and a hint. The key declarations ([`TASK_TYPES`],
-//! [`COMMON_TASK_KEYS`], [`DAG_KEYS`]) are the single source for validation and docs.
+//! [`COMMON_TASK_KEYS`], [`DAG_KEYS`], each key with its [`Type`]) are the single source for
+//! validation, the JSON Schema ([`json_schema`]) and the DAG reference
+//! ([`reference_markdown`]); [`values`] holds the closed value sets as the Rust enums the
+//! operators deserialize into.
 //!
 //! Must not know about the file system or the network: callers pass `(path, bytes)`.
 
