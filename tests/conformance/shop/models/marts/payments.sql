@@ -1,0 +1,2 @@
+select payment_id, order_id, method, amount
+from {{ ref('stg_payments') }}
