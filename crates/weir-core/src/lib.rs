@@ -14,7 +14,7 @@ pub mod notify;
 pub mod state;
 pub mod timetable;
 
-pub use dag::{Dag, Schedule, SharedDags, Task};
+pub use dag::{ChangedRuns, Dag, Schedule, SharedDags, Task};
 pub use duration::{format_duration, parse_duration};
 pub use state::{RunState, RunType, TaskState, TriggerRule};
 pub use timetable::{DataInterval, Timetable};
@@ -54,18 +54,23 @@ pub fn run_id(run_type: RunType, logical_date: jiff::Timestamp) -> String {
     format!("{}__{}", run_type.as_str(), iso(logical_date))
 }
 
-/// `<logs>/<dag>/<run>/<task>/<try>.log`: where each try writes its log.
+/// `<logs>/<dag>/<run>/<task>/[map_index=<n>/]<try>.log`: where each try writes its log.
 pub fn log_path(
     base: &std::path::Path,
     dag_id: &str,
     run_id: &str,
     task_id: &str,
+    map_index: i64,
     try_number: i64,
 ) -> std::path::PathBuf {
-    base.join(dag_id)
-        .join(run_id)
-        .join(task_id)
-        .join(format!("{try_number}.log"))
+    let dir = base.join(dag_id).join(run_id).join(task_id);
+    // The items of a mapped task each have their own folder, as in Airflow's layout.
+    let dir = if map_index >= 0 {
+        dir.join(format!("map_index={map_index}"))
+    } else {
+        dir
+    };
+    dir.join(format!("{try_number}.log"))
 }
 
 /// The environment variable that marks every process of one try, so a reaper can find what a

@@ -62,6 +62,8 @@ pub struct RunOutcome {
     pub run_state: Option<RunState>,
     /// The earliest pending retry time.
     pub next_retry: Option<i64>,
+    /// Some task instance was ready but found no room (pool, parallelism, max_active_tasks).
+    pub blocked: bool,
 }
 
 /// Decides, for one running run, which task instances move where. Pure: reads the current
@@ -131,6 +133,7 @@ pub fn evaluate_run(
                         if past_ok && capacity.take(dag, &task.pool, task.pool_slots as i64) {
                             Some(TaskState::Queued)
                         } else {
+                            out.blocked |= past_ok;
                             None
                         }
                     }
@@ -144,7 +147,10 @@ pub fn evaluate_run(
                 _ if capacity.take(dag, &task.pool, task.pool_slots as i64) => {
                     Some(TaskState::Queued)
                 }
-                _ => None,
+                _ => {
+                    out.blocked = true;
+                    None
+                }
             },
             _ => None,
         };

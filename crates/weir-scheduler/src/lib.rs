@@ -63,6 +63,10 @@ pub struct Scheduler {
     pub worker_wake: Arc<Notify>,
     /// Woken when a state change wrote outbox messages (notifications).
     pub outbox_wake: Arc<Notify>,
+    /// Runs an in-process worker changed; see [`weir_core::ChangedRuns`].
+    pub changed_runs: weir_core::ChangedRuns,
+    /// Which runs the next round evaluates besides the changed ones.
+    pending: Mutex<Pending>,
     hostname: String,
     last_scan: Mutex<Option<Instant>>,
     last_reap: Mutex<Option<Instant>>,
@@ -95,6 +99,8 @@ impl Scheduler {
             wake: Arc::new(Notify::new()),
             worker_wake: Arc::new(Notify::new()),
             outbox_wake: Arc::new(Notify::new()),
+            changed_runs: Default::default(),
+            pending: Mutex::new(Pending::default()),
             hostname: nix::unistd::gethostname()
                 .ok()
                 .and_then(|h| h.into_string().ok())
@@ -163,8 +169,8 @@ impl Scheduler {
     pub async fn tick(&self) -> Result<TickReport, StoreError> {
         let mut report = TickReport::default();
         if !self.config.only_runs.is_empty() {
-            self.start_queued_runs().await?;
-            self.schedule_task_instances(&mut report).await?;
+            let started = self.start_queued_runs().await?;
+            self.schedule_task_instances(&mut report, started).await?;
             return Ok(report);
         }
         let scan_due = self
@@ -191,8 +197,8 @@ impl Scheduler {
                 *l = Some(Instant::now());
             }
         }
-        self.start_queued_runs().await?;
-        self.schedule_task_instances(&mut report).await?;
+        let started = self.start_queued_runs().await?;
+        self.schedule_task_instances(&mut report, started).await?;
         Ok(report)
     }
 
@@ -309,8 +315,10 @@ impl Scheduler {
         .await
     }
 
-    /// Moves queued runs to running while their DAG has fewer than `max_active_runs` running.
-    async fn start_queued_runs(&self) -> Result<(), StoreError> {
+    /// Moves queued runs to running while their DAG has fewer than `max_active_runs` running;
+    /// returns the runs it started.
+    async fn start_queued_runs(&self) -> Result<Vec<i64>, StoreError> {
+        let mut started = Vec::new();
         let runs = self.driven(
             self.store
                 .runs_in_states(&[RunState::Queued, RunState::Running])
@@ -332,17 +340,41 @@ impl Scheduler {
                     .await?
             {
                 *count += 1;
+                started.push(run.id);
             }
         }
-        Ok(())
+        Ok(started)
     }
 
     /// Evaluates every running run: ready task instances become queued (within pool,
     /// parallelism and `max_active_tasks` limits), impossible ones skipped or
     /// upstream_failed, and finished runs get their final state. Runs of a DAG that is gone
     /// from the folder end: what has not started becomes `removed`.
-    async fn schedule_task_instances(&self, report: &mut TickReport) -> Result<(), StoreError> {
-        let runs = self.driven(self.store.runs_in_states(&[RunState::Running]).await?);
+    ///
+    /// Only runs a change can affect are evaluated (cost grows with the changes, not with the
+    /// running runs): those an in-process worker finished a try of, those started now, those
+    /// with a task instance that ended since the last look (other processes' workers, polled),
+    /// those waiting for room or for a retry that is due; and, every few seconds, all of them,
+    /// for changes nothing announces (a clear of a running run from another process).
+    async fn schedule_task_instances(
+        &self,
+        report: &mut TickReport,
+        started: Vec<i64>,
+    ) -> Result<(), StoreError> {
+        let all_runs = self.driven(self.store.runs_in_states(&[RunState::Running]).await?);
+        if all_runs.is_empty() {
+            return Ok(());
+        }
+        let mut capacity = Capacity::load(&self.store, self.config.parallelism).await?;
+        let now = now_micros();
+        let wanted = self.runs_to_evaluate(started, now, capacity.parallelism_left > 0).await?;
+        let runs: Vec<RunRow> = match wanted {
+            None => all_runs,
+            Some(wanted) => all_runs
+                .into_iter()
+                .filter(|r| wanted.contains(&r.id))
+                .collect(),
+        };
         if runs.is_empty() {
             return Ok(());
         }
@@ -352,8 +384,6 @@ impl Scheduler {
         for ti in all {
             by_run.entry(ti.run_pk).or_default().push(ti);
         }
-        let mut capacity = Capacity::load(&self.store, self.config.parallelism).await?;
-        let now = now_micros();
         let mut moves = Vec::new();
         let mut finished = Vec::new();
         for run in &runs {
@@ -371,6 +401,14 @@ impl Scheduler {
                 HashMap::new()
             };
             let outcome = evaluate_run(&dag, &tis, now, &past, &mut capacity);
+            if let Ok(mut pending) = self.pending.lock() {
+                if outcome.blocked {
+                    pending.blocked.insert(run.id);
+                }
+                if let Some(at) = outcome.next_retry {
+                    pending.retries.insert((at, run.id));
+                }
+            }
             if let Some(due) = self.check_slas(&dag, run, &tis, now).await? {
                 report.next_due = earliest(report.next_due, timestamp(due));
             }
@@ -401,6 +439,55 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// The runs this round evaluates, or `None` for all of them (a sweep is due).
+    async fn runs_to_evaluate(
+        &self,
+        started: Vec<i64>,
+        now: i64,
+        room: bool,
+    ) -> Result<Option<HashSet<i64>>, StoreError> {
+        let mut wanted: HashSet<i64> = started.into_iter().collect();
+        if let Ok(mut changed) = self.changed_runs.lock() {
+            wanted.extend(changed.drain());
+        }
+        let poll_since = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.last_sweep.is_none_or(|t| t.elapsed() >= SWEEP) {
+                pending.last_sweep = Some(Instant::now());
+                pending.last_poll = Some(Instant::now());
+                pending.ended_since = now - ENDED_MARGIN;
+                pending.blocked.clear();
+                pending.retries.clear();
+                return Ok(None);
+            }
+            if room {
+                wanted.extend(pending.blocked.drain());
+            }
+            while let Some(&(at, run)) = pending.retries.first() {
+                if at > now {
+                    break;
+                }
+                pending.retries.pop_first();
+                wanted.insert(run);
+            }
+            if pending
+                .last_poll
+                .is_none_or(|t| t.elapsed() >= self.config.poll)
+            {
+                pending.last_poll = Some(Instant::now());
+                let since = pending.ended_since;
+                pending.ended_since = now - ENDED_MARGIN;
+                Some(since)
+            } else {
+                None
+            }
+        };
+        if let Some(since) = poll_since {
+            wanted.extend(self.store.runs_with_ended_since(since).await?);
+        }
+        Ok(Some(wanted))
     }
 
     /// Tasks with an `sla` (a duration from the run's start) that have not succeeded by then get
@@ -575,6 +662,27 @@ pub async fn create_run(
     let seeds: Vec<TaskSeed> = dag.tasks.iter().map(TaskSeed::from).collect();
     store.create_run(new, &seeds).await
 }
+
+/// Runs the next round evaluates besides the changed ones.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Runs with a ready task instance that found no room.
+    blocked: HashSet<i64>,
+    /// `(when, run)` of pending retries.
+    retries: std::collections::BTreeSet<(i64, i64)>,
+    /// When the last full evaluation and the last look for other processes' changes were.
+    last_sweep: Option<Instant>,
+    last_poll: Option<Instant>,
+    /// Task instances that ended at or after this were looked for by the last poll.
+    ended_since: i64,
+}
+
+/// Every running run is evaluated this often, whatever announced a change.
+const SWEEP: Duration = Duration::from_secs(2);
+
+/// How far back a poll for ended task instances reaches before its last look: a finish
+/// commits a little after its end_date was taken.
+const ENDED_MARGIN: i64 = 2_000_000;
 
 /// Outbox messages for a notification of `event` to `callbacks`.
 fn notify_messages(

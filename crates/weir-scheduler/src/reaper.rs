@@ -59,6 +59,7 @@ impl Scheduler {
                 &ti.dag_id,
                 &ti.run_id,
                 &ti.task_id,
+                ti.map_index,
                 ti.try_number,
             );
             if let Some(dir) = path.parent() {

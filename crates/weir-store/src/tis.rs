@@ -574,6 +574,15 @@ impl Store {
             .collect()
     }
 
+    /// Runs with a task instance that ended at or after `since` (other processes' finishes).
+    pub async fn runs_with_ended_since(&self, since: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT DISTINCT run_pk FROM task_instance WHERE end_date >= $1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Deletes a pool; false if there was none.
     pub async fn delete_pool(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM pool WHERE name = $1")

@@ -90,6 +90,8 @@ pub struct Worker {
     pub scheduler_wake: Arc<Notify>,
     /// Woken when a finish wrote outbox messages (notifications).
     pub outbox_wake: Arc<Notify>,
+    /// The in-process scheduler's set of changed runs, if there is one.
+    changed: Option<weir_core::ChangedRuns>,
     /// This worker's id in the store. It gains a generation suffix when the lease is lost, so
     /// the tries of the old id stay lost and the worker goes on under a new lease.
     id: std::sync::RwLock<String>,
@@ -118,22 +120,26 @@ impl Worker {
             wake: Arc::new(Notify::new()),
             scheduler_wake: Arc::new(Notify::new()),
             outbox_wake: Arc::new(Notify::new()),
+            changed: None,
             id: std::sync::RwLock::new(config.worker_id.clone()),
             running: Mutex::new(HashMap::new()),
             config,
         }
     }
 
-    /// Reads DAG definitions from an in-process scheduler, and wakes it via `scheduler_wake`.
+    /// Reads DAG definitions from an in-process scheduler, tells it which runs changed, and
+    /// wakes it via `scheduler_wake`.
     pub fn with_scheduler(
         mut self,
         shared: SharedDags,
         wake: Arc<Notify>,
         scheduler_wake: Arc<Notify>,
+        changed: weir_core::ChangedRuns,
     ) -> Self {
         self.shared = Some(shared);
         self.wake = wake;
         self.scheduler_wake = scheduler_wake;
+        self.changed = Some(changed);
         self
     }
 
@@ -339,6 +345,7 @@ impl Worker {
             &ti.dag_id,
             &ti.run_id,
             &ti.task_id,
+            ti.map_index,
             ti.try_number,
         );
         // Read once per try: the template context and the log's masker both need them.
@@ -422,6 +429,11 @@ impl Worker {
                 tracing::error!(task = %ti.task_id, "recording the outcome failed: {e}");
                 log.line("ERROR", &format!("recording the outcome failed: {e}"));
             }
+        }
+        if let Some(changed) = &self.changed
+            && let Ok(mut runs) = changed.lock()
+        {
+            runs.insert(ti.run_pk);
         }
         self.scheduler_wake.notify_one();
     }

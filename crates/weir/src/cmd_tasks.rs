@@ -52,6 +52,9 @@ pub enum TasksCommand {
         task_id: String,
         #[arg(long)]
         r#try: Option<i64>,
+        /// The item of a mapped task (-1, the default, for an unmapped task).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        map_index: i64,
     },
     /// The state of every task instance of a run.
     States { dag_id: String, run_id: String },
@@ -148,6 +151,7 @@ async fn dispatch(
                     scheduler.dags(),
                     scheduler.worker_wake.clone(),
                     scheduler.wake.clone(),
+            scheduler.changed_runs.clone(),
                 ),
             );
             let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -169,6 +173,7 @@ async fn dispatch(
                 &dag_id,
                 &run.run_id,
                 &task_id,
+                ti.map_index,
                 ti.try_number + 1,
             );
             if let Ok(text) = std::fs::read_to_string(&path) {
@@ -218,6 +223,7 @@ async fn dispatch(
             run_id,
             task_id,
             r#try,
+            map_index,
         } => {
             let run = store.get_run(&dag_id, &run_id).await?.with_context(|| {
                 format!(
@@ -228,11 +234,20 @@ async fn dispatch(
                 .task_instances(run.id)
                 .await?
                 .into_iter()
-                .find(|t| t.task_id == task_id)
-                .with_context(|| format!("run '{run_id}' has no task '{task_id}'"))?;
+                .find(|t| t.task_id == task_id && t.map_index == map_index)
+                .with_context(|| match map_index {
+                    -1 => format!("run '{run_id}' has no task '{task_id}'"),
+                    n => format!("run '{run_id}' has no map index {n} of task '{task_id}'"),
+                })?;
             let try_number = r#try.unwrap_or(ti.try_number.max(1));
-            let path =
-                weir_core::log_path(&settings.log_dir(), &dag_id, &run_id, &task_id, try_number);
+            let path = weir_core::log_path(
+                &settings.log_dir(),
+                &dag_id,
+                &run_id,
+                &task_id,
+                map_index,
+                try_number,
+            );
             let text = std::fs::read_to_string(&path).with_context(|| {
                 format!(
                     "no log for try {try_number} of '{task_id}' at {}",
@@ -248,11 +263,18 @@ async fn dispatch(
                     "no run '{run_id}' of DAG '{dag_id}'\nhint: weir dags runs {dag_id} lists them"
                 )
             })?;
-            let mut listing =
-                Listing::new(&["task_id", "state", "try_number", "start_date", "end_date"]);
+            let mut listing = Listing::new(&[
+                "task_id",
+                "map_index",
+                "state",
+                "try_number",
+                "start_date",
+                "end_date",
+            ]);
             for ti in store.task_instances(run.id).await? {
                 listing.row(vec![
                     json!(ti.task_id),
+                    json!(ti.map_index),
                     json!(ti.state.as_str()),
                     json!(ti.try_number),
                     time(ti.start_date),

@@ -140,6 +140,7 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
             scheduler.dags(),
             scheduler.worker_wake.clone(),
             scheduler.wake.clone(),
+            scheduler.changed_runs.clone(),
         ),
     );
     let dags = scheduler.dags().read().map(|d| d.len()).unwrap_or(0);
@@ -268,6 +269,7 @@ pub async fn run_to_completion(
             scheduler.dags(),
             scheduler.worker_wake.clone(),
             scheduler.wake.clone(),
+            scheduler.changed_runs.clone(),
         ),
     );
     let (stop_tx, stop_rx) = watch::channel(false);

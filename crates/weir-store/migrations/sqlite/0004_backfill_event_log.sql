@@ -25,3 +25,6 @@ CREATE TABLE event_log (
     extra TEXT
 );
 CREATE INDEX event_log_dttm ON event_log (dttm);
+
+-- The scheduler looks for task instances that ended since its last look.
+CREATE INDEX task_instance_ended ON task_instance (end_date);

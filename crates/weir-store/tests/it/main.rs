@@ -301,7 +301,10 @@ async fn finish_applies_once_and_only_to_its_try_on_its_worker() {
             ..finish(ti.id, 1, TaskState::Success)
         };
         assert_eq!(
-            store.finish("w", std::slice::from_ref(&right)).await.unwrap(),
+            store
+                .finish("w", std::slice::from_ref(&right))
+                .await
+                .unwrap(),
             vec![Finished::Applied]
         );
         assert_eq!(

@@ -165,10 +165,14 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
     let _scheduler = Process::start(&p, &["scheduler"], "scheduler.log");
     let a = Process::start(&p, &["worker"], "worker_a.log");
     let b = Process::start(&p, &["worker"], "worker_b.log");
-    wait_for("the scheduler to parse both DAGs", Duration::from_secs(30), || {
-        let listed = p.ok(&["dags", "list", "-o", "json"]);
-        (listed.contains("\"fan\"") && listed.contains("\"chain\"")).then_some(())
-    });
+    wait_for(
+        "the scheduler to parse both DAGs",
+        Duration::from_secs(30),
+        || {
+            let listed = p.ok(&["dags", "list", "-o", "json"]);
+            (listed.contains("\"fan\"") && listed.contains("\"chain\"")).then_some(())
+        },
+    );
     p.ok(&["dags", "trigger", "fan"]);
     p.ok(&["dags", "trigger", "chain"]);
 
@@ -186,11 +190,15 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
     // Stopped well past its lease (zombie_threshold_s = 2): its tries are reaped and retried.
     b.signal(nix::sys::signal::Signal::SIGSTOP);
     let stopped_at = std::time::Instant::now();
-    wait_for("the reaper to reap worker b's tries", Duration::from_secs(60), || {
-        let log = std::fs::read_to_string(p.path().join("scheduler.log")).unwrap_or_default();
-        (stopped_at.elapsed() > Duration::from_secs(4) && log.contains("reaped a zombie"))
-            .then_some(())
-    });
+    wait_for(
+        "the reaper to reap worker b's tries",
+        Duration::from_secs(60),
+        || {
+            let log = std::fs::read_to_string(p.path().join("scheduler.log")).unwrap_or_default();
+            (stopped_at.elapsed() > Duration::from_secs(4) && log.contains("reaped a zombie"))
+                .then_some(())
+        },
+    );
     b.signal(nix::sys::signal::Signal::SIGCONT);
 
     let state = |dag: &str| p.runs(dag)[0]["state"].as_str().unwrap_or("").to_string();
@@ -207,7 +215,10 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
     }
     // From the tasks' own trace: no try ever found another try of its task holding the lock.
     let overlaps = std::fs::read_to_string(p.path().join("trace/overlaps")).unwrap_or_default();
-    assert!(overlaps.is_empty(), "tries ran at the same time:\n{overlaps}");
+    assert!(
+        overlaps.is_empty(),
+        "tries ran at the same time:\n{overlaps}"
+    );
     let tries = read_trace(&p);
     let mut by_task: BTreeMap<&str, Vec<&Try>> = BTreeMap::new();
     for t in &tries {
@@ -218,7 +229,12 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
         list.sort_by_key(|t| t.start);
         for pair in list.windows(2) {
             if let Some(end) = pair[0].end {
-                assert!(end <= pair[1].start, "{task}: {:?} overlaps {:?}", pair[0], pair[1]);
+                assert!(
+                    end <= pair[1].start,
+                    "{task}: {:?} overlaps {:?}",
+                    pair[0],
+                    pair[1]
+                );
             }
         }
     }
@@ -236,8 +252,14 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
         tries.len(),
         FAN + CHAIN
     );
-    assert!(fan_peak <= FAN_POOL, "pool fan ({FAN_POOL} slots) ran {fan_peak} at once");
-    assert!(all_peak <= PARALLELISM, "parallelism {PARALLELISM} exceeded: {all_peak}");
+    assert!(
+        fan_peak <= FAN_POOL,
+        "pool fan ({FAN_POOL} slots) ran {fan_peak} at once"
+    );
+    assert!(
+        all_peak <= PARALLELISM,
+        "parallelism {PARALLELISM} exceeded: {all_peak}"
+    );
     // The resumed worker recorded nothing for the tries it lost: every task's XCom is the one
     // its successful try printed, and that try is the one weir recorded last.
     let xcoms = xcoms(&p);
