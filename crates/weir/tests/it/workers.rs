@@ -167,7 +167,7 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
     let b = Process::start(&p, &["worker"], "worker_b.log");
     wait_for(
         "the scheduler to parse both DAGs",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         || {
             let listed = p.ok(&["dags", "list", "-o", "json"]);
             (listed.contains("\"fan\"") && listed.contains("\"chain\"")).then_some(())
@@ -176,7 +176,7 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
     p.ok(&["dags", "trigger", "fan"]);
     p.ok(&["dags", "trigger", "chain"]);
 
-    wait_for("100 tries to end", Duration::from_secs(120), || {
+    wait_for("100 tries to end", Duration::from_secs(240), || {
         (done(&read_trace(&p)) >= 100).then_some(())
     });
     let mut a = a;
@@ -184,7 +184,7 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
     let _ = a.0.wait();
     let _c = Process::start(&p, &["worker"], "worker_c.log"); // its replacement
     let seen = done(&read_trace(&p));
-    wait_for("50 more tries to end", Duration::from_secs(120), || {
+    wait_for("50 more tries to end", Duration::from_secs(240), || {
         (done(&read_trace(&p)) >= seen + 50).then_some(())
     });
     // Stopped well past its lease (zombie_threshold_s = 2): its tries are reaped and retried.
@@ -192,7 +192,7 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
     let stopped_at = std::time::Instant::now();
     wait_for(
         "the reaper to reap worker b's tries",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         || {
             let log = std::fs::read_to_string(p.path().join("scheduler.log")).unwrap_or_default();
             (stopped_at.elapsed() > Duration::from_secs(4) && log.contains("reaped a zombie"))
@@ -202,7 +202,7 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
     b.signal(nix::sys::signal::Signal::SIGCONT);
 
     let state = |dag: &str| p.runs(dag)[0]["state"].as_str().unwrap_or("").to_string();
-    wait_for("both runs to succeed", Duration::from_secs(300), || {
+    wait_for("both runs to succeed", Duration::from_secs(600), || {
         (state("fan") == "success" && state("chain") == "success").then_some(())
     });
 
