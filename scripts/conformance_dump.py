@@ -233,12 +233,21 @@ def dump_postgres(url, schemas=None):
         con.close()
 
 
+def _scalar(v):
+    return not isinstance(v, (list, dict))
+
+
 def _inline(v):
-    return not isinstance(v, (list, dict)) or (
-        isinstance(v, list) and all(not isinstance(x, (list, dict)) or
-                                    (isinstance(x, list) and all(not isinstance(y, (list, dict)) for y in x))
-                                    for x in v) and len(json.dumps(v)) <= 100) or (
-        isinstance(v, dict) and all(not isinstance(x, (list, dict)) for x in v.values()))
+    """Scalars, lists of scalars (a table row, a column) and short flat dicts go on one line; a
+    list of short rows too (a relation's column list)."""
+    if _scalar(v):
+        return True
+    if isinstance(v, dict):
+        return all(_scalar(x) for x in v.values()) and len(json.dumps(v)) <= 100
+    if all(_scalar(x) for x in v):
+        return True
+    return (all(isinstance(x, list) and all(_scalar(y) for y in x) for x in v)
+            and len(json.dumps(v)) <= 100)
 
 
 def pretty(v, indent=0):
