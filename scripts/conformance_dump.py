@@ -238,16 +238,15 @@ def _scalar(v):
 
 
 def _inline(v):
-    """Scalars, lists of scalars (a table row, a column) and short flat dicts go on one line; a
-    list of short rows too (a relation's column list)."""
+    """Scalars and lists of scalars (a table row, however long) go on one line; so do short
+    flat dicts and short lists of one-line values (a relation's column list)."""
     if _scalar(v):
         return True
     if isinstance(v, dict):
         return all(_scalar(x) for x in v.values()) and len(json.dumps(v)) <= 100
     if all(_scalar(x) for x in v):
         return True
-    return (all(isinstance(x, list) and all(_scalar(y) for y in x) for x in v)
-            and len(json.dumps(v)) <= 100)
+    return all(_inline(x) for x in v) and len(json.dumps(v)) <= 100
 
 
 def pretty(v, indent=0):
