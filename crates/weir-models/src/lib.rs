@@ -11,3 +11,4 @@
 
 pub mod jinja;
 pub mod project;
+pub mod run;

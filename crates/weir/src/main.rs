@@ -4,6 +4,7 @@
 mod cmd_conns;
 mod cmd_dags;
 mod cmd_misc;
+mod cmd_models;
 mod cmd_pools;
 mod cmd_schema;
 mod cmd_tasks;
@@ -53,6 +54,9 @@ enum Command {
     /// Inspect, validate, trigger, test and backfill DAGs.
     #[command(subcommand)]
     Dags(cmd_dags::DagsCommand),
+    /// Run dbt projects: parse, compile, run, test, seed, snapshot, build, ls, deps.
+    #[command(subcommand)]
+    Models(cmd_models::ModelsCommand),
     /// Inspect, run, clear and read the logs of task instances.
     #[command(subcommand)]
     Tasks(cmd_tasks::TasksCommand),
@@ -148,13 +152,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Init { name } = &cli.command {
         return init::init(name);
     }
+    if let Command::Models(cmd) = cli.command {
+        return cmd_models::run(cmd, cli.project).await;
+    }
     if let Command::Docs { out } = &cli.command {
         return cmd_schema::write_docs(out);
     }
     let settings = config::Settings::discover(cli.project.as_deref())?;
     settings.validate()?;
     match cli.command {
-        Command::Init { .. } | Command::Docs { .. } => unreachable!("handled above"),
+        Command::Init { .. } | Command::Docs { .. } | Command::Models(_) => {
+            unreachable!("handled above")
+        }
         Command::Standalone => engine::standalone(&settings).await,
         Command::Scheduler => engine::scheduler_only(&settings).await,
         Command::Worker {

@@ -1,0 +1,163 @@
+//! The [`Adapter`] over a `weir_warehouse::Warehouse`: the Jinja layer calls it from compile
+//! threads, so every warehouse call is driven to completion on the runner's own tokio runtime
+//! (never on the caller's async runtime).
+
+use std::sync::Arc;
+
+use minijinja::Value;
+use weir_warehouse::{Dialect, Warehouse};
+
+use crate::jinja::{Adapter, AdapterError, Column, Relation, Table};
+
+/// One warehouse connection and the runtime its calls run on.
+pub struct WarehouseAdapter {
+    warehouse: Warehouse,
+    runtime: tokio::runtime::Handle,
+    dialect: &'static str,
+}
+
+impl WarehouseAdapter {
+    pub fn new(warehouse: Warehouse, runtime: tokio::runtime::Handle) -> WarehouseAdapter {
+        let dialect = match warehouse.dialect() {
+            Dialect::DuckDb => "duckdb",
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        };
+        WarehouseAdapter {
+            warehouse,
+            runtime,
+            dialect,
+        }
+    }
+
+    /// Runs statements in one transaction.
+    pub fn execute_all(&self, statements: &[String]) -> Result<(), AdapterError> {
+        self.runtime
+            .block_on(self.warehouse.execute_all(statements))
+            .map_err(|e| AdapterError(e.to_string()))
+    }
+
+    /// Runs a query and returns its rows as JSON.
+    pub fn query(&self, sql: &str) -> Result<weir_warehouse::Rows, AdapterError> {
+        self.runtime
+            .block_on(self.warehouse.query(sql))
+            .map_err(|e| AdapterError(e.to_string()))
+    }
+
+    /// The relation's kind (`table`/`view`) when it exists.
+    pub fn relation_kind(
+        &self,
+        database: Option<&str>,
+        schema: &str,
+        identifier: &str,
+    ) -> Result<Option<String>, AdapterError> {
+        let mut sql = format!(
+            "select table_type from information_schema.tables where table_schema = {} and table_name = {}",
+            literal(schema),
+            literal(identifier)
+        );
+        if let (Some(db), "duckdb") = (database, self.dialect) {
+            sql.push_str(&format!(" and table_catalog = {}", literal(db)));
+        }
+        let rows = self.query(&sql)?;
+        Ok(rows.rows.first().and_then(|r| r.first()).map(|v| {
+            if v.as_str().unwrap_or("").to_uppercase().contains("VIEW") {
+                "view".to_string()
+            } else {
+                "table".to_string()
+            }
+        }))
+    }
+}
+
+/// A SQL string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn json_to_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::from(()),
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else {
+                Value::from(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        serde_json::Value::String(s) => Value::from(s.clone()),
+        other => Value::from(minijinja::value::Serde(other)),
+    }
+}
+
+impl Adapter for WarehouseAdapter {
+    fn dialect(&self) -> &str {
+        self.dialect
+    }
+
+    fn execute(&self, sql: &str, fetch: bool) -> Result<Table, AdapterError> {
+        if fetch {
+            let rows = self.query(sql)?;
+            Ok(Table {
+                column_names: rows.columns.clone(),
+                rows: rows
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(json_to_value).collect())
+                    .collect(),
+            })
+        } else {
+            self.execute_all(&[sql.to_string()])?;
+            Ok(Table::default())
+        }
+    }
+
+    fn get_columns_in_relation(&self, relation: &Relation) -> Result<Vec<Column>, AdapterError> {
+        let (Some(schema), Some(name)) = (&relation.schema, &relation.identifier) else {
+            return Ok(Vec::new());
+        };
+        let mut sql = format!(
+            "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale \
+             from information_schema.columns where table_schema = {} and table_name = {}",
+            literal(schema),
+            literal(name)
+        );
+        if let (Some(db), "duckdb") = (&relation.database, self.dialect) {
+            sql.push_str(&format!(" and table_catalog = {}", literal(db)));
+        }
+        sql.push_str(" order by ordinal_position");
+        let rows = self.query(&sql)?;
+        Ok(rows
+            .rows
+            .iter()
+            .map(|r| {
+                let text = |i: usize| r.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                let int = |i: usize| r.get(i).and_then(|v| v.as_i64());
+                let mut column = Column::new(&text(0), &text(1));
+                column.char_size = int(2);
+                column.numeric_precision = int(3);
+                column.numeric_scale = int(4);
+                column
+            })
+            .collect())
+    }
+
+    fn get_relation(
+        &self,
+        database: Option<&str>,
+        schema: &str,
+        identifier: &str,
+    ) -> Result<Option<Relation>, AdapterError> {
+        Ok(self
+            .relation_kind(database, schema, identifier)?
+            .map(|kind| {
+                let mut rel = Relation::new(database, Some(schema), identifier);
+                rel.kind = Some(kind);
+                rel
+            }))
+    }
+}
+
+/// Shared so that compile threads and the runner use the same connection.
+pub type SharedAdapter = Arc<WarehouseAdapter>;

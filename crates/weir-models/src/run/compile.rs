@@ -1,0 +1,427 @@
+//! Compiling one node: render with the engine, collect what `config()`, `ref()` and `source()`
+//! did, inject ephemeral models as `__dbt__cte__<name>` CTEs, write `target/compiled/`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value as Json};
+
+use crate::jinja::{CompileContext, Engine, RefCall, Relation, Resolver};
+use crate::project::{Node, Project, ResourceType, UniqueId, merge_config};
+
+/// The relations every node resolves to, fixed before the run starts.
+pub struct Relations {
+    /// Refable nodes by (package, name) and by name.
+    by_name: HashMap<String, Vec<UniqueId>>,
+    /// Sources by (source, table).
+    sources: HashMap<(String, String), UniqueId>,
+    pub relation: HashMap<UniqueId, Relation>,
+    pub ephemeral: HashMap<UniqueId, bool>,
+    pub package: HashMap<UniqueId, String>,
+}
+
+impl Relations {
+    pub fn new(project: &Project, quote_char: char) -> Relations {
+        let mut by_name: HashMap<String, Vec<UniqueId>> = HashMap::new();
+        let mut sources = HashMap::new();
+        let mut relation = HashMap::new();
+        let mut ephemeral = HashMap::new();
+        let mut package = HashMap::new();
+        for node in project.nodes.values() {
+            package.insert(node.unique_id.clone(), node.package_name.clone());
+            match node.resource_type {
+                ResourceType::Source => {
+                    if let Some(details) = &node.source {
+                        sources.insert(
+                            (details.source_name.clone(), node.name.clone()),
+                            node.unique_id.clone(),
+                        );
+                        let mut rel = Relation::new(
+                            node.database.as_deref(),
+                            node.schema.as_deref(),
+                            &details.identifier,
+                        );
+                        rel.quote_char = quote_char;
+                        relation.insert(node.unique_id.clone(), rel);
+                    }
+                }
+                t if t.is_refable() => {
+                    by_name
+                        .entry(node.name.clone())
+                        .or_default()
+                        .push(node.unique_id.clone());
+                    let is_ephemeral = materialized(node) == "ephemeral";
+                    ephemeral.insert(node.unique_id.clone(), is_ephemeral);
+                    relation.insert(node.unique_id.clone(), node_relation(node, quote_char));
+                }
+                _ => {
+                    relation.insert(node.unique_id.clone(), node_relation(node, quote_char));
+                }
+            }
+        }
+        Relations {
+            by_name,
+            sources,
+            relation,
+            ephemeral,
+            package,
+        }
+    }
+
+    fn find_ref(&self, call: &RefCall, from_package: &str) -> Option<&UniqueId> {
+        let ids = self.by_name.get(&call.name)?;
+        match &call.package {
+            Some(pkg) => ids
+                .iter()
+                .find(|id| self.package.get(*id).map(String::as_str) == Some(pkg.as_str())),
+            None => ids
+                .iter()
+                .find(|id| self.package.get(*id).map(String::as_str) == Some(from_package))
+                .or_else(|| ids.first()),
+        }
+    }
+}
+
+/// A node's relation: `"database"."schema"."alias"`, or the CTE name of an ephemeral model.
+pub fn node_relation(node: &Node, quote_char: char) -> Relation {
+    if materialized(node) == "ephemeral" {
+        let mut rel = Relation::new(None, None, &format!("__dbt__cte__{}", node.name));
+        rel.include = [false, false, true];
+        rel.quote = [false, false, false];
+        rel.kind = Some("cte".to_string());
+        return rel;
+    }
+    let alias = node.alias.clone().unwrap_or_else(|| node.name.clone());
+    let mut rel = Relation::new(node.database.as_deref(), node.schema.as_deref(), &alias);
+    rel.quote_char = quote_char;
+    rel
+}
+
+pub fn materialized(node: &Node) -> String {
+    match node.resource_type {
+        ResourceType::Seed => "seed".to_string(),
+        ResourceType::Snapshot => "snapshot".to_string(),
+        ResourceType::Test => "test".to_string(),
+        _ => node
+            .config
+            .get("materialized")
+            .and_then(Json::as_str)
+            .unwrap_or("view")
+            .to_string(),
+    }
+}
+
+/// Records the refs and sources one render resolved.
+pub struct RecordingResolver {
+    relations: Arc<Relations>,
+    package: String,
+    pub depends_on: Mutex<Vec<UniqueId>>,
+}
+
+impl RecordingResolver {
+    pub fn new(relations: Arc<Relations>, package: &str) -> RecordingResolver {
+        RecordingResolver {
+            relations,
+            package: package.to_string(),
+            depends_on: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn record(&self, id: &UniqueId) {
+        let mut deps = self.depends_on.lock().unwrap_or_else(|e| e.into_inner());
+        if !deps.contains(id) {
+            deps.push(id.clone());
+        }
+    }
+}
+
+impl Resolver for RecordingResolver {
+    fn resolve_ref(&self, call: &RefCall) -> Result<Relation, String> {
+        let Some(id) = self.relations.find_ref(call, &self.package) else {
+            return Err(format!(
+                "ref('{}') names no model, seed or snapshot of this project",
+                call.name
+            ));
+        };
+        self.record(id);
+        Ok(self.relations.relation[id].clone())
+    }
+
+    fn resolve_source(&self, source_name: &str, table_name: &str) -> Result<Relation, String> {
+        let key = (source_name.to_string(), table_name.to_string());
+        let Some(id) = self.relations.sources.get(&key) else {
+            return Err(format!(
+                "source('{source_name}', '{table_name}') names no source of this project"
+            ));
+        };
+        self.record(id);
+        Ok(self.relations.relation[id].clone())
+    }
+}
+
+/// What compiling one node produced.
+#[derive(Debug, Clone, Default)]
+pub struct CompiledNode {
+    /// The SQL with ephemeral CTEs injected.
+    pub sql: String,
+    /// What the in-file `config()` calls set.
+    pub config_layer: Map<String, Json>,
+    /// The node's config with that layer applied.
+    pub config: Map<String, Json>,
+    pub depends_on: Vec<UniqueId>,
+    /// `(id, sql)` of the injected ephemeral models, in injection order.
+    pub extra_ctes: Vec<(UniqueId, String)>,
+}
+
+/// Everything compiles need, shared by every worker.
+pub struct Compiler {
+    pub engine: Engine,
+    pub relations: Arc<Relations>,
+    pub nodes: BTreeMap<UniqueId, Node>,
+    pub target: Json,
+    pub vars: HashMap<String, Map<String, Json>>,
+    pub which: String,
+    pub run_started_at: i64,
+    pub invocation_id: String,
+    pub full_refresh: bool,
+    /// Compiled ephemeral models (without their own CTEs injected), by id.
+    ephemeral_cache: Mutex<HashMap<UniqueId, CompiledNode>>,
+}
+
+/// A compile failure, worded as the renderer said it.
+#[derive(Debug, Clone)]
+pub struct CompileFailure(pub String);
+
+impl Compiler {
+    pub fn new(
+        engine: Engine,
+        project: &Project,
+        relations: Arc<Relations>,
+        target: Json,
+        which: &str,
+        full_refresh: bool,
+    ) -> Compiler {
+        let vars = project
+            .packages
+            .keys()
+            .map(|p| (p.clone(), project.vars_for(p)))
+            .collect();
+        let now = jiff::Timestamp::now();
+        Compiler {
+            engine,
+            relations,
+            nodes: project.nodes.clone(),
+            target,
+            vars,
+            which: which.to_string(),
+            run_started_at: now.as_second(),
+            invocation_id: format!("{:032x}", now.as_nanosecond()),
+            full_refresh,
+            ephemeral_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The context one node renders with.
+    pub fn context(
+        &self,
+        node: &Node,
+        is_incremental: bool,
+    ) -> (CompileContext, Arc<RecordingResolver>) {
+        let resolver = Arc::new(RecordingResolver::new(
+            self.relations.clone(),
+            &node.package_name,
+        ));
+        let mut ctx = CompileContext::new(&node.package_name);
+        ctx.this = self.relations.relation.get(&node.unique_id).cloned();
+        ctx.target = self.target.clone();
+        ctx.model = crate::project::state::node_json(node);
+        ctx.vars = self
+            .vars
+            .get(&node.package_name)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        ctx.resolver = Some(resolver.clone());
+        ctx.config = Arc::new(Mutex::new(node.config.clone()));
+        ctx.is_incremental = is_incremental;
+        ctx.execute = true;
+        ctx.which = self.which.clone();
+        ctx.run_started_at = Some(self.run_started_at);
+        ctx.extra.insert(
+            "invocation_id".into(),
+            Json::String(self.invocation_id.clone()),
+        );
+        (ctx, resolver)
+    }
+
+    /// Renders arbitrary SQL (a hook) in a node's context.
+    pub fn render_in(&self, node: &Node, name: &str, sql: &str) -> Result<String, CompileFailure> {
+        let (ctx, _) = self.context(node, false);
+        self.engine
+            .compile(name, sql, ctx)
+            .map(|c| c.sql)
+            .map_err(|e| CompileFailure(e.to_string()))
+    }
+
+    /// Compiles `node`, injecting the ephemeral models it refs.
+    pub fn compile(
+        &self,
+        node: &Node,
+        is_incremental: bool,
+    ) -> Result<CompiledNode, CompileFailure> {
+        let mut compiled = self.render(node, is_incremental)?;
+        let mut ctes = Vec::new();
+        self.collect_ctes(&compiled.depends_on, &mut ctes, 0)?;
+        compiled.sql = inject_ctes(&compiled.sql, &ctes, &self.relations);
+        compiled.extra_ctes = ctes;
+        Ok(compiled)
+    }
+
+    fn render(&self, node: &Node, is_incremental: bool) -> Result<CompiledNode, CompileFailure> {
+        let (mut ctx, resolver) = self.context(node, is_incremental);
+        if node.resource_type == ResourceType::Test
+            && let Some(meta) = &node.test_metadata
+        {
+            let kwargs = self.test_kwargs(node, &meta.kwargs)?;
+            ctx.extra
+                .insert("_dbt_generic_test_kwargs".into(), Json::Object(kwargs));
+        }
+        let seeded = ctx.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let config = ctx.config.clone();
+        let name = node.original_file_path.clone();
+        let out = self
+            .engine
+            .compile(&name, &node.raw_code, ctx)
+            .map_err(|e| CompileFailure(e.to_string()))?;
+        let after = config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let layer: Map<String, Json> = after
+            .into_iter()
+            .filter(|(k, v)| seeded.get(k) != Some(v))
+            .collect();
+        let mut effective = node.base_config.clone();
+        if effective.is_empty() {
+            effective = node.config.clone();
+        }
+        merge_config(&mut effective, &layer);
+        for (k, v) in &node.config {
+            effective.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let depends_on = resolver
+            .depends_on
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(CompiledNode {
+            sql: out.sql,
+            config_layer: layer,
+            config: effective,
+            depends_on,
+            extra_ctes: Vec::new(),
+        })
+    }
+
+    /// dbt renders each string argument of a generic test (`ref('x')` becomes a relation).
+    fn test_kwargs(
+        &self,
+        node: &Node,
+        kwargs: &BTreeMap<String, Json>,
+    ) -> Result<Map<String, Json>, CompileFailure> {
+        let func = regex::Regex::new(r"^\s*(env_var|ref|var|source|doc)\s*\(.+\)\s*$")
+            .map_err(|e| CompileFailure(e.to_string()))?;
+        let mut out = Map::new();
+        for (key, value) in kwargs {
+            let rendered = match value {
+                Json::String(text) if key != "column_name" => {
+                    let template = if func.is_match(text) {
+                        format!("{{{{ {text} }}}}")
+                    } else {
+                        text.clone()
+                    };
+                    let (ctx, _) = self.context(node, false);
+                    let sql = self
+                        .engine
+                        .compile(&node.original_file_path, &template, ctx)
+                        .map_err(|e| CompileFailure(e.to_string()))?
+                        .sql;
+                    Json::String(sql)
+                }
+                other => other.clone(),
+            };
+            out.insert(key.clone(), rendered);
+        }
+        Ok(out)
+    }
+
+    fn collect_ctes(
+        &self,
+        deps: &[UniqueId],
+        out: &mut Vec<(UniqueId, String)>,
+        depth: usize,
+    ) -> Result<(), CompileFailure> {
+        if depth > 50 {
+            return Err(CompileFailure(
+                "ephemeral models ref each other in a loop".to_string(),
+            ));
+        }
+        for dep in deps {
+            if !self.relations.ephemeral.get(dep).copied().unwrap_or(false)
+                || out.iter().any(|(id, _)| id == dep)
+            {
+                continue;
+            }
+            let Some(node) = self.nodes.get(dep) else {
+                continue;
+            };
+            let cached = self
+                .ephemeral_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(dep)
+                .cloned();
+            let compiled = match cached {
+                Some(c) => c,
+                None => {
+                    let c = self.render(node, false)?;
+                    self.ephemeral_cache
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(dep.clone(), c.clone());
+                    c
+                }
+            };
+            self.collect_ctes(&compiled.depends_on, out, depth + 1)?;
+            if !out.iter().any(|(id, _)| id == dep) {
+                out.push((dep.clone(), compiled.sql));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// dbt's injection: `with __dbt__cte__a as (...), <the node's own with-list or select>`.
+pub fn inject_ctes(sql: &str, ctes: &[(UniqueId, String)], relations: &Relations) -> String {
+    if ctes.is_empty() {
+        return sql.to_string();
+    }
+    let parts: Vec<String> = ctes
+        .iter()
+        .map(|(id, body)| {
+            let name = relations
+                .relation
+                .get(id)
+                .and_then(|r| r.identifier.clone())
+                .unwrap_or_default();
+            format!("{name} as (\n{body}\n)")
+        })
+        .collect();
+    let joined = parts.join(", ");
+    let trimmed = sql.trim_start();
+    let lead = &sql[..sql.len() - trimmed.len()];
+    let starts_with_with = trimmed.len() >= 4
+        && trimmed[..4].eq_ignore_ascii_case("with")
+        && trimmed[4..].starts_with(|c: char| c.is_whitespace());
+    if starts_with_with {
+        format!("{lead}with {joined}, {}", &trimmed[4..].trim_start())
+    } else {
+        format!("{lead}with {joined}\n{trimmed}")
+    }
+}

@@ -1,0 +1,233 @@
+//! The materializations, as dbt-duckdb runs them, written as SQL statements weir sends itself:
+//! view and table are built beside the target (`<name>__dbt_tmp`) and swapped in one
+//! transaction, so a model that fails leaves the previous relation in place.
+
+use serde_json::{Map, Value as Json};
+
+use super::adapter::{WarehouseAdapter, literal};
+use crate::jinja::{AdapterError, Relation};
+
+/// The relation next to `rel` named `<identifier><suffix>`.
+pub fn beside(rel: &Relation, suffix: &str) -> Relation {
+    let mut other = rel.clone();
+    other.identifier = Some(format!(
+        "{}{suffix}",
+        rel.identifier.clone().unwrap_or_default()
+    ));
+    other
+}
+
+fn ident(rel: &Relation) -> String {
+    rel.identifier.clone().unwrap_or_default()
+}
+
+fn drop_sql(rel: &Relation, kind: &str) -> String {
+    let kind = if kind == "view" { "view" } else { "table" };
+    format!("drop {kind} if exists {} cascade", rel.render())
+}
+
+/// What a materialization reports (dbt's `adapter_response`).
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub message: String,
+    pub rows_affected: Option<i64>,
+    /// The SQL that was run (for `target/run/`).
+    pub run_sql: Vec<String>,
+}
+
+pub fn existing_kind(
+    adapter: &WarehouseAdapter,
+    rel: &Relation,
+) -> Result<Option<String>, AdapterError> {
+    adapter.relation_kind(
+        rel.database.as_deref(),
+        rel.schema.as_deref().unwrap_or("main"),
+        &ident(rel),
+    )
+}
+
+fn run(
+    adapter: &WarehouseAdapter,
+    statements: Vec<String>,
+    resp: &mut Response,
+) -> Result<(), AdapterError> {
+    adapter.execute_all(&statements)?;
+    resp.run_sql.extend(statements);
+    Ok(())
+}
+
+/// Builds `sql` as `kind` (`view` or `table`) beside `rel`, then swaps it in.
+pub fn build_and_swap(
+    adapter: &WarehouseAdapter,
+    rel: &Relation,
+    sql: &str,
+    kind: &str,
+) -> Result<Response, AdapterError> {
+    let mut resp = Response {
+        message: "OK".to_string(),
+        ..Default::default()
+    };
+    let tmp = beside(rel, "__dbt_tmp");
+    let old_tmp = existing_kind(adapter, &tmp)?;
+    let mut first = Vec::new();
+    if let Some(k) = old_tmp {
+        first.push(drop_sql(&tmp, &k));
+    }
+    first.push(format!("create {kind} {} as (\n{sql}\n)", tmp.render()));
+    run(adapter, first, &mut resp)?;
+    let mut swap = Vec::new();
+    if let Some(k) = existing_kind(adapter, rel)? {
+        swap.push(drop_sql(rel, &k));
+    }
+    swap.push(format!(
+        "alter {kind} {} rename to {}",
+        tmp.render(),
+        crate::jinja::adapter::quote_identifier(&ident(rel), rel.quote_char)
+    ));
+    run(adapter, swap, &mut resp)?;
+    Ok(resp)
+}
+
+fn unique_keys(config: &Map<String, Json>) -> Vec<String> {
+    match config.get("unique_key") {
+        Some(Json::String(k)) => vec![k.clone()],
+        Some(Json::Array(ks)) => ks
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// dbt's incremental materialization: a full build when the target is missing or on
+/// `--full-refresh`, else the new rows are staged in `<name>__dbt_tmp` and applied with the
+/// configured strategy (`append`, `delete+insert`, `merge`).
+pub fn incremental(
+    adapter: &WarehouseAdapter,
+    rel: &Relation,
+    sql: &str,
+    config: &Map<String, Json>,
+    full_refresh: bool,
+) -> Result<Response, AdapterError> {
+    let existing = existing_kind(adapter, rel)?;
+    if full_refresh || existing.as_deref() != Some("table") {
+        return build_and_swap(adapter, rel, sql, "table");
+    }
+    let mut resp = Response {
+        message: "OK".to_string(),
+        ..Default::default()
+    };
+    let tmp = beside(rel, "__dbt_tmp");
+    let mut stage = Vec::new();
+    if let Some(k) = existing_kind(adapter, &tmp)? {
+        stage.push(drop_sql(&tmp, &k));
+    }
+    stage.push(format!("create table {} as (\n{sql}\n)", tmp.render()));
+    run(adapter, stage, &mut resp)?;
+    let columns: Vec<String> = crate::jinja::Adapter::get_columns_in_relation(adapter, rel)?
+        .into_iter()
+        .map(|c| crate::jinja::adapter::quote_identifier(&c.name, rel.quote_char))
+        .collect();
+    let cols = columns.join(", ");
+    let keys = unique_keys(config);
+    let strategy = config
+        .get("incremental_strategy")
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            if keys.is_empty() {
+                "append".to_string()
+            } else {
+                "delete+insert".to_string()
+            }
+        });
+    let target = rel.render();
+    let source = tmp.render();
+    let mut apply = Vec::new();
+    match strategy.as_str() {
+        "append" => {}
+        "delete+insert" | "merge" if !keys.is_empty() => {
+            // merge on unique keys leaves the same rows as deleting the matches and
+            // inserting every staged row.
+            if keys.len() == 1 {
+                apply.push(format!(
+                    "delete from {target} where ({key}) in (select ({key}) from {source})",
+                    key = keys[0]
+                ));
+            } else {
+                let on: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{target}.{k} = DBT_INCREMENTAL_SOURCE.{k}"))
+                    .collect();
+                apply.push(format!(
+                    "delete from {target} using {source} as DBT_INCREMENTAL_SOURCE where {}",
+                    on.join(" and ")
+                ));
+            }
+        }
+        "delete+insert" | "merge" => {
+            return Err(AdapterError(format!(
+                "incremental strategy '{strategy}' needs a unique_key (set unique_key in the model's config)"
+            )));
+        }
+        other => {
+            return Err(AdapterError(format!(
+                "unknown incremental strategy '{other}' (use append, delete+insert or merge)"
+            )));
+        }
+    }
+    apply.push(format!(
+        "insert into {target} ({cols}) select {cols} from {source}"
+    ));
+    apply.push(drop_sql(&tmp, "table"));
+    run(adapter, apply, &mut resp)?;
+    Ok(resp)
+}
+
+/// A seed: DuckDB reads the CSV with `read_csv` (its type detection, `column_types` win).
+pub fn seed(
+    adapter: &WarehouseAdapter,
+    rel: &Relation,
+    csv: &std::path::Path,
+    config: &Map<String, Json>,
+) -> Result<Response, AdapterError> {
+    let mut options = vec![
+        "header = true".to_string(),
+        "auto_detect = true".to_string(),
+    ];
+    if let Some(Json::Object(types)) = config.get("column_types")
+        && !types.is_empty()
+    {
+        let entries: Vec<String> = types
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}: {}",
+                    literal(k),
+                    literal(v.as_str().unwrap_or("varchar"))
+                )
+            })
+            .collect();
+        options.push(format!("types = {{{}}}", entries.join(", ")));
+    }
+    if let Some(Json::String(delim)) = config.get("delimiter") {
+        options.push(format!("delim = {}", literal(delim)));
+    }
+    let path = csv.canonicalize().unwrap_or_else(|_| csv.to_path_buf());
+    let sql = format!(
+        "select * from read_csv({}, {})",
+        literal(&path.display().to_string()),
+        options.join(", ")
+    );
+    let mut resp = build_and_swap(adapter, rel, &sql, "table")?;
+    let rows = adapter.query(&format!("select count(*) from {}", rel.render()))?;
+    let n = rows
+        .rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Json::as_i64)
+        .unwrap_or(0);
+    resp.rows_affected = Some(n);
+    resp.message = format!("INSERT {n}");
+    Ok(resp)
+}

@@ -1,0 +1,1339 @@
+//! Running a project against a warehouse: `compile`, `run`, `test`, `seed`, `snapshot` and
+//! `build` over the selected nodes, in graph order on `threads` workers, as dbt-core does.
+//!
+//! - `adapter`: the Jinja [`crate::jinja::Adapter`] over `weir_warehouse::Warehouse`.
+//! - `compile`: rendering a node, ephemeral CTE injection, `target/compiled/`.
+//! - `materialize`: view, table, incremental, seed, snapshot as SQL statements.
+//! - `output`: dbt's console lines; `artifacts`: `run_results.json` and `manifest.json`.
+//!
+//! Entry point: [`execute`].
+
+pub mod adapter;
+mod artifacts;
+pub mod compile;
+pub mod materialize;
+pub mod output;
+mod snapshot;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use serde_json::{Value as Json, json};
+use weir_core::connection::Connection;
+use weir_warehouse::Warehouse;
+
+use crate::jinja::{Adapter, AdapterError, Engine, MacroPackage, Relation, Table};
+use crate::project::{Node, Project, ResourceType, Selection, UniqueId, select};
+use adapter::WarehouseAdapter;
+use compile::{CompiledNode, Compiler, Relations, materialized};
+use output::Printer;
+
+/// Which dbt command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Compile,
+    Run,
+    Test,
+    Seed,
+    Snapshot,
+    Build,
+}
+
+impl Command {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Compile => "compile",
+            Command::Run => "run",
+            Command::Test => "test",
+            Command::Seed => "seed",
+            Command::Snapshot => "snapshot",
+            Command::Build => "build",
+        }
+    }
+
+    fn resource_types(self) -> Vec<ResourceType> {
+        match self {
+            Command::Run => vec![ResourceType::Model],
+            Command::Test => vec![ResourceType::Test],
+            Command::Seed => vec![ResourceType::Seed],
+            Command::Snapshot => vec![ResourceType::Snapshot],
+            Command::Compile | Command::Build => vec![
+                ResourceType::Model,
+                ResourceType::Seed,
+                ResourceType::Snapshot,
+                ResourceType::Test,
+            ],
+        }
+    }
+}
+
+/// What the CLI asks for.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub command: Command,
+    pub selection: Selection,
+    pub full_refresh: bool,
+    pub threads: Option<usize>,
+    pub fail_fast: bool,
+}
+
+/// A run that could not start (no profile, no warehouse, broken macros).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no profile: this command needs a target to run against (check profiles.yml)")]
+    NoProfile,
+    #[error(
+        "target '{target}' has type '{kind}', which weir models cannot run against yet (use duckdb or postgres)"
+    )]
+    UnsupportedAdapter { target: String, kind: String },
+    #[error("cannot open the warehouse of target '{target}': {message}")]
+    Warehouse { target: String, message: String },
+    #[error("{0}")]
+    Macros(String),
+    #[error("{0}")]
+    Selection(String),
+    #[error("cannot write {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+/// How one node ended, in run_results' words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    Error,
+    Skipped,
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Skipped => "skipped",
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+
+    /// Whether what depends on a node with this status is skipped.
+    fn blocks(self) -> bool {
+        matches!(self, Status::Error | Status::Fail | Status::Skipped)
+    }
+}
+
+/// One node's result.
+#[derive(Debug, Clone)]
+pub struct NodeResult {
+    pub unique_id: UniqueId,
+    pub status: Status,
+    pub message: Option<String>,
+    pub failures: Option<i64>,
+    pub execution_time: f64,
+    pub thread_id: String,
+    pub started_at: String,
+    pub compiled_at: String,
+    pub completed_at: String,
+    pub compiled: Option<CompiledNode>,
+    pub relation_name: Option<String>,
+    pub adapter_response: Json,
+}
+
+/// The outcome of a command.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub results: Vec<NodeResult>,
+    pub elapsed: f64,
+}
+
+impl RunReport {
+    /// dbt exits 1 when any node errored or a test failed.
+    pub fn success(&self) -> bool {
+        !self
+            .results
+            .iter()
+            .any(|r| matches!(r.status, Status::Error | Status::Fail))
+    }
+}
+
+fn now_iso() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// The weir connection a profile target describes.
+fn connection(project: &Project) -> Result<Connection, RunError> {
+    let profile = project.profile.as_ref().ok_or(RunError::NoProfile)?;
+    let out = &profile.output;
+    let text = |k: &str| out.get(k).and_then(Json::as_str).map(str::to_string);
+    let mut conn: Connection = serde_json::from_value(json!({
+        "conn_id": profile.profile_name,
+        "conn_type": profile.adapter_type,
+    }))
+    .map_err(|e| RunError::Warehouse {
+        target: profile.target_name.clone(),
+        message: e.to_string(),
+    })?;
+    match profile.adapter_type.as_str() {
+        "duckdb" => conn.host = Some(text("path").unwrap_or_else(|| ":memory:".into())),
+        "postgres" => {
+            conn.host = text("host");
+            conn.port = out.get("port").and_then(Json::as_u64).map(|p| p as u16);
+            conn.login = text("user");
+            conn.password = text("password").or_else(|| text("pass"));
+            conn.schema = text("dbname").or_else(|| text("database"));
+        }
+        other => {
+            return Err(RunError::UnsupportedAdapter {
+                target: profile.target_name.clone(),
+                kind: other.to_string(),
+            });
+        }
+    }
+    Ok(conn)
+}
+
+fn target_json(project: &Project, threads: usize) -> Json {
+    let Some(profile) = &project.profile else {
+        return json!({});
+    };
+    let mut target = serde_json::Map::new();
+    for (k, v) in &profile.output {
+        if k != "password" && k != "pass" {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+    target.insert("name".into(), json!(profile.target_name));
+    target.insert("target_name".into(), json!(profile.target_name));
+    target.insert("profile_name".into(), json!(profile.profile_name));
+    target.insert("type".into(), json!(profile.adapter_type));
+    target.insert("schema".into(), json!(profile.schema()));
+    target.insert("database".into(), json!(profile.database()));
+    target.insert("threads".into(), json!(threads));
+    Json::Object(target)
+}
+
+/// Every package's macro files, for the engine.
+fn macro_packages(project: &Project) -> Result<Vec<MacroPackage>, RunError> {
+    let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for m in project.macros.values() {
+        files
+            .entry(m.package_name.clone())
+            .or_default()
+            .insert(m.original_file_path.clone());
+    }
+    let mut out = Vec::new();
+    for (package, paths) in files {
+        let Some(pkg) = project.packages.get(&package) else {
+            continue;
+        };
+        let mut mp = MacroPackage::new(&package);
+        for path in paths {
+            let text = std::fs::read_to_string(pkg.root.join(&path)).map_err(|e| {
+                RunError::Macros(format!(
+                    "cannot read macro file {}: {e}",
+                    pkg.root.join(&path).display()
+                ))
+            })?;
+            let shown = if pkg.is_root {
+                path.clone()
+            } else {
+                format!("{package}://{path}")
+            };
+            mp = mp.with_file(&shown, &text);
+        }
+        out.push(mp);
+    }
+    Ok(out)
+}
+
+/// Routes every adapter call to the connection of the worker thread making it.
+struct PooledAdapter {
+    connections: Vec<Arc<WarehouseAdapter>>,
+    dialect: String,
+}
+
+thread_local! {
+    static SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl PooledAdapter {
+    fn current(&self) -> &Arc<WarehouseAdapter> {
+        let slot = SLOT.with(|s| s.get());
+        &self.connections[slot.min(self.connections.len() - 1)]
+    }
+}
+
+impl Adapter for PooledAdapter {
+    fn dialect(&self) -> &str {
+        &self.dialect
+    }
+    fn execute(&self, sql: &str, fetch: bool) -> Result<Table, AdapterError> {
+        self.current().execute(sql, fetch)
+    }
+    fn get_columns_in_relation(
+        &self,
+        relation: &Relation,
+    ) -> Result<Vec<crate::jinja::Column>, AdapterError> {
+        self.current().get_columns_in_relation(relation)
+    }
+    fn get_relation(
+        &self,
+        database: Option<&str>,
+        schema: &str,
+        identifier: &str,
+    ) -> Result<Option<Relation>, AdapterError> {
+        self.current().get_relation(database, schema, identifier)
+    }
+}
+
+/// The nodes a command runs, in dbt's order, and what each waits for.
+struct Plan {
+    order: Vec<UniqueId>,
+    deps: HashMap<UniqueId, BTreeSet<UniqueId>>,
+}
+
+fn plan(project: &Project, selected: &BTreeSet<UniqueId>, command: Command) -> Plan {
+    let runnable = |id: &UniqueId| {
+        project.nodes.get(id).is_some_and(|n| {
+            matches!(
+                n.resource_type,
+                ResourceType::Model
+                    | ResourceType::Seed
+                    | ResourceType::Snapshot
+                    | ResourceType::Test
+            ) && materialized(n) != "ephemeral"
+        })
+    };
+    let order: Vec<UniqueId> = project
+        .graph
+        .topological_order()
+        .into_iter()
+        .filter(|id| selected.contains(id) && runnable(id))
+        .collect();
+    let in_plan: HashSet<&UniqueId> = order.iter().collect();
+    let mut deps: HashMap<UniqueId, BTreeSet<UniqueId>> = HashMap::new();
+    for id in &order {
+        // Through ephemeral (unrun) parents to the run ones.
+        let mut found = BTreeSet::new();
+        let mut stack: Vec<UniqueId> = project
+            .graph
+            .parents
+            .get(id)
+            .map(|p| p.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut seen = HashSet::new();
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p.clone()) {
+                continue;
+            }
+            if in_plan.contains(&p) {
+                found.insert(p);
+            } else if project.nodes.get(&p).is_some_and(|n| {
+                n.resource_type == ResourceType::Model && materialized(n) == "ephemeral"
+            }) && let Some(pp) = project.graph.parents.get(&p)
+            {
+                stack.extend(pp.iter().cloned());
+            }
+        }
+        deps.insert(id.clone(), found);
+    }
+    if command == Command::Build {
+        // A test runs right after its node; what is built from that node waits for it.
+        let tests: Vec<UniqueId> = order
+            .iter()
+            .filter(|id| project.nodes[*id].resource_type == ResourceType::Test)
+            .cloned()
+            .collect();
+        for test in tests {
+            let parents = deps.get(&test).cloned().unwrap_or_default();
+            let mut upstream: HashSet<UniqueId> = parents.iter().cloned().collect();
+            upstream.extend(project.graph.ancestors(&parents, None));
+            for p in &parents {
+                for child in order.iter() {
+                    if child == &test
+                        || project.nodes[child].resource_type == ResourceType::Test
+                        || upstream.contains(child)
+                        || !deps.get(child).is_some_and(|d| d.contains(p))
+                    {
+                        continue;
+                    }
+                    deps.entry(child.clone()).or_default().insert(test.clone());
+                }
+            }
+        }
+    }
+    Plan { order, deps }
+}
+
+/// What one worker needs.
+struct Shared<'a> {
+    compiler: Compiler,
+    adapter: Arc<PooledAdapter>,
+    printer: &'a Printer,
+    project: &'a Project,
+    target_dir: PathBuf,
+    total: usize,
+    counter: Mutex<usize>,
+    command: Command,
+    full_refresh: bool,
+    schemas: Mutex<HashSet<String>>,
+}
+
+/// Runs `options.command` over `project`, printing dbt's lines to `out`; writes
+/// `target/run_results.json` and `target/manifest.json`.
+pub fn execute(
+    project: &mut Project,
+    options: &RunOptions,
+    out: Box<dyn std::io::Write + Send>,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let printer = Printer::new(out);
+    let profile = project.profile.clone().ok_or(RunError::NoProfile)?;
+    let threads = options.threads.unwrap_or(profile.threads as usize).max(1);
+    let mut selection = options.selection.clone();
+    selection.resource_types = Some(options.command.resource_types());
+    let selected = select(project, &selection).map_err(|e| RunError::Selection(e.to_string()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Warehouse {
+            target: profile.target_name.clone(),
+            message: e.to_string(),
+        })?;
+    let conn = connection(project)?;
+    let mut connections = Vec::new();
+    for _ in 0..threads {
+        let warehouse = runtime
+            .block_on(Warehouse::open(&conn, &project.root))
+            .map_err(|e| RunError::Warehouse {
+                target: profile.target_name.clone(),
+                message: e.to_string(),
+            })?;
+        connections.push(Arc::new(WarehouseAdapter::new(
+            warehouse,
+            runtime.handle().clone(),
+        )));
+    }
+    let pooled = Arc::new(PooledAdapter {
+        dialect: connections[0].dialect().to_string(),
+        connections,
+    });
+
+    let mut builder = Engine::builder(project.root_package(), pooled.clone()).package(
+        MacroPackage::new(crate::jinja::INTERNAL_PACKAGE)
+            .with_file("weir://run/macros.sql", include_str!("macros.sql")),
+    );
+    for mp in macro_packages(project)? {
+        builder = builder.package(mp);
+    }
+    for d in &project.settings.dispatch {
+        let order: Vec<&str> = d.search_order.iter().map(String::as_str).collect();
+        builder = builder.dispatch(&d.macro_namespace, &order);
+    }
+    let engine = builder
+        .build()
+        .map_err(|e| RunError::Macros(e.to_string()))?;
+
+    let target = target_json(project, threads);
+    apply_naming(project, &engine, &target)?;
+    let quote = pooled.current().quote_char();
+    let relations = Arc::new(Relations::new(project, quote));
+    let compiler = Compiler::new(
+        engine,
+        project,
+        relations,
+        target,
+        options.command.as_str(),
+        options.full_refresh,
+    );
+    let plan = plan(project, &selected, options.command);
+    let target_dir = project.root.join(&project.settings.target_path);
+
+    let shared = Shared {
+        compiler,
+        adapter: pooled,
+        printer: &printer,
+        project,
+        target_dir: target_dir.clone(),
+        total: plan.order.len(),
+        counter: Mutex::new(0),
+        command: options.command,
+        full_refresh: options.full_refresh,
+        schemas: Mutex::new(HashSet::new()),
+    };
+
+    printer.line(&format!(
+        "Found {} models, {} seeds, {} snapshots, {} data tests, {} sources, {} macros",
+        project.nodes_of(ResourceType::Model).count(),
+        project.nodes_of(ResourceType::Seed).count(),
+        project.nodes_of(ResourceType::Snapshot).count(),
+        project.nodes_of(ResourceType::Test).count(),
+        project.nodes_of(ResourceType::Source).count(),
+        project.macros.len(),
+    ));
+    printer.line("");
+    let mut hook_error = None;
+    if options.command != Command::Compile
+        && let Err(e) = run_hooks(&shared, &project.settings.on_run_start, "on-run-start")
+    {
+        hook_error = Some(e);
+    }
+    printer.line(&format!(
+        "Concurrency: {threads} threads (target='{}')",
+        profile.target_name
+    ));
+    printer.line("");
+
+    let results = if let Some(e) = hook_error {
+        printer.line(&format!("on-run-start failed: {e}"));
+        plan.order
+            .iter()
+            .map(|id| skipped(id, Some("skipped: on-run-start failed".into())))
+            .collect()
+    } else {
+        schedule(&shared, &plan, threads, options.fail_fast)
+    };
+    if options.command != Command::Compile
+        && let Err(e) = run_hooks(&shared, &project.settings.on_run_end, "on-run-end")
+    {
+        printer.line(&format!("on-run-end failed: {e}"));
+    }
+    drop(shared);
+    let elapsed = started.elapsed().as_secs_f64();
+    let report = RunReport { results, elapsed };
+
+    // The rendered configs and dependencies go back into the project for the manifest.
+    for r in &report.results {
+        if let Some(c) = &r.compiled {
+            let _ = project.apply_file_config(&r.unique_id, &c.config_layer);
+            if project.nodes.contains_key(&r.unique_id) && !c.depends_on.is_empty() {
+                let _ = project.set_dependencies(&r.unique_id, c.depends_on.clone());
+            }
+        }
+    }
+    summary(&printer, project, &report, options.command);
+    artifacts::write(project, &report, options, &target_dir)?;
+    Ok(report)
+}
+
+/// Applies an overriding `generate_schema_name`/`generate_alias_name` of the root project
+/// (the built-in ones are what the project reader computed already).
+fn apply_naming(project: &mut Project, engine: &Engine, target: &Json) -> Result<(), RunError> {
+    let root = project.root_package().to_string();
+    let schema_override = engine.has_macro(&root, "generate_schema_name");
+    let alias_override = engine.has_macro(&root, "generate_alias_name");
+    if !schema_override && !alias_override {
+        return Ok(());
+    }
+    let target_schema = target
+        .get("schema")
+        .and_then(Json::as_str)
+        .unwrap_or("main");
+    let ids: Vec<UniqueId> = project.nodes.keys().cloned().collect();
+    for id in ids {
+        let node = &project.nodes[&id];
+        if matches!(
+            node.resource_type,
+            ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest
+        ) {
+            continue;
+        }
+        let mut ctx = crate::jinja::CompileContext::new(&node.package_name);
+        ctx.target = target.clone();
+        let node_value = minijinja::Value::from(minijinja::value::Serde(
+            crate::project::state::node_json(node),
+        ));
+        let mut schema = node.schema.clone();
+        if schema_override && node.resource_type != ResourceType::Test {
+            let custom = node
+                .config
+                .get("schema")
+                .and_then(Json::as_str)
+                .map(minijinja::Value::from)
+                .unwrap_or(minijinja::Value::from(()));
+            let v = engine
+                .call_macro(
+                    "generate_schema_name",
+                    &[custom, node_value.clone()],
+                    ctx.clone(),
+                )
+                .map_err(|e| RunError::Macros(format!("generate_schema_name for '{id}': {e}")))?;
+            schema = Some(v.to_string().trim().to_string());
+        }
+        let mut alias = node.alias.clone();
+        if alias_override && node.resource_type != ResourceType::Test {
+            let custom = node
+                .config
+                .get("alias")
+                .and_then(Json::as_str)
+                .map(minijinja::Value::from)
+                .unwrap_or(minijinja::Value::from(()));
+            let v = engine
+                .call_macro("generate_alias_name", &[custom, node_value], ctx)
+                .map_err(|e| RunError::Macros(format!("generate_alias_name for '{id}': {e}")))?;
+            alias = Some(v.to_string().trim().to_string());
+        }
+        let _ = target_schema;
+        if let Some(node) = project.nodes.get_mut(&id) {
+            node.schema = schema;
+            node.alias = alias;
+        }
+    }
+    Ok(())
+}
+
+fn run_hooks(shared: &Shared, hooks: &[String], what: &str) -> Result<(), String> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let mut ctx = crate::jinja::CompileContext::new(shared.project.root_package());
+    ctx.target = shared.compiler.target.clone();
+    ctx.vars = shared
+        .project
+        .vars_for(shared.project.root_package())
+        .into_iter()
+        .collect();
+    ctx.which = shared.command.as_str().to_string();
+    shared
+        .printer
+        .line(&format!("Running {} {what} hooks", hooks.len()));
+    for (i, hook) in hooks.iter().enumerate() {
+        let sql = shared
+            .compiler
+            .engine
+            .compile(&format!("{what}.{i}"), hook, ctx.clone())
+            .map_err(|e| e.to_string())?
+            .sql;
+        if sql.trim().is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        shared
+            .adapter
+            .current()
+            .execute_all(&[sql])
+            .map_err(|e| e.to_string())?;
+        shared.printer.line(&format!(
+            "{} of {} START hook: {}.{what}.{i} ... [OK in {:.2}s]",
+            i + 1,
+            hooks.len(),
+            shared.project.root_package(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    shared.printer.line("");
+    Ok(())
+}
+
+fn skipped(id: &UniqueId, message: Option<String>) -> NodeResult {
+    let now = now_iso();
+    NodeResult {
+        unique_id: id.clone(),
+        status: Status::Skipped,
+        message,
+        failures: None,
+        execution_time: 0.0,
+        thread_id: "main".into(),
+        started_at: now.clone(),
+        compiled_at: now.clone(),
+        completed_at: now,
+        compiled: None,
+        relation_name: None,
+        adapter_response: json!({}),
+    }
+}
+
+fn schedule(shared: &Shared, plan: &Plan, threads: usize, fail_fast: bool) -> Vec<NodeResult> {
+    let position: HashMap<&UniqueId, usize> = plan
+        .order
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id, i))
+        .collect();
+    let mut waiting: HashMap<UniqueId, usize> = plan
+        .order
+        .iter()
+        .map(|id| (id.clone(), plan.deps.get(id).map_or(0, |d| d.len())))
+        .collect();
+    let mut dependents: HashMap<UniqueId, Vec<UniqueId>> = HashMap::new();
+    for (id, deps) in &plan.deps {
+        for d in deps {
+            dependents.entry(d.clone()).or_default().push(id.clone());
+        }
+    }
+    let mut ready: Vec<UniqueId> = plan
+        .order
+        .iter()
+        .filter(|id| waiting[*id] == 0)
+        .cloned()
+        .collect();
+    let mut results: HashMap<UniqueId, NodeResult> = HashMap::new();
+    let mut blocked: HashMap<UniqueId, String> = HashMap::new();
+    let mut stopping = false;
+
+    std::thread::scope(|scope| {
+        let (job_tx, job_rx) = mpsc::channel::<UniqueId>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = mpsc::channel::<NodeResult>();
+        for slot in 0..threads {
+            let job_rx = job_rx.clone();
+            let done_tx = done_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("Thread-{} (worker)", slot + 1))
+                .stack_size(16 * 1024 * 1024)
+                .spawn_scoped(scope, move || {
+                    SLOT.with(|s| s.set(slot));
+                    loop {
+                        let next = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok(id) = next else { break };
+                        let result = run_node(shared, &id, slot);
+                        if done_tx.send(result).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .expect("spawn worker thread");
+        }
+        drop(done_tx);
+        let mut running = 0usize;
+        let mut finished = 0usize;
+        let mut queue: VecDeque<UniqueId> = VecDeque::new();
+        loop {
+            ready.sort_by_key(|id| position[id]);
+            queue.extend(ready.drain(..));
+            while let Some(id) = queue.pop_front() {
+                if let Some(reason) = blocked
+                    .get(&id)
+                    .cloned()
+                    .or_else(|| stopping.then(|| "skipped because of --fail-fast".to_string()))
+                {
+                    let r = skip_node(shared, &id, reason);
+                    finished += 1;
+                    release(
+                        &id,
+                        r.status,
+                        &dependents,
+                        &mut waiting,
+                        &mut ready,
+                        &mut blocked,
+                        shared,
+                    );
+                    results.insert(id.clone(), r);
+                    continue;
+                }
+                running += 1;
+                if job_tx.send(id).is_err() {
+                    running -= 1;
+                }
+            }
+            if finished == plan.order.len() {
+                break;
+            }
+            if !ready.is_empty() {
+                continue;
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok(r) = done_rx.recv() else { break };
+            running -= 1;
+            finished += 1;
+            if fail_fast && matches!(r.status, Status::Error | Status::Fail) {
+                stopping = true;
+            }
+            release(
+                &r.unique_id,
+                r.status,
+                &dependents,
+                &mut waiting,
+                &mut ready,
+                &mut blocked,
+                shared,
+            );
+            results.insert(r.unique_id.clone(), r);
+        }
+        drop(job_tx);
+    });
+    plan.order
+        .iter()
+        .filter_map(|id| results.remove(id))
+        .collect()
+}
+
+fn release(
+    id: &UniqueId,
+    status: Status,
+    dependents: &HashMap<UniqueId, Vec<UniqueId>>,
+    waiting: &mut HashMap<UniqueId, usize>,
+    ready: &mut Vec<UniqueId>,
+    blocked: &mut HashMap<UniqueId, String>,
+    shared: &Shared,
+) {
+    for child in dependents.get(id).into_iter().flatten() {
+        if status.blocks() && !blocked.contains_key(child) {
+            let name = shared
+                .project
+                .nodes
+                .get(id)
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
+            blocked.insert(
+                child.clone(),
+                format!("skipped because '{name}' did not succeed"),
+            );
+        }
+        if let Some(w) = waiting.get_mut(child) {
+            *w -= 1;
+            if *w == 0 {
+                ready.push(child.clone());
+            }
+        }
+    }
+}
+
+fn next_index(shared: &Shared) -> usize {
+    let mut c = shared.counter.lock().unwrap_or_else(|e| e.into_inner());
+    *c += 1;
+    *c
+}
+
+/// `sql view model main.stg_customers`, `seed file main.raw_orders`, `test not_null_x`.
+fn describe(node: &Node, materialization: &str) -> String {
+    let rel = format!(
+        "{}.{}",
+        node.schema.clone().unwrap_or_default(),
+        node.alias.clone().unwrap_or_else(|| node.name.clone())
+    );
+    match node.resource_type {
+        ResourceType::Seed => format!("seed file {rel}"),
+        ResourceType::Snapshot => format!("snapshot {rel}"),
+        ResourceType::Test => format!("test {}", node.name),
+        _ => format!("sql {materialization} model {rel}"),
+    }
+}
+
+fn skip_node(shared: &Shared, id: &UniqueId, reason: String) -> NodeResult {
+    let node = &shared.project.nodes[id];
+    let index = next_index(shared);
+    let what = match node.resource_type {
+        ResourceType::Test => format!("test {}", node.name),
+        _ => format!(
+            "relation {}.{}",
+            node.schema.clone().unwrap_or_default(),
+            node.alias.clone().unwrap_or_else(|| node.name.clone())
+        ),
+    };
+    shared
+        .printer
+        .progress(index, shared.total, &format!("SKIP {what}"), "SKIP");
+    skipped(id, Some(reason))
+}
+
+fn elapsed_label(started: Instant) -> String {
+    format!("{:.2}s", started.elapsed().as_secs_f64())
+}
+
+/// The file a node's SQL is written to under `target/compiled/<package>/` (generic tests
+/// go beside their YAML file, as dbt writes them).
+fn compiled_rel_path(node: &Node) -> PathBuf {
+    let mut p = PathBuf::from(&node.package_name).join(&node.original_file_path);
+    if node.resource_type == ResourceType::Test && node.test_metadata.is_some() {
+        p = p.join(&node.path);
+    }
+    p
+}
+
+fn write_file(dir: &Path, rel: &Path, text: &str) {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::write(path, text);
+}
+
+fn run_node(shared: &Shared, id: &UniqueId, slot: usize) -> NodeResult {
+    let node = &shared.project.nodes[id];
+    let started_at = now_iso();
+    let started = Instant::now();
+    let materialization = materialized(node);
+    let index = next_index(shared);
+    let description = describe(node, &materialization);
+    if shared.command != Command::Compile {
+        shared
+            .printer
+            .progress(index, shared.total, &format!("START {description}"), "RUN");
+    }
+    let adapter = shared.adapter.current().clone();
+    let relation = shared.compiler.relations.relation.get(id).cloned();
+    let mut result = NodeResult {
+        unique_id: id.clone(),
+        status: Status::Success,
+        message: None,
+        failures: None,
+        execution_time: 0.0,
+        thread_id: format!("Thread-{} (worker)", slot + 1),
+        started_at: started_at.clone(),
+        compiled_at: started_at.clone(),
+        completed_at: started_at,
+        compiled: None,
+        relation_name: relation
+            .as_ref()
+            .filter(|_| node.resource_type != ResourceType::Test)
+            .map(Relation::render),
+        adapter_response: json!({}),
+    };
+    let rel_path = compiled_rel_path(node);
+    let shown_run_path = Path::new(&shared.project.settings.target_path)
+        .join("run")
+        .join(&rel_path);
+
+    // Compile.
+    let is_incremental = materialization == "incremental"
+        && !shared.full_refresh
+        && relation.as_ref().is_some_and(|r| {
+            materialize::existing_kind(&adapter, r)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("table")
+        });
+    let compiled = if node.resource_type == ResourceType::Seed {
+        Ok(CompiledNode {
+            config: node.config.clone(),
+            ..Default::default()
+        })
+    } else {
+        shared.compiler.compile(node, is_incremental)
+    };
+    result.compiled_at = now_iso();
+    let compiled = match compiled {
+        Ok(c) => c,
+        Err(e) => {
+            let kind = node.resource_type.as_str();
+            result.status = Status::Error;
+            result.message = Some(format!(
+                "Compilation Error in {kind} {} ({})\n  {}",
+                node.name, node.original_file_path, e.0
+            ));
+            return finish(shared, node, index, &description, result, started);
+        }
+    };
+    if node.resource_type != ResourceType::Seed {
+        write_file(
+            &shared.target_dir.join("compiled"),
+            &rel_path,
+            &compiled.sql,
+        );
+    }
+    let config = compiled.config.clone();
+    result.compiled = Some(compiled.clone());
+    if shared.command == Command::Compile {
+        result.execution_time = started.elapsed().as_secs_f64();
+        result.completed_at = now_iso();
+        return result;
+    }
+
+    let db_error = |e: String| {
+        format!(
+            "Database Error in {} {} ({})\n  {}\n  compiled code at {}",
+            node.resource_type.as_str(),
+            node.name,
+            node.original_file_path,
+            e.trim().replace('\n', "\n  "),
+            shown_run_path.display()
+        )
+    };
+
+    let outcome: Result<(), String> = (|| {
+        if node.resource_type == ResourceType::Test {
+            return run_test(shared, node, &adapter, &compiled, &mut result, &rel_path);
+        }
+        let Some(rel) = relation.clone() else {
+            return Err("the node has no relation".to_string());
+        };
+        ensure_schema(shared, &adapter, &rel).map_err(|e| db_error(e.0))?;
+        run_config_hooks(shared, node, &adapter, &config, "pre-hook").map_err(db_error)?;
+        let response = match (node.resource_type, materialization.as_str()) {
+            (ResourceType::Seed, _) => {
+                let csv = shared.project.packages.get(&node.package_name).map_or_else(
+                    || shared.project.root.join(&node.original_file_path),
+                    |p| p.root.join(&node.original_file_path),
+                );
+                materialize::seed(&adapter, &rel, &csv, &config)
+            }
+            (ResourceType::Snapshot, _) => {
+                snapshot::snapshot(&adapter, &rel, &compiled.sql, &config)
+            }
+            (_, "view") => materialize::build_and_swap(&adapter, &rel, &compiled.sql, "view"),
+            (_, "table") => materialize::build_and_swap(&adapter, &rel, &compiled.sql, "table"),
+            (_, "incremental") => materialize::incremental(
+                &adapter,
+                &rel,
+                &compiled.sql,
+                &config,
+                shared.full_refresh,
+            ),
+            (_, other) => Err(AdapterError(format!(
+                "materialization '{other}' is not supported (use view, table, incremental or ephemeral)"
+            ))),
+        };
+        let response = response.map_err(|e| {
+            write_file(&shared.target_dir.join("run"), &rel_path, &compiled.sql);
+            db_error(e.0)
+        })?;
+        write_file(
+            &shared.target_dir.join("run"),
+            &rel_path,
+            &response.run_sql.join(";\n\n"),
+        );
+        run_config_hooks(shared, node, &adapter, &config, "post-hook").map_err(db_error)?;
+        result.message = Some(response.message.clone());
+        result.adapter_response = json!({
+            "_message": response.message,
+            "code": response.message.split(' ').next().unwrap_or("OK"),
+            "rows_affected": response.rows_affected.unwrap_or(-1),
+        });
+        Ok(())
+    })();
+    if let Err(message) = outcome {
+        result.status = Status::Error;
+        result.message = Some(message);
+    }
+    finish(shared, node, index, &description, result, started)
+}
+
+fn finish(
+    shared: &Shared,
+    node: &Node,
+    index: usize,
+    description: &str,
+    mut result: NodeResult,
+    started: Instant,
+) -> NodeResult {
+    result.execution_time = started.elapsed().as_secs_f64();
+    result.completed_at = now_iso();
+    let took = elapsed_label(started);
+    let (line, status) = match (node.resource_type, result.status) {
+        (ResourceType::Test, Status::Pass) => {
+            (format!("PASS {}", node.name), format!("PASS in {took}"))
+        }
+        (ResourceType::Test, Status::Warn) => {
+            let n = result.failures.unwrap_or(0);
+            (
+                format!("WARN {n} {}", node.name),
+                format!("WARN {n} in {took}"),
+            )
+        }
+        (ResourceType::Test, Status::Fail) => {
+            let n = result.failures.unwrap_or(0);
+            (
+                format!("FAIL {n} {}", node.name),
+                format!("FAIL {n} in {took}"),
+            )
+        }
+        (ResourceType::Test, _) => (format!("ERROR {}", node.name), format!("ERROR in {took}")),
+        (ResourceType::Seed, Status::Success) => (
+            format!("OK loaded {description}"),
+            format!("{} in {took}", result.message.clone().unwrap_or_default()),
+        ),
+        (_, Status::Success) => {
+            let verb = if node.resource_type == ResourceType::Snapshot {
+                "snapshotted"
+            } else {
+                "created"
+            };
+            (
+                format!("OK {verb} {description}"),
+                format!(
+                    "{} in {took}",
+                    result.message.clone().unwrap_or("OK".into())
+                ),
+            )
+        }
+        _ => {
+            let verb = if node.resource_type == ResourceType::Seed {
+                "loading"
+            } else {
+                "creating"
+            };
+            (
+                format!("ERROR {verb} {description}"),
+                format!("ERROR in {took}"),
+            )
+        }
+    };
+    shared.printer.progress(index, shared.total, &line, &status);
+    result
+}
+
+fn ensure_schema(
+    shared: &Shared,
+    adapter: &WarehouseAdapter,
+    rel: &Relation,
+) -> Result<(), AdapterError> {
+    let Some(schema) = &rel.schema else {
+        return Ok(());
+    };
+    let mut schema_rel = rel.clone();
+    schema_rel.identifier = None;
+    let key = schema_rel.render();
+    {
+        let done = shared.schemas.lock().unwrap_or_else(|e| e.into_inner());
+        if done.contains(&key) {
+            return Ok(());
+        }
+    }
+    let _ = schema;
+    adapter.execute_all(&[format!("create schema if not exists {key}")])?;
+    shared
+        .schemas
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key);
+    Ok(())
+}
+
+fn hook_sqls(config: &serde_json::Map<String, Json>, key: &str) -> Vec<String> {
+    let alt = key.replace('-', "_");
+    let mut out = Vec::new();
+    for k in [key, alt.as_str()] {
+        match config.get(k) {
+            Some(Json::String(s)) => out.push(s.clone()),
+            Some(Json::Array(items)) => {
+                for item in items {
+                    match item {
+                        Json::String(s) => out.push(s.clone()),
+                        Json::Object(o) => {
+                            if let Some(Json::String(s)) = o.get("sql") {
+                                out.push(s.clone());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn run_config_hooks(
+    shared: &Shared,
+    node: &Node,
+    adapter: &WarehouseAdapter,
+    config: &serde_json::Map<String, Json>,
+    key: &str,
+) -> Result<(), String> {
+    for (i, hook) in hook_sqls(config, key).iter().enumerate() {
+        let sql = shared
+            .compiler
+            .render_in(
+                node,
+                &format!("{} ({key} {i})", node.original_file_path),
+                hook,
+            )
+            .map_err(|e| e.0)?;
+        if !sql.trim().is_empty() {
+            adapter.execute_all(&[sql]).map_err(|e| e.0)?;
+        }
+    }
+    Ok(())
+}
+
+fn run_test(
+    shared: &Shared,
+    node: &Node,
+    adapter: &WarehouseAdapter,
+    compiled: &CompiledNode,
+    result: &mut NodeResult,
+    rel_path: &Path,
+) -> Result<(), String> {
+    let config = &compiled.config;
+    let text = |k: &str, default: &str| {
+        config
+            .get(k)
+            .and_then(Json::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    let severity = text("severity", "ERROR").to_uppercase();
+    let warn_if = text("warn_if", "!= 0");
+    let error_if = text("error_if", "!= 0");
+    let limit = config
+        .get("limit")
+        .and_then(Json::as_i64)
+        .map(|l| format!("\n    limit {l}"))
+        .unwrap_or_default();
+    let store = config
+        .get("store_failures")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    let mut main_sql = compiled.sql.clone();
+    if store {
+        let schema = format!(
+            "{}_{}",
+            shared
+                .compiler
+                .target
+                .get("schema")
+                .and_then(Json::as_str)
+                .unwrap_or("main"),
+            text("schema", "dbt_test__audit")
+        );
+        let database = shared
+            .compiler
+            .target
+            .get("database")
+            .and_then(Json::as_str);
+        let alias = node.alias.clone().unwrap_or_else(|| node.name.clone());
+        let rel = Relation::new(database, Some(&schema), &alias);
+        ensure_schema(shared, adapter, &rel).map_err(|e| e.0)?;
+        materialize::build_and_swap(adapter, &rel, &compiled.sql, "table").map_err(|e| e.0)?;
+        main_sql = format!("select * from {}", rel.render());
+        result.relation_name = Some(rel.render());
+    }
+    let sql = format!(
+        "select\n    count(*) as failures,\n    count(*) {warn_if} as should_warn,\n    count(*) {error_if} as should_error\nfrom (\n{main_sql}{limit}\n) dbt_internal_test"
+    );
+    write_file(&shared.target_dir.join("run"), rel_path, &sql);
+    let rows = adapter.query(&sql).map_err(|e| {
+        format!(
+            "Database Error in test {} ({})\n  {}\n  compiled code at {}",
+            node.name,
+            node.original_file_path,
+            e.0.trim(),
+            Path::new(&shared.project.settings.target_path)
+                .join("run")
+                .join(rel_path)
+                .display()
+        )
+    })?;
+    let row = rows.rows.first().cloned().unwrap_or_default();
+    let failures = row.first().and_then(Json::as_i64).unwrap_or(0);
+    let truthy = |v: Option<&Json>| match v {
+        Some(Json::Bool(b)) => *b,
+        Some(Json::Number(n)) => n.as_i64() != Some(0),
+        _ => false,
+    };
+    let should_warn = truthy(row.get(1));
+    let should_error = truthy(row.get(2));
+    result.failures = Some(failures);
+    result.status = if severity == "ERROR" && should_error {
+        Status::Fail
+    } else if should_warn {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    result.message = match result.status {
+        Status::Pass => None,
+        _ => Some(format!(
+            "Got {failures} result{}, configured to {} if {}",
+            if failures == 1 { "" } else { "s" },
+            if result.status == Status::Fail {
+                "fail"
+            } else {
+                "warn"
+            },
+            if result.status == Status::Fail {
+                &error_if
+            } else {
+                &warn_if
+            }
+        )),
+    };
+    result.adapter_response = json!({});
+    Ok(())
+}
+
+fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Command) {
+    if command == Command::Compile {
+        printer.line(&format!("Compiled {} nodes", report.results.len()));
+        return;
+    }
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &report.results {
+        let Some(node) = project
+            .nodes
+            .get(&r.unique_id)
+            .or_else(|| project.disabled.get(&r.unique_id))
+        else {
+            continue;
+        };
+        let label = match node.resource_type {
+            ResourceType::Model => format!("{} model", materialized(node)),
+            ResourceType::Test => "data test".to_string(),
+            ResourceType::Seed => "seed".to_string(),
+            ResourceType::Snapshot => "snapshot".to_string(),
+            other => other.as_str().to_string(),
+        };
+        *kinds.entry(label).or_default() += 1;
+    }
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(k, n)| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    printer.line("");
+    printer.line(&format!(
+        "Finished running {} in {:.2} seconds ({:.2}s).",
+        parts.join(", "),
+        report.elapsed,
+        report.elapsed
+    ));
+    let count = |s: Status| report.results.iter().filter(|r| r.status == s).count();
+    let pass = count(Status::Success) + count(Status::Pass);
+    let warn = count(Status::Warn);
+    let error = count(Status::Error) + count(Status::Fail);
+    let skip = count(Status::Skipped);
+    printer.line("");
+    if error == 0 && warn == 0 {
+        printer.line("Completed successfully");
+    } else if error == 0 {
+        printer.line(&format!(
+            "Completed with {warn} warning{}:",
+            if warn == 1 { "" } else { "s" }
+        ));
+    } else {
+        printer.line(&format!(
+            "Completed with {error} error{}, {skip} skipped, and {warn} warning{}:",
+            if error == 1 { "" } else { "s" },
+            if warn == 1 { "" } else { "s" }
+        ));
+    }
+    for r in &report.results {
+        if matches!(r.status, Status::Error | Status::Fail | Status::Warn) {
+            printer.line("");
+            let node_name = project
+                .nodes
+                .get(&r.unique_id)
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
+            let head = match r.status {
+                Status::Fail => format!("Failure in test {node_name}"),
+                Status::Warn => format!("Warning in test {node_name}"),
+                _ => String::new(),
+            };
+            if !head.is_empty() {
+                printer.line(&head);
+            }
+            if let Some(m) = &r.message {
+                printer.line(&format!("  {m}"));
+            }
+        }
+    }
+    printer.line("");
+    printer.line(&format!(
+        "Done. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} TOTAL={}",
+        report.results.len()
+    ));
+}
