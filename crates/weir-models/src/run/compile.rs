@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value as Json};
 
 use crate::jinja::{CompileContext, Engine, RefCall, Relation, Resolver};
-use crate::project::{Node, Project, ResourceType, UniqueId, merge_config};
+use crate::project::{Node, Project, ResourceType, UniqueId};
 
 /// The relations every node resolves to, fixed before the run starts.
 pub struct Relations {
@@ -297,13 +297,13 @@ impl Compiler {
             .into_iter()
             .filter(|(k, v)| seeded.get(k) != Some(v))
             .collect();
-        let mut effective = node.base_config.clone();
-        if effective.is_empty() {
-            effective = node.config.clone();
-        }
-        merge_config(&mut effective, &layer);
-        for (k, v) in &node.config {
-            effective.entry(k.clone()).or_insert_with(|| v.clone());
+        // `config` was seeded with the node's config, so what changed is what the render set;
+        // the seed already holds the static (literal) part of the in-file config.
+        let mut effective = node.config.clone();
+        let mut file_layer = node.static_config.clone();
+        for (k, v) in &layer {
+            effective.insert(k.clone(), v.clone());
+            file_layer.insert(k.clone(), v.clone());
         }
         let depends_on = resolver
             .depends_on
@@ -312,7 +312,7 @@ impl Compiler {
             .clone();
         Ok(CompiledNode {
             sql: out.sql,
-            config_layer: layer,
+            config_layer: file_layer,
             config: effective,
             depends_on,
             extra_ctes: Vec::new(),

@@ -1086,19 +1086,14 @@ fn ensure_schema(
     let mut schema_rel = rel.clone();
     schema_rel.identifier = None;
     let key = schema_rel.render();
-    {
-        let done = shared.schemas.lock().unwrap_or_else(|e| e.into_inner());
-        if done.contains(&key) {
-            return Ok(());
-        }
+    // Held while creating: two workers creating one schema conflict in DuckDB's catalog.
+    let mut done = shared.schemas.lock().unwrap_or_else(|e| e.into_inner());
+    if done.contains(&key) {
+        return Ok(());
     }
     let _ = schema;
     adapter.execute_all(&[format!("create schema if not exists {key}")])?;
-    shared
-        .schemas
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key);
+    done.insert(key);
     Ok(())
 }
 

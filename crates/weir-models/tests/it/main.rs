@@ -2,3 +2,4 @@
 
 mod jinja;
 mod project;
+mod run;

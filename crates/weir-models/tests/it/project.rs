@@ -1,6 +1,6 @@
 //! Project reading tests: the jaffle_shop and dbt_utils fixtures, selection, state, errors.
 
-mod common;
+pub(crate) mod common;
 mod errors;
 mod fixtures;
 mod loading;
