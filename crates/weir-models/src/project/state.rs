@@ -289,6 +289,16 @@ pub fn node_json(node: &Node) -> Json {
             );
             map.insert("build_path".into(), Json::Null);
             map.insert("compiled_path".into(), Json::Null);
+            if node.resource_type == ResourceType::Seed {
+                // dbt's SeedNode has no code-related fields (its schema forbids them).
+                for key in ["language", "refs", "sources", "metrics", "compiled_path"] {
+                    map.remove(key);
+                }
+                map.insert(
+                    "depends_on".into(),
+                    json!({"macros": node.depends_on_macros}),
+                );
+            }
             if node.resource_type == ResourceType::Model {
                 map.insert("version".into(), json!(node.version));
                 map.insert("latest_version".into(), json!(node.latest_version));

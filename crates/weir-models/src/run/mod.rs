@@ -935,7 +935,10 @@ fn run_node(shared: &Shared, id: &UniqueId, slot: usize) -> NodeResult {
         );
     }
     let config = compiled.config.clone();
-    result.compiled = Some(compiled.clone());
+    // Seeds are loaded, not compiled (dbt's manifest has no compiled fields for them).
+    if node.resource_type != ResourceType::Seed {
+        result.compiled = Some(compiled.clone());
+    }
     if shared.command == Command::Compile {
         result.execution_time = started.elapsed().as_secs_f64();
         result.completed_at = now_iso();

@@ -8,6 +8,7 @@ mod data;
 mod docs;
 mod etl;
 mod fencing;
+mod models;
 mod running;
 mod standalone;
 mod time;
