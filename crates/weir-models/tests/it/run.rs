@@ -3,4 +3,5 @@
 
 mod common;
 mod jaffle;
+mod features;
 mod phases;
