@@ -151,7 +151,7 @@ async fn dispatch(
                     scheduler.dags(),
                     scheduler.worker_wake.clone(),
                     scheduler.wake.clone(),
-            scheduler.changed_runs.clone(),
+                    scheduler.changed_runs.clone(),
                 ),
             );
             let (stop, stop_rx) = tokio::sync::watch::channel(false);
