@@ -183,3 +183,35 @@ fn snapshots_record_a_change_with_both_strategies() {
         ]
     );
 }
+
+#[test]
+fn a_project_generate_schema_name_and_vars_decide_where_and_what_is_built() {
+    let env = shop();
+    env.write(&[
+        (
+            "dbt_project.yml",
+            "name: shop\nprofile: shop\nconfig-version: 2\nvars:\n  top: 2\n",
+        ),
+        (
+            "macros/generate_schema_name.sql",
+            "{% macro generate_schema_name(custom_schema_name, node) -%}\n{%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}\n{%- endmacro %}\n",
+        ),
+        (
+            "models/numbers.sql",
+            "{{ config(materialized='table', schema='reporting') }}\nselect * from range({{ var('top') }}) t(n)",
+        ),
+        ("models/plain.sql", "select count(*) as c from {{ ref('numbers') }}"),
+    ]);
+    let (report, out) = env.build();
+    assert!(report.success(), "{out}");
+    // The project's macro replaces dbt's `<target>_<custom>` naming.
+    assert!(
+        out.contains("OK created sql table model reporting.numbers"),
+        "{out}"
+    );
+    assert!(
+        out.contains("OK created sql view model main.plain"),
+        "{out}"
+    );
+    assert_eq!(env.rows("select c from main.plain"), vec![vec![json!(2)]]);
+}
