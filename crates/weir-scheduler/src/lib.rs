@@ -367,7 +367,9 @@ impl Scheduler {
         }
         let mut capacity = Capacity::load(&self.store, self.config.parallelism).await?;
         let now = now_micros();
-        let wanted = self.runs_to_evaluate(started, now, capacity.parallelism_left > 0).await?;
+        let wanted = self
+            .runs_to_evaluate(started, now, capacity.parallelism_left > 0)
+            .await?;
         let runs: Vec<RunRow> = match wanted {
             None => all_runs,
             Some(wanted) => all_runs
@@ -546,7 +548,7 @@ impl Scheduler {
                 )),
                 ..Default::default()
             };
-            let messages = notify_messages(callbacks, &event);
+            let messages = NewMessage::notifications(callbacks, &event);
             if self
                 .store
                 .record_sla_miss(run.id, &ti.task_id, ti.map_index, &messages)
@@ -588,7 +590,7 @@ impl Scheduler {
             logical_date: Some(weir_core::iso(timestamp(run.logical_date))),
             ..Default::default()
         };
-        notify_messages(callbacks, &event)
+        NewMessage::notifications(callbacks, &event)
     }
 
     /// The runs this scheduler drives: all, or only those of `only_runs`.
@@ -683,21 +685,6 @@ const SWEEP: Duration = Duration::from_secs(2);
 /// How far back a poll for ended task instances reaches before its last look: a finish
 /// commits a little after its end_date was taken.
 const ENDED_MARGIN: i64 = 2_000_000;
-
-/// Outbox messages for a notification of `event` to `callbacks`.
-fn notify_messages(
-    callbacks: &serde_json::Value,
-    event: &weir_core::notify::Event,
-) -> Vec<NewMessage> {
-    weir_core::notify::messages(callbacks, event)
-        .into_iter()
-        .map(|payload| NewMessage {
-            kind: weir_core::notify::KIND.into(),
-            payload,
-            dedup_key: None,
-        })
-        .collect()
-}
 
 /// Moves that end the not yet started task instances of a run whose DAG is gone.
 fn removed_moves(tis: &[TiRow]) -> Vec<Transition> {

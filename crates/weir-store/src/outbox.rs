@@ -34,6 +34,23 @@ pub struct OutboxRow {
     pub payload: serde_json::Value,
 }
 
+impl NewMessage {
+    /// One message per notification target of `callbacks` for `event`.
+    pub fn notifications(
+        callbacks: &serde_json::Value,
+        event: &weir_core::notify::Event,
+    ) -> Vec<NewMessage> {
+        weir_core::notify::messages(callbacks, event)
+            .into_iter()
+            .map(|payload| NewMessage {
+                kind: weir_core::notify::KIND.into(),
+                payload,
+                dedup_key: None,
+            })
+            .collect()
+    }
+}
+
 pub(crate) async fn insert_messages(
     tx: &mut Transaction<'static, Any>,
     messages: &[NewMessage],

@@ -478,14 +478,7 @@ impl Worker {
             log_url: Some(log_file.display().to_string()),
             message: None,
         };
-        weir_core::notify::messages(callbacks, &event)
-            .into_iter()
-            .map(|payload| NewMessage {
-                kind: weir_core::notify::KIND.into(),
-                payload,
-                dedup_key: None,
-            })
-            .collect()
+        NewMessage::notifications(callbacks, &event)
     }
 
     /// Plans and runs the try; `Err` is a failure message for the log.
