@@ -96,6 +96,8 @@ pub struct Worker {
     /// the tries of the old id stay lost and the worker goes on under a new lease.
     id: std::sync::RwLock<String>,
     running: Mutex<HashMap<i64, RunningTry>>,
+    /// The last read of connections and variables, shared by tries for [`SECRETS_TTL`].
+    secrets_cache: Mutex<Option<(Instant, Arc<Secrets>)>>,
 }
 
 /// A try this worker runs, as the heartbeat sees it.
@@ -123,6 +125,7 @@ impl Worker {
             changed: None,
             id: std::sync::RwLock::new(config.worker_id.clone()),
             running: Mutex::new(HashMap::new()),
+            secrets_cache: Mutex::new(None),
             config,
         }
     }
@@ -350,7 +353,7 @@ impl Worker {
         );
         // Read once per try: the template context and the log's masker both need them.
         let secrets = self.secrets().await;
-        let log = TaskLog::open(&path, Arc::new(secrets.masker()));
+        let log = TaskLog::open(&path, secrets.masker.clone());
         let outcome = match secrets.error.clone() {
             Some(e) => Err(e),
             None => self.attempt(&ti, &log, &secrets, &mut kill).await,
@@ -673,10 +676,27 @@ impl Worker {
         Ok(ctx)
     }
 
-    /// Every connection a task may use (the metadata database's, then the environment's
-    /// `WEIR_CONN_<ID>`, which win, then the default DuckDB warehouse when none is defined) and
-    /// every variable.
-    async fn secrets(&self) -> Secrets {
+    /// Every connection a task may use and every variable, read at most once per
+    /// [`SECRETS_TTL`] for all the tries that start meanwhile (a fan-out of 1000 tries is not
+    /// 2000 reads); a failed read is not kept.
+    async fn secrets(&self) -> Arc<Secrets> {
+        if let Some((at, cached)) = self.secrets_cache.lock().ok().and_then(|c| c.clone())
+            && at.elapsed() < SECRETS_TTL
+        {
+            return cached;
+        }
+        let fresh = Arc::new(self.read_secrets().await);
+        if fresh.error.is_none()
+            && let Ok(mut cache) = self.secrets_cache.lock()
+        {
+            *cache = Some((Instant::now(), fresh.clone()));
+        }
+        fresh
+    }
+
+    /// The metadata database's connections, then the environment's `WEIR_CONN_<ID>`, which
+    /// win, then the default DuckDB warehouse when none is defined; and every variable.
+    async fn read_secrets(&self) -> Secrets {
         let mut out = Secrets::default();
         let mut all: BTreeMap<String, Connection> = BTreeMap::new();
         match self.store.list_connections().await {
@@ -702,6 +722,7 @@ impl Worker {
             Ok(vars) => out.variables = vars.into_iter().map(|v| (v.key, v.val)).collect(),
             Err(e) => out.error = Some(format!("cannot read variables: {e}")),
         }
+        out.masker = Arc::new(out.mask());
         out
     }
 }
@@ -713,11 +734,16 @@ struct Secrets {
     variables: BTreeMap<String, String>,
     /// Why they could not all be read; the try fails with it (its log still masks what was read).
     error: Option<String>,
+    /// Masks every secret above in log lines.
+    masker: Arc<Masker>,
 }
+
+/// How long tries share one read of connections and variables.
+const SECRETS_TTL: Duration = Duration::from_secs(1);
 
 impl Secrets {
     /// Every connection secret and every secret-looking variable.
-    fn masker(&self) -> Masker {
+    fn mask(&self) -> Masker {
         let conns = self.connections.iter().flat_map(Connection::secrets);
         let vars = self
             .variables
