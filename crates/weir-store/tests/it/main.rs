@@ -527,6 +527,41 @@ async fn a_run_finishes_only_when_no_instance_is_unfinished() {
 }
 
 #[tokio::test]
+async fn an_sla_miss_is_recorded_and_notified_once_whoever_asks_again() {
+    each_backend(|store| async move {
+        let run = store
+            .create_run(&new_run("d", 18), &seeds(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let message = NewMessage {
+            kind: "notify".into(),
+            payload: serde_json::json!({"event": {"event": "sla_miss"}}),
+            dedup_key: None,
+        };
+        assert!(
+            store
+                .record_sla_miss(run.id, "t0", -1, std::slice::from_ref(&message))
+                .await
+                .unwrap()
+        );
+        // A restarted scheduler decides the same miss again: nothing more is sent.
+        assert!(
+            !store
+                .record_sla_miss(run.id, "t0", -1, std::slice::from_ref(&message))
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.outbox().await.unwrap().len(), 1);
+        assert_eq!(
+            store.sla_misses(&[run.id]).await.unwrap(),
+            vec![(run.id, "t0".to_string(), -1)]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn outbox_messages_are_claimed_retried_and_recorded() {
     each_backend(|store| async move {
         store
