@@ -1282,10 +1282,13 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
         .map(|(k, n)| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
         .collect();
     printer.line("");
+    let whole = report.elapsed as u64;
     printer.line(&format!(
-        "Finished running {} in {:.2} seconds ({:.2}s).",
+        "Finished running {} in {} hours {} minutes and {:.2} seconds ({:.2}s).",
         parts.join(", "),
-        report.elapsed,
+        whole / 3600,
+        (whole % 3600) / 60,
+        report.elapsed - (whole - whole % 60) as f64,
         report.elapsed
     ));
     let count = |s: Status| report.results.iter().filter(|r| r.status == s).count();
@@ -1311,21 +1314,29 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
     for r in &report.results {
         if matches!(r.status, Status::Error | Status::Fail | Status::Warn) {
             printer.line("");
-            let node_name = project
-                .nodes
-                .get(&r.unique_id)
-                .map(|n| n.name.clone())
-                .unwrap_or_default();
-            let head = match r.status {
-                Status::Fail => format!("Failure in test {node_name}"),
-                Status::Warn => format!("Warning in test {node_name}"),
-                _ => String::new(),
+            let Some(node) = project.nodes.get(&r.unique_id) else {
+                continue;
             };
-            if !head.is_empty() {
-                printer.line(&head);
-            }
-            if let Some(m) = &r.message {
-                printer.line(&format!("  {m}"));
+            let compiled_at = Path::new(&project.settings.target_path)
+                .join("compiled")
+                .join(compiled_rel_path(node));
+            let message = r.message.clone().unwrap_or_default();
+            match r.status {
+                Status::Fail | Status::Warn => {
+                    let head = if r.status == Status::Fail {
+                        "Failure"
+                    } else {
+                        "Warning"
+                    };
+                    printer.line(&format!(
+                        "{head} in test {} ({})",
+                        node.name, node.original_file_path
+                    ));
+                    printer.line(&format!("  {message}"));
+                    printer.line("");
+                    printer.line(&format!("  compiled code at {}", compiled_at.display()));
+                }
+                _ => printer.line(&message),
             }
         }
     }
