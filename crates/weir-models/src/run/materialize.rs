@@ -191,6 +191,20 @@ pub fn seed(
     csv: &std::path::Path,
     config: &Map<String, Json>,
 ) -> Result<Response, AdapterError> {
+    if crate::jinja::Adapter::dialect(adapter) != "duckdb" {
+        // PostgreSQL and SQLite: weir-warehouse parses the file and infers the column types.
+        let table = format!(
+            "{}.{}",
+            rel.schema.clone().unwrap_or_default(),
+            rel.identifier.clone().unwrap_or_default()
+        );
+        let n = adapter.load_csv(&table, csv)? as i64;
+        return Ok(Response {
+            message: format!("INSERT {n}"),
+            rows_affected: Some(n),
+            run_sql: Vec::new(),
+        });
+    }
     let mut options = vec![
         "header = true".to_string(),
         "auto_detect = true".to_string(),

@@ -1088,6 +1088,10 @@ fn ensure_schema(
     };
     let mut schema_rel = rel.clone();
     schema_rel.identifier = None;
+    if shared.adapter.dialect() != "duckdb" {
+        // PostgreSQL's CREATE SCHEMA takes no database part.
+        schema_rel.database = None;
+    }
     let key = schema_rel.render();
     // Held while creating: two workers creating one schema conflict in DuckDB's catalog.
     let mut done = shared.schemas.lock().unwrap_or_else(|e| e.into_inner());

@@ -144,3 +144,69 @@ fn a_failing_test_skips_what_is_built_downstream_of_its_model() {
     assert!(done_line(&out).starts_with("Done. PASS="), "{out}");
     assert!(done_line(&out).contains("ERROR=1 "), "{out}");
 }
+
+/// `postgres://user:password@host:port/dbname` as profile fields.
+fn pg_profile(url: &str, schema: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (auth, place) = rest.split_once('@').unwrap_or(("postgres:postgres", rest));
+    let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
+    let (hostport, dbname) = place.split_once('/').unwrap_or((place, "postgres"));
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+    let dbname = dbname.split('?').next().unwrap_or(dbname);
+    format!(
+        "jaffle_shop:\n  target: pg\n  outputs:\n    pg:\n      type: postgres\n      host: {host}\n      port: {port}\n      user: {user}\n      password: '{password}'\n      dbname: {dbname}\n      schema: {schema}\n      threads: 4\n"
+    )
+}
+
+#[test]
+fn jaffle_shop_builds_on_postgres() {
+    let Ok(url) = std::env::var("WEIR_TEST_PG_URL") else {
+        eprintln!("WEIR_TEST_PG_URL is not set: jaffle_shop on PostgreSQL not run");
+        return;
+    };
+    let env = jaffle();
+    let schema = format!(
+        "weir_models_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    std::fs::write(
+        env.profiles_dir().join("profiles.yml"),
+        pg_profile(&url, &schema),
+    )
+    .unwrap();
+    let (report, out) = env.build();
+    let (again, out2) = env.build();
+    let rows = |sql: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let conn = weir_core::connection::Connection::from_uri("pg", &url).unwrap();
+            let wh = weir_warehouse::Warehouse::open(&conn, std::path::Path::new("/"))
+                .await
+                .unwrap();
+            let out = wh.query(sql).await.map(|r| r.rows);
+            wh.execute(&format!("drop schema if exists \"{schema}\" cascade"))
+                .await
+                .ok();
+            out.unwrap()
+        })
+    };
+    let counts = rows(&format!(
+        "select (select count(*) from \"{schema}\".customers), (select count(*) from \"{schema}\".orders)"
+    ));
+    assert!(report.success(), "{out}");
+    assert_eq!(
+        done_line(&out),
+        "Done. PASS=28 WARN=0 ERROR=0 SKIP=0 TOTAL=28",
+        "{out}"
+    );
+    // The second build refills the seeds in place under the views built on them.
+    assert!(again.success(), "{out2}");
+    assert_eq!(counts, vec![vec![json!(100), json!(99)]]);
+}
