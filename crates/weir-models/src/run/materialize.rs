@@ -124,10 +124,7 @@ pub fn incremental(
     }
     stage.push(format!("create table {} as (\n{sql}\n)", tmp.render()));
     run(adapter, stage, &mut resp)?;
-    let columns: Vec<String> = crate::jinja::Adapter::get_columns_in_relation(adapter, rel)?
-        .into_iter()
-        .map(|c| crate::jinja::adapter::quote_identifier(&c.name, rel.quote_char))
-        .collect();
+    let columns = sync_schema(adapter, rel, &tmp, config, &mut resp)?;
     let cols = columns.join(", ");
     let keys = unique_keys(config);
     let strategy = config
@@ -182,6 +179,88 @@ pub fn incremental(
     apply.push(drop_sql(&tmp, "table"));
     run(adapter, apply, &mut resp)?;
     Ok(resp)
+}
+
+/// dbt's `on_schema_change`: `ignore` (default), `fail`, `append_new_columns`,
+/// `sync_all_columns`; returns the quoted columns to insert.
+fn sync_schema(
+    adapter: &WarehouseAdapter,
+    rel: &Relation,
+    tmp: &Relation,
+    config: &Map<String, Json>,
+    resp: &mut Response,
+) -> Result<Vec<String>, AdapterError> {
+    use crate::jinja::Adapter;
+    let target = adapter.get_columns_in_relation(rel)?;
+    let staged = adapter.get_columns_in_relation(tmp)?;
+    let has = |cols: &[crate::jinja::Column], name: &str| {
+        cols.iter().any(|c| c.name.eq_ignore_ascii_case(name))
+    };
+    let added: Vec<&crate::jinja::Column> =
+        staged.iter().filter(|c| !has(&target, &c.name)).collect();
+    let removed: Vec<&crate::jinja::Column> =
+        target.iter().filter(|c| !has(&staged, &c.name)).collect();
+    let mode = config
+        .get("on_schema_change")
+        .and_then(Json::as_str)
+        .unwrap_or("ignore");
+    let q = |name: &str| crate::jinja::adapter::quote_identifier(name, rel.quote_char);
+    let changed = !added.is_empty() || !removed.is_empty();
+    let mut keep: Vec<String> = target
+        .iter()
+        .filter(|c| has(&staged, &c.name))
+        .map(|c| q(&c.name))
+        .collect();
+    match mode {
+        // dbt inserts the target's columns: a column the model no longer selects fails.
+        "ignore" => keep = target.iter().map(|c| q(&c.name)).collect(),
+        "fail" if changed => {
+            return Err(AdapterError(format!(
+                "the source and target schemas of this incremental model are out of sync (new columns: [{}], removed columns: [{}]); on_schema_change is 'fail'\nhint: run with --full-refresh, or set on_schema_change to append_new_columns or sync_all_columns",
+                added
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                removed
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        "fail" => {}
+        "append_new_columns" | "sync_all_columns" => {
+            let mut alter = Vec::new();
+            for c in &added {
+                alter.push(format!(
+                    "alter table {} add column {} {}",
+                    rel.render(),
+                    q(&c.name),
+                    c.rendered_type()
+                ));
+                keep.push(q(&c.name));
+            }
+            if mode == "sync_all_columns" {
+                for c in &removed {
+                    alter.push(format!(
+                        "alter table {} drop column {}",
+                        rel.render(),
+                        q(&c.name)
+                    ));
+                }
+            }
+            if !alter.is_empty() {
+                run(adapter, alter, resp)?;
+            }
+        }
+        other => {
+            return Err(AdapterError(format!(
+                "unknown on_schema_change '{other}' (use ignore, fail, append_new_columns or sync_all_columns)"
+            )));
+        }
+    }
+    Ok(keep)
 }
 
 /// A seed: DuckDB reads the CSV with `read_csv` (its type detection, `column_types` win).

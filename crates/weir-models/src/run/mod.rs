@@ -480,6 +480,16 @@ pub fn execute(
         project.nodes_of(ResourceType::Source).count(),
         project.macros.len(),
     ));
+    let unit_tests = project.nodes_of(ResourceType::UnitTest).count();
+    if unit_tests > 0 && matches!(options.command, Command::Build | Command::Test) {
+        printer.line(&format!(
+            "warning: {unit_tests} unit test{} not run: weir models does not run unit tests yet",
+            if unit_tests == 1 { " is" } else { "s are" }
+        ));
+    }
+    if plan.order.is_empty() {
+        printer.line("Nothing to do. Try checking your model configs and model specification args");
+    }
     printer.line("");
     let mut hook_error = None;
     if options.command != Command::Compile

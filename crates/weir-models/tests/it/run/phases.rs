@@ -215,3 +215,49 @@ fn a_project_generate_schema_name_and_vars_decide_where_and_what_is_built() {
     );
     assert_eq!(env.rows("select c from main.plain"), vec![vec![json!(2)]]);
 }
+
+#[test]
+fn on_schema_change_appends_new_columns_or_fails() {
+    let env = shop();
+    let model = |cols: &str, mode: &str| {
+        format!(
+            "{{{{ config(materialized='incremental', on_schema_change='{mode}') }}}}\nselect {cols} from range(2) t(id)\n"
+        )
+    };
+    env.write(&[
+        ("models/grows.sql", &model("id", "append_new_columns")),
+        ("models/strict.sql", &model("id", "fail")),
+    ]);
+    let (report, out) = env.run_with(Command::Run, false, &[]);
+    assert!(report.success(), "{out}");
+    env.write(&[
+        (
+            "models/grows.sql",
+            &model("id, id * 10 as tens", "append_new_columns"),
+        ),
+        ("models/strict.sql", &model("id, id * 10 as tens", "fail")),
+    ]);
+    let (report, out) = env.run_with(Command::Run, false, &[]);
+    assert!(!report.success());
+    assert!(
+        out.contains("OK created sql incremental model main.grows"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ERROR creating sql incremental model main.strict"),
+        "{out}"
+    );
+    assert!(
+        out.contains("schemas of this incremental model are out of sync (new columns: [tens]"),
+        "{out}"
+    );
+    assert_eq!(
+        env.rows("select id, tens from grows order by id, tens nulls first"),
+        vec![
+            vec![json!(0), json!(null)],
+            vec![json!(0), json!(0)],
+            vec![json!(1), json!(null)],
+            vec![json!(1), json!(10)],
+        ]
+    );
+}
