@@ -114,6 +114,26 @@ pub fn snapshot(
         ),
         format!("drop table if exists {}", tmp.render()),
     ];
+    let mut apply = apply;
+    let invalidate = config
+        .get("invalidate_hard_deletes")
+        .and_then(Json::as_bool)
+        == Some(true)
+        || text(config, "hard_deletes") == Some("invalidate");
+    if invalidate {
+        // Rows whose key left the source are closed at the snapshot time.
+        let gone = keys
+            .iter()
+            .map(|k| format!("src.{k} = {target}.{k}"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        apply.insert(
+            0,
+            format!(
+                "update {target} set dbt_valid_to = cast(now() as timestamp) where dbt_valid_to is null and not exists (select 1 from (\n{sql}\n) src where {gone})"
+            ),
+        );
+    }
     adapter.execute_all(std::slice::from_ref(&stage))?;
     adapter.execute_all(&apply)?;
     resp.run_sql.push(stage);

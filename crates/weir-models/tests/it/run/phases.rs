@@ -142,6 +142,10 @@ fn snapshots_record_a_change_with_both_strategies() {
             "{% snapshot people_ts %}\n{{ config(target_schema='snapshots', unique_key='id', strategy='timestamp', updated_at='updated') }}\nselect * from {{ ref('people') }}\n{% endsnapshot %}\n",
         ),
         (
+            "snapshots/people_gone.sql",
+            "{% snapshot people_gone %}\n{{ config(target_schema='snapshots', unique_key='id', strategy='timestamp', updated_at='updated', hard_deletes='invalidate') }}\nselect * from {{ ref('people') }}\n{% endsnapshot %}\n",
+        ),
+        (
             "snapshots/people_check.sql",
             "{% snapshot people_check %}\n{{ config(target_schema='snapshots', unique_key='id', strategy='check', check_cols=['city']) }}\nselect id, city from {{ ref('people') }}\n{% endsnapshot %}\n",
         ),
@@ -181,6 +185,23 @@ fn snapshots_record_a_change_with_both_strategies() {
             vec![json!(2), json!("Paris"), json!(true)],
             vec![json!(3), json!("Lima"), json!(true)],
         ]
+    );
+    // A key that leaves the source is closed where hard_deletes is 'invalidate', kept open
+    // elsewhere.
+    std::fs::write(
+        env.project.join("seeds/people.csv"),
+        "id,city,updated\n2,Paris,2024-02-01\n3,Lima,2024-02-01\n",
+    )
+    .unwrap();
+    let (report, out) = env.build();
+    assert!(report.success(), "{out}");
+    assert_eq!(
+        env.rows("select id, dbt_valid_to is null from snapshots.people_gone where id = 1"),
+        vec![vec![json!(1), json!(false)]]
+    );
+    assert_eq!(
+        env.rows("select id, dbt_valid_to is null from snapshots.people_ts where id = 1"),
+        vec![vec![json!(1), json!(true)]]
     );
 }
 
