@@ -149,3 +149,31 @@ fn models_run_exits_1_naming_the_model_and_its_compiled_code_on_a_sql_error() {
         &project.join("target/run_results.json"),
     );
 }
+
+#[test]
+fn models_finds_the_dbt_project_in_the_weir_projects_models_folder() {
+    let weir = crate::support::Project::new();
+    let (project, _) = jaffle(weir.path());
+    std::fs::rename(&project, weir.path().join("models")).unwrap();
+    // profiles.yml in the dbt project dir is found before ~/.dbt, as dbt does.
+    std::fs::write(
+        weir.path().join("models/profiles.yml"),
+        "jaffle_shop:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: 'jaffle.duckdb'\n      threads: 2\n",
+    )
+    .unwrap();
+    let stdout = weir.ok(&["models", "seed"]);
+    assert!(
+        stdout.contains("Done. PASS=3 WARN=0 ERROR=0 SKIP=0 TOTAL=3"),
+        "{stdout}"
+    );
+    assert!(weir.path().join("models/jaffle.duckdb").is_file());
+    let stdout = weir.ok(&["models", "ls", "--select", "resource_type:seed"]);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "jaffle_shop.raw_customers",
+            "jaffle_shop.raw_orders",
+            "jaffle_shop.raw_payments"
+        ]
+    );
+}
