@@ -2,6 +2,6 @@
 //! incremental models over two data phases, snapshots across a change.
 
 mod common;
-mod jaffle;
 mod features;
+mod jaffle;
 mod phases;
