@@ -67,6 +67,8 @@ pub struct Scheduler {
     pub changed_runs: weir_core::ChangedRuns,
     /// Which runs the next round evaluates besides the changed ones.
     pending: Mutex<Pending>,
+    /// Per DAG, when its next scheduled run is due, for the DAG version that said so.
+    not_before: Mutex<HashMap<String, (Timestamp, Arc<Dag>)>>,
     hostname: String,
     last_scan: Mutex<Option<Instant>>,
     last_reap: Mutex<Option<Instant>>,
@@ -101,6 +103,7 @@ impl Scheduler {
             outbox_wake: Arc::new(Notify::new()),
             changed_runs: Default::default(),
             pending: Mutex::new(Pending::default()),
+            not_before: Mutex::new(HashMap::new()),
             hostname: nix::unistd::gethostname()
                 .ok()
                 .and_then(|h| h.into_string().ok())
@@ -222,13 +225,7 @@ impl Scheduler {
     /// Creates every scheduled run that is due, per DAG, up to `max_active_runs` active runs.
     async fn create_scheduled_runs(&self, report: &mut TickReport) -> Result<usize, StoreError> {
         let now = Timestamp::now();
-        let paused: HashMap<String, bool> = self
-            .store
-            .list_dags()
-            .await?
-            .into_iter()
-            .map(|d| (d.dag_id, d.is_paused))
-            .collect();
+        let paused: HashMap<String, bool> = self.store.paused_flags().await?.into_iter().collect();
         let active = self.active_run_counts().await?;
         let dags: Vec<Arc<Dag>> = self
             .dags()
@@ -236,8 +233,22 @@ impl Scheduler {
             .map(|d| d.values().cloned().collect())
             .unwrap_or_default();
         let mut created = 0;
+        let mut not_before = self
+            .not_before
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
         for dag in dags {
             if paused.get(&dag.dag_id).copied().unwrap_or(true) {
+                continue;
+            }
+            // Nothing is due before the end of the next interval this scheduler saw: no need to
+            // ask the store for the DAG's last run on every round.
+            if let Some(&(at, ref version)) = not_before.get(&dag.dag_id)
+                && now < at
+                && Arc::ptr_eq(version, &dag)
+            {
+                report.next_due = earliest(report.next_due, at);
                 continue;
             }
             let Ok(timetable) = Timetable::new(&dag.schedule, dag.tz()) else {
@@ -271,6 +282,7 @@ impl Scheduler {
                 };
                 if next.end > now {
                     report.next_due = earliest(report.next_due, next.end);
+                    not_before.insert(dag.dag_id.clone(), (next.end, dag.clone()));
                     break;
                 }
                 if self
@@ -284,17 +296,18 @@ impl Scheduler {
                 last = Some(next);
             }
         }
+        if let Ok(mut cache) = self.not_before.lock() {
+            *cache = not_before;
+        }
         Ok(created)
     }
 
     async fn active_run_counts(&self) -> Result<HashMap<String, usize>, StoreError> {
         let mut counts = HashMap::new();
-        for run in self
-            .store
-            .runs_in_states(&[RunState::Queued, RunState::Running])
-            .await?
-        {
-            *counts.entry(run.dag_id).or_insert(0) += 1;
+        for state in [RunState::Queued, RunState::Running] {
+            for (dag_id, n) in self.store.run_counts(state).await? {
+                *counts.entry(dag_id).or_insert(0) += n as usize;
+            }
         }
         Ok(counts)
     }
@@ -319,20 +332,31 @@ impl Scheduler {
     /// returns the runs it started.
     async fn start_queued_runs(&self) -> Result<Vec<i64>, StoreError> {
         let mut started = Vec::new();
-        let runs = self.driven(
-            self.store
-                .runs_in_states(&[RunState::Queued, RunState::Running])
-                .await?,
-        );
-        let mut running: HashMap<&str, usize> = HashMap::new();
-        for run in runs.iter().filter(|r| r.state == RunState::Running) {
-            *running.entry(run.dag_id.as_str()).or_insert(0) += 1;
-        }
+        let (runs, mut running): (Vec<RunRow>, HashMap<String, usize>) =
+            if self.config.only_runs.is_empty() {
+                // Counts, not rows, of the running runs: their number must not weigh on a round.
+                let counts = self.store.run_counts(RunState::Running).await?;
+                (
+                    self.store.runs_in_states(&[RunState::Queued]).await?,
+                    counts.into_iter().map(|(d, n)| (d, n as usize)).collect(),
+                )
+            } else {
+                let runs = self.driven(
+                    self.store
+                        .runs_in_states(&[RunState::Queued, RunState::Running])
+                        .await?,
+                );
+                let mut running = HashMap::new();
+                for run in runs.iter().filter(|r| r.state == RunState::Running) {
+                    *running.entry(run.dag_id.clone()).or_insert(0) += 1;
+                }
+                (runs, running)
+            };
         for run in runs.iter().filter(|r| r.state == RunState::Queued) {
             let Some(dag) = self.dag(&run.dag_id) else {
                 continue;
             };
-            let count = running.entry(run.dag_id.as_str()).or_insert(0);
+            let count = running.entry(run.dag_id.clone()).or_insert(0);
             if *count < dag.max_active_runs as usize
                 && self
                     .store
@@ -361,21 +385,20 @@ impl Scheduler {
         report: &mut TickReport,
         started: Vec<i64>,
     ) -> Result<(), StoreError> {
-        let all_runs = self.driven(self.store.runs_in_states(&[RunState::Running]).await?);
-        if all_runs.is_empty() {
-            return Ok(());
-        }
         let mut capacity = Capacity::load(&self.store, self.config.parallelism).await?;
         let now = now_micros();
         let wanted = self
             .runs_to_evaluate(started, now, capacity.parallelism_left > 0)
             .await?;
         let runs: Vec<RunRow> = match wanted {
-            None => all_runs,
-            Some(wanted) => all_runs
-                .into_iter()
-                .filter(|r| wanted.contains(&r.id))
-                .collect(),
+            None => self.driven(self.store.runs_in_states(&[RunState::Running]).await?),
+            Some(wanted) => {
+                let pks: Vec<i64> = wanted.into_iter().collect();
+                self.driven(self.store.runs_by_pks(&pks).await?)
+                    .into_iter()
+                    .filter(|r| r.state == RunState::Running)
+                    .collect()
+            }
         };
         if runs.is_empty() {
             return Ok(());

@@ -136,6 +136,16 @@ impl Store {
         Ok(gone)
     }
 
+    /// `(dag_id, is_paused)` of every active DAG: what run creation needs, without the rest.
+    pub async fn paused_flags(&self) -> Result<Vec<(String, bool)>> {
+        let rows = sqlx::query("SELECT dag_id, is_paused FROM dag WHERE is_active = 1")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0)))
+            .collect()
+    }
+
     pub async fn list_dags(&self) -> Result<Vec<DagRow>> {
         let sql = format!("SELECT {DAG_COLUMNS} FROM dag WHERE is_active = 1 ORDER BY dag_id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

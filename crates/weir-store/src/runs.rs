@@ -149,6 +149,37 @@ impl Store {
         rows.iter().map(run_row).collect()
     }
 
+    /// How many runs each DAG has in `state`.
+    pub async fn run_counts(&self, state: RunState) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT dag_id, COUNT(*) FROM dag_run WHERE state = $1 GROUP BY dag_id")
+                .bind(state.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// The runs with these ids, by logical date.
+    pub async fn runs_by_pks(&self, pks: &[i64]) -> Result<Vec<RunRow>> {
+        let mut out = Vec::new();
+        for chunk in pks.chunks(500) {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM dag_run WHERE id IN ({}) ORDER BY logical_date, id",
+                crate::placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(run_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The data interval of the newest scheduled run of a DAG (where the timetable resumes).
     pub async fn last_scheduled_interval(&self, dag_id: &str) -> Result<Option<(i64, i64)>> {
         let row = sqlx::query(

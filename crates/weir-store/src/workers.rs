@@ -42,6 +42,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Ids of the workers whose lease runs past `now`.
+    pub async fn live_leases(&self, now: i64) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT worker_id FROM worker WHERE lease_until >= $1")
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Removes a worker's lease (a clean shutdown, or a reaper that found it expired).
     pub async fn end_lease(&self, worker: &str) -> Result<()> {
         sqlx::query("DELETE FROM worker WHERE worker_id = $1")

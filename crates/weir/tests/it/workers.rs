@@ -115,7 +115,7 @@ task="$1"
 exec 9>"locks/$task.lock"
 if ! flock -n 9; then echo "$task $WEIR_TRY_TAG" >> trace/overlaps; exit 1; fi
 echo "start $task $WEIR_TRY_TAG $(date +%s%N)" >> "trace/$task"
-sleep 0.05
+sleep 0.15
 echo "end $task $WEIR_TRY_TAG $(date +%s%N)" >> "trace/$task"
 echo "{\"try\": $WEIR_TRY_NUMBER, \"tag\": \"$WEIR_TRY_TAG\"}"
 "#,
@@ -143,6 +143,30 @@ echo "{\"try\": $WEIR_TRY_NUMBER, \"tag\": \"$WEIR_TRY_TAG\"}"
         ));
     }
     p.dag("chain", &chain);
+}
+
+/// Whether the worker with this pid has a try that started and has not ended.
+fn busy(p: &Project, pid: u32) -> bool {
+    let needle = format!(":{pid}:");
+    read_trace(p)
+        .iter()
+        .any(|t| t.end.is_none() && t.tag.contains(&needle))
+}
+
+/// Ids of the workers whose lease is current.
+fn live_leases(p: &Project) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = weir_store::Store::connect(p.database_url.as_deref().unwrap())
+            .await
+            .unwrap();
+        let live = store.live_leases(weir_core::now_micros()).await.unwrap();
+        store.close().await;
+        live
+    })
 }
 
 fn done(tries: &[Try]) -> usize {
@@ -180,24 +204,30 @@ fn separate_workers_survive_kill_9_and_a_stop_past_the_lease_without_running_any
         (done(&read_trace(&p)) >= 100).then_some(())
     });
     let mut a = a;
-    let _ = a.0.kill(); // SIGKILL, mid-run
+    wait_for(
+        "worker a to be running a try",
+        Duration::from_secs(120),
+        || busy(&p, a.0.id()).then_some(()),
+    );
+    let _ = a.0.kill(); // SIGKILL, mid-try
     let _ = a.0.wait();
     let _c = Process::start(&p, &["worker"], "worker_c.log"); // its replacement
     let seen = done(&read_trace(&p));
     wait_for("50 more tries to end", Duration::from_secs(240), || {
         (done(&read_trace(&p)) >= seen + 50).then_some(())
     });
+    wait_for(
+        "worker b to be running a try",
+        Duration::from_secs(120),
+        || busy(&p, b.0.id()).then_some(()),
+    );
     // Stopped well past its lease (zombie_threshold_s = 2): its tries are reaped and retried.
     b.signal(nix::sys::signal::Signal::SIGSTOP);
-    let stopped_at = std::time::Instant::now();
+    let b_id = format!(":{}:", b.0.id());
     wait_for(
-        "the reaper to reap worker b's tries",
+        "worker b's lease to run out",
         Duration::from_secs(120),
-        || {
-            let log = std::fs::read_to_string(p.path().join("scheduler.log")).unwrap_or_default();
-            (stopped_at.elapsed() > Duration::from_secs(4) && log.contains("reaped a zombie"))
-                .then_some(())
-        },
+        || (!live_leases(&p).iter().any(|w| w.contains(&b_id))).then_some(()),
     );
     b.signal(nix::sys::signal::Signal::SIGCONT);
 
