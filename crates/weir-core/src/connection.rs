@@ -422,11 +422,12 @@ mod tests {
     }
 }
 
-/// Replaces known secret values with `***` in text bound for a log, page or listing.
+/// Replaces known secret values with `***` in text bound for a log, page or listing: one pass
+/// over the text for all secrets (Aho-Corasick), the longest match winning, so a secret that
+/// contains another is masked whole.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
-    /// Longest first, so a secret that contains another is masked whole.
-    secrets: Vec<String>,
+    secrets: Option<aho_corasick::AhoCorasick>,
 }
 
 impl Masker {
@@ -437,20 +438,26 @@ impl Masker {
             .into_iter()
             .filter(|s| s.chars().count() >= 4)
             .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort();
         secrets.dedup();
-        Masker { secrets }
+        if secrets.is_empty() {
+            return Masker::default();
+        }
+        let matcher = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&secrets)
+            .ok();
+        Masker { secrets: matcher }
     }
 
     pub fn mask<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
-        if !self.secrets.iter().any(|s| text.contains(s.as_str())) {
-            return std::borrow::Cow::Borrowed(text);
+        match &self.secrets {
+            Some(ac) if ac.is_match(text) => {
+                let stars = vec!["***"; ac.patterns_len()];
+                std::borrow::Cow::Owned(ac.replace_all(text, &stars))
+            }
+            _ => std::borrow::Cow::Borrowed(text),
         }
-        let mut out = text.to_string();
-        for s in &self.secrets {
-            out = out.replace(s.as_str(), "***");
-        }
-        std::borrow::Cow::Owned(out)
     }
 }
 
@@ -463,5 +470,8 @@ mod mask_tests {
             m.mask("pw=hunter22; again hunter22 ab"),
             "pw=***; again *** ab"
         );
+        let nested = super::Masker::new(["s3cret".to_string(), "s3cret-and-more".to_string()]);
+        assert_eq!(nested.mask("[s3cret-and-more] [s3cret]"), "[***] [***]");
+        assert_eq!(super::Masker::default().mask("nothing"), "nothing");
     }
 }

@@ -1,6 +1,7 @@
 //! The DAG folder: which files changed since the last look (mtime and size, then a content
 //! hash), parsed into DAGs or import errors. `.weirignore` lines are globs of files to skip.
 
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -176,7 +177,7 @@ fn display_path(path: &Path, base: &Path) -> String {
         .to_string()
 }
 
-fn collect_yaml(root: &Path, dir: &Path, ignore: &[regex::Regex], out: &mut Vec<PathBuf>) {
+fn collect_yaml(root: &Path, dir: &Path, ignore: &GlobSet, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -184,14 +185,8 @@ fn collect_yaml(root: &Path, dir: &Path, ignore: &[regex::Regex], out: &mut Vec<
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .display()
-            .to_string();
-        if entry.file_name().to_string_lossy().starts_with('.')
-            || ignore.iter().any(|re| re.is_match(&rel))
-        {
+        let rel = path.strip_prefix(root).unwrap_or(&path);
+        if entry.file_name().to_string_lossy().starts_with('.') || ignore.is_match(rel) {
             continue;
         }
         if path.is_dir() {
@@ -207,41 +202,38 @@ fn collect_yaml(root: &Path, dir: &Path, ignore: &[regex::Regex], out: &mut Vec<
 
 /// `.weirignore`: one glob per line (`*` within a name, `**` across folders, `#` comments),
 /// matched against paths relative to the DAG folder; a pattern without `/` matches any file
-/// or folder of that name.
-fn load_ignore(dir: &Path) -> Vec<regex::Regex> {
-    let Ok(text) = std::fs::read_to_string(dir.join(".weirignore")) else {
-        return Vec::new();
-    };
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|glob| regex::Regex::new(&glob_to_regex(glob)).ok())
-        .collect()
+/// or folder of that name, as in `.gitignore`. A line that is not a valid glob is skipped.
+fn load_ignore(dir: &Path) -> GlobSet {
+    let text = std::fs::read_to_string(dir.join(".weirignore")).unwrap_or_default();
+    ignore_set(text.lines())
 }
 
-fn glob_to_regex(glob: &str) -> String {
-    let anchored = glob.contains('/');
-    let glob = glob.trim_start_matches('/').trim_end_matches('/');
-    let mut re = String::from(if anchored { "^" } else { "(^|/)" });
-    let mut chars = glob.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '*' if chars.peek() == Some(&'*') => {
-                chars.next();
-                re.push_str(".*");
+fn ignore_set<'a>(lines: impl Iterator<Item = &'a str>) -> GlobSet {
+    let mut set = GlobSetBuilder::new();
+    for line in lines
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let anchored = line.contains('/');
+        let pattern = line.trim_start_matches('/').trim_end_matches('/');
+        let base = if anchored {
+            pattern.to_string()
+        } else {
+            format!("**/{pattern}")
+        };
+        // The pattern itself, and everything under a folder it names.
+        for glob in [base.clone(), format!("{base}/**")] {
+            if let Ok(g) = GlobBuilder::new(&glob).literal_separator(true).build() {
+                set.add(g);
             }
-            '*' => re.push_str("[^/]*"),
-            '?' => re.push_str("[^/]"),
-            c => re.push_str(&regex::escape(&c.to_string())),
         }
     }
-    re.push_str("(/|$)");
-    re
+    set.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::glob_to_regex;
+    use super::ignore_set;
 
     #[test]
     fn globs_match_like_gitignore() {
@@ -252,10 +244,12 @@ mod tests {
             ("team/*.yaml", "team/a.yaml", true),
             ("team/*.yaml", "other/team/a.yaml", false),
             ("drafts", "drafts/a.yaml", true),
+            ("drafts/", "drafts/deep/a.yaml", true),
+            ("**/tmp_*.yaml", "a/b/tmp_1.yaml", true),
         ];
         for (glob, path, expected) in cases {
-            let re = regex::Regex::new(&glob_to_regex(glob)).unwrap();
-            assert_eq!(re.is_match(path), expected, "{glob} vs {path}");
+            let set = ignore_set(std::iter::once(glob));
+            assert_eq!(set.is_match(path), expected, "{glob} vs {path}");
         }
     }
 }
