@@ -134,8 +134,7 @@ impl Task {
 /// Runs whose task instances an in-process worker changed since the scheduler last looked:
 /// the worker adds the run of every try it finishes, so that the scheduler evaluates those runs
 /// rather than every running run.
-pub type ChangedRuns =
-    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
+pub type ChangedRuns = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
 
 /// The DAGs a scheduler has parsed, shared with the workers of the same process so that they
 /// need not read definitions back from the store.

@@ -57,7 +57,10 @@ fn clearing_a_running_try_kills_its_process_group_within_a_heartbeat_and_runs_it
     });
     assert_eq!(p.tries("long", &run_id)["wait"], 2);
     let states = p.json(&["tasks", "states", "long", &run_id]);
-    assert_eq!(states[0]["map_index"], -1, "an unmapped task's map_index, as Airflow's");
+    assert_eq!(
+        states[0]["map_index"], -1,
+        "an unmapped task's map_index, as Airflow's"
+    );
     assert!(
         p.log("long", &run_id, "wait", 1)
             .contains("the task instance was cleared while it ran; this try was stopped"),
