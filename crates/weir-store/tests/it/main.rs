@@ -197,14 +197,28 @@ async fn concurrent_claimers_never_share_a_task_instance() {
             .unwrap();
         queue_all(&store, run.id).await;
         let mut handles = Vec::new();
+        let run_pk = run.id;
         for w in 0..4 {
             let store = store.clone();
             handles.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
                 loop {
                     let got = store.claim(&format!("w{w}"), &[], &[], 7).await.unwrap();
+                    // With SKIP LOCKED an empty claim only says that what is left is locked by
+                    // another claimer's transaction: stop when nothing is queued any more.
                     if got.is_empty() {
-                        break;
+                        let queued = store
+                            .task_instances(run_pk)
+                            .await
+                            .unwrap()
+                            .iter()
+                            .any(|t| t.state == TaskState::Queued);
+                        if !queued || std::time::Instant::now() > deadline {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                        continue;
                     }
                     mine.extend(got.into_iter().map(|t| t.id));
                 }
