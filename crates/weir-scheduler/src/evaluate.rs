@@ -81,23 +81,9 @@ pub fn evaluate_run(
     let by_task: HashMap<&str, &TiRow> = tis.iter().map(|t| (t.task_id.as_str(), t)).collect();
     // Instances of tasks that left the DAG file end as `removed` (running ones end on their
     // own); they no longer count for the run's state.
-    for ti in tis {
-        if dag.task(&ti.task_id).is_none()
-            && matches!(
-                ti.state,
-                TaskState::None
-                    | TaskState::Scheduled
-                    | TaskState::Queued
-                    | TaskState::UpForRetry
-                    | TaskState::UpForReschedule
-            )
-        {
-            out.moves.push(Transition {
-                ti_id: ti.id,
-                from: ti.state,
-                to: TaskState::Removed,
-                next_retry_at: None,
-            });
+    for ti in tis.iter().filter(|t| dag.task(&t.task_id).is_none()) {
+        if let Some(m) = removal(ti) {
+            out.moves.push(m);
             state.insert(ti.task_id.as_str(), TaskState::Removed);
         }
     }
@@ -184,6 +170,19 @@ pub fn evaluate_run(
         out.run_state = Some(RunState::Success);
     }
     out
+}
+
+/// The move that ends a task instance whose task is gone (from the file, or with its DAG):
+/// `removed`, unless it already finished or a try is running (that one ends on its own).
+pub fn removal(ti: &TiRow) -> Option<Transition> {
+    let ends =
+        !ti.state.is_finished() && !matches!(ti.state, TaskState::Running | TaskState::Restarting);
+    ends.then_some(Transition {
+        ti_id: ti.id,
+        from: ti.state,
+        to: TaskState::Removed,
+        next_retry_at: None,
+    })
 }
 
 /// Task indexes with every task after its upstream tasks (the spec rejects cycles; anything

@@ -29,7 +29,7 @@ use weir_core::{
     Dag, DataInterval, RunState, RunType, SharedDags, TaskState, Timetable, micros, now_micros,
     run_id, timestamp,
 };
-use weir_store::{NewMessage, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow, Transition};
+use weir_store::{NewMessage, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow};
 
 /// How the scheduler behaves.
 #[derive(Debug, Clone)]
@@ -415,7 +415,7 @@ impl Scheduler {
             let tis = by_run.remove(&run.id).unwrap_or_default();
             let Some(dag) = self.dag(&run.dag_id) else {
                 if self.config.only_runs.is_empty() {
-                    moves.extend(removed_moves(&tis));
+                    moves.extend(tis.iter().filter_map(evaluate::removal));
                     finished.push((run, RunState::Failed));
                 }
                 continue;
@@ -708,21 +708,6 @@ const SWEEP: Duration = Duration::from_secs(2);
 /// How far back a poll for ended task instances reaches before its last look: a finish
 /// commits a little after its end_date was taken.
 const ENDED_MARGIN: i64 = 2_000_000;
-
-/// Moves that end the not yet started task instances of a run whose DAG is gone.
-fn removed_moves(tis: &[TiRow]) -> Vec<Transition> {
-    tis.iter()
-        .filter(|t| {
-            !t.state.is_finished() && !matches!(t.state, TaskState::Running | TaskState::Restarting)
-        })
-        .map(|t| Transition {
-            ti_id: t.id,
-            from: t.state,
-            to: TaskState::Removed,
-            next_retry_at: None,
-        })
-        .collect()
-}
 
 fn earliest(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {
     Some(a.map_or(b, |a| a.min(b)))

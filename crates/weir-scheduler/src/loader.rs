@@ -95,7 +95,8 @@ impl DagLoader {
         }
         let changed_files: HashSet<&str> =
             scan.changed.iter().map(|(f, _, _)| f.as_str()).collect();
-        let errors_changed = *self.errors.lock().unwrap_or_else(|e| e.into_inner()) != errors;
+        let previous_errors = self.import_errors();
+        let errors_changed = previous_errors != errors;
         if !first && changed_files.is_empty() && scan.removed.is_empty() && !errors_changed {
             return Ok(());
         }
@@ -153,9 +154,17 @@ impl DagLoader {
             let keep: Vec<String> = dags.keys().cloned().collect();
             store.deactivate_dags_except(&keep).await?;
             for (file, message) in &errors {
-                store.set_import_error(file, Some(message), now).await?;
+                if first || previous_errors.get(file) != Some(message) {
+                    store.set_import_error(file, Some(message), now).await?;
+                }
             }
-            for file in files.iter().filter(|f| !errors.contains_key(*f)) {
+            // Only files whose error may have gone: one write per fixed file, not per file.
+            for file in files.iter().filter(|f| {
+                !errors.contains_key(*f)
+                    && (first
+                        || changed_files.contains(f.as_str())
+                        || previous_errors.contains_key(*f))
+            }) {
                 store.set_import_error(file, None, now).await?;
             }
             store.retain_import_errors(&files).await?;
