@@ -131,10 +131,21 @@ impl Task {
     }
 }
 
-/// Runs whose task instances an in-process worker changed since the scheduler last looked:
-/// the worker adds the run of every try it finishes, so that the scheduler evaluates those runs
-/// rather than every running run.
-pub type ChangedRuns = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
+/// Runs whose task instances an in-process worker changed since the scheduler last looked,
+/// with what it changed: the worker adds every try it finishes, so that the scheduler
+/// evaluates those runs rather than every running run, from the states it already holds.
+pub type ChangedRuns =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, Vec<TiChange>>>>;
+
+/// A task instance's new state as the worker that ended its try recorded it; `state: None`
+/// when the worker does not know it (the try lost its instance): read it from the store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TiChange {
+    pub ti_id: i64,
+    pub state: Option<crate::TaskState>,
+    pub try_number: i64,
+    pub next_retry_at: Option<i64>,
+}
 
 /// The DAGs a scheduler has parsed, shared with the workers of the same process so that they
 /// need not read definitions back from the store.

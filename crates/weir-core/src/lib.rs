@@ -14,7 +14,7 @@ pub mod notify;
 pub mod state;
 pub mod timetable;
 
-pub use dag::{ChangedRuns, Dag, Schedule, SharedDags, Task};
+pub use dag::{ChangedRuns, Dag, Schedule, SharedDags, Task, TiChange};
 pub use duration::{format_duration, parse_duration};
 pub use state::{RunState, RunType, TaskState, TriggerRule};
 pub use timetable::{DataInterval, Timetable};

@@ -16,12 +16,11 @@ pub struct Capacity {
 
 impl Capacity {
     pub(crate) async fn load(store: &Store, parallelism: usize) -> Result<Capacity, StoreError> {
-        let dag_active: HashMap<String, i64> =
-            store.active_task_counts().await?.into_iter().collect();
-        let used: HashMap<String, i64> = store.pool_usage().await?.into_iter().collect();
-        let pool_free = store
-            .pools()
-            .await?
+        let counts = store.capacity_counts().await?;
+        let dag_active: HashMap<String, i64> = counts.dag_active.into_iter().collect();
+        let used: HashMap<String, i64> = counts.pool_used.into_iter().collect();
+        let pool_free = counts
+            .pools
             .into_iter()
             .map(|(name, slots)| {
                 let free = slots - used.get(&name).copied().unwrap_or(0);
@@ -116,7 +115,10 @@ pub fn evaluate_run(
                             });
                         // Waiting for room is not written down (no `none -> scheduled` storm in
                         // a wide fan-out): the next evaluation finds the instance ready again.
-                        if past_ok && capacity.take(dag, &task.pool, task.pool_slots as i64) {
+                        if past_ok && ends_in_scheduler(task) {
+                            Some(TaskState::Success)
+                        } else if past_ok && capacity.take(dag, &task.pool, task.pool_slots as i64)
+                        {
                             Some(TaskState::Queued)
                         } else {
                             out.blocked |= past_ok;
@@ -170,6 +172,17 @@ pub fn evaluate_run(
         out.run_state = Some(RunState::Success);
     }
     out
+}
+
+/// An `empty` task with nothing to announce (no success or execute notification, no
+/// outlets) succeeds as soon as it is ready, without a worker or a try, as Airflow's scheduler
+/// does with `EmptyOperator`: a join costs one write, not a claim, a log and a finish.
+pub fn ends_in_scheduler(task: &weir_core::Task) -> bool {
+    task.task_type == "empty"
+        && task.outlets.is_empty()
+        && !task.callbacks.contains_key("on_success")
+        && !task.callbacks.contains_key("on_execute")
+        && task.map_over.is_none()
 }
 
 /// The move that ends a task instance whose task is gone (from the file, or with its DAG):
@@ -239,7 +252,7 @@ mod tests {
     fn task(id: &str, deps: &[&str], rule: TriggerRule) -> weir_core::Task {
         weir_core::Task {
             task_id: id.into(),
-            task_type: "empty".into(),
+            task_type: "shell".into(),
             config: Default::default(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             trigger_rule: rule,
@@ -430,6 +443,52 @@ mod tests {
                 case.rule, case.upstream
             );
         }
+    }
+
+    #[test]
+    fn empty_tasks_end_in_the_scheduler_and_their_downstream_moves_in_the_same_round() {
+        let mut start = task("start", &[], R::AllSuccess);
+        start.task_type = "empty".into();
+        let mut end = task("end", &["work"], R::AllSuccess);
+        end.task_type = "empty".into();
+        let mut announced = task("announced", &["start"], R::AllSuccess);
+        announced.task_type = "empty".into();
+        announced
+            .callbacks
+            .insert("on_success".into(), serde_json::json!([]));
+        let d = dag(vec![
+            start,
+            task("work", &["start"], R::AllSuccess),
+            end,
+            announced,
+        ]);
+        let tis = [
+            ti(1, "start", S::None),
+            ti(2, "work", S::None),
+            ti(3, "end", S::None),
+            ti(4, "announced", S::None),
+        ];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        let moves: Vec<(i64, TaskState)> = out.moves.iter().map(|m| (m.ti_id, m.to)).collect();
+        assert_eq!(
+            moves,
+            [(1, S::Success), (2, S::Queued), (4, S::Queued)],
+            "start ends at once; work and the empty task with a notification go to a worker"
+        );
+        let tis = [
+            ti(1, "start", S::Success),
+            ti(2, "work", S::Success),
+            ti(3, "end", S::None),
+            ti(4, "announced", S::Success),
+        ];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(0));
+        assert_eq!(out.moves.len(), 1);
+        assert_eq!(
+            (out.moves[0].ti_id, out.moves[0].to),
+            (3, S::Success),
+            "no room is needed"
+        );
+        assert_eq!(out.run_state, Some(RunState::Success));
     }
 
     #[test]

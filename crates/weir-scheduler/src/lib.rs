@@ -67,6 +67,9 @@ pub struct Scheduler {
     pub changed_runs: weir_core::ChangedRuns,
     /// Which runs the next round evaluates besides the changed ones.
     pending: Mutex<Pending>,
+    /// Per running run, its task instances as this scheduler last read or changed them
+    /// (ordered by id), so that a round reads from the store only what others changed.
+    views: Mutex<HashMap<i64, Vec<TiRow>>>,
     /// Per DAG, when its next scheduled run is due, for the DAG version that said so.
     not_before: Mutex<HashMap<String, (Timestamp, Arc<Dag>)>>,
     hostname: String,
@@ -103,6 +106,7 @@ impl Scheduler {
             outbox_wake: Arc::new(Notify::new()),
             changed_runs: Default::default(),
             pending: Mutex::new(Pending::default()),
+            views: Mutex::new(HashMap::new()),
             not_before: Mutex::new(HashMap::new()),
             hostname: nix::unistd::gethostname()
                 .ok()
@@ -390,6 +394,7 @@ impl Scheduler {
         let wanted = self
             .runs_to_evaluate(started, now, capacity.parallelism_left > 0)
             .await?;
+        let sweep = wanted.is_none();
         let runs: Vec<RunRow> = match wanted {
             None => self.driven(self.store.runs_in_states(&[RunState::Running]).await?),
             Some(wanted) => {
@@ -400,19 +405,20 @@ impl Scheduler {
                     .collect()
             }
         };
+        if sweep {
+            // A sweep reads everything again: nothing a view holds outlives it.
+            if let Ok(mut views) = self.views.lock() {
+                views.clear();
+            }
+        }
         if runs.is_empty() {
             return Ok(());
         }
-        let pks: Vec<i64> = runs.iter().map(|r| r.id).collect();
-        let all = self.store.task_instances_of_runs(&pks).await?;
-        let mut by_run: HashMap<i64, Vec<TiRow>> = HashMap::new();
-        for ti in all {
-            by_run.entry(ti.run_pk).or_default().push(ti);
-        }
+        let by_run = self.task_instances_of(&runs).await?;
         let mut moves = Vec::new();
         let mut finished = Vec::new();
         for run in &runs {
-            let tis = by_run.remove(&run.id).unwrap_or_default();
+            let tis: &[TiRow] = by_run.get(&run.id).map(Vec::as_slice).unwrap_or(&[]);
             let Some(dag) = self.dag(&run.dag_id) else {
                 if self.config.only_runs.is_empty() {
                     moves.extend(tis.iter().filter_map(evaluate::removal));
@@ -425,17 +431,20 @@ impl Scheduler {
             } else {
                 HashMap::new()
             };
-            let outcome = evaluate_run(&dag, &tis, now, &past, &mut capacity);
+            let outcome = evaluate_run(&dag, tis, now, &past, &mut capacity);
             if let Ok(mut pending) = self.pending.lock() {
                 if outcome.blocked {
                     pending.blocked.insert(run.id);
                 }
                 if let Some(at) = outcome.next_retry {
-                    pending.retries.insert((at, run.id));
+                    pending.due.insert((at, run.id));
                 }
             }
-            if let Some(due) = self.check_slas(&dag, run, &tis, now).await? {
+            if let Some(due) = self.check_slas(&dag, run, tis, now).await? {
                 report.next_due = earliest(report.next_due, timestamp(due));
+                if let Ok(mut pending) = self.pending.lock() {
+                    pending.due.insert((due, run.id));
+                }
             }
             report.next_due = match outcome.next_retry {
                 Some(t) => earliest(report.next_due, timestamp(t)),
@@ -451,7 +460,9 @@ impl Scheduler {
                 finished.push((run, state));
             }
         }
-        self.store.apply_transitions(&moves).await?;
+        let moved = self.store.apply_transitions(&moves).await?;
+        let ended: HashSet<i64> = finished.iter().map(|(run, _)| run.id).collect();
+        self.remember(by_run, &moves, &moved, &ended);
         for (run, state) in finished {
             let messages = self.run_messages(run, state);
             if self.store.finish_run(run.id, state, &messages).await? {
@@ -466,6 +477,98 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The task instances of `runs`, by run: from this scheduler's views where it holds
+    /// them, from the store for the others (one query).
+    async fn task_instances_of(
+        &self,
+        runs: &[RunRow],
+    ) -> Result<HashMap<i64, Vec<TiRow>>, StoreError> {
+        let mut by_run: HashMap<i64, Vec<TiRow>> = HashMap::with_capacity(runs.len());
+        let mut missing = Vec::new();
+        if let Ok(mut views) = self.views.lock() {
+            for run in runs {
+                match views.remove(&run.id) {
+                    Some(tis) => {
+                        by_run.insert(run.id, tis);
+                    }
+                    None => missing.push(run.id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            for ti in self.store.task_instances_of_runs(&missing).await? {
+                by_run.entry(ti.run_pk).or_default().push(ti);
+            }
+        }
+        Ok(by_run)
+    }
+
+    /// Keeps the views of the evaluated runs that go on running, with this round's moves in
+    /// them; a run with a move that did not apply (someone else changed the instance) is
+    /// read again next time.
+    fn remember(
+        &self,
+        mut by_run: HashMap<i64, Vec<TiRow>>,
+        moves: &[weir_store::Transition],
+        moved: &[bool],
+        ended: &HashSet<i64>,
+    ) {
+        let mut stale: HashSet<i64> = ended.clone();
+        for (m, ok) in moves.iter().zip(moved) {
+            let Some((run, ti)) = by_run.iter_mut().find_map(|(run, tis)| {
+                tis.binary_search_by_key(&m.ti_id, |t| t.id)
+                    .ok()
+                    .map(|i| (*run, &mut tis[i]))
+            }) else {
+                continue;
+            };
+            if *ok {
+                ti.state = m.to;
+                ti.next_retry_at = m.next_retry_at;
+            } else {
+                stale.insert(run);
+            }
+        }
+        if let Ok(mut views) = self.views.lock() {
+            for (run, tis) in by_run {
+                if !stale.contains(&run) {
+                    views.insert(run, tis);
+                }
+            }
+        }
+    }
+
+    /// Applies what in-process workers reported to the views; a change of unknown outcome
+    /// drops its run's view, to be read again.
+    fn apply_changes(&self, changes: HashMap<i64, Vec<weir_core::TiChange>>) {
+        let Ok(mut views) = self.views.lock() else {
+            return;
+        };
+        for (run, changes) in changes {
+            let Some(tis) = views.get_mut(&run) else {
+                continue;
+            };
+            let known = changes.iter().all(|c| {
+                let Some(state) = c.state else {
+                    return false;
+                };
+                match tis.binary_search_by_key(&c.ti_id, |t| t.id) {
+                    Ok(i) => {
+                        let ti = &mut tis[i];
+                        ti.state = state;
+                        ti.try_number = c.try_number;
+                        ti.next_retry_at = c.next_retry_at;
+                        true
+                    }
+                    Err(_) => false,
+                }
+            });
+            if !known {
+                views.remove(&run);
+            }
+        }
+    }
+
     /// The runs this round evaluates, or `None` for all of them (a sweep is due).
     async fn runs_to_evaluate(
         &self,
@@ -474,9 +577,13 @@ impl Scheduler {
         room: bool,
     ) -> Result<Option<HashSet<i64>>, StoreError> {
         let mut wanted: HashSet<i64> = started.into_iter().collect();
-        if let Ok(mut changed) = self.changed_runs.lock() {
-            wanted.extend(changed.drain());
-        }
+        let changes = self
+            .changed_runs
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        wanted.extend(changes.keys().copied());
+        self.apply_changes(changes);
         let poll_since = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             if pending.last_sweep.is_none_or(|t| t.elapsed() >= SWEEP) {
@@ -484,17 +591,17 @@ impl Scheduler {
                 pending.last_poll = Some(Instant::now());
                 pending.ended_since = now - ENDED_MARGIN;
                 pending.blocked.clear();
-                pending.retries.clear();
+                pending.due.clear();
                 return Ok(None);
             }
             if room {
                 wanted.extend(pending.blocked.drain());
             }
-            while let Some(&(at, run)) = pending.retries.first() {
+            while let Some(&(at, run)) = pending.due.first() {
                 if at > now {
                     break;
                 }
-                pending.retries.pop_first();
+                pending.due.pop_first();
                 wanted.insert(run);
             }
             if pending
@@ -510,7 +617,21 @@ impl Scheduler {
             }
         };
         if let Some(since) = poll_since {
-            wanted.extend(self.store.runs_with_ended_since(since).await?);
+            // Instances that ended lately: those this scheduler's views do not already hold
+            // in that state were changed by other processes; their runs are read again.
+            let ended = self.store.ended_since(since).await?;
+            if let Ok(mut views) = self.views.lock() {
+                for (run, ti_id, state) in ended {
+                    let known = views.get(&run).is_some_and(|tis| {
+                        tis.binary_search_by_key(&ti_id, |t| t.id)
+                            .is_ok_and(|i| tis[i].state == state)
+                    });
+                    if !known {
+                        views.remove(&run);
+                        wanted.insert(run);
+                    }
+                }
+            }
         }
         Ok(Some(wanted))
     }
@@ -693,8 +814,8 @@ pub async fn create_run(
 struct Pending {
     /// Runs with a ready task instance that found no room.
     blocked: HashSet<i64>,
-    /// `(when, run)` of pending retries.
-    retries: std::collections::BTreeSet<(i64, i64)>,
+    /// `(when, run)`: runs to evaluate at a time (a retry is due, an sla runs out).
+    due: std::collections::BTreeSet<(i64, i64)>,
     /// When the last full evaluation and the last look for other processes' changes were.
     last_sweep: Option<Instant>,
     last_poll: Option<Instant>,

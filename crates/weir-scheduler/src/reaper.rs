@@ -44,6 +44,19 @@ impl Scheduler {
             });
         }
         let applied = self.store.finish_zombies(&finishes).await?;
+        if let Ok(mut changed) = self.changed_runs.lock() {
+            for ti in &zombies {
+                changed
+                    .entry(ti.run_pk)
+                    .or_default()
+                    .push(weir_core::TiChange {
+                        ti_id: ti.id,
+                        state: None,
+                        try_number: ti.try_number,
+                        next_retry_at: None,
+                    });
+            }
+        }
         let mut count = 0;
         for ((ti, finish), done) in zombies.iter().zip(&finishes).zip(applied) {
             if done == Finished::Lost {

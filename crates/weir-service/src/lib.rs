@@ -66,15 +66,26 @@ pub struct ClearRequest {
     pub upstream: bool,
 }
 
+/// Called after a use case changed state, so that a scheduler acts on it now rather than at
+/// its next poll (the CLI pokes a running `weir standalone`; the API wakes its own scheduler).
+pub type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// The use cases, over one store.
 #[derive(Clone)]
 pub struct Services {
     store: Store,
+    waker: Option<Waker>,
 }
 
 impl Services {
     pub fn new(store: Store) -> Services {
-        Services { store }
+        Services { store, waker: None }
+    }
+
+    /// Calls `waker` after every use case that changed state.
+    pub fn with_waker(mut self, waker: Waker) -> Services {
+        self.waker = Some(waker);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -99,6 +110,11 @@ impl Services {
                 extra: Some(extra),
             })
             .await?;
+        // Every use case that changed state ends with its audit record: the change is
+        // committed, and a scheduler may act on it.
+        if let Some(wake) = &self.waker {
+            wake();
+        }
         Ok(())
     }
 

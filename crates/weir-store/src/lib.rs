@@ -28,7 +28,7 @@ pub use crypto::Cipher;
 pub use dags::{DagRow, ImportErrorRow};
 pub use outbox::{NewMessage, OutboxMessage, OutboxRow};
 pub use runs::{NewRun, RunRow};
-pub use tis::{ClaimedTi, Finish, Finished, TaskSeed, TiRow, Transition, TryRow};
+pub use tis::{CapacityCounts, ClaimedTi, Finish, Finished, TaskSeed, TiRow, Transition, TryRow};
 pub use vars::VariableRow;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

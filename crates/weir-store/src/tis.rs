@@ -94,6 +94,14 @@ pub enum Finished {
     Lost,
 }
 
+/// See [`Store::capacity_counts`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CapacityCounts {
+    pub dag_active: Vec<(String, i64)>,
+    pub pool_used: Vec<(String, i64)>,
+    pub pools: Vec<(String, i64)>,
+}
+
 /// One try of a task instance, for audits (who ran it, when).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TryRow {
@@ -209,45 +217,64 @@ impl Store {
         row.as_ref().map(ti_row).transpose()
     }
 
-    /// Applies compare-and-set transitions in one transaction. Returns, per transition,
-    /// whether the row moved (false: it was no longer in `from`).
+    /// Applies compare-and-set transitions in one transaction, one statement per kind of move
+    /// (same `from`, `to` and retry time) rather than one per task instance. Returns, per
+    /// transition, whether the row moved (false: it was no longer in `from`).
     pub async fn apply_transitions(&self, moves: &[Transition]) -> Result<Vec<bool>> {
         if moves.is_empty() {
             return Ok(Vec::new());
         }
         let now = now_micros();
-        let mut tx = self.begin_write().await?;
-        let mut moved = Vec::with_capacity(moves.len());
+        let mut groups: Vec<((TaskState, TaskState, Option<i64>), Vec<i64>)> = Vec::new();
         for m in moves {
-            let q = match m.to {
-                TaskState::Queued => sqlx::query(
-                    "UPDATE task_instance SET state = $1, queued_at = $2, next_retry_at = $3 WHERE id = $4 AND state = $5",
-                )
-                .bind(m.to.as_str())
-                .bind(now),
-                s if s.is_finished() => sqlx::query(
-                    "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3 WHERE id = $4 AND state = $5",
-                )
-                .bind(m.to.as_str())
-                .bind(now),
-                TaskState::None => sqlx::query(
-                    "UPDATE task_instance SET state = $1, queued_at = NULL, start_date = NULL, end_date = NULL, \
-                     heartbeat = NULL, worker = NULL, pid = NULL, next_retry_at = $2 WHERE id = $3 AND state = $4",
-                )
-                .bind(m.to.as_str()),
-                _ => sqlx::query("UPDATE task_instance SET state = $1, next_retry_at = $2 WHERE id = $3 AND state = $4")
-                    .bind(m.to.as_str()),
+            let key = (m.from, m.to, m.next_retry_at);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, ids)) => ids.push(m.ti_id),
+                None => groups.push((key, vec![m.ti_id])),
+            }
+        }
+        let mut tx = self.begin_write().await?;
+        let mut moved_ids = std::collections::HashSet::with_capacity(moves.len());
+        for ((from, to, next_retry_at), ids) in &groups {
+            // $1 state, $2 next_retry_at, $3 from, [$4 now], then the ids.
+            let (set, with_now) = match to {
+                TaskState::Queued => ("state = $1, next_retry_at = $2, queued_at = $4", true),
+                // Finished without a try (an `empty` task the scheduler ends, a skip, a
+                // removal): its start is its end.
+                s if s.is_finished() => (
+                    "state = $1, next_retry_at = $2, start_date = COALESCE(start_date, $4), end_date = $4",
+                    true,
+                ),
+                TaskState::None => (
+                    "state = $1, next_retry_at = $2, queued_at = NULL, start_date = NULL, end_date = NULL, \
+                     heartbeat = NULL, worker = NULL, pid = NULL",
+                    false,
+                ),
+                _ => ("state = $1, next_retry_at = $2", false),
             };
-            let done = q
-                .bind(m.next_retry_at)
-                .bind(m.ti_id)
-                .bind(m.from.as_str())
-                .execute(&mut *tx)
-                .await?;
-            moved.push(done.rows_affected() == 1);
+            let first_id = if with_now { 5 } else { 4 };
+            for chunk in ids.chunks(500) {
+                let sql = format!(
+                    "UPDATE task_instance SET {set} WHERE state = $3 AND id IN ({}) RETURNING id",
+                    placeholders(first_id, chunk.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(to.as_str())
+                    .bind(*next_retry_at)
+                    .bind(from.as_str());
+                if with_now {
+                    q = q.bind(now);
+                }
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    moved_ids.insert(row.try_get::<i64, _>(0)?);
+                }
+            }
         }
         tx.commit().await?;
-        Ok(moved)
+        Ok(moves.iter().map(|m| moved_ids.contains(&m.ti_id)).collect())
     }
 
     /// Claims up to `limit` queued task instances for `worker`, highest priority first, in one
@@ -564,6 +591,31 @@ impl Store {
             .collect()
     }
 
+    /// What capacity a scheduler round starts from, in one statement: task instances queued
+    /// or running per DAG, pool slots they use per pool, and every pool's size.
+    pub async fn capacity_counts(&self) -> Result<CapacityCounts> {
+        let rows = sqlx::query(
+            "SELECT 0, dag_id, CAST(COUNT(*) AS BIGINT) FROM task_instance \
+             WHERE state IN ('queued', 'running') GROUP BY dag_id \
+             UNION ALL SELECT 1, pool, CAST(SUM(pool_slots) AS BIGINT) FROM task_instance \
+             WHERE state IN ('queued', 'running') GROUP BY pool \
+             UNION ALL SELECT 2, name, CAST(slots AS BIGINT) FROM pool",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = CapacityCounts::default();
+        for r in &rows {
+            let kind: i32 = r.try_get(0)?;
+            let entry = (r.try_get(1)?, r.try_get(2)?);
+            match kind {
+                0 => out.dag_active.push(entry),
+                1 => out.pool_used.push(entry),
+                _ => out.pools.push(entry),
+            }
+        }
+        Ok(out)
+    }
+
     /// Pools and their sizes.
     pub async fn pools(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query("SELECT name, slots FROM pool ORDER BY name")
@@ -574,13 +626,22 @@ impl Store {
             .collect()
     }
 
-    /// Runs with a task instance that ended at or after `since` (other processes' finishes).
-    pub async fn runs_with_ended_since(&self, since: i64) -> Result<Vec<i64>> {
-        let rows = sqlx::query("SELECT DISTINCT run_pk FROM task_instance WHERE end_date >= $1")
+    /// Task instances that ended at or after `since`, as `(run, id, state)`: how a scheduler
+    /// learns of other processes' finishes.
+    pub async fn ended_since(&self, since: i64) -> Result<Vec<(i64, i64, TaskState)>> {
+        let rows = sqlx::query("SELECT run_pk, id, state FROM task_instance WHERE end_date >= $1")
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    parse_state("task_instance", &r.try_get::<String, _>(2)?)?,
+                ))
+            })
+            .collect()
     }
 
     /// Deletes a pool; false if there was none.

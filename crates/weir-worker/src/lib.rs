@@ -409,7 +409,12 @@ impl Worker {
             xcom: xcom.filter(|_| state == TaskState::Success && !lost),
             messages,
         };
-        match self.store.finish(&self.id(), &[finish]).await {
+        let result = self.store.finish(&self.id(), &[finish]).await;
+        let recorded = match &result {
+            Ok(done) if done == &[Finished::Applied] => Some(state),
+            _ => None,
+        };
+        match result {
             Ok(done) if done == [Finished::Applied] => {
                 log.line("INFO", &format!("marked {state}"));
                 if notifies {
@@ -436,7 +441,14 @@ impl Worker {
         if let Some(changed) = &self.changed
             && let Ok(mut runs) = changed.lock()
         {
-            runs.insert(ti.run_pk);
+            runs.entry(ti.run_pk)
+                .or_default()
+                .push(weir_core::TiChange {
+                    ti_id: ti.id,
+                    state: recorded,
+                    try_number: ti.try_number,
+                    next_retry_at,
+                });
         }
         self.scheduler_wake.notify_one();
     }

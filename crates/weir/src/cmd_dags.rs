@@ -210,7 +210,7 @@ async fn dispatch(
                 .map(|text| parse_instant(&text, &dag.tz()))
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
-            let run = services(store)
+            let run = services(settings, store)
                 .trigger(&Actor::cli(), &dag, at, conf, None)
                 .await?;
             println!("{}", run.run_id);
@@ -247,7 +247,7 @@ async fn dispatch(
             let paused = matches!(cmd, DagsCommand::Pause { .. });
             let dag_id = dag_id.clone();
             let dag = find_dag(store, scheduler, &dag_id).await?;
-            services(store)
+            services(settings, store)
                 .set_paused(&Actor::cli(), &dag, paused, settings.paused_by_default())
                 .await?;
             println!("{} {dag_id}", if paused { "paused" } else { "unpaused" });
@@ -259,7 +259,9 @@ async fn dispatch(
                     "this deletes every run of '{dag_id}' with its task instances, tries and XComs\nhint: add --yes to go ahead"
                 );
             }
-            let deleted = services(store).delete_runs(&Actor::cli(), &dag_id).await?;
+            let deleted = services(settings, store)
+                .delete_runs(&Actor::cli(), &dag_id)
+                .await?;
             println!("deleted {deleted} runs of {dag_id}");
             Ok(())
         }
@@ -270,7 +272,7 @@ async fn dispatch(
                 Some(text) => parse_instant(&text, &dag.tz()).map_err(anyhow::Error::msg)?,
                 None => jiff::Timestamp::now(),
             };
-            let svc = services(store);
+            let svc = services(settings, store);
             let (run, created) = svc.run_at(&Actor::cli(), &dag, at, conf).await?;
             if !created {
                 svc.reset_run(&Actor::cli(), &dag, &run).await?;
@@ -397,9 +399,12 @@ fn parse_conf(conf: Option<&str>) -> Result<serde_json::Map<String, Value>> {
     }
 }
 
-/// The use cases, over this command's store.
-pub fn services(store: &Store) -> Services {
+/// The use cases, over this command's store; each change pokes the project's running
+/// schedulers (see [`crate::wake`]).
+pub fn services(settings: &Settings, store: &Store) -> Services {
+    let state_dir = settings.state_dir();
     Services::new(store.clone())
+        .with_waker(std::sync::Arc::new(move || crate::wake::poke(&state_dir)))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -434,7 +439,7 @@ async fn backfill(
     } else {
         weir_service::Reprocess::None
     };
-    let backfill = services(store)
+    let backfill = services(settings, store)
         .create_backfill(&Actor::cli(), &dag, from, to, reprocess, Default::default())
         .await?;
     for existing in &backfill.skipped {

@@ -112,7 +112,7 @@ async fn dispatch(
                 bail!("DAG '{dag_id}' has no task '{task_id}'\nhint: weir tasks list {dag_id}");
             }
             let at = parse_instant(&date, &dag.tz()).map_err(anyhow::Error::msg)?;
-            let (run, _) = services(store)
+            let (run, _) = services(settings, store)
                 .run_at(&Actor::cli(), &dag, at, Default::default())
                 .await?;
             // Only this task: every other task instance of the run is left as it is, and this
@@ -211,7 +211,7 @@ async fn dispatch(
                 downstream,
                 upstream,
             };
-            let cleared = services(store)
+            let cleared = services(settings, store)
                 .clear(&Actor::cli(), &dag, &request)
                 .await?
                 .len();

@@ -160,6 +160,7 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
     let shutdown = shutdown_signal();
     let notifier = wired_notifier(settings, &store, &scheduler, Some(&worker));
     let notifier_task = spawn_notifier(&notifier, shutdown.clone());
+    let _wake = crate::wake::listen(&settings.state_dir(), scheduler.wake.clone());
     let worker_task = tokio::spawn(worker.clone().run(shutdown.clone()));
     let result = scheduler.run(shutdown).await;
     let _ = worker_task.await;
@@ -213,6 +214,7 @@ pub async fn scheduler_only(settings: &Settings) -> Result<()> {
     let shutdown = shutdown_signal();
     let notifier = wired_notifier(settings, &store, &scheduler, None);
     let notifier_task = spawn_notifier(&notifier, shutdown.clone());
+    let _wake = crate::wake::listen(&settings.state_dir(), scheduler.wake.clone());
     let result = scheduler.run(shutdown).await;
     let _ = notifier_task.await;
     notifier.flush(Duration::from_secs(20)).await;

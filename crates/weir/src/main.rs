@@ -12,6 +12,7 @@ mod config;
 mod engine;
 mod init;
 mod output;
+mod wake;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
