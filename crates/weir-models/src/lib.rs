@@ -11,4 +11,8 @@
 
 pub mod jinja;
 pub mod project;
+// `engine`: the commands that touch a warehouse (and link DuckDB); without it, a project is
+// only read and planned (`steps`), as the DAG loader does.
+#[cfg(feature = "engine")]
 pub mod run;
+pub mod steps;

@@ -10,6 +10,7 @@
 mod check;
 mod empty;
 pub mod http;
+pub mod models;
 pub mod notify;
 mod python;
 mod shell;
@@ -18,6 +19,7 @@ mod sql;
 pub use check::Check;
 pub use empty::Empty;
 pub use http::Http;
+pub use models::Models;
 pub use python::Python;
 pub use shell::Shell;
 pub use sql::Sql;
@@ -223,6 +225,7 @@ impl Registry {
             .with(Sql)
             .with(Check)
             .with(Http)
+            .with(Models)
             .with(notify::Notify)
     }
 

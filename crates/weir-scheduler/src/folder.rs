@@ -63,6 +63,11 @@ pub fn dag_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl DagFolder {
+    /// The project root: DAG files are named relative to it, and so are dbt projects.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
     /// Every current file's parse result.
     pub fn all(&self) -> impl Iterator<Item = (&str, &Parsed)> {
         self.seen.iter().map(|(k, v)| (k.as_str(), &v.parsed))

@@ -4,11 +4,17 @@
 //! A task naming a pool that does not exist makes its file an import error too, until the pool
 //! is created.
 //!
+//! `models` tasks with `expand: true` become one task per dbt node here ([`models`]); a dbt
+//! project that does not parse is an import error of the DAG file.
+//!
 //! The DAG processor (the scheduler) syncs with `write = true` and is the only writer of DAG
 //! rows and import errors; CLI commands load with `write = false` and change nothing.
 
+pub mod models;
+
 use crate::folder::{DagFolder, Parsed};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use weir_core::{Dag, SharedDags, now_micros};
 use weir_store::{Store, StoreError};
@@ -22,6 +28,7 @@ pub struct DagLoader {
     /// has nothing to write.
     errors: Mutex<BTreeMap<String, String>>,
     synced: Mutex<bool>,
+    expander: Mutex<models::Expander>,
 }
 
 impl DagLoader {
@@ -32,6 +39,7 @@ impl DagLoader {
             paused_by_default,
             errors: Mutex::new(BTreeMap::new()),
             synced: Mutex::new(false),
+            expander: Mutex::new(models::Expander::default()),
         }
     }
 
@@ -55,15 +63,16 @@ impl DagLoader {
     /// Re-reads changed files and recomputes the DAG set; with `write`, brings the store's DAG
     /// rows and import errors up to date.
     pub async fn sync(&self, store: &Store, write: bool) -> Result<(), StoreError> {
-        let (scan, all): (crate::folder::Scan, Vec<(String, Parsed)>) = {
+        let (scan, all, root): (crate::folder::Scan, Vec<(String, Parsed)>, PathBuf) = {
             let mut folder = self.folder.lock().unwrap_or_else(|e| e.into_inner());
             let scan = folder.scan();
             let all = folder
                 .all()
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect();
-            (scan, all)
+            (scan, all, folder.base().to_path_buf())
         };
+        let (all, expanded) = self.expand(all, &scan, &root);
         let pools: HashSet<String> = store.pools().await?.into_iter().map(|(n, _)| n).collect();
         let first = !*self.synced.lock().unwrap_or_else(|e| e.into_inner());
         let now = now_micros();
@@ -93,8 +102,10 @@ impl DagLoader {
                 }
             }
         }
-        let changed_files: HashSet<&str> =
+        let mut changed_files: HashSet<&str> =
             scan.changed.iter().map(|(f, _, _)| f.as_str()).collect();
+        // A DAG whose dbt project changed is a changed DAG.
+        changed_files.extend(expanded.iter().map(String::as_str));
         let previous_errors = self.import_errors();
         let errors_changed = previous_errors != errors;
         if !first && changed_files.is_empty() && scan.removed.is_empty() && !errors_changed {
@@ -180,6 +191,43 @@ impl DagLoader {
         *self.errors.lock().unwrap_or_else(|e| e.into_inner()) = errors;
         *self.synced.lock().unwrap_or_else(|e| e.into_inner()) = true;
         Ok(())
+    }
+}
+
+impl DagLoader {
+    /// Each file's DAG with its `models` tasks expanded (or the dbt project's import error),
+    /// and the files whose expansion changed although the DAG file did not.
+    fn expand(
+        &self,
+        all: Vec<(String, Parsed)>,
+        scan: &crate::folder::Scan,
+        root: &Path,
+    ) -> (Vec<(String, Parsed)>, HashSet<String>) {
+        let rescanned: HashSet<&str> = scan.changed.iter().map(|(f, _, _)| f.as_str()).collect();
+        let mut expander = self.expander.lock().unwrap_or_else(|e| e.into_inner());
+        // One look at each dbt project per sync, however many DAGs read it.
+        let mut memo = HashMap::new();
+        let mut changed = HashSet::new();
+        let out: Vec<(String, Parsed)> = all
+            .into_iter()
+            .map(|(file, parsed)| match parsed {
+                Parsed::Dag(dag) => {
+                    let again = rescanned.contains(file.as_str());
+                    let (result, recomputed) = expander.expand(&file, &dag, again, root, &mut memo);
+                    if recomputed && !again {
+                        changed.insert(file.clone());
+                    }
+                    let parsed = match result {
+                        Ok(dag) => Parsed::Dag(Box::new(dag)),
+                        Err(message) => Parsed::Error(message),
+                    };
+                    (file, parsed)
+                }
+                error => (file, error),
+            })
+            .collect();
+        expander.retain(&out.iter().map(|(f, _)| f.as_str()).collect());
+        (out, changed)
     }
 }
 

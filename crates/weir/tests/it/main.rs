@@ -9,6 +9,7 @@ mod docs;
 mod etl;
 mod fencing;
 mod models;
+mod models_dag;
 mod running;
 mod standalone;
 mod time;
