@@ -555,9 +555,51 @@ impl Loader {
             node.base_config = config.clone();
             merge_config(&mut config, &node.static_config);
             node.config = config;
+            if node.resource_type == ResourceType::Source
+                && let Some(renderer) = renderers.get(&node.package_name)
+            {
+                // dbt renders a source's database, schema and identifier
+                // (`schema: "{{ var('raw_schema', 'raw') }}"`).
+                render_source_names(node, renderer, &self.package_roots, &mut errors);
+            }
             set_placeholders(node, profile);
         }
         self.errors.extend(errors);
+    }
+}
+
+fn render_source_names(
+    node: &mut Node,
+    renderer: &ParseRenderer,
+    roots: &BTreeMap<String, PathBuf>,
+    errors: &mut Vec<ProjectError>,
+) {
+    let mut failed = None;
+    let mut render = |value: &mut Option<String>| {
+        if let Some(text) = value.as_mut() {
+            match renderer.render_str(text) {
+                Ok(Json::String(s)) => *text = s,
+                Ok(other) => *text = other.to_string(),
+                Err(detail) => failed = Some(detail),
+            }
+        }
+    };
+    render(&mut node.database);
+    render(&mut node.schema);
+    render(&mut node.alias);
+    if let Some(details) = node.source.as_mut() {
+        let mut identifier = Some(std::mem::take(&mut details.identifier));
+        render(&mut identifier);
+        details.identifier = identifier.unwrap_or_default();
+    }
+    if let Some(detail) = failed {
+        errors.push(
+            ProjectError::invalid(format!(
+                "cannot render the names of {}: {detail}",
+                node.unique_id
+            ))
+            .at(node_file(roots, node), node.line),
+        );
     }
 }
 

@@ -44,28 +44,6 @@ impl WarehouseAdapter {
             .map_err(|e| AdapterError(e.to_string()))
     }
 
-    /// Loads a CSV into `schema.table` (replacing it): the path for warehouses without
-    /// DuckDB's `read_csv`.
-    pub fn load_csv(&self, table: &str, path: &std::path::Path) -> Result<u64, AdapterError> {
-        let mut data = weir_warehouse::read_csv(path).map_err(|e| AdapterError(e.to_string()))?;
-        type_columns(&mut data);
-        // As dbt-postgres: an existing seed table is emptied and refilled, so views built on
-        // it stay.
-        let exists = self
-            .runtime
-            .block_on(self.warehouse.table_exists(table))
-            .map_err(|e| AdapterError(e.to_string()))?;
-        let mode = if exists {
-            self.execute_all(&[format!("delete from {}", weir_warehouse::quote_name(table))])?;
-            weir_warehouse::LoadMode::Append
-        } else {
-            weir_warehouse::LoadMode::Replace
-        };
-        self.runtime
-            .block_on(self.warehouse.load_rows(table, &data, &mode))
-            .map_err(|e| AdapterError(e.to_string()))
-    }
-
     /// The relation's kind (`table`/`view`) when it exists.
     pub fn relation_kind(
         &self,
@@ -89,37 +67,6 @@ impl WarehouseAdapter {
                 "table".to_string()
             }
         }))
-    }
-}
-
-/// Turns the text cells of a column into numbers when every non-empty cell is one (and empty
-/// cells into NULL), as dbt's agate-based seed type inference does for numbers.
-fn type_columns(data: &mut weir_warehouse::Rows) {
-    use serde_json::Value as J;
-    for col in 0..data.columns.len() {
-        let cells = || data.rows.iter().filter_map(|r| r.get(col));
-        let text = |v: &J| v.as_str().map(str::trim).unwrap_or("").to_string();
-        let non_empty: Vec<String> = cells().map(text).filter(|t| !t.is_empty()).collect();
-        if non_empty.is_empty() {
-            continue;
-        }
-        let all_int = non_empty.iter().all(|t| t.parse::<i64>().is_ok());
-        let all_num = all_int || non_empty.iter().all(|t| t.parse::<f64>().is_ok());
-        if !all_num {
-            continue;
-        }
-        for row in &mut data.rows {
-            if let Some(cell) = row.get_mut(col) {
-                let t = text(cell);
-                *cell = if t.is_empty() {
-                    J::Null
-                } else if all_int {
-                    t.parse::<i64>().map(J::from).unwrap_or(J::Null)
-                } else {
-                    t.parse::<f64>().map(J::from).unwrap_or(J::Null)
-                };
-            }
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value as Json};
 
-use super::adapter::{WarehouseAdapter, literal};
+use super::adapter::WarehouseAdapter;
 use crate::jinja::{AdapterError, Relation};
 
 /// The relation next to `rel` named `<identifier><suffix>`.
@@ -261,66 +261,4 @@ fn sync_schema(
         }
     }
     Ok(keep)
-}
-
-/// A seed: DuckDB reads the CSV with `read_csv` (its type detection, `column_types` win).
-pub fn seed(
-    adapter: &WarehouseAdapter,
-    rel: &Relation,
-    csv: &std::path::Path,
-    config: &Map<String, Json>,
-) -> Result<Response, AdapterError> {
-    if crate::jinja::Adapter::dialect(adapter) != "duckdb" {
-        // PostgreSQL and SQLite: weir-warehouse parses the file and infers the column types.
-        let table = format!(
-            "{}.{}",
-            rel.schema.clone().unwrap_or_default(),
-            rel.identifier.clone().unwrap_or_default()
-        );
-        let n = adapter.load_csv(&table, csv)? as i64;
-        return Ok(Response {
-            message: format!("INSERT {n}"),
-            rows_affected: Some(n),
-            run_sql: Vec::new(),
-        });
-    }
-    let mut options = vec![
-        "header = true".to_string(),
-        "auto_detect = true".to_string(),
-    ];
-    if let Some(Json::Object(types)) = config.get("column_types")
-        && !types.is_empty()
-    {
-        let entries: Vec<String> = types
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}: {}",
-                    literal(k),
-                    literal(v.as_str().unwrap_or("varchar"))
-                )
-            })
-            .collect();
-        options.push(format!("types = {{{}}}", entries.join(", ")));
-    }
-    if let Some(Json::String(delim)) = config.get("delimiter") {
-        options.push(format!("delim = {}", literal(delim)));
-    }
-    let path = csv.canonicalize().unwrap_or_else(|_| csv.to_path_buf());
-    let sql = format!(
-        "select * from read_csv({}, {})",
-        literal(&path.display().to_string()),
-        options.join(", ")
-    );
-    let mut resp = build_and_swap(adapter, rel, &sql, "table")?;
-    let rows = adapter.query(&format!("select count(*) from {}", rel.render()))?;
-    let n = rows
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(Json::as_i64)
-        .unwrap_or(0);
-    resp.rows_affected = Some(n);
-    resp.message = format!("INSERT {n}");
-    Ok(resp)
 }

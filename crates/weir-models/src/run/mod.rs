@@ -13,6 +13,7 @@ mod artifacts;
 pub mod compile;
 pub mod materialize;
 pub mod output;
+pub mod seed;
 mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -161,14 +162,14 @@ impl RunReport {
     }
 }
 
-fn now_iso() -> String {
+pub(crate) fn now_iso() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()
 }
 
 /// The weir connection a profile target describes.
-fn connection(project: &Project) -> Result<Connection, RunError> {
+pub(crate) fn connection(project: &Project) -> Result<Connection, RunError> {
     let profile = project.profile.as_ref().ok_or(RunError::NoProfile)?;
     let out = &profile.output;
     let text = |k: &str| out.get(k).and_then(Json::as_str).map(str::to_string);
@@ -199,7 +200,7 @@ fn connection(project: &Project) -> Result<Connection, RunError> {
     Ok(conn)
 }
 
-fn target_json(project: &Project, threads: usize) -> Json {
+pub(crate) fn target_json(project: &Project, threads: usize) -> Json {
     let Some(profile) = &project.profile else {
         return json!({});
     };
@@ -220,7 +221,7 @@ fn target_json(project: &Project, threads: usize) -> Json {
 }
 
 /// Every package's macro files, for the engine.
-fn macro_packages(project: &Project) -> Result<Vec<MacroPackage>, RunError> {
+pub(crate) fn macro_packages(project: &Project) -> Result<Vec<MacroPackage>, RunError> {
     let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for m in project.macros.values() {
         files
@@ -491,31 +492,41 @@ pub fn execute(
         printer.line("Nothing to do. Try checking your model configs and model specification args");
     }
     printer.line("");
-    let mut hook_error = None;
-    if options.command != Command::Compile
-        && let Err(e) = run_hooks(&shared, &project.settings.on_run_start, "on-run-start")
-    {
-        hook_error = Some(e);
-    }
     printer.line(&format!(
         "Concurrency: {threads} threads (target='{}')",
         profile.target_name
     ));
     printer.line("");
-
-    let results = if let Some(e) = hook_error {
-        printer.line(&format!("on-run-start failed: {e}"));
-        plan.order
-            .iter()
-            .map(|id| skipped(id, Some("skipped: on-run-start failed".into())))
-            .collect()
+    let runs_hooks = options.command != Command::Compile;
+    let mut results = Vec::new();
+    if runs_hooks {
+        results.extend(run_hooks(
+            &shared,
+            &project.settings.on_run_start,
+            "on-run-start",
+        ));
+    }
+    let start_failed = results.iter().any(|r| r.status != Status::Success);
+    if start_failed {
+        results.extend(plan.order.iter().map(|id| {
+            skip_node(
+                &shared,
+                id,
+                "skipped because an on-run-start hook failed".into(),
+            )
+        }));
     } else {
-        schedule(&shared, &plan, threads, options.fail_fast)
-    };
-    if options.command != Command::Compile
-        && let Err(e) = run_hooks(&shared, &project.settings.on_run_end, "on-run-end")
-    {
-        printer.line(&format!("on-run-end failed: {e}"));
+        results.extend(schedule(&shared, &plan, threads, options.fail_fast));
+    }
+    if runs_hooks {
+        if !project.settings.on_run_end.is_empty() {
+            printer.line("");
+        }
+        results.extend(run_hooks(
+            &shared,
+            &project.settings.on_run_end,
+            "on-run-end",
+        ));
     }
     drop(shared);
     let elapsed = started.elapsed().as_secs_f64();
@@ -537,7 +548,11 @@ pub fn execute(
 
 /// Applies an overriding `generate_schema_name`/`generate_alias_name` of the root project
 /// (the built-in ones are what the project reader computed already).
-fn apply_naming(project: &mut Project, engine: &Engine, target: &Json) -> Result<(), RunError> {
+pub(crate) fn apply_naming(
+    project: &mut Project,
+    engine: &Engine,
+    target: &Json,
+) -> Result<(), RunError> {
     let root = project.root_package().to_string();
     let schema_override = engine.has_macro(&root, "generate_schema_name");
     let alias_override = engine.has_macro(&root, "generate_alias_name");
@@ -601,47 +616,102 @@ fn apply_naming(project: &mut Project, engine: &Engine, target: &Json) -> Result
     Ok(())
 }
 
-fn run_hooks(shared: &Shared, hooks: &[String], what: &str) -> Result<(), String> {
-    if hooks.is_empty() {
-        return Ok(());
-    }
-    let mut ctx = crate::jinja::CompileContext::new(shared.project.root_package());
+/// The unique id dbt gives a project hook: `operation.shop.shop-on-run-start-0`.
+pub fn hook_unique_id(package: &str, what: &str, index: usize) -> UniqueId {
+    format!("operation.{package}.{package}-{what}-{index}")
+}
+
+/// Runs the project's `on-run-start` or `on-run-end` statements in order; each is a result,
+/// as in dbt (`operation.<project>.<project>-<what>-<i>`). After a failing one the rest are
+/// skipped.
+fn run_hooks(shared: &Shared, hooks: &[String], what: &str) -> Vec<NodeResult> {
+    let package = shared.project.root_package();
+    let mut ctx = crate::jinja::CompileContext::new(package);
     ctx.target = shared.compiler.target.clone();
-    ctx.vars = shared
-        .project
-        .vars_for(shared.project.root_package())
-        .into_iter()
-        .collect();
+    ctx.vars = shared.project.vars_for(package).into_iter().collect();
     ctx.which = shared.command.as_str().to_string();
-    shared
-        .printer
-        .line(&format!("Running {} {what} hooks", hooks.len()));
+    let mut results = Vec::new();
+    let mut failed = false;
     for (i, hook) in hooks.iter().enumerate() {
-        let sql = shared
+        let id = hook_unique_id(package, what, i);
+        let name = format!("{package}.{what}.{i}");
+        if failed {
+            shared
+                .printer
+                .progress(i + 1, hooks.len(), &format!("SKIP hook: {name}"), "SKIP");
+            results.push(skipped(
+                &id,
+                Some(format!("skipped because an earlier {what} hook failed")),
+            ));
+            continue;
+        }
+        let started_at = now_iso();
+        let started = Instant::now();
+        shared
+            .printer
+            .progress(i + 1, hooks.len(), &format!("START hook: {name}"), "RUN");
+        let outcome = shared
             .compiler
             .engine
             .compile(&format!("{what}.{i}"), hook, ctx.clone())
-            .map_err(|e| e.to_string())?
-            .sql;
-        if sql.trim().is_empty() {
-            continue;
+            .map_err(|e| format!("Compilation Error in operation {package}-{what}-{i}\n  {e}"))
+            .and_then(|compiled| {
+                if compiled.sql.trim().is_empty() {
+                    return Ok(compiled.sql);
+                }
+                shared
+                    .adapter
+                    .current()
+                    .execute_all(std::slice::from_ref(&compiled.sql))
+                    .map(|_| compiled.sql)
+                    .map_err(|e| {
+                        format!(
+                            "Database Error in operation {package}-{what}-{i}\n  {}",
+                            e.0.trim().replace('\n', "\n  ")
+                        )
+                    })
+            });
+        let took = elapsed_label(started);
+        let mut result = skipped(&id, None);
+        result.started_at = started_at.clone();
+        result.compiled_at = started_at;
+        result.thread_id = "main".into();
+        match outcome {
+            Ok(sql) => {
+                result.status = Status::Success;
+                result.message = Some("OK".into());
+                result.compiled = Some(CompiledNode {
+                    sql,
+                    ..Default::default()
+                });
+                result.adapter_response = json!({"_message": "OK", "code": "OK"});
+                shared.printer.progress(
+                    i + 1,
+                    hooks.len(),
+                    &format!("OK hook: {name}"),
+                    &format!("OK in {took}"),
+                );
+            }
+            Err(message) => {
+                failed = true;
+                result.status = Status::Error;
+                result.message = Some(message);
+                shared.printer.progress(
+                    i + 1,
+                    hooks.len(),
+                    &format!("ERROR hook: {name}"),
+                    &format!("ERROR in {took}"),
+                );
+            }
         }
-        let started = Instant::now();
-        shared
-            .adapter
-            .current()
-            .execute_all(&[sql])
-            .map_err(|e| e.to_string())?;
-        shared.printer.line(&format!(
-            "{} of {} START hook: {}.{what}.{i} ... [OK in {:.2}s]",
-            i + 1,
-            hooks.len(),
-            shared.project.root_package(),
-            started.elapsed().as_secs_f64()
-        ));
+        result.execution_time = started.elapsed().as_secs_f64();
+        result.completed_at = now_iso();
+        results.push(result);
     }
-    shared.printer.line("");
-    Ok(())
+    if !hooks.is_empty() {
+        shared.printer.line("");
+    }
+    results
 }
 
 fn skipped(id: &UniqueId, message: Option<String>) -> NodeResult {
@@ -981,7 +1051,7 @@ fn run_node(shared: &Shared, id: &UniqueId, slot: usize) -> NodeResult {
                     || shared.project.root.join(&node.original_file_path),
                     |p| p.root.join(&node.original_file_path),
                 );
-                materialize::seed(&adapter, &rel, &csv, &config)
+                seed::seed(&adapter, &rel, &csv, &config, shared.full_refresh)
             }
             (ResourceType::Snapshot, _) => {
                 snapshot::snapshot(&adapter, &rel, &compiled.sql, &config)
@@ -1273,7 +1343,16 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
         printer.line(&format!("Compiled {} nodes", report.results.len()));
         return;
     }
-    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    // In dbt's order: project hooks first, then each kind as it first appears.
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    let hooks = report
+        .results
+        .iter()
+        .filter(|r| r.unique_id.starts_with("operation."))
+        .count();
+    if hooks > 0 {
+        kinds.push(("project hook".to_string(), hooks));
+    }
     for r in &report.results {
         let Some(node) = project
             .nodes
@@ -1287,9 +1366,13 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
             ResourceType::Test => "data test".to_string(),
             ResourceType::Seed => "seed".to_string(),
             ResourceType::Snapshot => "snapshot".to_string(),
+            ResourceType::UnitTest => "unit test".to_string(),
             other => other.as_str().to_string(),
         };
-        *kinds.entry(label).or_default() += 1;
+        match kinds.iter_mut().find(|(k, _)| *k == label) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((label, 1)),
+        }
     }
     let parts: Vec<String> = kinds
         .iter()
@@ -1320,7 +1403,7 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
         ));
     } else {
         printer.line(&format!(
-            "Completed with {error} error{}, {skip} skipped, and {warn} warning{}:",
+            "Completed with {error} error{}, 0 partial successes, and {warn} warning{}:",
             if error == 1 { "" } else { "s" },
             if warn == 1 { "" } else { "s" }
         ));
@@ -1329,6 +1412,8 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
         if matches!(r.status, Status::Error | Status::Fail | Status::Warn) {
             printer.line("");
             let Some(node) = project.nodes.get(&r.unique_id) else {
+                // A project hook.
+                printer.line(r.message.as_deref().unwrap_or_default());
                 continue;
             };
             let compiled_at = Path::new(&project.settings.target_path)
@@ -1356,7 +1441,7 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
     }
     printer.line("");
     printer.line(&format!(
-        "Done. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} TOTAL={}",
+        "Done. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} NO-OP=0 TOTAL={}",
         report.results.len()
     ));
 }

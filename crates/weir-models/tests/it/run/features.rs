@@ -105,8 +105,31 @@ fn ephemerals_hooks_custom_schemas_and_dbt_utils_tests_run_as_dbt_does() {
     assert!(report.success(), "{out}");
     assert_eq!(
         done_line(&out),
-        "Done. PASS=7 WARN=3 ERROR=0 SKIP=0 TOTAL=10",
+        "Done. PASS=10 WARN=3 ERROR=0 SKIP=0 NO-OP=0 TOTAL=13",
         "{out}"
+    );
+    // Project hooks are results, as in dbt: printed, counted, in run_results.json.
+    assert!(out.contains("2 of 2 OK hook: feat.on-run-start.1 "), "{out}");
+    assert!(out.contains("1 of 1 OK hook: feat.on-run-end.0 "), "{out}");
+    assert!(out.contains("Finished running 3 project hooks, "), "{out}");
+    let run_results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.project.join("target/run_results.json")).unwrap(),
+    )
+    .unwrap();
+    let hooks: Vec<(&str, &str)> = run_results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["unique_id"].as_str().unwrap().starts_with("operation."))
+        .map(|r| (r["unique_id"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        hooks,
+        vec![
+            ("operation.feat.feat-on-run-start-0", "success"),
+            ("operation.feat.feat-on-run-start-1", "success"),
+            ("operation.feat.feat-on-run-end-0", "success"),
+        ]
     );
     // `+schema: marts` builds in <target schema>_marts.
     assert!(
@@ -143,11 +166,11 @@ fn ephemerals_hooks_custom_schemas_and_dbt_utils_tests_run_as_dbt_does() {
             vec![json!(3), json!("plum"), json!("-1.00"), json!("-2.00"), json!(32)],
         ]
     );
-    // column_types win over DuckDB's detection; the other columns are detected.
+    // column_types win; the other columns get the types dbt infers (integers are INTEGER).
     assert_eq!(
         env.rows("select column_name, data_type from information_schema.columns where table_name = 'items' order by ordinal_position"),
         vec![
-            vec![json!("id"), json!("BIGINT")],
+            vec![json!("id"), json!("INTEGER")],
             vec![json!("name"), json!("VARCHAR")],
             vec![json!("amount"), json!("DECIMAL(10,2)")],
             vec![json!("day"), json!("DATE")],

@@ -22,7 +22,7 @@ fn jaffle_shop_builds_as_dbt_does() {
     assert!(report.success(), "{out}");
     assert_eq!(
         done_line(&out),
-        "Done. PASS=28 WARN=0 ERROR=0 SKIP=0 TOTAL=28",
+        "Done. PASS=28 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=28",
         "{out}"
     );
     assert!(
@@ -203,7 +203,7 @@ fn jaffle_shop_builds_on_postgres() {
     assert!(report.success(), "{out}");
     assert_eq!(
         done_line(&out),
-        "Done. PASS=28 WARN=0 ERROR=0 SKIP=0 TOTAL=28",
+        "Done. PASS=28 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=28",
         "{out}"
     );
     // The second build refills the seeds in place under the views built on them.

@@ -30,7 +30,7 @@ fn a_failing_model_keeps_its_previous_table_and_skips_downstream() {
     assert!(report.success(), "{out}");
     assert_eq!(
         done_line(&out),
-        "Done. PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2"
+        "Done. PASS=2 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=2"
     );
 
     env.write(&[(
@@ -46,7 +46,7 @@ fn a_failing_model_keeps_its_previous_table_and_skips_downstream() {
     assert!(out.contains("SKIP relation main.child"), "{out}");
     assert_eq!(
         done_line(&out),
-        "Done. PASS=0 WARN=0 ERROR=1 SKIP=1 TOTAL=2",
+        "Done. PASS=0 WARN=0 ERROR=1 SKIP=1 NO-OP=0 TOTAL=2",
         "{out}"
     );
     // The error names the model, its file and the compiled code, and quotes DuckDB.
