@@ -1249,6 +1249,8 @@ fn run_test(
             .to_string()
     };
     let severity = text("severity", "ERROR").to_uppercase();
+    // How failures are counted (dbt_utils' equal_rowcount sums a difference column).
+    let fail_calc = text("fail_calc", "count(*)");
     let warn_if = text("warn_if", "!= 0");
     let error_if = text("error_if", "!= 0");
     let limit = config
@@ -1285,7 +1287,7 @@ fn run_test(
         result.relation_name = Some(rel.render());
     }
     let sql = format!(
-        "select\n    count(*) as failures,\n    count(*) {warn_if} as should_warn,\n    count(*) {error_if} as should_error\nfrom (\n{main_sql}{limit}\n) dbt_internal_test"
+        "select\n    {fail_calc} as failures,\n    {fail_calc} {warn_if} as should_warn,\n    {fail_calc} {error_if} as should_error\nfrom (\n{main_sql}{limit}\n) dbt_internal_test"
     );
     write_file(&shared.target_dir.join("run"), rel_path, &sql);
     let rows = adapter.query(&sql).map_err(|e| {
@@ -1301,7 +1303,13 @@ fn run_test(
         )
     })?;
     let row = rows.rows.first().cloned().unwrap_or_default();
-    let failures = row.first().and_then(Json::as_i64).unwrap_or(0);
+    // A sum may come back as a wide integer or decimal.
+    let failures = match row.first() {
+        Some(Json::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Some(Json::String(s)) => s.parse::<f64>().ok().map(|f| f as i64),
+        _ => None,
+    }
+    .unwrap_or(0);
     let truthy = |v: Option<&Json>| match v {
         Some(Json::Bool(b)) => *b,
         Some(Json::Number(n)) => n.as_i64() != Some(0),
