@@ -558,14 +558,26 @@ fn validate(settings: &Settings, path: Option<&std::path::Path>) -> Result<()> {
             .unwrap_or(file)
             .display()
             .to_string();
-        if let Err(errors) = weir_spec::parse_dag(&shown, &bytes, &options) {
-            bad += 1;
-            for e in &errors.0 {
-                problems += 1;
-                eprintln!("error: {}", e.message);
-                eprintln!("  --> {}:{}", e.file, e.line);
-                if let Some(hint) = &e.hint {
-                    eprintln!("hint: {hint}");
+        match weir_spec::parse_dag(&shown, &bytes, &options) {
+            Err(errors) => {
+                bad += 1;
+                for e in &errors.0 {
+                    problems += 1;
+                    eprintln!("error: {}", e.message);
+                    eprintln!("  --> {}:{}", e.file, e.line);
+                    if let Some(hint) = &e.hint {
+                        eprintln!("hint: {hint}");
+                    }
+                }
+            }
+            // `models` tasks with `expand: true`: their dbt project must parse too.
+            Ok(dag) => {
+                if let Err(message) =
+                    weir_scheduler::loader::models::expand_dag(&dag, &settings.project_dir)
+                {
+                    bad += 1;
+                    problems += 1;
+                    eprintln!("error: {message}");
                 }
             }
         }

@@ -307,6 +307,12 @@ fn a_broken_dbt_project_is_an_import_error_of_its_dag() {
     );
     let (code, _, stderr) = p.run(&["dags", "test", "shop", "2026-01-15"]);
     assert_ne!(code, 0, "{stderr}");
+    let (code, _, stderr) = p.run(&["dags", "validate"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("depends on a node named 'stg_orderz' which was not found"),
+        "{stderr}"
+    );
 
     // A Jinja syntax error, with the model's file and line.
     p.write(
@@ -322,4 +328,44 @@ fn a_broken_dbt_project_is_an_import_error_of_its_dag() {
 
     p.write("models/models/revenue.sql", REVENUE);
     assert_eq!(p.ok(&["dags", "list-import-errors"]).trim(), "");
+    p.ok(&["dags", "validate"]);
+}
+
+#[test]
+fn a_models_task_without_expand_runs_its_selection_in_one_task() {
+    let p = Project::new();
+    shop(&p);
+    p.dag(
+        "whole",
+        "schedule: null\nparams: {sel: \"+customers\"}\ntasks:\n  - id: build\n    type: models\n    select: \"{{ params.sel }}\"\n    exclude: not_null_stg_orders_id\n    vars: {day: \"{{ ds }}\"}\n",
+    );
+    p.ok(&["dags", "test", "whole", "2026-01-20"]);
+    let run = "manual__2026-01-20T00:00:00+00:00";
+    assert_eq!(p.states("whole", run)["build"], "success");
+    let log = p.log("whole", run, "build", 1);
+    for line in [
+        "OK loaded seed file main.raw_orders",
+        "OK created sql view model main.stg_orders",
+        "PASS unique_stg_orders_id",
+        "OK created sql view model main.customers",
+        "PASS relationships_customers_customer",
+    ] {
+        assert!(log.contains(line), "{line}:\n{log}");
+    }
+    for left_out in ["not_null_stg_orders_id", "revenue", "report"] {
+        assert!(!log.contains(left_out), "{left_out} is not run:\n{log}");
+    }
+
+    // A node that errors fails the task, with dbt's error in the log.
+    p.write(
+        "models/models/customers.sql",
+        "select no_such_column as customer from {{ ref('stg_orders') }}\n",
+    );
+    let (code, stdout, _) = p.run(&["dags", "test", "whole", "2026-01-21"]);
+    assert_eq!(code, 1, "{stdout}");
+    let run = "manual__2026-01-21T00:00:00+00:00";
+    assert_eq!(p.states("whole", run)["build"], "failed");
+    let log = p.log("whole", run, "build", 1);
+    assert!(log.contains("no_such_column"), "{log}");
+    assert!(log.contains("dbt nodes failed"), "{log}");
 }
