@@ -14,5 +14,17 @@ pub mod project;
 // `engine`: the commands that touch a warehouse (and link DuckDB); without it, a project is
 // only read and planned (`steps`), as the DAG loader does.
 #[cfg(feature = "engine")]
+pub mod defer;
+#[cfg(feature = "engine")]
+pub mod docs;
+#[cfg(feature = "engine")]
+pub mod freshness;
+#[cfg(feature = "engine")]
+pub mod retry;
+#[cfg(feature = "engine")]
 pub mod run;
+#[cfg(feature = "engine")]
+pub mod session;
+#[cfg(feature = "engine")]
+pub mod show;
 pub mod steps;

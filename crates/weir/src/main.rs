@@ -55,7 +55,8 @@ enum Command {
     /// Inspect, validate, trigger, test and backfill DAGs.
     #[command(subcommand)]
     Dags(cmd_dags::DagsCommand),
-    /// Run dbt projects: parse, compile, run, test, seed, snapshot, build, ls, deps.
+    /// Run dbt projects: parse, compile, run, test, seed, snapshot, build, ls, deps, show, docs,
+    /// source freshness, retry.
     #[command(subcommand)]
     Models(cmd_models::ModelsCommand),
     /// Inspect, run, clear and read the logs of task instances.
@@ -154,7 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return init::init(name);
     }
     if let Command::Models(cmd) = cli.command {
-        return cmd_models::run(cmd, cli.project).await;
+        return cmd_models::run(cmd, cli.project, format).await;
     }
     if let Command::Docs { out } = &cli.command {
         return cmd_schema::write_docs(out);
