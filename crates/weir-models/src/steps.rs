@@ -411,3 +411,110 @@ pub fn fingerprint(project_dir: &Path, skip: &[&str]) -> u64 {
     files.hash(&mut hasher);
     hasher.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A project of `files` (path, text) in a temp dir.
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("dbt_project.yml"),
+            "name: p\nversion: '1'\nprofile: p\n",
+        )
+        .unwrap();
+        for (path, text) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        dir
+    }
+
+    /// `name <- after, after` per step, in plan order.
+    fn shape(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| format!("{} <- {}", s.name, s.after.join(", ")))
+            .collect()
+    }
+
+    #[test]
+    fn steps_follow_the_graph_through_ephemeral_models_and_wait_for_tests_as_dbt_build() {
+        // a -> eph (ephemeral) -> d; a -> b; a relationships test on b to a; a -> c.
+        let dir = project(&[
+            ("models/a.sql", "select 1 as id"),
+            (
+                "models/eph.sql",
+                "{{ config(materialized='ephemeral') }} select * from {{ ref('a') }}",
+            ),
+            ("models/d.sql", "select * from {{ ref('eph') }}"),
+            ("models/b.sql", "select * from {{ ref('a') }}"),
+            ("models/c.sql", "select * from {{ ref('a') }}"),
+            (
+                "models/schema.yml",
+                "version: 2\nmodels:\n  - name: a\n    columns:\n      - name: id\n        tests: [not_null]\n  - name: b\n    columns:\n      - name: id\n        tests:\n          - relationships: {to: ref('a'), field: id}\n",
+            ),
+        ]);
+        let steps = plan_steps(dir.path(), &StepOptions::default()).unwrap();
+        assert_eq!(
+            shape(&steps),
+            [
+                "a <- ",
+                "a.test <- a",
+                "b <- a, a.test",
+                "b.test <- a, b",
+                "c <- a, a.test",
+                "d <- a, a.test",
+            ]
+        );
+        let test_step = steps.iter().find(|s| s.name == "b.test").unwrap();
+        assert_eq!(test_step.kind, StepKind::Test);
+        assert_eq!(test_step.command, "test");
+        assert_eq!(test_step.nodes.len(), 1);
+
+        // `run` plans models only; a selection keeps the edges between what it selects.
+        let run = StepOptions {
+            command: "run".into(),
+            select: vec!["d".into(), "a".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            shape(&plan_steps(dir.path(), &run).unwrap()),
+            ["a <- ", "d <- a"]
+        );
+    }
+
+    #[test]
+    fn a_broken_project_reports_dbt_errors_with_file_and_line() {
+        let dir = project(&[
+            ("models/a.sql", "select 1"),
+            ("models/b.sql", "select *\nfrom {{ ref('a' }}"),
+        ]);
+        let error = plan_steps(dir.path(), &StepOptions::default()).unwrap_err();
+        assert!(
+            error.contains("Compilation Error in model b (models/b.sql)")
+                && error.contains("line 2"),
+            "{error}"
+        );
+        let dir = project(&[("models/a.sql", "select * from {{ ref('nope') }}")]);
+        let error = plan_steps(dir.path(), &StepOptions::default()).unwrap_err();
+        assert!(
+            error.contains("depends on a node named 'nope' which was not found"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_project_files_only() {
+        let dir = project(&[("models/a.sql", "select 1")]);
+        let first = fingerprint(dir.path(), &[]);
+        std::fs::create_dir_all(dir.path().join("target")).unwrap();
+        std::fs::write(dir.path().join("target/run_results.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("dev.duckdb"), "x").unwrap();
+        assert_eq!(fingerprint(dir.path(), &[]), first);
+        std::fs::write(dir.path().join("models/b.sql"), "select 2").unwrap();
+        assert_ne!(fingerprint(dir.path(), &[]), first);
+    }
+}
