@@ -338,10 +338,14 @@ impl Scheduler {
         let mut started = Vec::new();
         let (runs, mut running): (Vec<RunRow>, HashMap<String, usize>) =
             if self.config.only_runs.is_empty() {
+                let queued = self.store.runs_in_states(&[RunState::Queued]).await?;
+                if queued.is_empty() {
+                    return Ok(started);
+                }
                 // Counts, not rows, of the running runs: their number must not weigh on a round.
                 let counts = self.store.run_counts(RunState::Running).await?;
                 (
-                    self.store.runs_in_states(&[RunState::Queued]).await?,
+                    queued,
                     counts.into_iter().map(|(d, n)| (d, n as usize)).collect(),
                 )
             } else {

@@ -74,7 +74,7 @@ impl Store {
         .bind(e.run_id.as_deref())
         .bind(e.task_id.as_deref())
         .bind(e.extra.as_ref().map(|v| v.to_string()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -150,7 +150,7 @@ impl Store {
              (SELECT 1 FROM dag_run r WHERE r.backfill_id = backfill.id AND r.state IN ('queued', 'running'))",
         )
         .bind(weir_core::now_micros())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
     }
@@ -160,7 +160,7 @@ impl Store {
         sqlx::query("UPDATE dag_run SET backfill_id = $1 WHERE id = $2")
             .bind(backfill_id)
             .bind(run_pk)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -169,7 +169,7 @@ impl Store {
     pub async fn delete_runs(&self, dag_id: &str) -> Result<u64> {
         let done = sqlx::query("DELETE FROM dag_run WHERE dag_id = $1")
             .bind(dag_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }

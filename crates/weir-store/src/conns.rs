@@ -75,7 +75,7 @@ impl Store {
         .bind(c.port.map(i64::from))
         .bind(self.seal(extra))
         .bind(self.cipher.is_some() as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Store {
     pub async fn delete_connection(&self, conn_id: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM connection WHERE conn_id = $1")
             .bind(conn_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

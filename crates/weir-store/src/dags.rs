@@ -130,7 +130,7 @@ impl Store {
         for id in &gone {
             sqlx::query("UPDATE dag SET is_active = 0 WHERE dag_id = $1")
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         }
         Ok(gone)
@@ -201,7 +201,7 @@ impl Store {
         let done = sqlx::query("UPDATE dag SET is_paused = $1 WHERE dag_id = $2")
             .bind(paused as i64)
             .bind(dag_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -222,13 +222,13 @@ impl Store {
                 .bind(filename)
                 .bind(message)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             }
             None => {
                 sqlx::query("DELETE FROM import_error WHERE filename = $1")
                     .bind(filename)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
             }
         }

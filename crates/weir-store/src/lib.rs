@@ -66,7 +66,11 @@ pub enum Backend {
 /// A handle on the metadata database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads (on SQLite several connections; WAL lets them run beside the writer).
     pool: AnyPool,
+    /// Writes. On SQLite one connection: writers queue here, in order, instead of meeting
+    /// on the file lock, whose busy handler sleeps; on PostgreSQL the same pool as `pool`.
+    writer: AnyPool,
     backend: Backend,
     /// Encrypts connection secrets and variables at rest; `None` stores plain text.
     cipher: Option<Cipher>,
@@ -140,34 +144,39 @@ impl Store {
             url: url.clone(),
             reason: e.to_string(),
         })?;
-        let pool = match backend {
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(4)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            use sqlx::Executor;
-                            conn.execute(
-                                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
+        let sqlite = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute(
+                            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
                     })
-                    .connect_with(options)
-                    .await?
+                })
+        };
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                let writer = sqlite(1).connect_with(options.clone()).await?;
+                (sqlite(4).connect_with(options).await?, writer)
             }
             Backend::Postgres => {
-                AnyPoolOptions::new()
+                let pool = AnyPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
-                    .await?
+                    .await?;
+                (pool.clone(), pool)
             }
         };
         Ok(Store {
             pool,
+            writer,
             backend,
             cipher: None,
         })
@@ -188,8 +197,8 @@ impl Store {
     /// "database is locked" when another writer got in between, instead of waiting its turn.
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         })
     }
 
@@ -222,7 +231,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<()> {
         let mut attempt = 0;
         loop {
-            match self.migrator().run(&self.pool).await {
+            match self.migrator().run(&self.writer).await {
                 Ok(()) => return Ok(()),
                 Err(e) if self.backend == Backend::Sqlite && attempt < 3 => {
                     if self.pending_migrations().await?.is_empty() {
@@ -267,6 +276,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -279,7 +289,7 @@ impl Store {
         .bind(job_type)
         .bind(hostname)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(id)
     }
@@ -288,7 +298,7 @@ impl Store {
         sqlx::query("UPDATE job SET latest_heartbeat = $1 WHERE id = $2")
             .bind(now)
             .bind(job_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -297,7 +307,7 @@ impl Store {
         sqlx::query("UPDATE job SET state = 'success', latest_heartbeat = $1 WHERE id = $2")
             .bind(now)
             .bind(job_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

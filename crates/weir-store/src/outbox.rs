@@ -160,7 +160,7 @@ impl Store {
             .bind(id)
             .bind(deliverer),
         };
-        q.execute(&self.pool).await?;
+        q.execute(&self.writer).await?;
         Ok(())
     }
 

@@ -305,7 +305,7 @@ impl Store {
             .bind(now)
             .bind(run_pk)
             .bind(from.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

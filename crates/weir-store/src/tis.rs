@@ -351,7 +351,7 @@ impl Store {
             .bind(pid)
             .bind(ti_id)
             .bind(try_number)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -366,7 +366,7 @@ impl Store {
         )
         .bind(now_micros())
         .bind(worker)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -648,7 +648,7 @@ impl Store {
     pub async fn delete_pool(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM pool WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -662,7 +662,7 @@ impl Store {
         .bind(name)
         .bind(slots)
         .bind(description)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

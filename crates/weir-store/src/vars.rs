@@ -49,7 +49,7 @@ impl Store {
         })
         .bind(v.description.clone())
         .bind(self.cipher.is_some() as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -67,7 +67,7 @@ impl Store {
     pub async fn delete_variable(&self, key: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM variable WHERE key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

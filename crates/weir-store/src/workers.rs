@@ -23,7 +23,7 @@ impl Store {
         .bind(pid)
         .bind(now)
         .bind(lease_until)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -37,7 +37,7 @@ impl Store {
         .bind(lease_until)
         .bind(worker)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -56,7 +56,7 @@ impl Store {
     pub async fn end_lease(&self, worker: &str) -> Result<()> {
         sqlx::query("DELETE FROM worker WHERE worker_id = $1")
             .bind(worker)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -68,7 +68,7 @@ impl Store {
              (SELECT 1 FROM task_instance ti WHERE ti.worker = worker.worker_id AND ti.state IN ('running', 'restarting'))",
         )
         .bind(before)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
     }

@@ -98,6 +98,8 @@ pub struct Worker {
     running: Mutex<HashMap<i64, RunningTry>>,
     /// The last read of connections and variables, shared by tries for [`SECRETS_TTL`].
     secrets_cache: Mutex<Option<(Instant, Arc<Secrets>)>>,
+    /// Runs of recent tries: what templates read of a run (dates, conf, ids) never changes.
+    runs: Mutex<HashMap<i64, Arc<RunRow>>>,
 }
 
 /// A try this worker runs, as the heartbeat sees it.
@@ -126,6 +128,7 @@ impl Worker {
             id: std::sync::RwLock::new(config.worker_id.clone()),
             running: Mutex::new(HashMap::new()),
             secrets_cache: Mutex::new(None),
+            runs: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -315,6 +318,28 @@ impl Worker {
         }
     }
 
+    /// The run of a try, from the store once per run: its logical date, interval, conf and
+    /// ids are fixed when it is created (its state is not read from here).
+    async fn run_of(&self, ti: &ClaimedTi) -> Result<Arc<RunRow>, String> {
+        if let Some(run) = self.runs.lock().ok().and_then(|r| r.get(&ti.run_pk).cloned()) {
+            return Ok(run);
+        }
+        let run = Arc::new(
+            self.store
+                .get_run_by_pk(ti.run_pk)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("run '{}' no longer exists", ti.run_id))?,
+        );
+        if let Ok(mut runs) = self.runs.lock() {
+            if runs.len() >= 4096 {
+                runs.clear();
+            }
+            runs.insert(ti.run_pk, run.clone());
+        }
+        Ok(run)
+    }
+
     /// The DAG of a task instance, from the in-process scheduler or the store (cached 1 s).
     async fn dag(&self, dag_id: &str) -> Option<Arc<Dag>> {
         if let Some(shared) = &self.shared
@@ -475,11 +500,9 @@ impl Worker {
         };
         let error = (state != TaskState::Success).then(|| log_tail(log_file, 20));
         let logical_date = self
-            .store
-            .get_run_by_pk(ti.run_pk)
+            .run_of(ti)
             .await
             .ok()
-            .flatten()
             .map(|r| weir_core::iso(timestamp(r.logical_date)));
         let event = weir_core::notify::Event {
             event: event.into(),
@@ -523,12 +546,7 @@ impl Worker {
                 self.id()
             ),
         );
-        let run = self
-            .store
-            .get_run_by_pk(ti.run_pk)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("run '{}' no longer exists", ti.run_id))?;
+        let run = self.run_of(ti).await?;
         let ctx = self.template_context(&dag, task, &run, ti, secrets).await?;
         let cx = PlanContext {
             task,
