@@ -214,7 +214,9 @@ fn plan(project: &Project, selected: &BTreeSet<UniqueId>, build: bool) -> Vec<St
         for id in order.iter().filter(|id| built.contains(id.as_str())) {
             let child = names.name(id);
             let ancestors = project.graph.ancestors(&BTreeSet::from([id.clone()]), None);
-            let waits: BTreeSet<String> = tests
+            // The latest homes first: a later test step may imply an earlier one, never
+            // the other way round.
+            let mut waits: Vec<(usize, String)> = tests
                 .iter()
                 .filter(|(home, ids)| {
                     ancestors.contains(**home)
@@ -226,20 +228,25 @@ fn plan(project: &Project, selected: &BTreeSet<UniqueId>, build: bool) -> Vec<St
                                 .is_some_and(|ps| ps.iter().all(|p| ancestors.contains(p)))
                         })
                 })
-                .map(|(home, _)| format!("{}.test", names.name(home)))
+                .map(|(home, _)| {
+                    (
+                        position.get(*home).copied().unwrap_or(0),
+                        format!("{}.test", names.name(home)),
+                    )
+                })
                 .collect();
+            waits.sort_by(|a, b| b.cmp(a));
             let existing: Vec<String> = deps
                 .get(&child)
                 .map(|d| d.iter().cloned().collect())
                 .unwrap_or_default();
-            for wait in &waits {
-                let implied = existing
-                    .iter()
-                    .chain(waits.iter().filter(|w| *w != wait))
-                    .any(|d| reaches(&deps, d, wait));
-                if !implied {
-                    deps.entry(child.clone()).or_default().insert(wait.clone());
+            let mut covered = reachable(&deps, existing.iter().map(String::as_str));
+            for (_, wait) in waits {
+                if covered.contains(&wait) {
+                    continue;
                 }
+                covered.extend(reachable(&deps, [wait.as_str()]));
+                deps.entry(child.clone()).or_default().insert(wait);
             }
         }
     }
@@ -257,19 +264,20 @@ fn plan(project: &Project, selected: &BTreeSet<UniqueId>, build: bool) -> Vec<St
         .collect()
 }
 
-/// Whether `from` waits, directly or not, for `to`.
-fn reaches(deps: &HashMap<String, BTreeSet<String>>, from: &str, to: &str) -> bool {
-    let mut stack = vec![from];
+/// Every step that `from` waits for, directly or not, and `from` itself.
+fn reachable<'a>(
+    deps: &HashMap<String, BTreeSet<String>>,
+    from: impl IntoIterator<Item = &'a str>,
+) -> HashSet<String> {
+    let mut stack: Vec<String> = from.into_iter().map(str::to_string).collect();
     let mut seen = HashSet::new();
     while let Some(s) = stack.pop() {
-        if s == to {
-            return true;
+        if let Some(next) = deps.get(&s) {
+            stack.extend(next.iter().filter(|n| !seen.contains(*n)).cloned());
         }
-        if seen.insert(s) {
-            stack.extend(deps.get(s).into_iter().flatten().map(String::as_str));
-        }
+        seen.insert(s);
     }
-    false
+    seen
 }
 
 /// Step names: the node's name, or `<package>.<name>` when two planned nodes share a name.

@@ -69,7 +69,12 @@ impl Listing {
                     let parts: Vec<String> = values
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| format!("{:<w$}", v, w = widths[i]))
+                        // Padded by hand: `{:<w$}` panics on widths over u16::MAX (a
+                        // depends_on of thousands of expanded dbt tasks).
+                        .map(|(i, v)| {
+                            let pad = widths[i].saturating_sub(v.chars().count());
+                            format!("{v}{}", " ".repeat(pad))
+                        })
                         .collect();
                     parts.join("  ").trim_end().to_string() + "\n"
                 };
