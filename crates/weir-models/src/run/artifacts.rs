@@ -65,6 +65,7 @@ pub fn run_results(report: &RunReport, options: &RunOptions, generated_at: &str)
             "full_refresh": options.full_refresh,
             "threads": options.threads,
             "fail_fast": options.fail_fast,
+            "empty": options.empty,
         },
     })
 }

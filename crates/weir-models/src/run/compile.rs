@@ -116,6 +116,10 @@ pub struct RecordingResolver {
     relations: Arc<Relations>,
     package: String,
     pub depends_on: Mutex<Vec<UniqueId>>,
+    /// `--empty`: refs and sources render as `limit 0` subqueries (with an alias where the
+    /// warehouse needs one).
+    pub empty: bool,
+    pub empty_alias: bool,
 }
 
 impl RecordingResolver {
@@ -124,7 +128,34 @@ impl RecordingResolver {
             relations,
             package: package.to_string(),
             depends_on: Mutex::new(Vec::new()),
+            empty: false,
+            empty_alias: false,
         }
+    }
+
+    /// The relation a ref or source renders as: itself, or with `--empty` dbt's
+    /// `render_limited()` subquery.
+    fn limited(&self, rel: &Relation) -> Relation {
+        if !self.empty || rel.kind.as_deref() == Some("cte") {
+            return rel.clone();
+        }
+        let name = rel.identifier.clone().unwrap_or_default();
+        let alias = if self.empty_alias {
+            format!(" _dbt_limit_subq_{name}")
+        } else {
+            String::new()
+        };
+        let mut limited = Relation::new(
+            None,
+            None,
+            &format!(
+                "(select * from {} where false limit 0){alias}",
+                rel.render()
+            ),
+        );
+        limited.include = [false, false, true];
+        limited.quote = [false, false, false];
+        limited
     }
 
     fn record(&self, id: &UniqueId) {
@@ -144,7 +175,7 @@ impl Resolver for RecordingResolver {
             ));
         };
         self.record(id);
-        Ok(self.relations.relation[id].clone())
+        Ok(self.limited(&self.relations.relation[id]))
     }
 
     fn resolve_source(&self, source_name: &str, table_name: &str) -> Result<Relation, String> {
@@ -155,7 +186,56 @@ impl Resolver for RecordingResolver {
             ));
         };
         self.record(id);
-        Ok(self.relations.relation[id].clone())
+        Ok(self.limited(&self.relations.relation[id]))
+    }
+}
+
+/// A CTE relation named `__dbt__cte__<name>` (what ephemeral models and unit test fixtures
+/// render as).
+pub fn cte_relation(name: &str) -> Relation {
+    let mut rel = Relation::new(None, None, &format!("__dbt__cte__{name}"));
+    rel.include = [false, false, true];
+    rel.quote = [false, false, false];
+    rel.kind = Some("cte".to_string());
+    rel
+}
+
+/// Resolves the inputs a unit test gives to their fixture CTEs, everything else as usual.
+struct FixtureResolver {
+    inner: RecordingResolver,
+    /// Input id → the name in its CTE's name `__dbt__cte__<name>`.
+    fixtures: HashMap<UniqueId, String>,
+}
+
+impl FixtureResolver {
+    fn swap(&self, id: Option<UniqueId>, rel: Relation) -> Relation {
+        match id.and_then(|id| self.fixtures.get(&id)) {
+            Some(name) => cte_relation(name),
+            None => rel,
+        }
+    }
+}
+
+impl Resolver for FixtureResolver {
+    fn resolve_ref(&self, call: &RefCall) -> Result<Relation, String> {
+        let rel = self.inner.resolve_ref(call)?;
+        let id = self
+            .inner
+            .relations
+            .find_ref(call, &self.inner.package)
+            .cloned();
+        Ok(self.swap(id, rel))
+    }
+
+    fn resolve_source(&self, source_name: &str, table_name: &str) -> Result<Relation, String> {
+        let rel = self.inner.resolve_source(source_name, table_name)?;
+        let id = self
+            .inner
+            .relations
+            .sources
+            .get(&(source_name.to_string(), table_name.to_string()))
+            .cloned();
+        Ok(self.swap(id, rel))
     }
 }
 
@@ -184,6 +264,8 @@ pub struct Compiler {
     pub run_started_at: i64,
     pub invocation_id: String,
     pub full_refresh: bool,
+    /// `--empty`: refs and sources read no rows.
+    pub empty: bool,
     /// Compiled ephemeral models (without their own CTEs injected), by id.
     ephemeral_cache: Mutex<HashMap<UniqueId, CompiledNode>>,
 }
@@ -217,6 +299,7 @@ impl Compiler {
             run_started_at: now.as_second(),
             invocation_id: format!("{:032x}", now.as_nanosecond()),
             full_refresh,
+            empty: false,
             ephemeral_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -227,10 +310,11 @@ impl Compiler {
         node: &Node,
         is_incremental: bool,
     ) -> (CompileContext, Arc<RecordingResolver>) {
-        let resolver = Arc::new(RecordingResolver::new(
-            self.relations.clone(),
-            &node.package_name,
-        ));
+        let mut resolver = RecordingResolver::new(self.relations.clone(), &node.package_name);
+        resolver.empty = self.empty;
+        // dbt-duckdb's relations need no subquery alias; PostgreSQL's do.
+        resolver.empty_alias = self.target.get("type").and_then(Json::as_str) != Some("duckdb");
+        let resolver = Arc::new(resolver);
         let mut ctx = CompileContext::new(&node.package_name);
         ctx.this = self.relations.relation.get(&node.unique_id).cloned();
         ctx.target = self.target.clone();
@@ -274,6 +358,75 @@ impl Compiler {
         compiled.sql = inject_ctes(&compiled.sql, &ctes, &self.relations);
         compiled.extra_ctes = ctes;
         Ok(compiled)
+    }
+
+    /// The node id `ref(name)` / `ref(package, name)` resolves to from `package`.
+    pub fn find_ref(&self, package: Option<&str>, name: &str, from: &str) -> Option<UniqueId> {
+        let call = RefCall {
+            package: package.map(str::to_string),
+            name: name.to_string(),
+            version: None,
+        };
+        self.relations.find_ref(&call, from).cloned()
+    }
+
+    /// The source node `source(source_name, table_name)` names.
+    pub fn find_source(&self, source_name: &str, table_name: &str) -> Option<UniqueId> {
+        self.relations
+            .sources
+            .get(&(source_name.to_string(), table_name.to_string()))
+            .cloned()
+    }
+
+    /// Compiles `model` for a unit test: each input in `fixtures` (id → fixture SQL) is a CTE
+    /// `__dbt__cte__<name>` in place of its relation, as dbt does; other ephemeral models
+    /// are injected as usual.
+    pub fn compile_with_fixtures(
+        &self,
+        model: &Node,
+        fixtures: &[(UniqueId, String, String)],
+    ) -> Result<String, CompileFailure> {
+        let (mut ctx, _) = self.context(model, false);
+        let resolver = Arc::new(FixtureResolver {
+            inner: RecordingResolver::new(self.relations.clone(), &model.package_name),
+            fixtures: fixtures
+                .iter()
+                .map(|(id, name, _)| (id.clone(), name.clone()))
+                .collect(),
+        });
+        ctx.resolver = Some(resolver.clone());
+        ctx.execute = true;
+        let out = self
+            .engine
+            .compile(&model.original_file_path, &model.raw_code, ctx)
+            .map_err(|e| CompileFailure(e.to_string()))?;
+        let deps = resolver
+            .inner
+            .depends_on
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut ctes: Vec<(String, String)> = Vec::new();
+        for dep in &deps {
+            if let Some((_, name, sql)) = fixtures.iter().find(|(id, _, _)| id == dep) {
+                ctes.push((format!("__dbt__cte__{name}"), sql.clone()));
+            } else if self.relations.ephemeral.get(dep).copied().unwrap_or(false) {
+                let mut found = Vec::new();
+                self.collect_ctes(std::slice::from_ref(dep), &mut found, 0)?;
+                for (id, body) in found {
+                    let name = self
+                        .relations
+                        .relation
+                        .get(&id)
+                        .and_then(|r| r.identifier.clone())
+                        .unwrap_or_default();
+                    if !ctes.iter().any(|(n, _)| *n == name) {
+                        ctes.push((name, body));
+                    }
+                }
+            }
+        }
+        Ok(inject_named_ctes(&out.sql, &ctes))
     }
 
     fn render(&self, node: &Node, is_incremental: bool) -> Result<CompiledNode, CompileFailure> {
@@ -399,10 +552,7 @@ impl Compiler {
 
 /// dbt's injection: `with __dbt__cte__a as (...), <the node's own with-list or select>`.
 pub fn inject_ctes(sql: &str, ctes: &[(UniqueId, String)], relations: &Relations) -> String {
-    if ctes.is_empty() {
-        return sql.to_string();
-    }
-    let parts: Vec<String> = ctes
+    let named: Vec<(String, String)> = ctes
         .iter()
         .map(|(id, body)| {
             let name = relations
@@ -410,8 +560,20 @@ pub fn inject_ctes(sql: &str, ctes: &[(UniqueId, String)], relations: &Relations
                 .get(id)
                 .and_then(|r| r.identifier.clone())
                 .unwrap_or_default();
-            format!("{name} as (\n{body}\n)")
+            (name, body.clone())
         })
+        .collect();
+    inject_named_ctes(sql, &named)
+}
+
+/// Injects `(cte name, body)` pairs in front of `sql`.
+pub fn inject_named_ctes(sql: &str, ctes: &[(String, String)]) -> String {
+    if ctes.is_empty() {
+        return sql.to_string();
+    }
+    let parts: Vec<String> = ctes
+        .iter()
+        .map(|(name, body)| format!("{name} as (\n{body}\n)"))
         .collect();
     let joined = parts.join(", ");
     let trimmed = sql.trim_start();

@@ -15,6 +15,7 @@ pub mod materialize;
 pub mod output;
 pub mod seed;
 mod snapshot;
+pub mod unit_test;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -57,14 +58,21 @@ impl Command {
     fn resource_types(self) -> Vec<ResourceType> {
         match self {
             Command::Run => vec![ResourceType::Model],
-            Command::Test => vec![ResourceType::Test],
+            Command::Test => vec![ResourceType::Test, ResourceType::UnitTest],
             Command::Seed => vec![ResourceType::Seed],
             Command::Snapshot => vec![ResourceType::Snapshot],
-            Command::Compile | Command::Build => vec![
+            Command::Compile => vec![
                 ResourceType::Model,
                 ResourceType::Seed,
                 ResourceType::Snapshot,
                 ResourceType::Test,
+            ],
+            Command::Build => vec![
+                ResourceType::Model,
+                ResourceType::Seed,
+                ResourceType::Snapshot,
+                ResourceType::Test,
+                ResourceType::UnitTest,
             ],
         }
     }
@@ -78,6 +86,8 @@ pub struct RunOptions {
     pub full_refresh: bool,
     pub threads: Option<usize>,
     pub fail_fast: bool,
+    /// `--empty`: refs and sources read no rows (`limit 0` subqueries), as dbt's flag.
+    pub empty: bool,
 }
 
 /// A run that could not start (no profile, no warehouse, broken macros).
@@ -309,6 +319,7 @@ fn plan(project: &Project, selected: &BTreeSet<UniqueId>, command: Command) -> P
                     | ResourceType::Seed
                     | ResourceType::Snapshot
                     | ResourceType::Test
+                    | ResourceType::UnitTest
             ) && materialized(n) != "ephemeral"
         })
     };
@@ -321,12 +332,14 @@ fn plan(project: &Project, selected: &BTreeSet<UniqueId>, command: Command) -> P
     let in_plan: HashSet<&UniqueId> = order.iter().collect();
     let mut deps: HashMap<UniqueId, BTreeSet<UniqueId>> = HashMap::new();
     for id in &order {
-        // Through ephemeral (unrun) parents to the run ones.
+        // Through ephemeral (unrun) parents to the run ones. A unit test needs what its
+        // model needs (the inputs' columns), not the model itself.
         let mut found = BTreeSet::new();
+        let tested = unit_test_model(project, id);
         let mut stack: Vec<UniqueId> = project
             .graph
             .parents
-            .get(id)
+            .get(tested.as_ref().unwrap_or(id))
             .map(|p| p.iter().cloned().collect())
             .unwrap_or_default();
         let mut seen = HashSet::new();
@@ -346,6 +359,14 @@ fn plan(project: &Project, selected: &BTreeSet<UniqueId>, command: Command) -> P
         deps.insert(id.clone(), found);
     }
     if command == Command::Build {
+        // A model is built after its unit tests pass.
+        for id in &order {
+            if let Some(model) = unit_test_model(project, id)
+                && in_plan.contains(&model)
+            {
+                deps.entry(model).or_default().insert(id.clone());
+            }
+        }
         // A test runs right after its node; what is built from that node waits for it.
         let tests: Vec<UniqueId> = order
             .iter()
@@ -371,6 +392,26 @@ fn plan(project: &Project, selected: &BTreeSet<UniqueId>, command: Command) -> P
         }
     }
     Plan { order, deps }
+}
+
+/// The model a unit test tests.
+fn unit_test_model(project: &Project, id: &UniqueId) -> Option<UniqueId> {
+    let node = project.nodes.get(id)?;
+    if node.resource_type != ResourceType::UnitTest {
+        return None;
+    }
+    project
+        .graph
+        .parents
+        .get(id)?
+        .iter()
+        .find(|p| {
+            project
+                .nodes
+                .get(*p)
+                .is_some_and(|n| n.resource_type == ResourceType::Model)
+        })
+        .cloned()
 }
 
 /// What one worker needs.
@@ -448,7 +489,7 @@ pub fn execute(
     apply_naming(project, &engine, &target)?;
     let quote = pooled.current().quote_char();
     let relations = Arc::new(Relations::new(project, quote));
-    let compiler = Compiler::new(
+    let mut compiler = Compiler::new(
         engine,
         project,
         relations,
@@ -456,6 +497,7 @@ pub fn execute(
         options.command.as_str(),
         options.full_refresh,
     );
+    compiler.empty = options.empty;
     let plan = plan(project, &selected, options.command);
     let target_dir = project.root.join(&project.settings.target_path);
 
@@ -481,13 +523,6 @@ pub fn execute(
         project.nodes_of(ResourceType::Source).count(),
         project.macros.len(),
     ));
-    let unit_tests = project.nodes_of(ResourceType::UnitTest).count();
-    if unit_tests > 0 && matches!(options.command, Command::Build | Command::Test) {
-        printer.line(&format!(
-            "warning: {unit_tests} unit test{} not run: weir models does not run unit tests yet",
-            if unit_tests == 1 { " is" } else { "s are" }
-        ));
-    }
     if plan.order.is_empty() {
         printer.line("Nothing to do. Try checking your model configs and model specification args");
     }
@@ -499,12 +534,13 @@ pub fn execute(
     printer.line("");
     let runs_hooks = options.command != Command::Compile;
     let mut results = Vec::new();
-    if runs_hooks {
+    if runs_hooks && !project.settings.on_run_start.is_empty() {
         results.extend(run_hooks(
             &shared,
             &project.settings.on_run_start,
             "on-run-start",
         ));
+        printer.line("");
     }
     let start_failed = results.iter().any(|r| r.status != Status::Success);
     if start_failed {
@@ -708,9 +744,6 @@ fn run_hooks(shared: &Shared, hooks: &[String], what: &str) -> Vec<NodeResult> {
         result.completed_at = now_iso();
         results.push(result);
     }
-    if !hooks.is_empty() {
-        shared.printer.line("");
-    }
     results
 }
 
@@ -886,6 +919,14 @@ fn next_index(shared: &Shared) -> usize {
     *c
 }
 
+/// A test's name as the console shows it (`customer_orders::tiers` for a unit test).
+fn test_name(node: &Node) -> String {
+    match &node.unit_test {
+        Some(details) => format!("{}::{}", details.model, node.name),
+        None => node.name.clone(),
+    }
+}
+
 /// `sql view model main.stg_customers`, `seed file main.raw_orders`, `test not_null_x`.
 fn describe(node: &Node, materialization: &str) -> String {
     let rel = format!(
@@ -897,6 +938,7 @@ fn describe(node: &Node, materialization: &str) -> String {
         ResourceType::Seed => format!("seed file {rel}"),
         ResourceType::Snapshot => format!("snapshot {rel}"),
         ResourceType::Test => format!("test {}", node.name),
+        ResourceType::UnitTest => format!("unit_test {}", test_name(node)),
         _ => format!("sql {materialization} model {rel}"),
     }
 }
@@ -906,6 +948,7 @@ fn skip_node(shared: &Shared, id: &UniqueId, reason: String) -> NodeResult {
     let index = next_index(shared);
     let what = match node.resource_type {
         ResourceType::Test => format!("test {}", node.name),
+        ResourceType::UnitTest => format!("unit_test {}", test_name(node)),
         _ => format!(
             "relation {}.{}",
             node.schema.clone().unwrap_or_default(),
@@ -975,6 +1018,37 @@ fn run_node(shared: &Shared, id: &UniqueId, slot: usize) -> NodeResult {
     let shown_run_path = Path::new(&shared.project.settings.target_path)
         .join("run")
         .join(&rel_path);
+
+    if node.resource_type == ResourceType::UnitTest {
+        let rel_path = unit_test::compiled_rel_path(shared.project, node);
+        match unit_test::run(shared.project, &shared.compiler, &adapter, node) {
+            Ok(outcome) => {
+                for dir in ["compiled", "run"] {
+                    write_file(&shared.target_dir.join(dir), &rel_path, &outcome.sql);
+                }
+                result.status = if outcome.passed {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                };
+                result.failures = Some(if outcome.passed { 0 } else { 1 });
+                result.message = outcome.message;
+                result.compiled = Some(CompiledNode {
+                    sql: outcome.sql,
+                    ..Default::default()
+                });
+            }
+            Err(e) => {
+                result.status = Status::Error;
+                result.message = Some(format!(
+                    "Error in unit_test {} ({})\n  {e}",
+                    node.name, node.original_file_path
+                ));
+            }
+        }
+        result.compiled_at = now_iso();
+        return finish(shared, node, index, &description, result, started);
+    }
 
     // Compile.
     let is_incremental = materialization == "incremental"
@@ -1105,25 +1179,22 @@ fn finish(
     result.execution_time = started.elapsed().as_secs_f64();
     result.completed_at = now_iso();
     let took = elapsed_label(started);
+    let is_test = matches!(
+        node.resource_type,
+        ResourceType::Test | ResourceType::UnitTest
+    );
+    let name = test_name(node);
     let (line, status) = match (node.resource_type, result.status) {
-        (ResourceType::Test, Status::Pass) => {
-            (format!("PASS {}", node.name), format!("PASS in {took}"))
-        }
-        (ResourceType::Test, Status::Warn) => {
+        (_, Status::Pass) if is_test => (format!("PASS {name}"), format!("PASS in {took}")),
+        (_, Status::Warn) if is_test => {
             let n = result.failures.unwrap_or(0);
-            (
-                format!("WARN {n} {}", node.name),
-                format!("WARN {n} in {took}"),
-            )
+            (format!("WARN {n} {name}"), format!("WARN {n} in {took}"))
         }
-        (ResourceType::Test, Status::Fail) => {
+        (_, Status::Fail) if is_test => {
             let n = result.failures.unwrap_or(0);
-            (
-                format!("FAIL {n} {}", node.name),
-                format!("FAIL {n} in {took}"),
-            )
+            (format!("FAIL {n} {name}"), format!("FAIL {n} in {took}"))
         }
-        (ResourceType::Test, _) => (format!("ERROR {}", node.name), format!("ERROR in {took}")),
+        (_, _) if is_test => (format!("ERROR {name}"), format!("ERROR in {took}")),
         (ResourceType::Seed, Status::Success) => (
             format!("OK loaded {description}"),
             format!("{} in {took}", result.message.clone().unwrap_or_default()),
@@ -1426,7 +1497,11 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
             };
             let compiled_at = Path::new(&project.settings.target_path)
                 .join("compiled")
-                .join(compiled_rel_path(node));
+                .join(if node.resource_type == ResourceType::UnitTest {
+                    unit_test::compiled_rel_path(project, node)
+                } else {
+                    compiled_rel_path(node)
+                });
             let message = r.message.clone().unwrap_or_default();
             match r.status {
                 Status::Fail | Status::Warn => {
@@ -1435,8 +1510,13 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
                     } else {
                         "Warning"
                     };
+                    let kind = if node.resource_type == ResourceType::UnitTest {
+                        "unit_test"
+                    } else {
+                        "test"
+                    };
                     printer.line(&format!(
-                        "{head} in test {} ({})",
+                        "{head} in {kind} {} ({})",
                         node.name, node.original_file_path
                     ));
                     printer.line(&format!("  {message}"));

@@ -5,3 +5,4 @@ mod common;
 mod features;
 mod jaffle;
 mod phases;
+mod unit_tests;

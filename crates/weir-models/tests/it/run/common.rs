@@ -93,6 +93,7 @@ impl Env {
             full_refresh,
             threads: None,
             fail_fast: false,
+            empty: false,
         };
         let report =
             execute(&mut project, &options, Box::new(out.clone())).expect("the run starts");

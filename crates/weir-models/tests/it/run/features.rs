@@ -109,7 +109,10 @@ fn ephemerals_hooks_custom_schemas_and_dbt_utils_tests_run_as_dbt_does() {
         "{out}"
     );
     // Project hooks are results, as in dbt: printed, counted, in run_results.json.
-    assert!(out.contains("2 of 2 OK hook: feat.on-run-start.1 "), "{out}");
+    assert!(
+        out.contains("2 of 2 OK hook: feat.on-run-start.1 "),
+        "{out}"
+    );
     assert!(out.contains("1 of 1 OK hook: feat.on-run-end.0 "), "{out}");
     assert!(out.contains("Finished running 3 project hooks, "), "{out}");
     let run_results: serde_json::Value = serde_json::from_str(
@@ -121,7 +124,12 @@ fn ephemerals_hooks_custom_schemas_and_dbt_utils_tests_run_as_dbt_does() {
         .unwrap()
         .iter()
         .filter(|r| r["unique_id"].as_str().unwrap().starts_with("operation."))
-        .map(|r| (r["unique_id"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["unique_id"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         hooks,
