@@ -115,10 +115,7 @@ fn fixture_file(project: &Project, name: &str, ext: &str) -> Result<String, Stri
 type FixtureRow = Map<String, Json>;
 
 /// The rows of a dict or csv entry as `column → value` maps, columns in first-seen order.
-fn dict_rows(
-    project: &Project,
-    rows: &Rows,
-) -> Result<(Vec<String>, Vec<FixtureRow>), String> {
+fn dict_rows(project: &Project, rows: &Rows) -> Result<(Vec<String>, Vec<FixtureRow>), String> {
     let mut columns: Vec<String> = Vec::new();
     let mut out = Vec::new();
     let note = |k: &str, columns: &mut Vec<String>| {
