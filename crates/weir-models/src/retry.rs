@@ -109,6 +109,7 @@ pub fn plan(state_dir: &Path, shown: &str, threads: Option<usize>) -> Result<Ret
                 .map(|t| t as usize)
         }),
         fail_fast: flag("fail_fast"),
+        empty: flag("empty"),
     };
     Ok(Retry {
         options,

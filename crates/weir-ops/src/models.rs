@@ -166,6 +166,7 @@ impl Job {
             full_refresh: self.full_refresh,
             threads: None,
             fail_fast: false,
+            empty: false,
         };
         let out = LineWriter {
             tx: log.clone(),

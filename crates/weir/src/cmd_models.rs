@@ -136,6 +136,10 @@ pub struct Flags {
     /// `--defer`.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+    /// Refs and sources read no rows (`limit 0` subqueries): check that the SQL builds
+    /// without the cost of the data.
+    #[arg(long)]
+    empty: bool,
     /// Resolve refs to nodes this command does not run, and whose relation is not in the
     /// target, to their relation in the --state manifest.
     #[arg(long, requires = "state")]
@@ -429,6 +433,7 @@ fn run_blocking(
         full_refresh: flags.full_refresh,
         threads: flags.threads,
         fail_fast: flags.fail_fast,
+        empty: flags.empty,
     };
     let report = weir_models::run::execute(&mut project, &options, Box::new(std::io::stdout()))?;
     if report.success() {

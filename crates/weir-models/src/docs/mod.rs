@@ -59,6 +59,7 @@ pub fn generate(
             full_refresh: false,
             threads,
             fail_fast: false,
+            empty: false,
         };
         let report = execute(project, &options, Box::new(std::io::sink()))?;
         if !report.success() {

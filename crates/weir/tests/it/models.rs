@@ -682,3 +682,42 @@ fn models_run_defer_resolves_refs_to_unbuilt_nodes_to_the_state_relations() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--state"), "{stderr}");
 }
+
+#[test]
+fn models_build_empty_reads_no_rows_from_refs_and_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (project, profiles) = jaffle(tmp.path());
+    let (code, stdout, stderr) = models(
+        &project,
+        &profiles,
+        &["build", "--empty", "-s", "+stg_orders"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // As dbt: seeds load their rows, models select from `limit 0` subqueries, tests pass.
+    assert!(
+        stdout.contains("Done. PASS=5 WARN=0 ERROR=0 SKIP=0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("INSERT 99"), "{stdout}");
+    let run_sql = std::fs::read_to_string(
+        project.join("target/run/jaffle_shop/models/staging/stg_orders.sql"),
+    )
+    .unwrap();
+    assert!(
+        run_sql.contains(
+            "select * from (select * from \"jaffle\".\"main\".\"raw_orders\" where false limit 0)"
+        ),
+        "{run_sql}"
+    );
+    let (code, stdout, stderr) = models(
+        &project,
+        &profiles,
+        &[
+            "show",
+            "--inline",
+            "select count(*) as n from {{ ref('stg_orders') }}",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.ends_with("| n |\n| - |\n| 0 |\n"), "{stdout}");
+}
