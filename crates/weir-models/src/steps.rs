@@ -50,6 +50,8 @@ pub struct StepOptions {
     pub select: Vec<String>,
     pub exclude: Vec<String>,
     pub target: Option<String>,
+    /// `--vars` known when planning (configs in dbt_project.yml may read `var()`).
+    pub vars: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The steps of `project_dir` in build order, or every problem of the project rendered as
@@ -57,6 +59,7 @@ pub struct StepOptions {
 pub fn plan_steps(project_dir: &Path, options: &StepOptions) -> Result<Vec<Step>, String> {
     let load = LoadOptions {
         target: options.target.clone(),
+        vars: options.vars.clone(),
         skip_profile: true,
         ..Default::default()
     };

@@ -76,6 +76,18 @@ pub fn expand_dag(dag: &Dag, root: &Path) -> Result<Dag, String> {
             select: words("select"),
             exclude: words("exclude"),
             target: text("target").map(str::to_string),
+            // Vars that are templates get their value per run; the rest count when planning.
+            vars: task
+                .config
+                .get("vars")
+                .and_then(Value::as_object)
+                .map(|vars| {
+                    vars.iter()
+                        .filter(|(_, v)| !v.to_string().contains("{{"))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         let steps = plan_steps(&dir, &options).map_err(|errors| {
             format!(

@@ -329,6 +329,35 @@ fn a_broken_dbt_project_is_an_import_error_of_its_dag() {
     p.write("models/models/revenue.sql", REVENUE);
     assert_eq!(p.ok(&["dags", "list-import-errors"]).trim(), "");
     p.ok(&["dags", "validate"]);
+
+    // The DAG processor sees a dbt file break: an import error, and the last good DAG stays.
+    let _weir = p.start();
+    wait_for(
+        "the DAG processor to expand",
+        Duration::from_secs(30),
+        || {
+            stored_tasks(&p)
+                .contains(&"transform.revenue".to_string())
+                .then_some(())
+        },
+    );
+    p.write(
+        "models/models/revenue.sql",
+        "select sum(amount) as total from {{ ref('stg_orderz') }}\n",
+    );
+    wait_for(
+        "standalone to see the import error",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(p.path().join("standalone.log"))
+                .ok()
+                .filter(|log| log.contains("import error in dags/shop.yaml"))
+        },
+    );
+    assert!(
+        stored_tasks(&p).contains(&"transform.revenue".to_string()),
+        "the last good DAG is kept"
+    );
 }
 
 #[test]
