@@ -455,6 +455,14 @@ impl PropertyReader<'_> {
         for test in tests_of(entry) {
             self.generic_test(test, &target, None, "snapshots", out);
         }
+        for column in entry.at("columns").as_seq() {
+            let Some(column_name) = text(column.at("name")) else {
+                continue;
+            };
+            for test in tests_of(column) {
+                self.generic_test(test, &target, Some(&column_name), "snapshots", out);
+            }
+        }
     }
 
     fn fqn(&self, name: &str) -> Vec<String> {

@@ -124,7 +124,14 @@ pub fn incremental(
     }
     stage.push(format!("create table {} as (\n{sql}\n)", tmp.render()));
     run(adapter, stage, &mut resp)?;
-    let columns = sync_schema(adapter, rel, &tmp, config, &mut resp)?;
+    let columns = match sync_schema(adapter, rel, &tmp, config, &mut resp) {
+        Ok(columns) => columns,
+        Err(e) => {
+            // The staged rows go, as dbt leaves no `__dbt_tmp` relation behind.
+            let _ = adapter.execute_all(&[drop_sql(&tmp, "table")]);
+            return Err(e);
+        }
+    };
     let cols = columns.join(", ");
     let keys = unique_keys(config);
     let strategy = config
