@@ -86,7 +86,7 @@ fn warehouse_tables(session: &Session, schemas: &BTreeSet<String>) -> Result<Vec
         if let Some(table) = tables.last_mut() {
             table
                 .columns
-                .push((text(row.get(4)), index, text(row.get(6)).to_uppercase()));
+                .push((text(row.get(4)), index, text(row.get(6))));
         }
     }
     Ok(tables)
