@@ -222,9 +222,11 @@ fn lineage_svg(project: &Project, nodes: &[&Node]) -> String {
         if label.chars().count() > 26 {
             label = label.chars().take(25).collect::<String>() + "…";
         }
+        // `docs: {node_color: ...}` of the node's properties or its config (`+docs:`).
         let color = node
             .docs
             .get("node_color")
+            .or_else(|| node.config.get("docs").and_then(|d| d.get("node_color")))
             .and_then(Json::as_str)
             .map(|c| format!(" style=\"fill:{}\"", escape(c)))
             .unwrap_or_default();

@@ -370,6 +370,13 @@ fn models_docs_generate_writes_a_valid_catalog_and_a_site_that_docs_serve_serves
     ] {
         assert!(html.contains(needle), "index.html lacks {needle:?}");
     }
+    // dbt_project.yml's `+docs: {node_color: gold}` colours the model's box.
+    let customers_box = html
+        .split("<title>model.jaffle_shop.customers</title>")
+        .nth(1)
+        .and_then(|rest| rest.split("/>").next())
+        .unwrap_or_default();
+    assert!(customers_box.contains("fill:gold"), "{customers_box}");
     assert!(
         !html.contains("src=\"http") && !html.contains("<link"),
         "the site loads nothing from the network"
