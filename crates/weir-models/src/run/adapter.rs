@@ -44,6 +44,59 @@ impl WarehouseAdapter {
             .map_err(|e| AdapterError(e.to_string()))
     }
 
+    /// The names and types of the columns `sql` returns (as the warehouse names the types:
+    /// DuckDB's `describe`, PostgreSQL's `pg_typeof`), without fetching its rows.
+    pub fn query_columns(&self, sql: &str) -> Result<Vec<(String, String)>, AdapterError> {
+        if self.dialect == "duckdb" {
+            let rows = self.query(&format!(
+                "describe select * from (\n{sql}\n) weir_query_columns"
+            ))?;
+            return Ok(rows
+                .rows
+                .iter()
+                .map(|r| {
+                    let text =
+                        |i: usize| r.get(i).and_then(|v| v.as_str()).unwrap_or("").to_string();
+                    (text(0), text(1))
+                })
+                .collect());
+        }
+        // One row whatever the query returns (NULLs when it returns none): its column names,
+        // then the type of each.
+        let from = format!(
+            "from (select 1 as weir_one) weir_one left join (\n{sql}\n) weir_query_columns on true limit 1"
+        );
+        let probe = self.query(&format!("select weir_query_columns.* {from}"))?;
+        if probe.columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let typed: Vec<String> = probe
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "pg_typeof(weir_query_columns.{})::text",
+                    crate::jinja::adapter::quote_identifier(c, '"')
+                )
+            })
+            .collect();
+        let types = self.query(&format!("select {} {from}", typed.join(", ")))?;
+        let row = types.rows.first().cloned().unwrap_or_default();
+        Ok(probe
+            .columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let t = row
+                    .get(i)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                (c, t)
+            })
+            .collect())
+    }
+
     /// The relation's kind (`table`/`view`) when it exists.
     pub fn relation_kind(
         &self,

@@ -68,13 +68,70 @@ pub fn build_and_swap(
         ..Default::default()
     };
     let tmp = beside(rel, "__dbt_tmp");
-    let old_tmp = existing_kind(adapter, &tmp)?;
+    let create = vec![format!("create {kind} {} as (\n{sql}\n)", tmp.render())];
+    build_beside(adapter, rel, &tmp, create, kind, &mut resp)?;
+    Ok(resp)
+}
+
+/// Builds a table with the columns (types, constraints) of an enforced contract beside
+/// `rel`, fills it from `sql`, then swaps it in.
+pub fn build_contract_table(
+    adapter: &WarehouseAdapter,
+    rel: &Relation,
+    sql: &str,
+    columns: &[super::contract::ContractColumn],
+) -> Result<Response, AdapterError> {
+    let mut resp = Response {
+        message: "OK".to_string(),
+        ..Default::default()
+    };
+    let tmp = beside(rel, "__dbt_tmp");
+    let q = |name: &str| crate::jinja::adapter::quote_identifier(name, rel.quote_char);
+    let defs: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let mut def = format!("{} {}", q(&c.name), c.data_type);
+            for constraint in &c.constraints {
+                def.push(' ');
+                def.push_str(constraint);
+            }
+            def
+        })
+        .collect();
+    let names: Vec<String> = columns.iter().map(|c| q(&c.name)).collect();
+    let names = names.join(", ");
+    let create = vec![
+        format!(
+            "create table {} (\n    {}\n)",
+            tmp.render(),
+            defs.join(",\n    ")
+        ),
+        format!(
+            "insert into {} ({names})\nselect {names} from (\n{sql}\n) as model_subq",
+            tmp.render()
+        ),
+    ];
+    build_beside(adapter, rel, &tmp, create, "table", &mut resp)?;
+    Ok(resp)
+}
+
+/// Runs `create` (which builds `tmp`) after dropping a stale `tmp`, then swaps `tmp` in
+/// for `rel`.
+fn build_beside(
+    adapter: &WarehouseAdapter,
+    rel: &Relation,
+    tmp: &Relation,
+    create: Vec<String>,
+    kind: &str,
+    resp: &mut Response,
+) -> Result<(), AdapterError> {
+    let old_tmp = existing_kind(adapter, tmp)?;
     let mut first = Vec::new();
     if let Some(k) = old_tmp {
-        first.push(drop_sql(&tmp, &k));
+        first.push(drop_sql(tmp, &k));
     }
-    first.push(format!("create {kind} {} as (\n{sql}\n)", tmp.render()));
-    run(adapter, first, &mut resp)?;
+    first.extend(create);
+    run(adapter, first, resp)?;
     let mut swap = Vec::new();
     if let Some(k) = existing_kind(adapter, rel)? {
         swap.push(drop_sql(rel, &k));
@@ -84,8 +141,7 @@ pub fn build_and_swap(
         tmp.render(),
         crate::jinja::adapter::quote_identifier(&ident(rel), rel.quote_char)
     ));
-    run(adapter, swap, &mut resp)?;
-    Ok(resp)
+    run(adapter, swap, resp)
 }
 
 fn unique_keys(config: &Map<String, Json>) -> Vec<String> {

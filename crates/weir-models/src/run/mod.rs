@@ -11,6 +11,7 @@
 pub mod adapter;
 mod artifacts;
 pub mod compile;
+mod contract;
 pub mod materialize;
 pub mod output;
 pub mod seed;
@@ -1129,6 +1130,21 @@ fn run_node(shared: &Shared, id: &UniqueId, slot: usize) -> NodeResult {
             }
             (ResourceType::Snapshot, _) => {
                 snapshot::snapshot(&adapter, &rel, &compiled.sql, &config)
+            }
+            (_, "view" | "table") if contract::enforced(&config) => {
+                let columns = contract::check(&adapter, node, &compiled.sql).map_err(|e| {
+                    format!(
+                        "Compilation Error in model {} ({})\n  {}",
+                        node.name,
+                        node.original_file_path,
+                        e.replace('\n', "\n  ")
+                    )
+                })?;
+                if materialization == "view" {
+                    materialize::build_and_swap(&adapter, &rel, &compiled.sql, "view")
+                } else {
+                    materialize::build_contract_table(&adapter, &rel, &compiled.sql, &columns)
+                }
             }
             (_, "view") => materialize::build_and_swap(&adapter, &rel, &compiled.sql, "view"),
             (_, "table") => materialize::build_and_swap(&adapter, &rel, &compiled.sql, "table"),

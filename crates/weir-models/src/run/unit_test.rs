@@ -217,46 +217,11 @@ fn query_columns(
     adapter: &WarehouseAdapter,
     sql: &str,
 ) -> Result<Vec<(String, Option<String>)>, String> {
-    if adapter.dialect() == "duckdb" {
-        let rows = adapter
-            .query(&format!(
-                "describe select * from (\n{sql}\n) dbt_unit_columns"
-            ))
-            .map_err(|e| e.0)?;
-        return Ok(rows
-            .rows
-            .iter()
-            .map(|r| {
-                let text = |i: usize| r.get(i).and_then(Json::as_str).unwrap_or("").to_string();
-                (text(0), Some(text(1)))
-            })
-            .collect());
-    }
-    let probe = adapter
-        .query(&format!(
-            "select * from (\n{sql}\n) dbt_unit_columns limit 1"
-        ))
-        .map_err(|e| e.0)?;
-    if probe.rows.is_empty() {
-        return Ok(probe.columns.into_iter().map(|c| (c, None)).collect());
-    }
-    let typed: Vec<String> = probe
-        .columns
-        .iter()
-        .map(|c| format!("pg_typeof({})::text", quote_identifier(c, '"')))
-        .collect();
-    let types = adapter
-        .query(&format!(
-            "select {} from (\n{sql}\n) dbt_unit_columns limit 1",
-            typed.join(", ")
-        ))
-        .map_err(|e| e.0)?;
-    let row = types.rows.first().cloned().unwrap_or_default();
-    Ok(probe
-        .columns
+    Ok(adapter
+        .query_columns(sql)
+        .map_err(|e| e.0)?
         .into_iter()
-        .enumerate()
-        .map(|(i, c)| (c, row.get(i).and_then(Json::as_str).map(str::to_string)))
+        .map(|(c, t)| (c, Some(t).filter(|t| !t.is_empty())))
         .collect())
 }
 
