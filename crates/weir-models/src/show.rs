@@ -33,9 +33,13 @@ pub struct ShowOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShowError {
-    #[error("either --select or --inline must be passed to show")]
+    #[error(
+        "either --select or --inline must be passed to show\nhint: weir models show --select customers, or --inline 'select ...'"
+    )]
     NothingAsked,
-    #[error("--select {0} matches no model, seed, snapshot or analysis")]
+    #[error(
+        "--select {0} matches no model, seed, snapshot or analysis\nhint: `weir models ls --select {0}` lists what it selects"
+    )]
     NothingSelected(String),
     #[error(transparent)]
     Run(#[from] RunError),

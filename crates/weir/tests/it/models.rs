@@ -288,6 +288,13 @@ fn models_show_previews_a_model_and_inline_sql_as_dbt_prints_them() {
             && stderr.contains("no_such_column"),
         "{stderr}"
     );
+    let (code, _, stderr) = models(&project, &profiles, &["show", "-s", "no_such_model"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("error: --select no_such_model matches no model")
+            && stderr.contains("hint: `weir models ls --select no_such_model`"),
+        "{stderr}"
+    );
     let (code, _, stderr) = models(&project, &profiles, &["show"]);
     assert_eq!(code, 2);
     assert!(
