@@ -225,7 +225,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_micros();
-        let mut groups: Vec<((TaskState, TaskState, Option<i64>), Vec<i64>)> = Vec::new();
+        // (from, to, next_retry_at) and the instances that make that move.
+        type Kind = (TaskState, TaskState, Option<i64>);
+        let mut groups: Vec<(Kind, Vec<i64>)> = Vec::new();
         for m in moves {
             let key = (m.from, m.to, m.next_retry_at);
             match groups.iter_mut().find(|(k, _)| *k == key) {
