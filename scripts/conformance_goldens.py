@@ -25,8 +25,8 @@ Needs a Python with dbt-core 1.11.16, dbt-duckdb 1.11.1, dbt-postgres 1.11.0 and
 /root/.cache/weir/dbt-venv (override with $DBT_VENV); run this script with that venv's python
 or any python3 (it re-executes itself in the venv). The dbt_utils package for `utils` is
 extracted at run time into the temporary copy's dbt_packages/dbt_utils from the dbt_utils
-1.4.1 package tarball in the folder $WEIR_FIXTURES (default: ../shared/fixtures relative to
-the repository root).
+1.4.1 package tarball in the folder $WEIR_FIXTURES (scripts/conformance_ci.sh sets it for
+CI).
 
     python3 scripts/conformance_goldens.py [project ...] [--adapter duckdb|postgres]
 """
