@@ -206,6 +206,56 @@ fn snapshots_record_a_change_with_both_strategies() {
 }
 
 #[test]
+fn hard_deletes_new_record_writes_a_deletion_row_and_a_returning_key_is_a_new_version() {
+    let env = shop();
+    let write_people =
+        |csv: &str| std::fs::write(env.project.join("seeds/people.csv"), csv).unwrap();
+    env.write(&[
+        ("seeds/people.csv", "id,city\n1,Oslo\n2,Rome\n"),
+        (
+            "snapshots/people_rec.sql",
+            "{% snapshot people_rec %}\n{{ config(target_schema='snapshots', unique_key='id', strategy='check', check_cols=['city'], hard_deletes='new_record') }}\nselect * from {{ ref('people') }}\n{% endsnapshot %}\n",
+        ),
+    ]);
+    let (report, out) = env.build();
+    assert!(report.success(), "{out}");
+    // 1 leaves; a column appears (the seed is rebuilt: an existing seed table keeps its
+    // columns, as in dbt).
+    write_people("id,city,zip\n2,Rome,100\n");
+    let (report, out) = env.run_with(Command::Build, true, &[]);
+    assert!(report.success(), "{out}");
+    let current = "select id, city, zip, dbt_is_deleted from snapshots.people_rec where dbt_valid_to is null order by id";
+    assert_eq!(
+        env.rows(current),
+        vec![
+            vec![json!(1), json!("Oslo"), json!(null), json!("True")],
+            vec![json!(2), json!("Rome"), json!(null), json!("False")],
+        ]
+    );
+    assert_eq!(
+        env.rows("select count(*) from snapshots.people_rec where id = 1"),
+        vec![vec![json!(2)]]
+    );
+    // A run with 1 still gone writes nothing more; 1 coming back is a new version.
+    let (report, out) = env.build();
+    assert!(report.success(), "{out}");
+    assert_eq!(
+        env.rows("select count(*) from snapshots.people_rec where id = 1"),
+        vec![vec![json!(2)]]
+    );
+    write_people("id,city,zip\n1,Oslo,7\n2,Rome,100\n");
+    let (report, out) = env.build();
+    assert!(report.success(), "{out}");
+    assert_eq!(
+        env.rows(current),
+        vec![
+            vec![json!(1), json!("Oslo"), json!(7), json!("False")],
+            vec![json!(2), json!("Rome"), json!(null), json!("False")],
+        ]
+    );
+}
+
+#[test]
 fn a_project_generate_schema_name_and_vars_decide_where_and_what_is_built() {
     let env = shop();
     env.write(&[

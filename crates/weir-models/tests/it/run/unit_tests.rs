@@ -152,3 +152,67 @@ fn a_failing_unit_test_shows_the_difference_and_skips_its_model() {
         "{out}"
     );
 }
+
+const CONTRACT_YML: &str = r#"version: 2
+models:
+  - name: dim
+    config:
+      contract:
+        enforced: true
+    columns:
+      - name: id
+        data_type: integer
+        constraints:
+          - type: not_null
+      - name: label
+        data_type: varchar
+"#;
+
+#[test]
+fn an_enforced_contract_fails_with_dbts_table_and_types_the_table() {
+    let env = Env::new("units", "units");
+    env.write(&[
+        ("dbt_project.yml", PROJECT),
+        ("models/schema.yml", CONTRACT_YML),
+        (
+            "models/dim.sql",
+            "{{ config(materialized='table') }}\nselect cast(1 as bigint) as id, 'a' as label, 2 as extra",
+        ),
+    ]);
+    let (report, out) = env.run_with(Command::Run, false, &[]);
+    assert!(!report.success(), "{out}");
+    assert!(
+        out.contains("Compilation Error in model dim (models/dim.sql)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("This model has an enforced contract that failed."),
+        "{out}"
+    );
+    assert!(
+        out.contains("| column_name | definition_type | contract_type | mismatch_reason     |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| id          | BIGINT          | INTEGER       | data type mismatch  |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| extra       | INTEGER         |               | missing in contract |"),
+        "{out}"
+    );
+
+    env.write(&[(
+        "models/dim.sql",
+        "{{ config(materialized='table') }}\nselect 1 as id, cast('a' as varchar(3)) as label",
+    )]);
+    let (report, out) = env.run_with(Command::Run, false, &[]);
+    assert!(report.success(), "{out}");
+    assert_eq!(
+        env.rows("select column_name, data_type, is_nullable from information_schema.columns where table_name = 'dim' order by ordinal_position"),
+        vec![
+            vec![json!("id"), json!("INTEGER"), json!("NO")],
+            vec![json!("label"), json!("VARCHAR"), json!("YES")],
+        ]
+    );
+}
