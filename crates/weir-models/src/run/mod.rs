@@ -543,18 +543,8 @@ pub fn execute(
         ));
         printer.line("");
     }
-    let start_failed = results.iter().any(|r| r.status != Status::Success);
-    if start_failed {
-        results.extend(plan.order.iter().map(|id| {
-            skip_node(
-                &shared,
-                id,
-                "skipped because an on-run-start hook failed".into(),
-            )
-        }));
-    } else {
-        results.extend(schedule(&shared, &plan, threads, options.fail_fast));
-    }
+    // As in dbt, the nodes run even when an on-run-start hook failed.
+    results.extend(schedule(&shared, &plan, threads, options.fail_fast));
     if runs_hooks {
         if !project.settings.on_run_end.is_empty() {
             printer.line("");
@@ -653,6 +643,14 @@ pub(crate) fn apply_naming(
     Ok(())
 }
 
+/// Where a project hook's SQL is written under `target/compiled/`, as dbt writes it.
+fn hook_compiled_path(package: &str, what: &str, index: usize) -> PathBuf {
+    Path::new(package)
+        .join("./dbt_project.yml")
+        .join("hooks")
+        .join(format!("{package}-{what}-{index}.sql"))
+}
+
 /// The unique id dbt gives a project hook: `operation.shop.shop-on-run-start-0`.
 pub fn hook_unique_id(package: &str, what: &str, index: usize) -> UniqueId {
     format!("operation.{package}.{package}-{what}-{index}")
@@ -660,7 +658,7 @@ pub fn hook_unique_id(package: &str, what: &str, index: usize) -> UniqueId {
 
 /// Runs the project's `on-run-start` or `on-run-end` statements in order; each is a result,
 /// as in dbt (`operation.<project>.<project>-<what>-<i>`). After a failing one the rest are
-/// skipped.
+/// skipped. The rendered SQL goes to `target/compiled/<project>/./dbt_project.yml/hooks/`.
 fn run_hooks(shared: &Shared, hooks: &[String], what: &str) -> Vec<NodeResult> {
     let package = shared.project.root_package();
     let mut ctx = crate::jinja::CompileContext::new(package);
@@ -673,9 +671,12 @@ fn run_hooks(shared: &Shared, hooks: &[String], what: &str) -> Vec<NodeResult> {
         let id = hook_unique_id(package, what, i);
         let name = format!("{package}.{what}.{i}");
         if failed {
-            shared
-                .printer
-                .progress(i + 1, hooks.len(), &format!("SKIP hook: {name}"), "SKIP");
+            shared.printer.progress(
+                i + 1,
+                hooks.len(),
+                &format!("SKIP hook: {name}"),
+                "SKIP in 0.00s",
+            );
             results.push(skipped(
                 &id,
                 Some(format!("skipped because an earlier {what} hook failed")),
@@ -691,8 +692,13 @@ fn run_hooks(shared: &Shared, hooks: &[String], what: &str) -> Vec<NodeResult> {
             .compiler
             .engine
             .compile(&format!("{what}.{i}"), hook, ctx.clone())
-            .map_err(|e| format!("Compilation Error in operation {package}-{what}-{i}\n  {e}"))
+            .map_err(|e| format!("{name} failed, error:\n {e}"))
             .and_then(|compiled| {
+                write_file(
+                    &shared.target_dir.join("compiled"),
+                    &hook_compiled_path(package, what, i),
+                    &compiled.sql,
+                );
                 if compiled.sql.trim().is_empty() {
                     return Ok(compiled.sql);
                 }
@@ -701,12 +707,7 @@ fn run_hooks(shared: &Shared, hooks: &[String], what: &str) -> Vec<NodeResult> {
                     .current()
                     .execute_all(std::slice::from_ref(&compiled.sql))
                     .map(|_| compiled.sql)
-                    .map_err(|e| {
-                        format!(
-                            "Database Error in operation {package}-{what}-{i}\n  {}",
-                            e.0.trim().replace('\n', "\n  ")
-                        )
-                    })
+                    .map_err(|e| format!("{name} failed, error:\n {}", e.0.trim()))
             });
         let took = elapsed_label(started);
         let mut result = skipped(&id, None);
@@ -1507,8 +1508,25 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
         if matches!(r.status, Status::Error | Status::Fail | Status::Warn) {
             printer.line("");
             let Some(node) = project.nodes.get(&r.unique_id) else {
-                // A project hook.
-                printer.line(r.message.as_deref().unwrap_or_default());
+                // A project hook: `operation.<project>.<project>-<what>-<i>`.
+                let (package, hook) = r
+                    .unique_id
+                    .strip_prefix("operation.")
+                    .and_then(|rest| rest.split_once('.'))
+                    .unwrap_or(("", &r.unique_id));
+                printer.line(&format!("Failure in operation {hook} (./dbt_project.yml)"));
+                printer.line(&format!("  {}", r.message.as_deref().unwrap_or_default()));
+                printer.line("");
+                let (what, index) = hook.rsplit_once('-').unwrap_or((hook, "0"));
+                let what = what.strip_prefix(&format!("{package}-")).unwrap_or(what);
+                let path = Path::new(&project.settings.target_path)
+                    .join("compiled")
+                    .join(hook_compiled_path(
+                        package,
+                        what,
+                        index.parse().unwrap_or(0),
+                    ));
+                printer.line(&format!("  compiled code at {}", path.display()));
                 continue;
             };
             let compiled_at = Path::new(&project.settings.target_path)

@@ -3,6 +3,7 @@
 
 mod common;
 mod features;
+mod hooks;
 mod jaffle;
 mod phases;
 mod unit_tests;
