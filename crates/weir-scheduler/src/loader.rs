@@ -208,10 +208,13 @@ impl DagLoader {
         // One look at each dbt project per sync, however many DAGs read it.
         let mut memo = HashMap::new();
         let mut changed = HashSet::new();
+        let mut expanding = HashSet::new();
         let out: Vec<(String, Parsed)> = all
             .into_iter()
             .map(|(file, parsed)| match parsed {
-                Parsed::Dag(dag) => {
+                // Most DAGs have nothing to expand: no second copy of them.
+                Parsed::Dag(dag) if models::has_expanding_task(&dag) => {
+                    expanding.insert(file.clone());
                     let again = rescanned.contains(file.as_str());
                     let (result, recomputed) = expander.expand(&file, &dag, again, root, &mut memo);
                     if recomputed && !again {
@@ -223,10 +226,11 @@ impl DagLoader {
                     };
                     (file, parsed)
                 }
-                error => (file, error),
+                other => (file, other),
             })
             .collect();
-        expander.retain(&out.iter().map(|(f, _)| f.as_str()).collect());
+        // Forget files that left or no longer expand anything.
+        expander.retain(&expanding.iter().map(String::as_str).collect());
         (out, changed)
     }
 }

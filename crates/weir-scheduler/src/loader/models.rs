@@ -17,6 +17,11 @@ use weir_models::steps::{StepOptions, fingerprint, plan_steps};
 /// The dbt project of a `models` task when `project_dir` is not set, relative to the project.
 const DEFAULT_PROJECT_DIR: &str = "models";
 
+/// Whether `dag` has a `models` task with `expand: true`.
+pub fn has_expanding_task(dag: &Dag) -> bool {
+    dag.tasks.iter().any(expands)
+}
+
 fn expands(task: &Task) -> bool {
     task.task_type == "models" && task.config.get("expand") == Some(&Value::Bool(true))
 }
@@ -236,5 +241,80 @@ impl Expander {
     /// Forgets files that left the folder.
     pub fn retain(&mut self, files: &HashSet<&str>) {
         self.cache.retain(|f, _| files.contains(f.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A weir project with a dbt project in models/ holding `models`, and a DAG using it.
+    fn project(name: &str, models: &[&str]) -> (PathBuf, Dag) {
+        let root = std::env::temp_dir().join(format!("weir-expand-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("models/models")).unwrap();
+        std::fs::write(
+            root.join("models/dbt_project.yml"),
+            "name: p\nversion: '1'\nprofile: p\n",
+        )
+        .unwrap();
+        for m in models {
+            std::fs::write(root.join(format!("models/models/{m}.sql")), "select 1").unwrap();
+        }
+        let yaml = "tasks:\n  - {id: first, type: shell, command: 'true'}\n  - {id: transform, type: models, expand: true, depends_on: [first], retries: 2}\n  - {id: after, type: shell, command: 'true', depends_on: [transform]}\n";
+        let dag = weir_spec::parse_dag(
+            "dags/d.yaml",
+            yaml.as_bytes(),
+            &weir_spec::ParseOptions::default(),
+        )
+        .unwrap();
+        (root, dag)
+    }
+
+    fn ids(dag: &Dag) -> Vec<(String, Vec<String>)> {
+        dag.tasks
+            .iter()
+            .map(|t| (t.task_id.clone(), t.depends_on.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_dag_is_expanded_again_only_when_a_file_of_its_dbt_project_changes() {
+        let (root, dag) = project("again", &["a"]);
+        let mut expander = Expander::default();
+        let mut look = || expander.expand("dags/d.yaml", &dag, false, &root, &mut HashMap::new());
+        let (first, changed) = look();
+        assert!(changed);
+        let first = first.unwrap();
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&first),
+            [
+                ("first".into(), vec![]),
+                ("transform.a".into(), s(&["first"])),
+                ("after".into(), s(&["transform.a"])),
+            ]
+        );
+        let task = first.task("transform.a").unwrap();
+        assert_eq!(task.retries, 2, "common keys carry over");
+        assert_eq!(task.config["nodes"], serde_json::json!(["model.p.a"]));
+        assert!(!look().1, "nothing changed");
+        // What dbt writes is not the project.
+        std::fs::create_dir_all(root.join("models/target")).unwrap();
+        std::fs::write(root.join("models/target/run_results.json"), "{}").unwrap();
+        assert!(!look().1, "target/ is not the project");
+        std::fs::write(root.join("models/models/b.sql"), "select 2").unwrap();
+        let (again, changed) = look();
+        assert!(changed);
+        assert!(again.unwrap().task("transform.b").is_some());
+        std::fs::write(root.join("models/models/c.sql"), "{{ ref('nope') }}").unwrap();
+        let error = look().0.unwrap_err();
+        assert!(
+            error.starts_with(
+                "dags/d.yaml:3: task 'transform': the dbt project in models/ does not parse"
+            ) && error.contains("depends on a node named 'nope'"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
