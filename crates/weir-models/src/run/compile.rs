@@ -378,15 +378,41 @@ impl Compiler {
             .cloned()
     }
 
-    /// Compiles `model` for a unit test: each input in `fixtures` (id → fixture SQL) is a CTE
-    /// `__dbt__cte__<name>` in place of its relation, as dbt does; other ephemeral models
-    /// are injected as usual.
+    /// Compiles `model` for a unit test: each input in `fixtures` (id, name, fixture SQL) is
+    /// a CTE `__dbt__cte__<name>` in place of its relation, as dbt does, and so is `this` when
+    /// `this_fixture` is given; other ephemeral models are injected as usual. `overrides` is
+    /// the unit test's `overrides:` (`vars`, `env_vars`, `macros: {is_incremental: ..}`).
     pub fn compile_with_fixtures(
         &self,
         model: &Node,
         fixtures: &[(UniqueId, String, String)],
+        this_fixture: Option<&str>,
+        overrides: &Json,
     ) -> Result<String, CompileFailure> {
         let (mut ctx, _) = self.context(model, false);
+        if let Some(Json::Object(vars)) = overrides.get("vars") {
+            ctx.vars
+                .extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(Json::Object(env)) = overrides.get("env_vars") {
+            let mut all: BTreeMap<String, String> = std::env::vars().collect();
+            for (k, v) in env {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                all.insert(k.clone(), text);
+            }
+            ctx.env_vars = Some(all);
+        }
+        if let Some(flag) = overrides
+            .get("macros")
+            .and_then(|m| m.get("is_incremental"))
+            .and_then(Json::as_bool)
+        {
+            ctx.is_incremental = flag;
+        }
+        let this_name = format!("{}_this", model.name);
+        if this_fixture.is_some() {
+            ctx.this = Some(cte_relation(&this_name));
+        }
         let resolver = Arc::new(FixtureResolver {
             inner: RecordingResolver::new(self.relations.clone(), &model.package_name),
             fixtures: fixtures
@@ -407,6 +433,9 @@ impl Compiler {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut ctes: Vec<(String, String)> = Vec::new();
+        if let Some(sql) = this_fixture {
+            ctes.push((format!("__dbt__cte__{this_name}"), sql.to_string()));
+        }
         for dep in &deps {
             if let Some((_, name, sql)) = fixtures.iter().find(|(id, _, _)| id == dep) {
                 ctes.push((format!("__dbt__cte__{name}"), sql.clone()));

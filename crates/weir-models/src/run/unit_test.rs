@@ -251,9 +251,15 @@ pub fn run(
     };
 
     let mut fixtures: Vec<(UniqueId, String, String)> = Vec::new();
+    let mut this_fixture = None;
     for entry in details.given.as_array().into_iter().flatten() {
         let input = entry.get("input").and_then(Json::as_str).unwrap_or("");
-        let id = input_node(compiler, input, &node.package_name)?;
+        let id = if input.trim() == "this" {
+            // An incremental model's current table.
+            model_id.clone()
+        } else {
+            input_node(compiler, input, &node.package_name)?
+        };
         let input_node = project
             .nodes
             .get(&id)
@@ -295,11 +301,20 @@ pub fn run(
             };
             rows_sql(&columns, &given, quote_char)
         };
+        if id == model_id {
+            this_fixture = Some(sql);
+            continue;
+        }
         let name = input_node.name.clone();
         fixtures.push((id, name, sql));
     }
     let actual_sql = compiler
-        .compile_with_fixtures(model, &fixtures)
+        .compile_with_fixtures(
+            model,
+            &fixtures,
+            this_fixture.as_deref(),
+            &details.overrides,
+        )
         .map_err(|e| e.0)?;
 
     let expect = rows_of(&details.expect);

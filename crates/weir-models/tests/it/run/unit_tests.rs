@@ -216,3 +216,45 @@ fn an_enforced_contract_fails_with_dbts_table_and_types_the_table() {
         ]
     );
 }
+
+const EVENTS_SQL: &str = "{{ config(materialized='incremental', unique_key='id') }}\n\
+select id, amount * {{ var('factor', 1) }} as amount from {{ ref('raw_events') }}\n\
+{% if is_incremental() %}where id > (select max(id) from {{ this }}){% endif %}\n";
+
+const EVENTS_YML: &str = r#"version: 2
+unit_tests:
+  - name: only_new_rows
+    model: events
+    overrides:
+      macros:
+        is_incremental: true
+      vars:
+        factor: 10
+    given:
+      - input: ref('raw_events')
+        rows:
+          - {id: 1, amount: 1}
+          - {id: 2, amount: 2}
+          - {id: 3, amount: 3}
+      - input: this
+        rows:
+          - {id: 1, amount: 10}
+    expect:
+      rows:
+        - {id: 2, amount: 20}
+        - {id: 3, amount: 30}
+"#;
+
+#[test]
+fn a_unit_test_can_give_this_and_override_is_incremental_and_vars() {
+    let env = Env::new("units", "units");
+    env.write(&[
+        ("dbt_project.yml", PROJECT),
+        ("seeds/raw_events.csv", "id,amount\n1,1\n"),
+        ("models/events.sql", EVENTS_SQL),
+        ("models/schema.yml", EVENTS_YML),
+    ]);
+    let (report, out) = env.build();
+    assert!(report.success(), "{out}");
+    assert!(out.contains("PASS events::only_new_rows "), "{out}");
+}
