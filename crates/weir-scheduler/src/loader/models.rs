@@ -95,8 +95,11 @@ pub fn expand_dag(dag: &Dag, root: &Path) -> Result<Dag, String> {
                 .unwrap_or_default(),
         };
         let steps = plan_steps(&dir, &options).map_err(|errors| {
+            // dbt's messages (paths relative to the dbt project), indented under the task.
+            let errors: Vec<String> = errors.lines().map(|l| format!("  {l}")).collect();
             format!(
-                "{at}: the dbt project in {shown}/ does not parse\n{errors}\n  hint: fix the dbt project (`weir models parse --project-dir {shown}` shows the same); the DAG is parsed again when one of its files changes"
+                "{at}: the dbt project in {shown}/ does not parse\n{}\n  hint: `weir models parse --project-dir {shown}` shows the same; the DAG is parsed again when a file of the dbt project changes",
+                errors.join("\n")
             )
         })?;
         if steps.is_empty() {
