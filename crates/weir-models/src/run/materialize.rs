@@ -156,7 +156,7 @@ fn unique_keys(config: &Map<String, Json>) -> Vec<String> {
 }
 
 /// dbt's incremental materialization: a full build when the target is missing or on
-/// `--full-refresh`, else the new rows are staged in `<name>__dbt_tmp` and applied with the
+/// `--full-refresh` (with the columns of an enforced contract when given), else the new rows are staged in `<name>__dbt_tmp` and applied with the
 /// configured strategy (`append`, `delete+insert`, `merge`).
 pub fn incremental(
     adapter: &WarehouseAdapter,
@@ -164,10 +164,14 @@ pub fn incremental(
     sql: &str,
     config: &Map<String, Json>,
     full_refresh: bool,
+    contract: Option<&[super::contract::ContractColumn]>,
 ) -> Result<Response, AdapterError> {
     let existing = existing_kind(adapter, rel)?;
     if full_refresh || existing.as_deref() != Some("table") {
-        return build_and_swap(adapter, rel, sql, "table");
+        return match contract {
+            Some(columns) => build_contract_table(adapter, rel, sql, columns),
+            None => build_and_swap(adapter, rel, sql, "table"),
+        };
     }
     let mut resp = Response {
         message: "OK".to_string(),

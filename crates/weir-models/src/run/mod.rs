@@ -1133,14 +1133,7 @@ fn run_node(shared: &Shared, id: &UniqueId, slot: usize) -> NodeResult {
                 snapshot::snapshot(&adapter, &rel, &compiled.sql, &config)
             }
             (_, "view" | "table") if contract::enforced(&config) => {
-                let columns = contract::check(&adapter, node, &compiled.sql).map_err(|e| {
-                    format!(
-                        "Compilation Error in model {} ({})\n  {}",
-                        node.name,
-                        node.original_file_path,
-                        e.replace('\n', "\n  ")
-                    )
-                })?;
+                let columns = contract_columns(&adapter, node, &compiled.sql)?;
                 if materialization == "view" {
                     materialize::build_and_swap(&adapter, &rel, &compiled.sql, "view")
                 } else {
@@ -1149,13 +1142,21 @@ fn run_node(shared: &Shared, id: &UniqueId, slot: usize) -> NodeResult {
             }
             (_, "view") => materialize::build_and_swap(&adapter, &rel, &compiled.sql, "view"),
             (_, "table") => materialize::build_and_swap(&adapter, &rel, &compiled.sql, "table"),
-            (_, "incremental") => materialize::incremental(
-                &adapter,
-                &rel,
-                &compiled.sql,
-                &config,
-                shared.full_refresh,
-            ),
+            (_, "incremental") => {
+                let columns = if contract::enforced(&config) {
+                    Some(contract_columns(&adapter, node, &compiled.sql)?)
+                } else {
+                    None
+                };
+                materialize::incremental(
+                    &adapter,
+                    &rel,
+                    &compiled.sql,
+                    &config,
+                    shared.full_refresh,
+                    columns.as_deref(),
+                )
+            }
             (_, other) => Err(AdapterError(format!(
                 "materialization '{other}' is not supported (use view, table, incremental or ephemeral)"
             ))),
@@ -1183,6 +1184,23 @@ fn run_node(shared: &Shared, id: &UniqueId, slot: usize) -> NodeResult {
         result.message = Some(message);
     }
     finish(shared, node, index, &description, result, started)
+}
+
+/// The columns of a model's enforced contract, or dbt's compilation error when the SQL does
+/// not match it.
+fn contract_columns(
+    adapter: &WarehouseAdapter,
+    node: &Node,
+    sql: &str,
+) -> Result<Vec<contract::ContractColumn>, String> {
+    contract::check(adapter, node, sql).map_err(|e| {
+        format!(
+            "Compilation Error in model {} ({})\n  {}",
+            node.name,
+            node.original_file_path,
+            e.replace('\n', "\n  ")
+        )
+    })
 }
 
 fn finish(
@@ -1439,7 +1457,8 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
         printer.line(&format!("Compiled {} nodes", report.results.len()));
         return;
     }
-    // In dbt's order: project hooks first, then each kind as it first appears.
+    // dbt's order: project hooks first, then the kinds sorted by dbt's own key
+    // (`seed`, `table model`, `test`, `unit_test`, `view model`, ...).
     let mut kinds: Vec<(String, usize)> = Vec::new();
     let hooks = report
         .results
@@ -1449,6 +1468,7 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
     if hooks > 0 {
         kinds.push(("project hook".to_string(), hooks));
     }
+    let mut by_key: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for r in &report.results {
         let Some(node) = project
             .nodes
@@ -1457,19 +1477,18 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
         else {
             continue;
         };
-        let label = match node.resource_type {
-            ResourceType::Model => format!("{} model", materialized(node)),
-            ResourceType::Test => "data test".to_string(),
-            ResourceType::Seed => "seed".to_string(),
-            ResourceType::Snapshot => "snapshot".to_string(),
-            ResourceType::UnitTest => "unit test".to_string(),
-            other => other.as_str().to_string(),
+        let (key, label) = match node.resource_type {
+            ResourceType::Model => {
+                let m = format!("{} model", materialized(node));
+                (m.clone(), m)
+            }
+            ResourceType::Test => ("test".to_string(), "data test".to_string()),
+            ResourceType::UnitTest => ("unit_test".to_string(), "unit test".to_string()),
+            other => (other.as_str().to_string(), other.as_str().to_string()),
         };
-        match kinds.iter_mut().find(|(k, _)| *k == label) {
-            Some((_, n)) => *n += 1,
-            None => kinds.push((label, 1)),
-        }
+        by_key.entry(key).or_insert((label, 0)).1 += 1;
     }
+    kinds.extend(by_key.into_values());
     let parts: Vec<String> = kinds
         .iter()
         .map(|(k, n)| format!("{n} {k}{}", if *n == 1 { "" } else { "s" }))
