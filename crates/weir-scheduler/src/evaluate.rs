@@ -65,6 +65,52 @@ pub struct RunOutcome {
     pub blocked: bool,
 }
 
+/// What evaluation needs of a DAG's structure, computed once per parsed DAG version rather
+/// than on every evaluation: the tasks in dependency order, each task's upstream tasks by
+/// index, the leaves, and task ids by index.
+#[derive(Debug)]
+pub struct DagShape {
+    order: Vec<usize>,
+    upstream: Vec<Vec<usize>>,
+    leaves: Vec<usize>,
+    index: HashMap<String, usize>,
+}
+
+impl DagShape {
+    pub fn new(dag: &Dag) -> DagShape {
+        let index: HashMap<String, usize> = dag
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.task_id.clone(), i))
+            .collect();
+        let upstream: Vec<Vec<usize>> = dag
+            .tasks
+            .iter()
+            .map(|t| {
+                t.depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .collect()
+            })
+            .collect();
+        let mut has_downstream = vec![false; dag.tasks.len()];
+        for ups in &upstream {
+            for &u in ups {
+                has_downstream[u] = true;
+            }
+        }
+        DagShape {
+            order: topological_order(dag),
+            leaves: (0..dag.tasks.len())
+                .filter(|&i| !has_downstream[i])
+                .collect(),
+            upstream,
+            index,
+        }
+    }
+}
+
 /// Decides, for one running run, which task instances move where. Pure: reads the current
 /// states and returns compare-and-set transitions.
 pub fn evaluate_run(
@@ -74,35 +120,53 @@ pub fn evaluate_run(
     past: &HashMap<String, TaskState>,
     capacity: &mut Capacity,
 ) -> RunOutcome {
+    evaluate_shaped(dag, &DagShape::new(dag), tis, now, past, capacity)
+}
+
+/// [`evaluate_run`] with the DAG's shape computed beforehand (the scheduler keeps one per
+/// DAG version): linear in the run's task instances and dependencies.
+pub fn evaluate_shaped(
+    dag: &Dag,
+    shape: &DagShape,
+    tis: &[TiRow],
+    now: i64,
+    past: &HashMap<String, TaskState>,
+    capacity: &mut Capacity,
+) -> RunOutcome {
     let mut out = RunOutcome::default();
-    let mut state: HashMap<&str, TaskState> =
-        tis.iter().map(|t| (t.task_id.as_str(), t.state)).collect();
-    let by_task: HashMap<&str, &TiRow> = tis.iter().map(|t| (t.task_id.as_str(), t)).collect();
-    // Instances of tasks that left the DAG file end as `removed` (running ones end on their
-    // own); they no longer count for the run's state.
-    for ti in tis.iter().filter(|t| dag.task(&t.task_id).is_none()) {
-        if let Some(m) = removal(ti) {
-            out.moves.push(m);
-            state.insert(ti.task_id.as_str(), TaskState::Removed);
+    // Per task (by index): its instance and that instance's state as this evaluation sees it.
+    let mut by_task: Vec<Option<&TiRow>> = vec![None; dag.tasks.len()];
+    let mut state: Vec<Option<TaskState>> = vec![None; dag.tasks.len()];
+    for ti in tis {
+        match shape.index.get(ti.task_id.as_str()) {
+            Some(&i) => {
+                by_task[i] = Some(ti);
+                state[i] = Some(ti.state);
+            }
+            // Instances of tasks that left the DAG file end as `removed` (running ones end on
+            // their own); they no longer count for the run's state.
+            None => {
+                if let Some(m) = removal(ti) {
+                    out.moves.push(m);
+                }
+            }
         }
     }
-    let order = topological_order(dag);
-    for index in order {
+    let mut unfinished = tis.iter().filter(|t| !t.state.is_finished()).count() - out.moves.len();
+    for &index in &shape.order {
         let task = &dag.tasks[index];
-        let Some(ti) = by_task.get(task.task_id.as_str()) else {
+        let (Some(ti), Some(current)) = (by_task[index], state[index]) else {
             continue;
         };
-        let current = state[task.task_id.as_str()];
         let next = match current {
             TaskState::None | TaskState::Scheduled => {
                 let mut counts = UpstreamCounts::default();
-                for up in &task.depends_on {
-                    counts.add(
-                        state
-                            .get(up.as_str())
-                            .copied()
-                            .unwrap_or(TaskState::Removed),
-                    );
+                for &up in &shape.upstream[index] {
+                    counts.add(state[up].unwrap_or(TaskState::Removed));
+                }
+                // A dependency on a task that is not in the DAG counts as removed.
+                for _ in shape.upstream[index].len()..task.depends_on.len() {
+                    counts.add(TaskState::Removed);
                 }
                 match task.trigger_rule.evaluate(counts) {
                     Readiness::Wait => None,
@@ -149,27 +213,26 @@ pub fn evaluate_run(
                 to,
                 next_retry_at: None,
             });
-            state.insert(task.task_id.as_str(), to);
+            if to.is_finished() {
+                unfinished -= 1;
+            }
+            state[index] = Some(to);
         }
     }
-    if state.values().all(|s| s.is_finished()) && !state.is_empty() {
-        let leaves_failed = dag
-            .tasks
-            .iter()
-            .filter(|t| dag.downstream(&t.task_id).is_empty())
-            .any(|t| {
-                matches!(
-                    state.get(t.task_id.as_str()),
-                    Some(TaskState::Failed | TaskState::UpstreamFailed)
-                )
-            });
+    if tis.is_empty() {
+        out.run_state = Some(RunState::Success);
+    } else if unfinished == 0 {
+        let leaves_failed = shape.leaves.iter().any(|&i| {
+            matches!(
+                state[i],
+                Some(TaskState::Failed | TaskState::UpstreamFailed)
+            )
+        });
         out.run_state = Some(if leaves_failed {
             RunState::Failed
         } else {
             RunState::Success
         });
-    } else if state.is_empty() {
-        out.run_state = Some(RunState::Success);
     }
     out
 }

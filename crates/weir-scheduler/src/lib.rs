@@ -15,7 +15,9 @@ pub mod folder;
 pub mod loader;
 mod reaper;
 
-pub use evaluate::{Capacity, RunOutcome, evaluate_run, topological_order};
+pub use evaluate::{
+    Capacity, DagShape, RunOutcome, evaluate_run, evaluate_shaped, topological_order,
+};
 pub use loader::DagLoader;
 
 use folder::DagFolder;
@@ -70,6 +72,8 @@ pub struct Scheduler {
     /// Per running run, its task instances as this scheduler last read or changed them
     /// (ordered by id), so that a round reads from the store only what others changed.
     views: Mutex<HashMap<i64, Vec<TiRow>>>,
+    /// Per DAG, the shape evaluation needs, for the DAG version it was computed from.
+    shapes: Mutex<HashMap<String, Shaped>>,
     /// Per DAG, when its next scheduled run is due, for the DAG version that said so.
     not_before: Mutex<HashMap<String, (Timestamp, Arc<Dag>)>>,
     hostname: String,
@@ -107,6 +111,7 @@ impl Scheduler {
             changed_runs: Default::default(),
             pending: Mutex::new(Pending::default()),
             views: Mutex::new(HashMap::new()),
+            shapes: Mutex::new(HashMap::new()),
             not_before: Mutex::new(HashMap::new()),
             hostname: nix::unistd::gethostname()
                 .ok()
@@ -435,7 +440,8 @@ impl Scheduler {
             } else {
                 HashMap::new()
             };
-            let outcome = evaluate_run(&dag, tis, now, &past, &mut capacity);
+            let shape = self.shape(&dag);
+            let outcome = evaluate_shaped(&dag, &shape, tis, now, &past, &mut capacity);
             if let Ok(mut pending) = self.pending.lock() {
                 if outcome.blocked {
                     pending.blocked.insert(run.id);
@@ -479,6 +485,19 @@ impl Scheduler {
             }
         }
         Ok(())
+    }
+
+    /// The shape of `dag`, computed once per parsed version of it.
+    fn shape(&self, dag: &Arc<Dag>) -> Arc<DagShape> {
+        let mut shapes = self.shapes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((version, shape)) = shapes.get(&dag.dag_id)
+            && Arc::ptr_eq(version, dag)
+        {
+            return shape.clone();
+        }
+        let shape = Arc::new(DagShape::new(dag));
+        shapes.insert(dag.dag_id.clone(), (dag.clone(), shape.clone()));
+        shape
     }
 
     /// The task instances of `runs`, by run: from this scheduler's views where it holds
@@ -812,6 +831,9 @@ pub async fn create_run(
     let seeds: Vec<TaskSeed> = dag.tasks.iter().map(TaskSeed::from).collect();
     store.create_run(new, &seeds).await
 }
+
+/// A DAG version and its shape.
+type Shaped = (Arc<Dag>, Arc<DagShape>);
 
 /// Runs the next round evaluates besides the changed ones.
 #[derive(Debug, Default)]
