@@ -258,3 +258,29 @@ fn a_unit_test_can_give_this_and_override_is_incremental_and_vars() {
     assert!(report.success(), "{out}");
     assert!(out.contains("PASS events::only_new_rows "), "{out}");
 }
+
+#[test]
+fn seed_types_follow_agates_inference() {
+    use weir_models::run::seed::infer;
+    let cases: &[(&[&str], &str)] = &[
+        (&["1", "2", ""], "integer"),
+        (&["1", "2.0", "-3"], "integer"),
+        (&["1", "2.50"], "float8"),
+        (&["1,000", "$5", "7%"], "integer"),
+        (&["1e3", "2"], "integer"),
+        (&["", "null", "NULL"], "integer"),
+        (&["2024-01-01", "2024-1-5"], "date"),
+        (&["2024-01-01", "2024-02-30"], "text"),
+        (&["2024-01-01 10:00:00", "2024-01-02 11:30:00"], "timestamp without time zone"),
+        (&["2024-01-01T10:00:00", "2024-01-02T11:30:00.5Z"], "timestamp without time zone"),
+        (&["2024-01-01", "2024-01-01 10:00:00"], "text"),
+        (&["true", "False", ""], "boolean"),
+        (&["true", "yes"], "text"),
+        (&["1", "true"], "text"),
+        (&["abc", "1"], "text"),
+    ];
+    for (values, expected) in cases {
+        let got = infer(values.iter().map(|v| Some(*v)));
+        assert_eq!(got.sql_type(), *expected, "{values:?}");
+    }
+}
