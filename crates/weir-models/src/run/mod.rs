@@ -972,7 +972,12 @@ fn elapsed_label(started: Instant) -> String {
 fn compiled_rel_path(node: &Node) -> PathBuf {
     let mut p = PathBuf::from(&node.package_name).join(&node.original_file_path);
     if node.resource_type == ResourceType::Test && node.test_metadata.is_some() {
-        p = p.join(&node.path);
+        // dbt: `<yml path>/<test file name>`, without the YAML file's folders again.
+        let file = Path::new(&node.path)
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(&node.path));
+        p = p.join(file);
     }
     p
 }
@@ -1572,9 +1577,23 @@ fn summary(printer: &Printer, project: &Project, report: &RunReport, command: Co
                         "{head} in {kind} {} ({})",
                         node.name, node.original_file_path
                     ));
-                    printer.line(&format!("  {message}"));
+                    // dbt indents a failure's message, not a warning's.
+                    if r.status == Status::Fail {
+                        printer.line(&format!("  {message}"));
+                    } else {
+                        printer.line(&message);
+                    }
                     printer.line("");
                     printer.line(&format!("  compiled code at {}", compiled_at.display()));
+                    if let Some(stored) = &r.relation_name {
+                        // store_failures: where the failing rows are.
+                        let query = format!("select * from {stored}");
+                        let border = "-".repeat(query.chars().count());
+                        printer.line("");
+                        printer.line(&format!(
+                            "  See test failures:\n  {border}\n  {query}\n  {border}"
+                        ));
+                    }
                 }
                 _ => printer.line(&message),
             }
