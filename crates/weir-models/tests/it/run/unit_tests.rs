@@ -271,8 +271,14 @@ fn seed_types_follow_agates_inference() {
         (&["", "null", "NULL"], "integer"),
         (&["2024-01-01", "2024-1-5"], "date"),
         (&["2024-01-01", "2024-02-30"], "text"),
-        (&["2024-01-01 10:00:00", "2024-01-02 11:30:00"], "timestamp without time zone"),
-        (&["2024-01-01T10:00:00", "2024-01-02T11:30:00.5Z"], "timestamp without time zone"),
+        (
+            &["2024-01-01 10:00:00", "2024-01-02 11:30:00"],
+            "timestamp without time zone",
+        ),
+        (
+            &["2024-01-01T10:00:00", "2024-01-02T11:30:00.5Z"],
+            "timestamp without time zone",
+        ),
         (&["2024-01-01", "2024-01-01 10:00:00"], "text"),
         (&["true", "False", ""], "boolean"),
         (&["true", "yes"], "text"),
