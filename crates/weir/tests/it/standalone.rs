@@ -206,3 +206,32 @@ fn kill_9_in_the_middle_of_a_20_task_dag_loses_nothing_and_runs_nothing_twice() 
         assert!(ends >= 1, "{task} completed at least once");
     }
 }
+
+#[test]
+fn a_cli_trigger_wakes_a_running_standalone_without_waiting_for_its_poll() {
+    // Polls a minute apart: only the CLI's poke can make this run start within seconds.
+    let p = Project::with_settings(
+        "[scheduler]\ndag_dir_list_interval = 60.0\npoll_s = 60.0\nheartbeat_s = 0.5\n",
+    );
+    p.dag(
+        "poked",
+        "tasks:\n  - {id: a, type: shell, command: 'echo a'}\n  - {id: b, type: empty, depends_on: [a]}\n",
+    );
+    let mut weir = p.start();
+    wait_for("standalone to be healthy", Duration::from_secs(30), || {
+        (p.run(&["health"]).0 == 0).then_some(())
+    });
+    let asked = Instant::now();
+    let (code, stdout, stderr) = p.run(&["dags", "trigger", "poked", "--wait"]);
+    let took = asked.elapsed();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        took < Duration::from_secs(30),
+        "the run waited for the scheduler's 60 s poll ({took:?})"
+    );
+    let runs = p.runs("poked");
+    assert!(all_success(&runs), "{runs:?}");
+    let states = p.states("poked", runs[0]["run_id"].as_str().unwrap());
+    assert_eq!(states["b"], "success", "the empty join ends in the scheduler");
+    assert_eq!(weir.interrupt(Duration::from_secs(20)), Some(0));
+}
