@@ -82,6 +82,32 @@ const UPDATE: &[&str] = &[
 
 /// dbt's built-in defaults for a resource type, as the manifest shows them.
 pub fn defaults(resource_type: ResourceType) -> Config {
+    // Built once per resource type: `Project::load` asks for every node (10,000 models make
+    // building the three `json!` maps each time a tenth of a parse).
+    static DEFAULTS: std::sync::LazyLock<Vec<(ResourceType, Config)>> =
+        std::sync::LazyLock::new(|| {
+            [
+                ResourceType::Model,
+                ResourceType::Seed,
+                ResourceType::Snapshot,
+                ResourceType::Test,
+                ResourceType::UnitTest,
+                ResourceType::Source,
+                ResourceType::Analysis,
+                ResourceType::Exposure,
+            ]
+            .into_iter()
+            .map(|t| (t, build_defaults(t)))
+            .collect()
+        });
+    DEFAULTS
+        .iter()
+        .find(|(t, _)| *t == resource_type)
+        .map(|(_, config)| config.clone())
+        .unwrap_or_else(|| build_defaults(resource_type))
+}
+
+fn build_defaults(resource_type: ResourceType) -> Config {
     let common = json!({
         "enabled": true,
         "alias": null,

@@ -41,6 +41,59 @@ impl Graph {
         graph
     }
 
+    /// Replaces the parents of `id` (parents not in the graph are left out, as in `build`) and
+    /// returns the ones it did not have: a cycle this makes runs through one of them.
+    pub fn set_parents(&mut self, id: &str, parents: &[UniqueId]) -> Vec<UniqueId> {
+        if !self.contains(id) {
+            return Vec::new();
+        }
+        let wanted: BTreeSet<UniqueId> = parents
+            .iter()
+            .filter(|p| self.contains(p))
+            .cloned()
+            .collect();
+        let old = self
+            .parents
+            .insert(id.to_string(), wanted.clone())
+            .unwrap_or_default();
+        for gone in old.difference(&wanted) {
+            if let Some(children) = self.children.get_mut(gone) {
+                children.remove(id);
+            }
+        }
+        let added: Vec<UniqueId> = wanted.difference(&old).cloned().collect();
+        for parent in &added {
+            self.children
+                .entry(parent.clone())
+                .or_default()
+                .insert(id.to_string());
+        }
+        added
+    }
+
+    /// Whether one of `targets` is `start` or downstream of it.
+    pub fn reaches_any(&self, start: &str, targets: &[UniqueId]) -> bool {
+        let targets: BTreeSet<&str> = targets.iter().map(String::as_str).collect();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut stack = vec![start];
+        while let Some(id) = stack.pop() {
+            if targets.contains(id) {
+                return true;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            stack.extend(
+                self.children
+                    .get(id)
+                    .into_iter()
+                    .flatten()
+                    .map(String::as_str),
+            );
+        }
+        false
+    }
+
     pub fn contains(&self, id: &str) -> bool {
         self.parents.contains_key(id)
     }
@@ -169,4 +222,44 @@ fn walk(
         level += 1;
     }
     seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::node::ResourceType;
+
+    fn model(name: &str, parents: &[&str]) -> Node {
+        let mut node = Node::new(ResourceType::Model, "p", name);
+        node.depends_on = parents.iter().map(|p| format!("model.p.{p}")).collect();
+        node
+    }
+
+    #[test]
+    fn set_parents_gives_the_graph_a_rebuild_would() {
+        let mut nodes = vec![
+            model("a", &[]),
+            model("b", &["a"]),
+            model("c", &["b", "gone"]),
+            model("d", &["a"]),
+        ];
+        let mut graph = Graph::build(&nodes);
+        nodes[2].depends_on = vec!["model.p.a".into(), "model.p.d".into(), "x.y".into()];
+        let added = graph.set_parents("model.p.c", &nodes[2].depends_on);
+        assert_eq!(
+            added,
+            vec!["model.p.a".to_string(), "model.p.d".to_string()]
+        );
+        assert_eq!(graph, Graph::build(&nodes));
+        assert!(graph.set_parents("model.p.nope", &[]).is_empty());
+    }
+
+    #[test]
+    fn reaches_any_finds_what_a_new_edge_would_close() {
+        let nodes = [model("a", &[]), model("b", &["a"]), model("c", &["b"])];
+        let graph = Graph::build(&nodes);
+        assert!(graph.reaches_any("model.p.a", &["model.p.c".into()]));
+        assert!(graph.reaches_any("model.p.b", &["model.p.b".into()]));
+        assert!(!graph.reaches_any("model.p.c", &["model.p.a".into()]));
+    }
 }

@@ -370,6 +370,12 @@ impl Loader {
     /// to `model.<pkg>.<name>.v<v>`.
     fn apply_patches(&mut self) {
         let patches = std::mem::take(&mut self.patches);
+        // Nodes by unique id (the first of duplicates, as a linear search found it): one
+        // patch per model made the search quadratic, a fifth of parsing 10,000 models.
+        let mut index: HashMap<UniqueId, usize> = HashMap::with_capacity(self.nodes.len());
+        for (i, node) in self.nodes.iter().enumerate() {
+            index.entry(node.unique_id.clone()).or_insert(i);
+        }
         for patch in patches {
             if patch.versions.is_empty() {
                 let id = format!(
@@ -378,7 +384,7 @@ impl Loader {
                     patch.package,
                     patch.name
                 );
-                let Some(node) = self.nodes.iter_mut().find(|n| n.unique_id == id) else {
+                let Some(node) = index.get(&id).map(|&i| &mut self.nodes[i]) else {
                     self.warnings.push(format!(
                         "{}:{}: did not find a {} named '{}' for this entry",
                         patch.file, patch.line, patch.resource_type, patch.name
@@ -401,7 +407,7 @@ impl Loader {
                     .clone()
                     .unwrap_or_else(|| format!("{}_v{}", patch.name, version.v));
                 let id = format!("model.{}.{}", patch.package, file_name);
-                let Some(node) = self.nodes.iter_mut().find(|n| n.unique_id == id) else {
+                let Some(&position) = index.get(&id) else {
                     self.errors.push(
                         ProjectError::invalid(format!(
                             "version {} of model '{}' has no file '{file_name}.sql'",
@@ -412,8 +418,20 @@ impl Loader {
                     );
                     continue;
                 };
+                let node = &mut self.nodes[position];
                 node.name = patch.name.clone();
                 node.unique_id = format!("model.{}.{}.v{}", patch.package, patch.name, version.v);
+                // Renamed: keep the index what a search in list order would find.
+                let renamed = node.unique_id.clone();
+                let first = index.entry(renamed).or_insert(position);
+                *first = (*first).min(position);
+                if index.get(&id) == Some(&position) {
+                    index.remove(&id);
+                    if let Some(next) = self.nodes.iter().position(|n| n.unique_id == id) {
+                        index.insert(id.clone(), next);
+                    }
+                }
+                let node = &mut self.nodes[position];
                 node.version = Some(version.v.clone());
                 node.latest_version = latest.clone();
                 if let Some(last) = node.fqn.last_mut() {

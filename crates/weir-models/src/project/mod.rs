@@ -185,7 +185,7 @@ impl Project {
         self.graph = Graph::build(self.nodes.values());
     }
 
-    /// Replaces a node's dependencies with what rendering really called, and rebuilds the
+    /// Replaces a node's dependencies with what rendering really called, and updates the
     /// graph; a cycle this creates is an error.
     pub fn set_dependencies(
         &mut self,
@@ -196,7 +196,12 @@ impl Project {
             return Err(ProjectError::invalid(format!("no enabled node '{id}'")));
         };
         node.depends_on = depends_on;
-        self.graph = Graph::build(self.nodes.values());
+        // Only this node's edges change (the compiler calls this once per node: rebuilding
+        // the graph each time was quadratic), and only an added parent can close a loop.
+        let added = self.graph.set_parents(id, &node.depends_on);
+        if added.is_empty() || !self.graph.reaches_any(id, &added) {
+            return Ok(());
+        }
         match self.graph.find_cycle() {
             Some(cycle) => Err(
                 ProjectError::new(ProjectErrorKind::Cycle(cycle.join(" --> ")))
@@ -221,5 +226,43 @@ impl Project {
     /// Generic test macros (`test_<name>`) by package, as `{% test %}` blocks define them.
     pub fn generic_tests(&self) -> impl Iterator<Item = &Macro> {
         self.macros.values().filter(|m| m.name.starts_with("test_"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_dependencies_refuses_the_cycle_it_would_close() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("models")).unwrap();
+        for (path, text) in [
+            ("dbt_project.yml", "name: shop\nprofile: p\n"),
+            ("models/a.sql", "select 1 as id"),
+            ("models/b.sql", "select * from {{ ref('a') }}"),
+            ("models/c.sql", "select * from {{ ref('b') }}"),
+        ] {
+            std::fs::write(dir.path().join(path), text).unwrap();
+        }
+        let options = LoadOptions {
+            skip_profile: true,
+            ..Default::default()
+        };
+        let mut project = Project::load(dir.path(), &options).unwrap();
+        let error = project
+            .set_dependencies("model.shop.a", vec!["model.shop.c".into()])
+            .unwrap_err();
+        assert!(
+            matches!(&error.kind, ProjectErrorKind::Cycle(c) if c.contains("model.shop.c")),
+            "{error:?}"
+        );
+        // Dropping the edge lifts the cycle; the graph stays what a rebuild gives.
+        project.set_dependencies("model.shop.a", vec![]).unwrap();
+        assert!(project.graph.find_cycle().is_none());
+        project
+            .set_dependencies("model.shop.c", vec!["model.shop.a".into()])
+            .unwrap();
+        assert_eq!(project.graph, Graph::build(project.nodes.values()));
     }
 }

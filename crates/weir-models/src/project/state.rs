@@ -2,14 +2,16 @@
 //! (dbt's v12 shape) and `run_results.json` read from `--state DIR`, and a manifest writer in
 //! the same shape so weir's own runs leave a state to compare against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::Path;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json, json};
 
 use super::Project;
 use super::error::{ProjectError, ProjectErrorKind};
-use super::node::{Node, ResourceType, UniqueId};
+use super::node::{DocBlock, Macro, Node, ResourceType, UniqueId};
 
 /// What a previous manifest says about one node, the fields dbt's `same_contents` compares.
 #[derive(Debug, Clone, PartialEq)]
@@ -349,94 +351,231 @@ fn sources_json(node: &Node) -> Json {
     )
 }
 
+/// The manifest section a node is listed in.
+fn section_of(resource_type: ResourceType) -> &'static str {
+    match resource_type {
+        ResourceType::Source => "sources",
+        ResourceType::Exposure => "exposures",
+        ResourceType::UnitTest => "unit_tests",
+        _ => "nodes",
+    }
+}
+
+fn macro_json(m: &Macro) -> Json {
+    json!({
+        "name": m.name, "resource_type": "macro", "package_name": m.package_name,
+        "path": m.path, "original_file_path": m.original_file_path, "unique_id": m.unique_id,
+        "macro_sql": m.macro_sql, "depends_on": {"macros": []}, "description": "",
+        "meta": {}, "docs": {"show": true, "node_color": null}, "patch_path": null,
+        "arguments": m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect::<Vec<_>>(),
+    })
+}
+
+fn doc_json(d: &DocBlock) -> Json {
+    json!({
+        "name": d.name, "resource_type": "doc", "package_name": d.package_name,
+        "path": d.path, "original_file_path": d.original_file_path,
+        "unique_id": d.unique_id, "block_contents": d.block_contents,
+    })
+}
+
+fn metadata_json(project: &Project, generated_at: &str) -> Json {
+    json!({
+        "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json",
+        "dbt_version": "1.11.0",
+        "generated_at": generated_at,
+        "invocation_id": null,
+        "env": {},
+        "project_name": project.settings.name,
+        "adapter_type": project.profile.as_ref().map(|p| p.adapter_type.clone()),
+    })
+}
+
+/// The top-level keys of the manifest, in dbt's order.
+const MANIFEST_KEYS: &[&str] = &[
+    "metadata",
+    "nodes",
+    "sources",
+    "macros",
+    "docs",
+    "exposures",
+    "metrics",
+    "groups",
+    "selectors",
+    "disabled",
+    "parent_map",
+    "child_map",
+    "group_map",
+    "saved_queries",
+    "semantic_models",
+    "unit_tests",
+];
+
 /// A manifest of `project` in dbt's v12 shape (nodes, sources, exposures, unit tests, macros,
 /// docs, disabled, parent and child maps), as written to `target/manifest.json`.
 pub fn manifest_json(project: &Project, generated_at: &str) -> Json {
-    let mut nodes = Map::new();
-    let mut sources = Map::new();
-    let mut exposures = Map::new();
-    let mut unit_tests = Map::new();
-    for (id, node) in &project.nodes {
-        let section = match node.resource_type {
-            ResourceType::Source => &mut sources,
-            ResourceType::Exposure => &mut exposures,
-            ResourceType::UnitTest => &mut unit_tests,
-            _ => &mut nodes,
-        };
-        section.insert(id.clone(), node_json(node));
-    }
-    let macros: Map<String, Json> = project
-        .macros
-        .iter()
-        .map(|(id, m)| {
-            (
-                id.clone(),
-                json!({
-                    "name": m.name, "resource_type": "macro", "package_name": m.package_name,
-                    "path": m.path, "original_file_path": m.original_file_path, "unique_id": m.unique_id,
-                    "macro_sql": m.macro_sql, "depends_on": {"macros": []}, "description": "",
-                    "meta": {}, "docs": {"show": true, "node_color": null}, "patch_path": null,
-                    "arguments": m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect::<Vec<_>>(),
-                }),
-            )
-        })
-        .collect();
-    let docs: Map<String, Json> = project
-        .docs
-        .iter()
-        .map(|(id, d)| {
-            (
-                id.clone(),
-                json!({
-                    "name": d.name, "resource_type": "doc", "package_name": d.package_name,
-                    "path": d.path, "original_file_path": d.original_file_path,
-                    "unique_id": d.unique_id, "block_contents": d.block_contents,
-                }),
-            )
-        })
-        .collect();
-    let mut disabled = Map::new();
-    for (id, node) in &project.disabled {
-        disabled.insert(id.clone(), json!([node_json(node)]));
-    }
-    let map_of = |edges: &BTreeMap<UniqueId, std::collections::BTreeSet<UniqueId>>| -> Json {
-        Json::Object(edges.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+    let manifest = Manifest {
+        project,
+        generated_at,
     };
-    json!({
-        "metadata": {
-            "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json",
-            "dbt_version": "1.11.0",
-            "generated_at": generated_at,
-            "invocation_id": null,
-            "env": {},
-            "project_name": project.settings.name,
-            "adapter_type": project.profile.as_ref().map(|p| p.adapter_type.clone()),
-        },
-        "nodes": nodes,
-        "sources": sources,
-        "macros": macros,
-        "docs": docs,
-        "exposures": exposures,
-        "metrics": {},
-        "groups": {},
-        "selectors": {},
-        "disabled": disabled,
-        "parent_map": map_of(&project.graph.parents),
-        "child_map": map_of(&project.graph.children),
-        "group_map": {},
-        "saved_queries": {},
-        "semantic_models": {},
-        "unit_tests": unit_tests,
-    })
+    Json::Object(
+        MANIFEST_KEYS
+            .iter()
+            .map(|key| (key.to_string(), manifest.entry(key).to_json()))
+            .collect(),
+    )
 }
 
 /// Writes `manifest.json` into `dir` (created if missing).
 pub fn write_manifest(project: &Project, dir: &Path) -> Result<(), ProjectError> {
     std::fs::create_dir_all(dir).map_err(|e| state_error(dir, e.to_string()))?;
     let path = dir.join("manifest.json");
-    let text = serde_json::to_string_pretty(&manifest_json(project, &now_rfc3339()))
+    let file = std::fs::File::create(&path).map_err(|e| state_error(&path, e.to_string()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    write_manifest_to(project, &now_rfc3339(), &mut out)
         .map_err(|e| state_error(&path, e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| state_error(&path, e.to_string()))
+    out.flush().map_err(|e| state_error(&path, e.to_string()))
+}
+
+/// Writes what `manifest_json` returns, pretty-printed, one node at a time: the whole tree of
+/// 10,000 models (and the text of it) was most of parsing them, in allocation and page faults.
+pub fn write_manifest_to(
+    project: &Project,
+    generated_at: &str,
+    out: impl std::io::Write,
+) -> serde_json::Result<()> {
+    let mut serializer = serde_json::Serializer::pretty(out);
+    Manifest {
+        project,
+        generated_at,
+    }
+    .serialize(&mut serializer)
+}
+
+struct Manifest<'a> {
+    project: &'a Project,
+    generated_at: &'a str,
+}
+
+/// One top-level entry of the manifest, serialized on demand.
+enum Entry<'a> {
+    Value(Json),
+    Nodes(&'a Project, &'static str),
+    Macros(&'a BTreeMap<UniqueId, Macro>),
+    Docs(&'a BTreeMap<UniqueId, DocBlock>),
+    Disabled(&'a BTreeMap<UniqueId, Node>),
+    Edges(&'a BTreeMap<UniqueId, BTreeSet<UniqueId>>),
+}
+
+impl<'a> Manifest<'a> {
+    fn entry(&self, key: &'static str) -> Entry<'a> {
+        let project = self.project;
+        match key {
+            "metadata" => Entry::Value(metadata_json(project, self.generated_at)),
+            "nodes" | "sources" | "exposures" | "unit_tests" => Entry::Nodes(project, key),
+            "macros" => Entry::Macros(&project.macros),
+            "docs" => Entry::Docs(&project.docs),
+            "disabled" => Entry::Disabled(&project.disabled),
+            "parent_map" => Entry::Edges(&project.graph.parents),
+            "child_map" => Entry::Edges(&project.graph.children),
+            _ => Entry::Value(Json::Object(Map::new())),
+        }
+    }
+}
+
+impl Entry<'_> {
+    fn to_json(&self) -> Json {
+        match self {
+            Entry::Value(value) => value.clone(),
+            Entry::Nodes(project, section) => Json::Object(
+                project
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| section_of(n.resource_type) == *section)
+                    .map(|(id, n)| (id.clone(), node_json(n)))
+                    .collect(),
+            ),
+            Entry::Macros(macros) => Json::Object(
+                macros
+                    .iter()
+                    .map(|(id, m)| (id.clone(), macro_json(m)))
+                    .collect(),
+            ),
+            Entry::Docs(docs) => Json::Object(
+                docs.iter()
+                    .map(|(id, d)| (id.clone(), doc_json(d)))
+                    .collect(),
+            ),
+            Entry::Disabled(nodes) => Json::Object(
+                nodes
+                    .iter()
+                    .map(|(id, n)| (id.clone(), json!([node_json(n)])))
+                    .collect(),
+            ),
+            Entry::Edges(edges) => {
+                Json::Object(edges.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+            }
+        }
+    }
+}
+
+impl Serialize for Manifest<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(MANIFEST_KEYS.len()))?;
+        for key in MANIFEST_KEYS {
+            map.serialize_entry(key, &self.entry(key))?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for Entry<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        fn entries<S: Serializer, K: Serialize, V: Serialize>(
+            serializer: S,
+            items: impl Iterator<Item = (K, V)> + Clone,
+        ) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(items.clone().count()))?;
+            for (key, value) in items {
+                map.serialize_entry(&key, &value)?;
+            }
+            map.end()
+        }
+        match self {
+            Entry::Value(value) => value.serialize(serializer),
+            Entry::Nodes(project, section) => entries(
+                serializer,
+                project
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| section_of(n.resource_type) == *section)
+                    .map(|(id, n)| (id, Lazy(n, node_json))),
+            ),
+            Entry::Macros(macros) => entries(
+                serializer,
+                macros.iter().map(|(id, m)| (id, Lazy(m, macro_json))),
+            ),
+            Entry::Docs(docs) => entries(
+                serializer,
+                docs.iter().map(|(id, d)| (id, Lazy(d, doc_json))),
+            ),
+            Entry::Disabled(nodes) => entries(
+                serializer,
+                nodes.iter().map(|(id, n)| (id, [Lazy(n, node_json)])),
+            ),
+            Entry::Edges(edges) => entries(serializer, edges.iter()),
+        }
+    }
+}
+
+/// A value turned into JSON only when serialized (and dropped right after).
+#[derive(Clone, Copy)]
+struct Lazy<'a, T>(&'a T, fn(&T) -> Json);
+
+impl<T> Serialize for Lazy<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.1)(self.0).serialize(serializer)
+    }
 }
 
 /// UTC now as `2026-01-02T03:04:05.000000Z`, without a date crate.
@@ -463,4 +602,50 @@ fn now_rfc3339() -> String {
         rem % 60,
         now.subsec_micros()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::LoadOptions;
+
+    #[test]
+    fn the_streamed_manifest_is_the_pretty_printed_manifest_json() {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in [
+            (
+                "dbt_project.yml",
+                "name: shop\nprofile: p\nmodels:\n  shop:\n    +materialized: view\n    legacy:\n      +enabled: false\n",
+            ),
+            ("models/a.sql", "select 1 as id"),
+            (
+                "models/b.sql",
+                "{{ config(tags=['x']) }}\nselect * from {{ ref('a') }}",
+            ),
+            ("models/legacy/old.sql", "select 2 as id"),
+            (
+                "models/schema.yml",
+                "version: 2\nmodels:\n  - name: b\n    description: \"b\"\n    columns:\n      - name: id\n        data_tests: [unique]\nsources:\n  - name: raw\n    tables: [{name: t}]\n",
+            ),
+            ("macros/m.sql", "{% macro m(x) %}{{ x }}{% endmacro %}"),
+            ("docs/d.md", "{% docs d %}text{% enddocs %}"),
+            ("seeds/s.csv", "id\n1\n"),
+        ] {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let options = LoadOptions {
+            skip_profile: true,
+            ..Default::default()
+        };
+        let project = Project::load(dir.path(), &options).unwrap();
+        assert!(!project.disabled.is_empty() && !project.macros.is_empty());
+        let mut streamed = Vec::new();
+        write_manifest_to(&project, "2026-01-02T03:04:05.000000Z", &mut streamed).unwrap();
+        let whole =
+            serde_json::to_string_pretty(&manifest_json(&project, "2026-01-02T03:04:05.000000Z"))
+                .unwrap();
+        assert_eq!(String::from_utf8(streamed).unwrap(), whole);
+    }
 }
