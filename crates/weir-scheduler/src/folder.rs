@@ -1,10 +1,8 @@
 //! The DAG folder: which files changed since the last look (mtime and size, then a content
-//! hash), parsed into DAGs or import errors. `.weirignore` lines are globs of files to skip.
+//! hash: BLAKE3, in hex, the `hash` of the file's `dag` rows), parsed into DAGs or import errors. `.weirignore` lines are globs of files to skip.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use std::collections::BTreeMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 use weir_core::Dag;
@@ -159,9 +157,7 @@ fn parse_parallel(
 fn parse_file(name: &str, path: &Path, options: &ParseOptions) -> (String, Parsed) {
     match std::fs::read(path) {
         Ok(bytes) => {
-            let mut hasher = DefaultHasher::new();
-            bytes.hash(&mut hasher);
-            let hash = format!("{:016x}", hasher.finish());
+            let hash = blake3::hash(&bytes).to_hex().to_string();
             let parsed = match parse_dag(name, &bytes, options) {
                 Ok(dag) => Parsed::Dag(Box::new(dag)),
                 Err(errors) => Parsed::Error(errors.to_string()),
@@ -238,7 +234,42 @@ fn ignore_set<'a>(lines: impl Iterator<Item = &'a str>) -> GlobSet {
 
 #[cfg(test)]
 mod tests {
-    use super::ignore_set;
+    use super::{DagFolder, ignore_set};
+    use weir_spec::ParseOptions;
+
+    #[test]
+    fn a_file_is_changed_when_its_blake3_digest_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        let text = "dag_id: a\ntasks:\n  t:\n    type: empty\n";
+        std::fs::write(&file, text).unwrap();
+        let mut folder = DagFolder::new(
+            dir.path().to_path_buf(),
+            dir.path().to_path_buf(),
+            ParseOptions::default(),
+        );
+        let scan = folder.scan();
+        assert_eq!(scan.changed.len(), 1);
+        let (name, hash, _) = &scan.changed[0];
+        assert_eq!(name, "a.yaml");
+        assert_eq!(hash, &blake3::hash(text.as_bytes()).to_hex().to_string());
+        assert_eq!(hash.len(), 64);
+
+        // Same bytes, new mtime and size history: not a change.
+        std::fs::write(&file, "x").unwrap();
+        std::fs::write(&file, text).unwrap();
+        let file_handle = std::fs::File::options().write(true).open(&file).unwrap();
+        file_handle
+            .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+            .unwrap();
+        assert!(folder.scan().changed.is_empty());
+
+        std::fs::write(&file, text.replace("empty", "shell")).unwrap();
+        file_handle
+            .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(folder.scan().changed.len(), 1);
+    }
 
     #[test]
     fn globs_match_like_gitignore() {
