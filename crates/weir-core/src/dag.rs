@@ -65,6 +65,44 @@ impl Dag {
         self.tasks.iter().find(|t| t.task_id == task_id)
     }
 
+    /// Each task's effective priority, in task order, by Airflow's default weight rule
+    /// (`downstream`): its own `priority_weight` plus those of every task downstream of it,
+    /// so that the start of a long chain goes before the ends of others.
+    pub fn priority_weights(&self) -> Vec<i64> {
+        let index: std::collections::HashMap<&str, usize> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.task_id.as_str(), i))
+            .collect();
+        let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); self.tasks.len()];
+        for (i, t) in self.tasks.iter().enumerate() {
+            for d in &t.depends_on {
+                if let Some(&u) = index.get(d.as_str()) {
+                    downstream[u].push(i);
+                }
+            }
+        }
+        let mut seen = vec![usize::MAX; self.tasks.len()];
+        (0..self.tasks.len())
+            .map(|start| {
+                let mut weight = 0;
+                let mut stack = vec![start];
+                seen[start] = start;
+                while let Some(i) = stack.pop() {
+                    weight += self.tasks[i].priority_weight;
+                    for &d in &downstream[i] {
+                        if seen[d] != start {
+                            seen[d] = start;
+                            stack.push(d);
+                        }
+                    }
+                }
+                weight
+            })
+            .collect()
+    }
+
     /// Ids of the tasks that list `task_id` in their `depends_on`.
     pub fn downstream(&self, task_id: &str) -> Vec<&str> {
         self.tasks
@@ -155,6 +193,43 @@ pub type SharedDags =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn priority_weights_add_up_everything_downstream_as_airflow() {
+        let mut a = task();
+        a.task_id = "a".into();
+        let mut b = task();
+        b.task_id = "b".into();
+        b.depends_on = vec!["a".into()];
+        let mut c = task();
+        c.task_id = "c".into();
+        c.depends_on = vec!["a".into()];
+        c.priority_weight = 5;
+        let mut d = task();
+        d.task_id = "d".into();
+        d.depends_on = vec!["b".into(), "c".into()];
+        let dag = Dag {
+            dag_id: "w".into(),
+            fileloc: "dags/w.yaml".into(),
+            description: None,
+            owner: None,
+            tags: vec![],
+            schedule: Schedule::Never,
+            timezone: "UTC".into(),
+            start_date: None,
+            end_date: None,
+            catchup: false,
+            max_active_runs: 1,
+            max_active_tasks: 1,
+            is_paused_upon_creation: None,
+            params: Map::new(),
+            callbacks: Map::new(),
+            doc: None,
+            tasks: vec![a, b, c, d],
+        };
+        // d is downstream of a twice (through b and c) and counts once.
+        assert_eq!(dag.priority_weights(), [8, 2, 6, 1]);
+    }
 
     fn task() -> Task {
         Task {

@@ -77,6 +77,8 @@ pub struct Scheduler {
     /// Per DAG, when its next scheduled run is due, for the DAG version that said so.
     not_before: Mutex<HashMap<String, (Timestamp, Arc<Dag>)>>,
     hostname: String,
+    /// When the next scheduled run of an unpaused DAG is due, as the last look found.
+    runs_due_at: Mutex<Option<Timestamp>>,
     last_scan: Mutex<Option<Instant>>,
     last_reap: Mutex<Option<Instant>>,
     /// (run, task) pairs whose sla miss is recorded in the store: checked here first so that
@@ -117,6 +119,7 @@ impl Scheduler {
                 .ok()
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "localhost".into()),
+            runs_due_at: Mutex::new(None),
             last_scan: Mutex::new(None),
             last_reap: Mutex::new(None),
             slas_missed: Mutex::new(Default::default()),
@@ -192,11 +195,24 @@ impl Scheduler {
             .unwrap_or(true);
         if scan_due {
             self.sync_dag_folder().await?;
-            report.runs_created = self.create_scheduled_runs(&mut report).await?;
             self.store.complete_backfills().await?;
             if let Ok(mut l) = self.last_scan.lock() {
                 *l = Some(Instant::now());
             }
+        }
+        // Scheduled runs are created when the folder was read and as soon as one is due, not
+        // at the next read of the folder.
+        let runs_due = self
+            .runs_due_at
+            .lock()
+            .map(|at| at.is_some_and(|at| at <= Timestamp::now()))
+            .unwrap_or(true);
+        if scan_due || runs_due {
+            report.runs_created = self.create_scheduled_runs(&mut report).await?;
+        } else if let Ok(at) = self.runs_due_at.lock()
+            && let Some(at) = *at
+        {
+            report.next_due = earliest(report.next_due, at);
         }
         let reap_due = self
             .last_reap
@@ -304,6 +320,13 @@ impl Scheduler {
                 }
                 last = Some(next);
             }
+        }
+        if let Ok(mut due) = self.runs_due_at.lock() {
+            *due = not_before
+                .iter()
+                .filter(|(dag_id, _)| !paused.get(*dag_id).copied().unwrap_or(true))
+                .map(|(_, (at, _))| *at)
+                .min();
         }
         if let Ok(mut cache) = self.not_before.lock() {
             *cache = not_before;
@@ -828,7 +851,15 @@ pub async fn create_run(
     dag: &Dag,
     new: &NewRun,
 ) -> Result<Option<RunRow>, StoreError> {
-    let seeds: Vec<TaskSeed> = dag.tasks.iter().map(TaskSeed::from).collect();
+    let seeds: Vec<TaskSeed> = dag
+        .tasks
+        .iter()
+        .zip(dag.priority_weights())
+        .map(|(task, weight)| TaskSeed {
+            priority_weight: weight,
+            ..TaskSeed::from(task)
+        })
+        .collect();
     store.create_run(new, &seeds).await
 }
 
