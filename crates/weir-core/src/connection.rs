@@ -3,7 +3,9 @@
 //! Airflow's JSON export. File databases put their path in `host`: `duckdb:///abs/path.duckdb`,
 //! `duckdb://.weir/warehouse.duckdb` (relative to the project), `sqlite:///abs/path.db`.
 
-use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+// `url` splits the URI; its parts come percent-encoded, and `percent_encoding` (which `url` is
+// built on) decodes them and encodes them for `to_uri`.
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -53,14 +55,22 @@ pub fn is_secret_key(key: &str) -> bool {
 }
 
 impl Connection {
-    /// Parses an Airflow-style URI. `conn_id` is set by the caller.
+    /// Parses an Airflow-style URI (as Airflow's `Connection(uri=...)`): the scheme is the type
+    /// (`-` → `_`, `postgresql` → `postgres`); login, password, host and the path (the
+    /// schema) are percent-decoded; query parameters become `extra`, or `__extra__` holds it
+    /// as JSON; `http://https://host` keeps its protocol in the host. File databases take
+    /// everything after `TYPE://` up to the query as the path in `host`. `conn_id` is set by
+    /// the caller.
     pub fn from_uri(conn_id: &str, uri: &str) -> Result<Connection, String> {
         let uri = uri.trim();
-        let Some((scheme, rest)) = uri.split_once("://") else {
-            return Err(format!(
+        let not_a_uri = || {
+            format!(
                 "'{}' is not a connection URI (expected TYPE://[LOGIN[:PASSWORD]@]HOST[:PORT][/SCHEMA][?EXTRA], e.g. postgres://user:pass@localhost:5432/db or duckdb:///path/to/file.duckdb)",
                 mask_uri(uri)
-            ));
+            )
+        };
+        let Some((scheme, rest)) = uri.split_once("://") else {
+            return Err(not_a_uri());
         };
         if scheme.is_empty()
             || !scheme
@@ -70,58 +80,71 @@ impl Connection {
             return Err(format!("'{scheme}' is not a connection type"));
         }
         let conn_type = normalise_type(scheme);
+        // URL schemes have no `_`; Airflow's URIs spell `google_cloud_platform` with `-`.
+        let scheme = scheme.replace('_', "-");
         let mut conn = Connection {
             conn_id: conn_id.to_string(),
             conn_type: conn_type.clone(),
             ..Connection::default()
         };
-        let (body, query) = match rest.split_once('?') {
-            Some((b, q)) => (b, Some(q)),
-            None => (rest, None),
+        let parse_error = |e: url::ParseError| match e {
+            url::ParseError::InvalidPort => format!(
+                "the port in '{}' is not a number from 0 to 65535",
+                mask_uri(uri)
+            ),
+            _ => not_a_uri(),
         };
-        if FILE_TYPES.contains(&conn_type.as_str()) {
-            conn.host = Some(decode(body)?).filter(|h| !h.is_empty());
+        let url = if FILE_TYPES.contains(&conn_type.as_str()) {
+            // A path, not an authority: `duckdb://.weir/w.duckdb` is the relative path
+            // `.weir/w.duckdb`, `duckdb:///abs/w.duckdb` the absolute one.
+            let url = url::Url::parse(&format!("{scheme}:{rest}")).map_err(parse_error)?;
+            conn.host = Some(decode(url.path())?).filter(|h| !h.is_empty());
+            url
         } else {
-            let (authority, path) = match body.find('/') {
-                Some(i) => (&body[..i], Some(&body[i + 1..])),
-                None => (body, None),
-            };
-            let (userinfo, hostport) = match authority.rfind('@') {
-                Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-                None => (None, authority),
-            };
-            if let Some(userinfo) = userinfo {
-                let (login, password) = match userinfo.split_once(':') {
-                    Some((l, p)) => (l, Some(p)),
-                    None => (userinfo, None),
-                };
-                conn.login = Some(decode(login)?).filter(|s| !s.is_empty());
-                conn.password = password.map(decode).transpose()?.filter(|s| !s.is_empty());
-            }
-            let (host, port) = split_port(hostport)?;
-            conn.host = Some(decode(host)?).filter(|s| !s.is_empty());
-            conn.port = port;
-            conn.schema = path.map(decode).transpose()?.filter(|s| !s.is_empty());
-        }
-        if let Some(query) = query {
-            for pair in query.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                let (k, v) = (decode(k)?, decode(v)?);
-                if k == "__extra__" {
-                    let parsed: Value = serde_json::from_str(&v)
-                        .map_err(|e| format!("__extra__ is not JSON: {e}"))?;
-                    if let Value::Object(map) = parsed {
-                        conn.extra.extend(map);
-                    }
-                } else {
-                    conn.extra.insert(k, Value::String(v));
+            // Airflow's `TYPE://PROTOCOL://HOST...`: the host keeps its protocol.
+            let (protocol, rest) = match rest.split_once("://") {
+                Some((protocol, rest))
+                    if !protocol.is_empty()
+                        && protocol
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+                {
+                    (Some(protocol), rest)
                 }
+                _ => (None, rest),
+            };
+            let url = url::Url::parse(&format!("{scheme}://{rest}")).map_err(parse_error)?;
+            conn.login = Some(decode(url.username())?).filter(|s| !s.is_empty());
+            conn.password = url.password().map(decode).transpose()?;
+            conn.password = conn.password.filter(|s| !s.is_empty());
+            let host = decode(url.host_str().unwrap_or(""))?;
+            conn.host = match protocol {
+                Some(p) => Some(format!("{p}://{host}")),
+                None => Some(host).filter(|s| !s.is_empty()),
+            };
+            conn.port = url.port();
+            let path = url.path().strip_prefix('/').unwrap_or(url.path());
+            conn.schema = Some(decode(path)?).filter(|s| !s.is_empty());
+            url
+        };
+        for (k, v) in url.query_pairs() {
+            if k == "__extra__" {
+                let parsed: Value =
+                    serde_json::from_str(&v).map_err(|e| format!("__extra__ is not JSON: {e}"))?;
+                if let Value::Object(map) = parsed {
+                    conn.extra.extend(map);
+                }
+            } else {
+                conn.extra
+                    .insert(k.into_owned(), Value::String(v.into_owned()));
             }
         }
         Ok(conn)
     }
 
-    /// The URI form (secrets included: callers mask it for display).
+    /// The URI form (secrets included: callers mask it for display), as Airflow's `get_uri`:
+    /// the parts percent-encoded, `extra` as query parameters when every value is a string,
+    /// else as `__extra__` JSON.
     pub fn to_uri(&self) -> String {
         let mut uri = format!("{}://", self.conn_type.replace('_', "-"));
         if FILE_TYPES.contains(&self.conn_type.as_str()) {
@@ -135,7 +158,13 @@ impl Connection {
                 }
                 uri.push('@');
             }
-            uri.push_str(&encode(self.host.as_deref().unwrap_or("")));
+            let host = self.host.as_deref().unwrap_or("");
+            match host.split_once("://") {
+                Some((protocol, host)) => {
+                    uri.push_str(&format!("{protocol}://{}", encode(host)));
+                }
+                None => uri.push_str(&encode(host)),
+            }
             if let Some(port) = self.port {
                 uri.push_str(&format!(":{port}"));
             }
@@ -145,20 +174,16 @@ impl Connection {
             }
         }
         if !self.extra.is_empty() {
-            let all_strings = self.extra.values().all(Value::is_string);
-            let query: Vec<String> = if all_strings {
-                self.extra
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", encode(k), encode(v.as_str().unwrap_or(""))))
-                    .collect()
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            if self.extra.values().all(Value::is_string) {
+                for (k, v) in &self.extra {
+                    query.append_pair(k, v.as_str().unwrap_or(""));
+                }
             } else {
-                vec![format!(
-                    "__extra__={}",
-                    encode(&Value::Object(self.extra.clone()).to_string())
-                )]
-            };
+                query.append_pair("__extra__", &Value::Object(self.extra.clone()).to_string());
+            }
             uri.push('?');
-            uri.push_str(&query.join("&"));
+            uri.push_str(&query.finish());
         }
         uri
     }
@@ -302,30 +327,6 @@ fn normalise_type(scheme: &str) -> String {
     }
 }
 
-fn split_port(hostport: &str) -> Result<(&str, Option<u16>), String> {
-    // [v6]:port or host:port
-    if let Some(rest) = hostport.strip_prefix('[')
-        && let Some(end) = rest.find(']')
-    {
-        let host = &hostport[..end + 2];
-        let after = &rest[end + 1..];
-        return match after.strip_prefix(':') {
-            Some(p) => Ok((host, Some(parse_port(p)?))),
-            None => Ok((host, None)),
-        };
-    }
-    match hostport.rsplit_once(':') {
-        Some((host, port)) if !port.is_empty() => Ok((host, Some(parse_port(port)?))),
-        Some((host, _)) => Ok((host, None)),
-        None => Ok((hostport, None)),
-    }
-}
-
-fn parse_port(text: &str) -> Result<u16, String> {
-    text.parse()
-        .map_err(|_| format!("port '{text}' is not a number from 1 to 65535"))
-}
-
 fn decode(text: &str) -> Result<String, String> {
     percent_decode_str(text)
         .decode_utf8()
@@ -333,13 +334,15 @@ fn decode(text: &str) -> Result<String, String> {
         .map_err(|e| format!("'{text}' is not valid UTF-8 after percent-decoding: {e}"))
 }
 
+/// Everything but RFC 3986's unreserved characters, as Python's `quote(text, safe="")`.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
 fn encode(text: &str) -> String {
-    utf8_percent_encode(text, NON_ALPHANUMERIC)
-        .to_string()
-        .replace("%2E", ".")
-        .replace("%2D", "-")
-        .replace("%5F", "_")
-        .replace("%7E", "~")
+    utf8_percent_encode(text, COMPONENT).to_string()
 }
 
 /// A URI with its password replaced by `***`, safe to print in an error.
@@ -402,6 +405,79 @@ mod tests {
             mask_uri("postgres://u:secret@h/db"),
             "postgres://u:***@h/db"
         );
+    }
+
+    /// `type login=.. password=.. host=.. port=.. schema=.. extra=..`, the parts that are set.
+    fn summary(c: &Connection) -> String {
+        let mut out = c.conn_type.clone();
+        let parts = [
+            ("login", c.login.clone()),
+            ("password", c.password.clone()),
+            ("host", c.host.clone()),
+            ("port", c.port.map(|p| p.to_string())),
+            ("schema", c.schema.clone()),
+        ];
+        for (name, value) in parts {
+            if let Some(value) = value {
+                out.push_str(&format!(" {name}={value}"));
+            }
+        }
+        if !c.extra.is_empty() {
+            out.push_str(&format!(" extra={}", Value::Object(c.extra.clone())));
+        }
+        out
+    }
+
+    #[test]
+    fn uris_parse_by_airflows_rules() {
+        let cases = [
+            ("sqlite:///abs/path.db", "sqlite host=/abs/path.db"),
+            (
+                "duckdb:///my%20dir/w.duckdb",
+                "duckdb host=/my dir/w.duckdb",
+            ),
+            (
+                "duckdb://w.duckdb?threads=4",
+                r#"duckdb host=w.duckdb extra={"threads":"4"}"#,
+            ),
+            ("sqlite://", "sqlite"),
+            (
+                "google-cloud-platform://?project=p",
+                r#"google_cloud_platform extra={"project":"p"}"#,
+            ),
+            ("google_cloud_platform://", "google_cloud_platform"),
+            ("postgres:///db", "postgres schema=db"),
+            (
+                "postgres://u:p@ss@h/db",
+                "postgres login=u password=p@ss host=h schema=db",
+            ),
+            (
+                "postgres://user@h:5432",
+                "postgres login=user host=h port=5432",
+            ),
+            (
+                "postgres://%5B%5D@my%20host/a%2Fb",
+                "postgres login=[] host=my host schema=a/b",
+            ),
+            (
+                "mysql://h/db?a=1&b=two+words&c=",
+                r#"mysql host=h schema=db extra={"a":"1","b":"two words","c":""}"#,
+            ),
+            (
+                "http://h?__extra__=%7B%22timeout%22%3A5%7D",
+                r#"http host=h extra={"timeout":5}"#,
+            ),
+            (
+                "http://https://api.example.com:8443/v1",
+                "http host=https://api.example.com port=8443 schema=v1",
+            ),
+        ];
+        for (uri, expected) in cases {
+            let c = Connection::from_uri("c", uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
+            assert_eq!(summary(&c), expected, "{uri}");
+            let again = Connection::from_uri("c", &c.to_uri()).unwrap();
+            assert_eq!(again, c, "{uri} → {}", c.to_uri());
+        }
     }
 
     #[test]
