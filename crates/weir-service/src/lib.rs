@@ -215,11 +215,10 @@ impl Services {
         self.clear(actor, dag, &request).await
     }
 
-    /// Marks the selected task instances (not running ones) success or failed, as Airflow's
-    /// "mark success/failed" does; the scheduler then moves what follows them.
-    pub async fn mark(
+    /// The task instances [`Services::mark`] would move to `state`: those `request` selects
+    /// that are in another state and not running. Changes nothing (Airflow's `dry_run`).
+    pub async fn mark_preview(
         &self,
-        actor: &Actor,
         dag: &Dag,
         request: &ClearRequest,
         state: TaskState,
@@ -230,14 +229,28 @@ impl Services {
                 hint: "mark them success or failed".into(),
             });
         }
-        let selected: Vec<TiRow> = self
+        Ok(self
             .select(dag, request)
             .await?
             .into_iter()
             .filter(|t| {
                 t.state != state && !matches!(t.state, TaskState::Running | TaskState::Restarting)
             })
-            .collect();
+            .collect())
+    }
+
+    /// Marks the selected task instances (not running ones) success or failed, as Airflow's
+    /// "mark success/failed" (`set_task_instance_state`) does: the failed and upstream_failed
+    /// instances downstream of them in the same runs are cleared, so that a run that failed
+    /// goes on from the marked task, and the scheduler decides their runs again.
+    pub async fn mark(
+        &self,
+        actor: &Actor,
+        dag: &Dag,
+        request: &ClearRequest,
+        state: TaskState,
+    ) -> Result<Marked> {
+        let selected = self.mark_preview(dag, request, state).await?;
         let moves: Vec<Transition> = selected
             .iter()
             .map(|t| Transition {
@@ -254,6 +267,31 @@ impl Services {
             .filter_map(|(t, ok)| ok.then_some(t))
             .collect();
         let runs: BTreeSet<i64> = marked.iter().map(|t| t.run_pk).collect();
+        let marked_tasks: BTreeSet<String> = marked.iter().map(|t| t.task_id.clone()).collect();
+        let downstream = related(dag, &marked_tasks, Direction::Downstream);
+        let run_pks: Vec<i64> = runs.iter().copied().collect();
+        let resumed: Vec<TiRow> = if downstream.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .task_instances_of_runs(&run_pks)
+                .await?
+                .into_iter()
+                .filter(|t| {
+                    downstream.contains(&t.task_id)
+                        && !marked.iter().any(|m| m.id == t.id)
+                        && matches!(t.state, TaskState::Failed | TaskState::UpstreamFailed)
+                })
+                .collect()
+        };
+        if !resumed.is_empty() {
+            let retries: Vec<(i64, u32)> = resumed
+                .iter()
+                .map(|t| (t.id, dag.task(&t.task_id).map(|d| d.retries).unwrap_or(0)))
+                .collect();
+            let ids: Vec<i64> = resumed.iter().map(|t| t.id).collect();
+            self.store.clear_task_instances(&ids, &retries).await?;
+        }
         for pk in runs {
             // A finished run with a changed instance is decided again by the scheduler.
             for from in [RunState::Success, RunState::Failed] {
@@ -265,10 +303,14 @@ impl Services {
             &format!("mark_{state}"),
             &dag.dag_id,
             request.run_ids.first().map(String::as_str),
-            json!({"task_instances": marked.len(), "tasks": task_ids(&marked)}),
+            json!({
+                "task_instances": marked.len(),
+                "tasks": task_ids(&marked),
+                "cleared_downstream": task_ids(&resumed),
+            }),
         )
         .await?;
-        Ok(marked)
+        Ok(Marked { marked, resumed })
     }
 
     /// Pauses or unpauses a DAG. A DAG no scheduler has parsed yet gets its row first (the
@@ -429,6 +471,15 @@ impl Services {
             })
             .collect())
     }
+}
+
+/// What [`Services::mark`] changed.
+#[derive(Debug, Clone)]
+pub struct Marked {
+    /// The instances moved to the new state, with the state they had.
+    pub marked: Vec<TiRow>,
+    /// The failed and upstream_failed instances downstream of them, cleared to run again.
+    pub resumed: Vec<TiRow>,
 }
 
 /// A created backfill: its record, the runs it will run, and the existing runs it left alone.

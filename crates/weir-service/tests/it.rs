@@ -65,7 +65,7 @@ async fn trigger_mark_and_clear_with_downstream_are_audited() {
         .mark(&alice, &dag, &only_run, TaskState::Success)
         .await
         .unwrap();
-    assert_eq!(marked.len(), 3);
+    assert_eq!(marked.marked.len(), 3);
     assert!(
         states(&svc, run.id)
             .await
@@ -111,6 +111,64 @@ async fn trigger_mark_and_clear_with_downstream_are_audited() {
             ("mark_success", "alice"),
             ("trigger", "alice")
         ]
+    );
+}
+
+#[tokio::test]
+async fn marking_a_failed_task_success_clears_what_failed_downstream_of_it() {
+    let (_dir, svc, dag) = setup().await;
+    let alice = Actor::new("alice");
+    let run = svc
+        .trigger(
+            &alice,
+            &dag,
+            Some(at("2026-01-15T00:00:00Z")),
+            Default::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    let only_run = ClearRequest {
+        run_ids: vec![run.run_id.clone()],
+        ..Default::default()
+    };
+    svc.mark(&alice, &dag, &only_run, TaskState::Failed)
+        .await
+        .unwrap();
+    let extract = ClearRequest {
+        task_regex: Some("^extract$".into()),
+        ..only_run.clone()
+    };
+    let preview = svc
+        .mark_preview(&dag, &extract, TaskState::Success)
+        .await
+        .unwrap();
+    assert_eq!(preview.len(), 1);
+    assert_eq!(
+        states(&svc, run.id).await[0].1,
+        TaskState::Failed,
+        "a preview changes nothing"
+    );
+
+    let done = svc
+        .mark(&alice, &dag, &extract, TaskState::Success)
+        .await
+        .unwrap();
+    assert_eq!(done.marked.len(), 1);
+    let resumed: Vec<&str> = done.resumed.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(resumed, ["load", "report"]);
+    assert_eq!(
+        states(&svc, run.id).await,
+        vec![
+            ("extract".into(), TaskState::Success),
+            ("load".into(), TaskState::None),
+            ("report".into(), TaskState::None),
+        ]
+    );
+    let bad = svc.mark(&alice, &dag, &extract, TaskState::Skipped).await;
+    assert!(
+        matches!(bad, Err(ServiceError::BadRequest { .. })),
+        "{bad:?}"
     );
 }
 

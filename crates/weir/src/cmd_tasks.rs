@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::engine::{self, open_store};
 use crate::output::{Format, Listing, time};
 use anyhow::{Context, Result, bail};
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 use weir_core::{TaskState, parse_instant};
 use weir_scheduler::Scheduler;
@@ -45,6 +45,31 @@ pub enum TasksCommand {
         #[arg(long, short = 'u')]
         upstream: bool,
     },
+    /// Mark task instances of a run success or failed; without --yes, only list them.
+    ///
+    /// As Airflow's "mark success/failed": running instances are left alone, the failed and
+    /// upstream_failed tasks downstream of the marked ones are cleared to run again, and the
+    /// scheduler decides the run again (a failed run goes on from the marked task). Without
+    /// --yes it prints what it would mark and changes nothing.
+    Mark {
+        dag_id: String,
+        run_id: String,
+        /// The tasks whose id matches this regular expression.
+        #[arg(long, short = 't')]
+        task: String,
+        /// The state to give them.
+        #[arg(long, value_enum)]
+        state: MarkState,
+        /// Also mark the tasks downstream of the matched ones.
+        #[arg(long, short = 'd')]
+        downstream: bool,
+        /// Also mark the tasks upstream of the matched ones.
+        #[arg(long, short = 'u')]
+        upstream: bool,
+        /// Mark them; without it, only list what would be marked.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Print the log of one try of a task instance (default: the latest try).
     Logs {
         dag_id: String,
@@ -58,6 +83,22 @@ pub enum TasksCommand {
     },
     /// The state of every task instance of a run.
     States { dag_id: String, run_id: String },
+}
+
+/// What `weir tasks mark` can set.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MarkState {
+    Success,
+    Failed,
+}
+
+impl From<MarkState> for TaskState {
+    fn from(state: MarkState) -> TaskState {
+        match state {
+            MarkState::Success => TaskState::Success,
+            MarkState::Failed => TaskState::Failed,
+        }
+    }
 }
 
 pub async fn run(settings: &Settings, cmd: TasksCommand, format: Format) -> Result<()> {
@@ -216,6 +257,63 @@ async fn dispatch(
                 .await?
                 .len();
             println!("cleared {cleared} task instances");
+            Ok(())
+        }
+        TasksCommand::Mark {
+            dag_id,
+            run_id,
+            task,
+            state,
+            downstream,
+            upstream,
+            yes,
+        } => {
+            let scheduler = loaded(settings, store).await?;
+            let dag = find_dag(store, &scheduler, &dag_id).await?;
+            let state = TaskState::from(state);
+            let request = ClearRequest {
+                task_regex: Some(task),
+                run_ids: vec![run_id.clone()],
+                downstream,
+                upstream,
+                ..ClearRequest::default()
+            };
+            let svc = services(settings, store);
+            let listing = |tis: &[weir_store::TiRow], columns: &[&'static str]| {
+                let mut listing = Listing::new(columns);
+                for ti in tis {
+                    listing.row(vec![
+                        json!(ti.task_id),
+                        json!(ti.map_index),
+                        json!(ti.state.as_str()),
+                    ]);
+                }
+                listing.render(format)
+            };
+            if !yes {
+                let preview = svc.mark_preview(&dag, &request, state).await?;
+                print!("{}", listing(&preview, &["task_id", "map_index", "state"]));
+                eprintln!(
+                    "would mark {} task instances {state}; nothing changed\nhint: add --yes to mark them",
+                    preview.len()
+                );
+                return Ok(());
+            }
+            let done = svc.mark(&Actor::cli(), &dag, &request, state).await?;
+            print!(
+                "{}",
+                listing(&done.marked, &["task_id", "map_index", "was"])
+            );
+            eprintln!("marked {} task instances {state}", done.marked.len());
+            if !done.resumed.is_empty() {
+                let ids: std::collections::BTreeSet<&str> =
+                    done.resumed.iter().map(|t| t.task_id.as_str()).collect();
+                eprintln!(
+                    "cleared {} failed task instances downstream to run again: {}",
+                    done.resumed.len(),
+                    ids.into_iter().collect::<Vec<_>>().join(", ")
+                );
+            }
             Ok(())
         }
         TasksCommand::Logs {

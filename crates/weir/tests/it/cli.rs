@@ -1,6 +1,8 @@
-//! Commands that need no scheduler: init, validate, variables, config, db.
+//! Commands that need no scheduler: init, validate, variables, config, db, and tasks mark
+//! (whose run a scheduler then finishes).
 
-use crate::support::Project;
+use crate::support::{Project, wait_for};
+use std::time::Duration;
 
 #[test]
 fn init_writes_a_project_whose_example_runs_green() {
@@ -120,4 +122,98 @@ fn config_db_and_health() {
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(doc["metadatabase"]["status"], "healthy");
     assert_eq!(doc["scheduler"]["status"], "unhealthy");
+}
+
+#[test]
+fn marking_a_failed_task_success_lets_its_run_go_on_and_succeed() {
+    let p = Project::new();
+    // `fix` fails until the file `fixed` exists; `report` runs after it.
+    p.dag(
+        "flaky",
+        "tasks:\n  - {id: fix, type: shell, command: 'test -f fixed'}\n  - {id: report, type: shell, command: 'echo reported', depends_on: [fix]}\n",
+    );
+    let (code, stdout, _) = p.run(&["dags", "test", "flaky", "2026-01-15"]);
+    assert_eq!(code, 1, "{stdout}");
+    let run_id = "manual__2026-01-15T00:00:00+00:00";
+    let states =
+        |p: &Project| -> Vec<(String, String)> { p.states("flaky", run_id).into_iter().collect() };
+    let before = vec![
+        ("fix".into(), "failed".into()),
+        ("report".into(), "upstream_failed".into()),
+    ];
+    assert_eq!(states(&p), before);
+
+    // Without --yes: what would be marked, and nothing changes.
+    let (code, stdout, stderr) = p.run(&[
+        "tasks", "mark", "flaky", run_id, "--task", "^fix$", "--state", "success",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("fix") && stdout.contains("failed"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("would mark 1 task instances success"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: add --yes"), "{stderr}");
+    assert_eq!(states(&p), before);
+
+    let (code, stdout, stderr) = p.run(&[
+        "tasks", "mark", "flaky", run_id, "--task", "^fix$", "--state", "success", "--yes",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("fix") && stdout.contains("failed"),
+        "the state it had: {stdout}"
+    );
+    assert!(
+        stderr.contains("marked 1 task instances success"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cleared 1 failed task instances downstream to run again: report"),
+        "{stderr}"
+    );
+    // As Airflow's: the marked task keeps its state, what failed because of it runs again,
+    // and the run is queued for the scheduler to decide.
+    assert_eq!(
+        states(&p),
+        vec![
+            ("fix".into(), "success".into()),
+            ("report".into(), "none".into())
+        ]
+    );
+    assert_eq!(p.runs("flaky")[0]["state"], "queued");
+
+    let _weir = p.start();
+    wait_for("the run to succeed", Duration::from_secs(30), || {
+        (p.runs("flaky")[0]["state"] == "success").then_some(())
+    });
+    assert_eq!(
+        states(&p),
+        vec![
+            ("fix".into(), "success".into()),
+            ("report".into(), "success".into())
+        ]
+    );
+    assert_eq!(
+        p.tries("flaky", run_id)["fix"],
+        1,
+        "the marked task did not run again"
+    );
+    assert!(p.log("flaky", run_id, "report", 1).contains("reported"));
+
+    let (code, _, stderr) = p.run(&[
+        "tasks", "mark", "flaky", run_id, "--task", "^nope$", "--state", "failed", "--yes",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("marked 0 task instances failed"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = p.run(&[
+        "tasks", "mark", "flaky", run_id, "--task", "fix", "--state", "skipped",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
 }
