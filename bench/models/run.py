@@ -14,11 +14,18 @@ shows the median of the wall-clock times of the CLI process (start to exit). Eac
 its own copy of the generated project (byte-identical), with cwd = the project and the
 project's profiles.yml (DuckDB, 4 threads).
 
+M3 also shows a floor: the statements weir ran (target/run/, create view beside and rename),
+replayed in order on one DuckDB connection by the venv's Python duckdb (the same DuckDB
+version as weir's), timed inside Python, on a copy of the seeded database: DuckDB's own cost
+of binding and creating the views, with no catalog lookups and no orchestration (and,
+separately, the checkpoint DuckDB makes when the connection closes).
+
 Fairness: dbt always gets --no-partial-parse, so it reads every file as weir does (weir has no
 partial parsing); DO_NOT_TRACK=1 and --no-version-check keep the network out of it. Everything
 else is dbt's default (it writes target/ and logs/, as weir writes target/).
 
-Usage: bench/models/run.py [--weir PATH] [--dbt PATH] [--repeat N] [--only M1,M2,...] [--keep DIR]
+Usage: bench/models/run.py [--weir PATH] [--dbt PATH] [--floor-python PATH] [--repeat N]
+                          [--only M1,M2,...] [--keep DIR]
 Without dbt (the default is ~/.cache/weir/dbt-venv/bin/dbt), weir's numbers are printed alone.
 """
 import argparse
@@ -103,6 +110,55 @@ def measure(tool, command, project):
     return took
 
 
+FLOOR = r"""
+import glob, os, sys, time
+import duckdb
+project, db = sys.argv[1], sys.argv[2]
+files = sorted(glob.glob(os.path.join(project, "target", "run", "*", "models", "*", "*.sql")),
+               key=os.path.basename)  # m_00000.sql ...: a model refs only lower numbers
+statements = []
+for f in files:
+    statements.extend(s.strip() for s in open(f).read().split(";\n\n") if s.strip())
+con = duckdb.connect(db)
+t0 = time.monotonic()
+for sql in statements:
+    con.execute(sql)
+took = time.monotonic() - t0
+con.close()  # DuckDB checkpoints here (weir leaves its WAL to the next command)
+closed = time.monotonic() - t0 - took
+print("%d %d %.6f %.6f" % (len(files), len(statements), took, closed))
+"""
+
+
+def duckdb_python(python):
+    """`python` if it imports duckdb, else None."""
+    if os.access(python, os.X_OK) and subprocess.run([python, "-c", "import duckdb"],
+                                                     capture_output=True).returncode == 0:
+        return python
+    return None
+
+
+def floor_run(python, project, weir):
+    """Replays weir's run SQL of `project` on a freshly seeded copy of its database."""
+    reset_database(project)
+    took, out = invoke(weir, "seed", project)
+    if out.returncode != 0:
+        fail(weir, "seed", out)
+    copy = os.path.join(project, "floor")
+    shutil.rmtree(copy, ignore_errors=True)
+    os.makedirs(copy)
+    for name in ("bench.duckdb", "bench.duckdb.wal"):  # the catalog is named after the file
+        if os.path.exists(os.path.join(project, name)):
+            shutil.copy(os.path.join(project, name), copy)
+    out = subprocess.run([python, "-c", FLOOR, project, os.path.join(copy, "bench.duckdb")],
+                         capture_output=True, text=True)
+    shutil.rmtree(copy, ignore_errors=True)
+    if out.returncode != 0:
+        raise SystemExit("the DuckDB floor failed:\n%s" % out.stderr[-2000:])
+    files, statements, took, closed = out.stdout.split()
+    return float(took), float(closed), int(statements)
+
+
 def generated(root, key):
     """The generated project `key` (big500, big10000, small), generated once per run."""
     path = os.path.join(root, "src", key)
@@ -129,6 +185,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weir", default=None)
     ap.add_argument("--dbt", default=DBT_DEFAULT)
+    ap.add_argument("--floor-python", default=os.path.join(os.path.dirname(DBT_DEFAULT), "python"),
+                    help="a Python with the duckdb module, for M3's floor")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default="M1,M2,M3,M4,M5")
     ap.add_argument("--keep", default=None, help="generate into DIR and leave it there")
@@ -158,9 +216,16 @@ def main():
             for _ in range(args.repeat):
                 for t in tools:
                     times[t.name].append(measure(t, command, projects[t.name]))
+            floor = ""
+            python = duckdb_python(args.floor_python)
+            if command == "run" and python:
+                floors = [floor_run(python, projects["weir"], tools[0]) for _ in range(args.repeat)]
+                floor = "; DuckDB floor %s + %s checkpoint at close (%d statements)" % (
+                    fmt(statistics.median(f[0] for f in floors)),
+                    fmt(statistics.median(f[1] for f in floors)), floors[0][2])
             w = statistics.median(times["weir"])
             d = statistics.median(times["dbt"]) if "dbt" in times else None
-            spread = "; ".join("%s %s" % (name, "/".join(fmt(x) for x in xs)) for name, xs in times.items())
+            spread = "; ".join("%s %s" % (name, "/".join(fmt(x) for x in xs)) for name, xs in times.items()) + floor
             rows.append(("%s %s" % (wid, label), fmt(w), fmt(d) if d is not None else "-",
                          "%.0fx" % (d / w) if d is not None else "-", "< %g s" % target,
                          "yes" if w < target else "NO", quoted, spread))
