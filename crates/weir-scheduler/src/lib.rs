@@ -257,7 +257,7 @@ impl Scheduler {
             .read()
             .map(|d| d.values().cloned().collect())
             .unwrap_or_default();
-        let mut created = 0;
+        let mut planned = Vec::new();
         let mut not_before = self
             .not_before
             .lock()
@@ -310,17 +310,29 @@ impl Scheduler {
                     not_before.insert(dag.dag_id.clone(), (next.end, dag.clone()));
                     break;
                 }
-                if self
-                    .create_run(&dag, RunType::Scheduled, next, serde_json::Map::new())
-                    .await?
-                    .is_some()
-                {
-                    created += 1;
-                    running += 1;
-                }
+                planned.push((
+                    new_run(
+                        &dag,
+                        RunType::Scheduled,
+                        next.start,
+                        next,
+                        serde_json::Map::new(),
+                    ),
+                    task_seeds(&dag),
+                ));
+                running += 1;
                 last = Some(next);
             }
         }
+        // All due runs in a few transactions; one that exists already (another scheduler made
+        // it) is not created twice.
+        let created = self
+            .store
+            .create_runs(&planned)
+            .await?
+            .iter()
+            .filter(|r| r.is_some())
+            .count();
         if let Ok(mut due) = self.runs_due_at.lock() {
             *due = not_before
                 .iter()
@@ -388,21 +400,19 @@ impl Scheduler {
                 }
                 (runs, running)
             };
+        let mut to_start = Vec::new();
         for run in runs.iter().filter(|r| r.state == RunState::Queued) {
             let Some(dag) = self.dag(&run.dag_id) else {
                 continue;
             };
             let count = running.entry(run.dag_id.clone()).or_insert(0);
-            if *count < dag.max_active_runs as usize
-                && self
-                    .store
-                    .set_run_state(run.id, RunState::Queued, RunState::Running)
-                    .await?
-            {
+            if *count < dag.max_active_runs as usize {
                 *count += 1;
-                started.push(run.id);
+                to_start.push(run.id);
             }
         }
+        // One compare-and-set for all of them (a thousand DAGs start their runs at once).
+        started.extend(self.store.start_runs(&to_start).await?);
         Ok(started)
     }
 
@@ -560,19 +570,23 @@ impl Scheduler {
         ended: &HashSet<i64>,
     ) {
         let mut stale: HashSet<i64> = ended.clone();
+        let run_of: HashMap<i64, i64> = by_run
+            .iter()
+            .flat_map(|(run, tis)| tis.iter().map(move |t| (t.id, *run)))
+            .collect();
         for (m, ok) in moves.iter().zip(moved) {
-            let Some((run, ti)) = by_run.iter_mut().find_map(|(run, tis)| {
-                tis.binary_search_by_key(&m.ti_id, |t| t.id)
-                    .ok()
-                    .map(|i| (*run, &mut tis[i]))
-            }) else {
+            let Some(&run) = run_of.get(&m.ti_id) else {
                 continue;
             };
-            if *ok {
-                ti.state = m.to;
-                ti.next_retry_at = m.next_retry_at;
-            } else {
+            if !*ok {
                 stale.insert(run);
+                continue;
+            }
+            if let Some(tis) = by_run.get_mut(&run)
+                && let Ok(i) = tis.binary_search_by_key(&m.ti_id, |t| t.id)
+            {
+                tis[i].state = m.to;
+                tis[i].next_retry_at = m.next_retry_at;
             }
         }
         if let Ok(mut views) = self.views.lock() {
@@ -851,16 +865,19 @@ pub async fn create_run(
     dag: &Dag,
     new: &NewRun,
 ) -> Result<Option<RunRow>, StoreError> {
-    let seeds: Vec<TaskSeed> = dag
-        .tasks
+    store.create_run(new, &task_seeds(dag)).await
+}
+
+/// The task instances a new run of `dag` gets, with Airflow's downstream priority weights.
+fn task_seeds(dag: &Dag) -> Vec<TaskSeed> {
+    dag.tasks
         .iter()
         .zip(dag.priority_weights())
         .map(|(task, weight)| TaskSeed {
             priority_weight: weight,
             ..TaskSeed::from(task)
         })
-        .collect();
-    store.create_run(new, &seeds).await
+        .collect()
 }
 
 /// A DAG version and its shape.

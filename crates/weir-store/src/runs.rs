@@ -1,7 +1,7 @@
 //! DAG runs: creation (with all their task instances, in one transaction) and run states.
 
 use crate::tis::TaskSeed;
-use crate::{Result, Store, parse_state};
+use crate::{Result, Store, parse_state, placeholders};
 use sqlx::Row;
 use weir_core::{RunState, RunType, now_micros};
 
@@ -65,31 +65,26 @@ impl Store {
     /// one run per interval, however many schedulers race.
     pub async fn create_run(&self, run: &NewRun, tasks: &[TaskSeed]) -> Result<Option<RunRow>> {
         let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, \
-             data_interval_end, conf, queued_at, backfill_id) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT DO NOTHING RETURNING {RUN_COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&run.dag_id)
-            .bind(&run.run_id)
-            .bind(run.run_type.as_str())
-            .bind(run.logical_date)
-            .bind(run.data_interval_start)
-            .bind(run.data_interval_end)
-            .bind(serde_json::Value::Object(run.conf.clone()).to_string())
-            .bind(now_micros())
-            .bind(run.backfill_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let run_row = run_row(&row)?;
-        crate::tis::insert_task_instances(&mut tx, &run_row, tasks).await?;
+        let created = insert_run(&mut tx, run, tasks).await?;
         tx.commit().await?;
-        Ok(Some(run_row))
+        Ok(created)
+    }
+
+    /// Creates many runs with their task instances, a hundred to a transaction (a thousand
+    /// DAGs due at the same minute); `None` for each that already existed.
+    pub async fn create_runs(
+        &self,
+        runs: &[(NewRun, Vec<TaskSeed>)],
+    ) -> Result<Vec<Option<RunRow>>> {
+        let mut out = Vec::with_capacity(runs.len());
+        for chunk in runs.chunks(100) {
+            let mut tx = self.begin_write().await?;
+            for (run, tasks) in chunk {
+                out.push(insert_run(&mut tx, run, tasks).await?);
+            }
+            tx.commit().await?;
+        }
+        Ok(out)
     }
 
     pub async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRow>> {
@@ -287,6 +282,28 @@ impl Store {
     }
 
     /// Moves a run from `from` to `to` if it is still in `from`; stamps start or end time.
+    /// Starts queued runs in one statement: each that is still `queued` becomes `running`.
+    /// Returns the ones that moved.
+    pub async fn start_runs(&self, run_pks: &[i64]) -> Result<Vec<i64>> {
+        let now = now_micros();
+        let mut started = Vec::with_capacity(run_pks.len());
+        for chunk in run_pks.chunks(500) {
+            let sql = format!(
+                "UPDATE dag_run SET state = 'running', start_date = COALESCE(start_date, $1), \
+                 end_date = NULL WHERE state = 'queued' AND id IN ({}) RETURNING id",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for row in q.fetch_all(&self.writer).await? {
+                started.push(row.try_get::<i64, _>(0)?);
+            }
+        }
+        Ok(started)
+    }
+
     pub async fn set_run_state(&self, run_pk: i64, from: RunState, to: RunState) -> Result<bool> {
         let now = now_micros();
         let sql = match to {
@@ -309,4 +326,35 @@ impl Store {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// Inserts one run (unless its id or logical date exists) and its task instances.
+async fn insert_run(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run: &NewRun,
+    tasks: &[TaskSeed],
+) -> Result<Option<RunRow>> {
+    let sql = format!(
+        "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, \
+             data_interval_end, conf, queued_at, backfill_id) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT DO NOTHING RETURNING {RUN_COLUMNS}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&run.dag_id)
+        .bind(&run.run_id)
+        .bind(run.run_type.as_str())
+        .bind(run.logical_date)
+        .bind(run.data_interval_start)
+        .bind(run.data_interval_end)
+        .bind(serde_json::Value::Object(run.conf.clone()).to_string())
+        .bind(now_micros())
+        .bind(run.backfill_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let run_row = run_row(&row)?;
+    crate::tis::insert_task_instances(tx, &run_row, tasks).await?;
+    Ok(Some(run_row))
 }
