@@ -441,6 +441,8 @@ mod tests {
                 r#"duckdb host=w.duckdb extra={"threads":"4"}"#,
             ),
             ("sqlite://", "sqlite"),
+            ("duckdb://:memory:", "duckdb host=:memory:"),
+            ("postgres://h:/db", "postgres host=h schema=db"),
             (
                 "google-cloud-platform://?project=p",
                 r#"google_cloud_platform extra={"project":"p"}"#,
