@@ -436,23 +436,16 @@ impl Scheduler {
         let wanted = self
             .runs_to_evaluate(started, now, capacity.parallelism_left > 0)
             .await?;
-        let sweep = wanted.is_none();
-        let runs: Vec<RunRow> = match wanted {
-            None => self.driven(self.store.runs_in_states(&[RunState::Running]).await?),
-            Some(wanted) => {
-                let pks: Vec<i64> = wanted.into_iter().collect();
-                self.driven(self.store.runs_by_pks(&pks).await?)
-                    .into_iter()
-                    .filter(|r| r.state == RunState::Running)
-                    .collect()
-            }
-        };
+        let (mut wanted, sweep) = wanted;
         if sweep {
-            // A sweep reads everything again: nothing a view holds outlives it.
-            if let Ok(mut views) = self.views.lock() {
-                views.clear();
-            }
+            wanted.extend(self.changed_behind_our_back().await?);
         }
+        let pks: Vec<i64> = wanted.into_iter().collect();
+        let runs: Vec<RunRow> = self
+            .driven(self.store.runs_by_pks(&pks).await?)
+            .into_iter()
+            .filter(|r| r.state == RunState::Running)
+            .collect();
         if runs.is_empty() {
             return Ok(());
         }
@@ -635,7 +628,7 @@ impl Scheduler {
         started: Vec<i64>,
         now: i64,
         room: bool,
-    ) -> Result<Option<HashSet<i64>>, StoreError> {
+    ) -> Result<(HashSet<i64>, bool), StoreError> {
         let mut wanted: HashSet<i64> = started.into_iter().collect();
         let changes = self
             .changed_runs
@@ -644,15 +637,15 @@ impl Scheduler {
             .unwrap_or_default();
         wanted.extend(changes.keys().copied());
         self.apply_changes(changes);
+        let mut sweep = false;
         let poll_since = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             if pending.last_sweep.is_none_or(|t| t.elapsed() >= SWEEP) {
+                // The sweep compares every instance with the views: no poll this round.
                 pending.last_sweep = Some(Instant::now());
                 pending.last_poll = Some(Instant::now());
                 pending.ended_since = now - ENDED_MARGIN;
-                pending.blocked.clear();
-                pending.due.clear();
-                return Ok(None);
+                sweep = true;
             }
             if room {
                 wanted.extend(pending.blocked.drain());
@@ -664,9 +657,10 @@ impl Scheduler {
                 pending.due.pop_first();
                 wanted.insert(run);
             }
-            if pending
-                .last_poll
-                .is_none_or(|t| t.elapsed() >= self.config.poll)
+            if !sweep
+                && pending
+                    .last_poll
+                    .is_none_or(|t| t.elapsed() >= self.config.poll)
             {
                 pending.last_poll = Some(Instant::now());
                 let since = pending.ended_since;
@@ -693,7 +687,59 @@ impl Scheduler {
                 }
             }
         }
-        Ok(Some(wanted))
+        Ok((wanted, sweep))
+    }
+
+    /// For a sweep: the running runs whose instances changed without this scheduler being
+    /// told (another process cleared, marked or finished them), or that it holds no view of,
+    /// or whose DAG was parsed anew. Reads each running run's instance states, not rows;
+    /// changed runs lose their views and are read again.
+    async fn changed_behind_our_back(&self) -> Result<HashSet<i64>, StoreError> {
+        let states = self.store.running_instance_states().await?;
+        let mut by_run: HashMap<i64, Vec<(i64, TaskState)>> = HashMap::new();
+        for (run, id, state) in states {
+            by_run.entry(run).or_default().push((id, state));
+        }
+        let mut changed = HashSet::new();
+        let shapes = self.shapes.lock().map(|s| s.clone()).unwrap_or_default();
+        let dags = self.dags();
+        let Ok(mut views) = self.views.lock() else {
+            return Ok(by_run.into_keys().collect());
+        };
+        // Views of runs that are no longer running go.
+        views.retain(|run, _| by_run.contains_key(run));
+        for (run, mut stored) in by_run {
+            stored.sort_unstable();
+            let same = views.get(&run).is_some_and(|tis| {
+                tis.len() == stored.len()
+                    && tis
+                        .iter()
+                        .zip(&stored)
+                        .all(|(t, (id, state))| t.id == *id && t.state == *state)
+            });
+            if !same {
+                views.remove(&run);
+                changed.insert(run);
+                continue;
+            }
+            // A new version of the run's DAG (tasks added or removed) asks for a look.
+            let dag_id = views
+                .get(&run)
+                .and_then(|tis| tis.first())
+                .map(|t| t.dag_id.clone());
+            let current = dag_id
+                .as_ref()
+                .and_then(|d| dags.read().ok().and_then(|m| m.get(d).cloned()));
+            let seen = dag_id.as_ref().and_then(|d| shapes.get(d));
+            let new_version = match (current, seen) {
+                (Some(current), Some((seen, _))) => !Arc::ptr_eq(&current, seen),
+                _ => true,
+            };
+            if new_version {
+                changed.insert(run);
+            }
+        }
+        Ok(changed)
     }
 
     /// Tasks with an `sla` (a duration from the run's start) that have not succeeded by then get

@@ -628,6 +628,26 @@ impl Store {
             .collect()
     }
 
+    /// `(run, id, state)` of every task instance of every running run: what a scheduler's
+    /// sweep compares with what it holds.
+    pub async fn running_instance_states(&self) -> Result<Vec<(i64, i64, TaskState)>> {
+        let rows = sqlx::query(
+            "SELECT ti.run_pk, ti.id, ti.state FROM task_instance ti \
+             JOIN dag_run r ON r.id = ti.run_pk WHERE r.state = 'running'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    parse_state("task_instance", &r.try_get::<String, _>(2)?)?,
+                ))
+            })
+            .collect()
+    }
+
     /// Task instances that ended at or after `since`, as `(run, id, state)`: how a scheduler
     /// learns of other processes' finishes.
     pub async fn ended_since(&self, since: i64) -> Result<Vec<(i64, i64, TaskState)>> {
