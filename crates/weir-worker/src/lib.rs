@@ -321,7 +321,12 @@ impl Worker {
     /// The run of a try, from the store once per run: its logical date, interval, conf and
     /// ids are fixed when it is created (its state is not read from here).
     async fn run_of(&self, ti: &ClaimedTi) -> Result<Arc<RunRow>, String> {
-        if let Some(run) = self.runs.lock().ok().and_then(|r| r.get(&ti.run_pk).cloned()) {
+        if let Some(run) = self
+            .runs
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&ti.run_pk).cloned())
+        {
             return Ok(run);
         }
         let run = Arc::new(

@@ -664,6 +664,14 @@ pub(crate) fn set_placeholders(node: &mut Node, profile: Option<&Profile>) {
         Some(Json::String(alias)) => Some(alias.clone()),
         _ => node.alias.clone().or_else(|| Some(node.name.clone())),
     };
+    // A generic test with a long name runs under a hashed short name, which dbt also writes
+    // into its config's alias (and `state:modified` compares configs).
+    if node.resource_type == ResourceType::Test
+        && node.config.get("alias").is_none_or(Json::is_null)
+        && let Some(alias) = node.alias.clone().filter(|a| *a != node.name)
+    {
+        node.config.insert("alias".to_string(), Json::String(alias));
+    }
 }
 
 fn version_order(a: &str, b: &str) -> std::cmp::Ordering {

@@ -232,6 +232,9 @@ fn a_cli_trigger_wakes_a_running_standalone_without_waiting_for_its_poll() {
     let runs = p.runs("poked");
     assert!(all_success(&runs), "{runs:?}");
     let states = p.states("poked", runs[0]["run_id"].as_str().unwrap());
-    assert_eq!(states["b"], "success", "the empty join ends in the scheduler");
+    assert_eq!(
+        states["b"], "success",
+        "the empty join ends in the scheduler"
+    );
     assert_eq!(weir.interrupt(Duration::from_secs(20)), Some(0));
 }
