@@ -7,11 +7,11 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 use weir_warehouse::{Rows, Warehouse};
 
-use crate::jinja::{Adapter, Engine, MacroPackage};
+use crate::jinja::Adapter;
 use crate::project::{Node, Project};
 use crate::run::adapter::WarehouseAdapter;
 use crate::run::compile::{CompiledNode, Compiler, Relations};
-use crate::run::{RunError, apply_naming, connection, macro_packages, target_json};
+use crate::run::{RunError, apply_naming, connection, target_json};
 
 /// A compiler bound to one open connection of the project's profile target.
 pub struct Session {
@@ -42,20 +42,7 @@ impl Session {
             .block_on(Warehouse::open(&conn, &project.root))
             .map_err(|e| warehouse_error(e.to_string()))?;
         let adapter = Arc::new(WarehouseAdapter::new(warehouse, runtime.handle().clone()));
-        let mut builder = Engine::builder(project.root_package(), adapter.clone()).package(
-            MacroPackage::new(crate::jinja::INTERNAL_PACKAGE)
-                .with_file("weir://run/macros.sql", include_str!("run/macros.sql")),
-        );
-        for mp in macro_packages(project)? {
-            builder = builder.package(mp);
-        }
-        for d in &project.settings.dispatch {
-            let order: Vec<&str> = d.search_order.iter().map(String::as_str).collect();
-            builder = builder.dispatch(&d.macro_namespace, &order);
-        }
-        let engine = builder
-            .build()
-            .map_err(|e| RunError::Macros(e.to_string()))?;
+        let engine = crate::run::engine(project, adapter.clone())?;
         let threads = (profile.threads as usize).max(1);
         let target = target_json(project, threads);
         apply_naming(project, &engine, &target)?;

@@ -129,12 +129,15 @@ fn comparable_config(config: &Json) -> Json {
     let map = map
         .iter()
         .filter(|(key, value)| {
-            key.as_str() != "docs"
-                // dbt-core 1.11 writes microbatch's default `lookback: 1` into every config.
-                && !(key.as_str() == "lookback" && value.as_i64() == Some(1))
-                && !matches!(value, Json::Null)
-                && !matches!(value, Json::Array(a) if a.is_empty())
-                && !matches!(value, Json::Object(o) if o.is_empty())
+            let unset = match value {
+                Json::Null => true,
+                Json::Array(a) => a.is_empty(),
+                Json::Object(o) => o.is_empty(),
+                _ => false,
+            };
+            // dbt-core 1.11 writes microbatch's default `lookback: 1` into every config.
+            let default_lookback = key.as_str() == "lookback" && value.as_i64() == Some(1);
+            key.as_str() != "docs" && !unset && !default_lookback
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();

@@ -231,6 +231,23 @@ pub(crate) fn target_json(project: &Project, threads: usize) -> Json {
     Json::Object(target)
 }
 
+/// The Jinja engine of `project` over `adapter`: weir's own macros, every package's, and the
+/// project's `dispatch:` search orders.
+pub(crate) fn engine(project: &Project, adapter: Arc<dyn Adapter>) -> Result<Engine, RunError> {
+    let mut builder = Engine::builder(project.root_package(), adapter).package(
+        MacroPackage::new(crate::jinja::INTERNAL_PACKAGE)
+            .with_file("weir://run/macros.sql", include_str!("macros.sql")),
+    );
+    for mp in macro_packages(project)? {
+        builder = builder.package(mp);
+    }
+    for d in &project.settings.dispatch {
+        let order: Vec<&str> = d.search_order.iter().map(String::as_str).collect();
+        builder = builder.dispatch(&d.macro_namespace, &order);
+    }
+    builder.build().map_err(|e| RunError::Macros(e.to_string()))
+}
+
 /// Every package's macro files, for the engine.
 pub(crate) fn macro_packages(project: &Project) -> Result<Vec<MacroPackage>, RunError> {
     let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -471,20 +488,7 @@ pub fn execute(
         connections,
     });
 
-    let mut builder = Engine::builder(project.root_package(), pooled.clone()).package(
-        MacroPackage::new(crate::jinja::INTERNAL_PACKAGE)
-            .with_file("weir://run/macros.sql", include_str!("macros.sql")),
-    );
-    for mp in macro_packages(project)? {
-        builder = builder.package(mp);
-    }
-    for d in &project.settings.dispatch {
-        let order: Vec<&str> = d.search_order.iter().map(String::as_str).collect();
-        builder = builder.dispatch(&d.macro_namespace, &order);
-    }
-    let engine = builder
-        .build()
-        .map_err(|e| RunError::Macros(e.to_string()))?;
+    let engine = engine(project, pooled.clone())?;
 
     let target = target_json(project, threads);
     apply_naming(project, &engine, &target)?;
