@@ -519,6 +519,10 @@ fn state_modified_and_result_against_a_previous_run() {
     config.insert("incremental_strategy".into(), serde_json::Value::Null);
     config.insert("batch_size".into(), serde_json::Value::Null);
     config.insert("unrendered_extra".into(), serde_json::json!({}));
+    // ... and microbatch's default `lookback: 1` in every node's config (dbt-core 1.11).
+    for node in dbt_like["nodes"].as_object_mut().unwrap().values_mut() {
+        node["config"]["lookback"] = serde_json::json!(1);
+    }
     let dbt_dir = tempfile::tempdir().unwrap();
     std::fs::write(dbt_dir.path().join("manifest.json"), dbt_like.to_string()).unwrap();
     let dbt_state = Selection {
