@@ -701,9 +701,10 @@ impl Scheduler {
             by_run.entry(run).or_default().push((id, state));
         }
         let mut changed = HashSet::new();
-        let shapes = self.shapes.lock().map(|s| s.clone()).unwrap_or_default();
         let dags = self.dags();
-        let Ok(mut views) = self.views.lock() else {
+        let (Ok(dags), Ok(shapes), Ok(mut views)) =
+            (dags.read(), self.shapes.lock(), self.views.lock())
+        else {
             return Ok(by_run.into_keys().collect());
         };
         // Views of runs that are no longer running go.
@@ -727,12 +728,10 @@ impl Scheduler {
                 .get(&run)
                 .and_then(|tis| tis.first())
                 .map(|t| t.dag_id.clone());
-            let current = dag_id
-                .as_ref()
-                .and_then(|d| dags.read().ok().and_then(|m| m.get(d).cloned()));
+            let current = dag_id.as_ref().and_then(|d| dags.get(d));
             let seen = dag_id.as_ref().and_then(|d| shapes.get(d));
             let new_version = match (current, seen) {
-                (Some(current), Some((seen, _))) => !Arc::ptr_eq(&current, seen),
+                (Some(current), Some((seen, _))) => !Arc::ptr_eq(current, seen),
                 _ => true,
             };
             if new_version {

@@ -142,6 +142,15 @@ fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
     })
 }
 
+/// A `(run_pk, id, state)` row.
+fn state_triple(row: &sqlx::any::AnyRow) -> Result<(i64, i64, TaskState)> {
+    Ok((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        parse_state("task_instance", &row.try_get::<String, _>(2)?)?,
+    ))
+}
+
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 const INSERT_CHUNK: usize = 100;
 
@@ -637,15 +646,7 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    parse_state("task_instance", &r.try_get::<String, _>(2)?)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(state_triple).collect()
     }
 
     /// Task instances that ended at or after `since`, as `(run, id, state)`: how a scheduler
@@ -655,15 +656,7 @@ impl Store {
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    parse_state("task_instance", &r.try_get::<String, _>(2)?)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(state_triple).collect()
     }
 
     /// Deletes a pool; false if there was none.
