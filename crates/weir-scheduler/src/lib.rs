@@ -424,8 +424,9 @@ impl Scheduler {
     /// Only runs a change can affect are evaluated (cost grows with the changes, not with the
     /// running runs): those an in-process worker finished a try of, those started now, those
     /// with a task instance that ended since the last look (other processes' workers, polled),
-    /// those waiting for room or for a retry that is due; and, every few seconds, all of them,
-    /// for changes nothing announces (a clear of a running run from another process).
+    /// those waiting for room or for a retry or sla that is due; and, every few seconds, those
+    /// whose instance states differ from this scheduler's views, for changes nothing announces
+    /// (a clear of a running run from another process).
     async fn schedule_task_instances(
         &self,
         report: &mut TickReport,
@@ -942,7 +943,8 @@ struct Pending {
     ended_since: i64,
 }
 
-/// Every running run is evaluated this often, whatever announced a change.
+/// Every running run's instance states are compared with the views this often, whatever
+/// announced a change.
 const SWEEP: Duration = Duration::from_secs(2);
 
 /// How far back a poll for ended task instances reaches before its last look: a finish
