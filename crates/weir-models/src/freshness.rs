@@ -12,8 +12,6 @@ use crate::project::{Node, Project, ResourceType, Selection, select};
 use crate::run::{RunError, now_iso};
 use crate::session::{Console, Session, found_line};
 
-const DBT_VERSION: &str = "1.11.0";
-
 /// How one source's check ended, in sources.json's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FreshnessStatus {
@@ -342,14 +340,7 @@ pub fn sources_json(report: &FreshnessReport, generated_at: &str) -> Json {
         })
         .collect();
     json!({
-        "metadata": {
-            "dbt_schema_version": "https://schemas.getdbt.com/dbt/sources/v3.json",
-            "dbt_version": DBT_VERSION,
-            "generated_at": generated_at,
-            "invocation_id": null,
-            "invocation_started_at": null,
-            "env": {},
-        },
+        "metadata": crate::run::artifacts::artifact_metadata("sources/v3", generated_at),
         "results": results,
         "elapsed_time": report.elapsed,
     })

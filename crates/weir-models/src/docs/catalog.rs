@@ -11,8 +11,6 @@ use crate::run::adapter::literal;
 use crate::run::compile::materialized;
 use crate::session::Session;
 
-const DBT_VERSION: &str = "1.11.0";
-
 /// One relation the warehouse describes.
 #[derive(Debug, Clone, Default)]
 struct Table {
@@ -173,14 +171,7 @@ pub fn catalog_json(project: &Project, session: &Session, generated_at: &str) ->
         Err(e) => errors.push(Json::String(e)),
     }
     json!({
-        "metadata": {
-            "dbt_schema_version": "https://schemas.getdbt.com/dbt/catalog/v1.json",
-            "dbt_version": DBT_VERSION,
-            "generated_at": generated_at,
-            "invocation_id": null,
-            "invocation_started_at": null,
-            "env": {},
-        },
+        "metadata": crate::run::artifacts::artifact_metadata("catalog/v1", generated_at),
         "nodes": nodes,
         "sources": sources,
         "errors": if errors.is_empty() { Json::Null } else { Json::Array(errors) },

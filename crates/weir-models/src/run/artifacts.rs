@@ -22,6 +22,19 @@ fn write_json(path: &Path, value: &Json) -> Result<(), RunError> {
 }
 
 /// `run_results.json` of a report.
+/// The `metadata` of run_results.json, sources.json and catalog.json: `schema` is the
+/// artifact's schema, as `run-results/v6`.
+pub(crate) fn artifact_metadata(schema: &str, generated_at: &str) -> Json {
+    json!({
+        "dbt_schema_version": format!("https://schemas.getdbt.com/dbt/{schema}.json"),
+        "dbt_version": DBT_VERSION,
+        "generated_at": generated_at,
+        "invocation_id": null,
+        "invocation_started_at": null,
+        "env": {},
+    })
+}
+
 pub fn run_results(report: &RunReport, options: &RunOptions, generated_at: &str) -> Json {
     let results: Vec<Json> = report
         .results
@@ -47,14 +60,7 @@ pub fn run_results(report: &RunReport, options: &RunOptions, generated_at: &str)
         })
         .collect();
     json!({
-        "metadata": {
-            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
-            "dbt_version": DBT_VERSION,
-            "generated_at": generated_at,
-            "invocation_id": null,
-            "invocation_started_at": null,
-            "env": {},
-        },
+        "metadata": artifact_metadata("run-results/v6", generated_at),
         "results": results,
         "elapsed_time": report.elapsed,
         "args": {

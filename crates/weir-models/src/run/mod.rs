@@ -9,7 +9,7 @@
 //! Entry point: [`execute`].
 
 pub mod adapter;
-mod artifacts;
+pub(crate) mod artifacts;
 pub mod compile;
 mod contract;
 pub mod materialize;
@@ -519,15 +519,7 @@ pub fn execute(
         schemas: Mutex::new(HashSet::new()),
     };
 
-    printer.line(&format!(
-        "Found {} models, {} seeds, {} snapshots, {} data tests, {} sources, {} macros",
-        project.nodes_of(ResourceType::Model).count(),
-        project.nodes_of(ResourceType::Seed).count(),
-        project.nodes_of(ResourceType::Snapshot).count(),
-        project.nodes_of(ResourceType::Test).count(),
-        project.nodes_of(ResourceType::Source).count(),
-        project.macros.len(),
-    ));
+    printer.line(&crate::session::found_line(project));
     if plan.order.is_empty() {
         printer.line("Nothing to do. Try checking your model configs and model specification args");
     }
