@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 
 use crate::project::{Node, Project, ResourceType, Selection, select};
 use crate::run::{RunError, now_iso};
-use crate::session::{Console, Session, found_line};
+use crate::session::{Console, Session};
 
 /// How one source's check ended, in sources.json's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,13 +222,7 @@ pub fn freshness(
     let sources = checked_sources(project, selection)?;
     let console = Console::new(out);
     let session = Session::open(project, "freshness")?;
-    console.line(&found_line(project));
-    console.line("");
-    console.line(&format!(
-        "Concurrency: {} threads (target='{}')",
-        session.threads, session.target_name
-    ));
-    console.line("");
+    console.header(project, session.threads, &session.target_name);
     if sources.is_empty() {
         console.line("Nothing to do. Try checking your model configs and model specification args");
     }

@@ -97,6 +97,16 @@ pub struct Console {
 }
 
 impl Console {
+    /// dbt's opening lines: what the project holds, then how many threads on which target.
+    pub fn header(&self, project: &Project, threads: usize, target_name: &str) {
+        self.line(&found_line(project));
+        self.line("");
+        self.line(&format!(
+            "Concurrency: {threads} threads (target='{target_name}')"
+        ));
+        self.line("");
+    }
+
     pub fn new(out: Box<dyn std::io::Write + Send>) -> Console {
         Console {
             out: std::sync::Mutex::new(out),

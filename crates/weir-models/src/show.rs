@@ -10,7 +10,7 @@ use weir_warehouse::Rows;
 
 use crate::project::{Node, Project, ResourceType, Selection, select};
 use crate::run::RunError;
-use crate::session::{Console, Session, found_line};
+use crate::session::{Console, Session};
 
 /// How the preview is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,13 +119,7 @@ pub fn show(
     };
     let printer = Console::new(out);
     let session = Session::open(project, "show")?;
-    printer.line(&found_line(project));
-    printer.line("");
-    printer.line(&format!(
-        "Concurrency: {} threads (target='{}')",
-        session.threads, session.target_name
-    ));
-    printer.line("");
+    printer.header(project, session.threads, &session.target_name);
     for node in &nodes {
         let error_fields = || {
             (

@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 
 use crate::project::{Project, Selection};
 use crate::run::{Command, RunError, RunOptions, execute, now_iso};
-use crate::session::{Console, Session, found_line};
+use crate::session::{Console, Session};
 
 /// What `docs generate` wrote.
 #[derive(Debug, Clone)]
@@ -72,14 +72,11 @@ pub fn generate(
         }
     }
     let session = Session::open(project, "generate")?;
-    console.line(&found_line(project));
-    console.line("");
-    console.line(&format!(
-        "Concurrency: {} threads (target='{}')",
+    console.header(
+        project,
         threads.unwrap_or(session.threads),
-        session.target_name
-    ));
-    console.line("");
+        &session.target_name,
+    );
     console.line("Building catalog");
     let generated_at = now_iso();
     let catalog = catalog::catalog_json(project, &session, &generated_at);
