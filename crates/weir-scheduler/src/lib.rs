@@ -356,22 +356,6 @@ impl Scheduler {
         Ok(counts)
     }
 
-    /// Creates one run of `dag` for `interval`, with a task instance per task.
-    pub async fn create_run(
-        &self,
-        dag: &Dag,
-        run_type: RunType,
-        interval: DataInterval,
-        conf: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Option<RunRow>, StoreError> {
-        create_run(
-            &self.store,
-            dag,
-            &new_run(dag, run_type, interval.start, interval, conf),
-        )
-        .await
-    }
-
     /// Moves queued runs to running while their DAG has fewer than `max_active_runs` running;
     /// returns the runs it started.
     async fn start_queued_runs(&self) -> Result<Vec<i64>, StoreError> {
