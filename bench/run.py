@@ -186,8 +186,9 @@ class Standalone:
     def __init__(self, weir, proj):
         self.log = open(os.path.join(proj, "standalone.log"), "w+")
         self.t0 = time.monotonic()
+        env = dict(os.environ, WEIR__WEBSERVER__PORT="0")
         self.proc = subprocess.Popen([weir, "--project", proj, "standalone"], stdout=subprocess.DEVNULL,
-                                     stderr=self.log, stdin=subprocess.DEVNULL)
+                                     stderr=self.log, stdin=subprocess.DEVNULL, env=env)
 
     def stop(self):
         self.proc.send_signal(signal.SIGINT)

@@ -14,3 +14,5 @@ cargo test --workspace --locked
 WEIR_TEST_METADATA=postgres cargo test -p weir --test it --locked -- running:: standalone:: fencing:: time::
 # weir models against dbt-core's goldens (tests/conformance/): DuckDB, and shop on PostgreSQL.
 bash scripts/conformance_ci.sh
+# The REST API through apache-airflow-client, Airflow's typed Python client.
+bash scripts/api_ci.sh

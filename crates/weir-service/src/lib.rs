@@ -9,6 +9,8 @@
 //! parsed [`Dag`] they resolved, and map [`ServiceError`] to their own surface (exit codes,
 //! status codes).
 
+mod settings;
+
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};

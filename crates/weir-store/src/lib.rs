@@ -19,6 +19,7 @@ mod dags;
 mod outbox;
 mod runs;
 mod tis;
+mod users;
 mod vars;
 mod workers;
 
@@ -29,6 +30,7 @@ pub use dags::{DagRow, ImportErrorRow};
 pub use outbox::{NewMessage, OutboxMessage, OutboxRow};
 pub use runs::{NewRun, RunRow};
 pub use tis::{CapacityCounts, ClaimedTi, Finish, Finished, TaskSeed, TiRow, Transition, TryRow};
+pub use users::UserRow;
 pub use vars::VariableRow;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -97,6 +99,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "backfill_event_log",
         include_str!("../migrations/sqlite/0004_backfill_event_log.sql"),
     ),
+    (
+        5,
+        "users",
+        include_str!("../migrations/sqlite/0005_users.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -118,6 +125,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "backfill_event_log",
         include_str!("../migrations/postgres/0004_backfill_event_log.sql"),
+    ),
+    (
+        5,
+        "users",
+        include_str!("../migrations/postgres/0005_users.sql"),
     ),
 ];
 

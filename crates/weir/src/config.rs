@@ -35,8 +35,10 @@ retry_delay_s = 10.0
 claim_s = 60.0
 
 [webserver]
+host = "0.0.0.0"
 port = 8080
 base_url = "http://localhost:8080"
+secret_key = ""
 
 [logging]
 base_log_folder = ".weir/logs"
@@ -198,16 +200,39 @@ impl Settings {
     pub fn fernet_key(&self) -> Result<String> {
         let key = self.str("core", "fernet_key");
         if !key.trim().is_empty() {
+            if std::env::var_os("WEIR__CORE__FERNET_KEY").is_none() {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| {
+                    eprintln!(
+                        "warning: weir.toml holds the Fernet key ([core] fernet_key), a secret in a file that is usually committed\nhint: move it: write the value into .weir/fernet.key (chmod 600) and delete the fernet_key line"
+                    )
+                });
+            }
             return Ok(key);
         }
-        let path = self.state_dir().join("fernet.key");
+        self.state_secret("fernet.key", weir_store::Cipher::generate_key)
+    }
+
+    /// The key that signs the webserver's tokens and session cookies: `[webserver] secret_key`
+    /// (or `WEIR__WEBSERVER__SECRET_KEY`), else `.weir/secret.key`, created (mode 600) on first
+    /// use.
+    pub fn secret_key(&self) -> Result<String> {
+        let key = self.str("webserver", "secret_key");
+        if !key.trim().is_empty() {
+            return Ok(key);
+        }
+        self.state_secret("secret.key", weir_store::Cipher::generate_key)
+    }
+
+    /// A secret kept in `.weir/NAME` (mode 600, the folder 700), generated on first use.
+    fn state_secret(&self, name: &str, generate: fn() -> String) -> Result<String> {
+        let path = self.state_dir().join(name);
         if let Ok(existing) = std::fs::read_to_string(&path) {
             return Ok(existing.trim().to_string());
         }
-        std::fs::create_dir_all(self.state_dir())
-            .with_context(|| format!("cannot create {}", self.state_dir().display()))?;
-        let key = weir_store::Cipher::generate_key();
-        let tmp = path.with_extension("key.tmp");
+        self.ensure_state_dir()?;
+        let key = generate();
+        let tmp = path.with_extension("tmp");
         {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
@@ -220,7 +245,7 @@ impl Settings {
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
             writeln!(f, "{key}")?;
         }
-        // Two processes may race to create it: the first rename wins, both read the winner.
+        // Two processes may race to create it: the first link wins, both read the winner.
         if std::fs::hard_link(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);
             return Ok(std::fs::read_to_string(&path)
@@ -230,6 +255,35 @@ impl Settings {
         }
         let _ = std::fs::remove_file(&tmp);
         Ok(key)
+    }
+
+    /// Creates `.weir/` readable by its owner only.
+    pub fn ensure_state_dir(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.state_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+        Ok(())
+    }
+
+    /// Where `weir standalone` and `weir webserver` listen (`[webserver] host`, `port`; port 0
+    /// picks a free one).
+    pub fn webserver_addr(&self, port: Option<u16>) -> Result<std::net::SocketAddr> {
+        let host = self.str("webserver", "host");
+        let port = match port {
+            Some(p) => p,
+            None => u16::try_from(self.integer("webserver", "port")).map_err(|_| {
+                anyhow::anyhow!(
+                    "[webserver] port must be 0..65535\nhint: set port = 8080 (0 picks a free port)"
+                )
+            })?,
+        };
+        let ip: std::net::IpAddr = host.parse().map_err(|_| {
+            anyhow::anyhow!("[webserver] host '{host}' is not an IP address\nhint: use 0.0.0.0 (every interface) or 127.0.0.1")
+        })?;
+        Ok(std::net::SocketAddr::new(ip, port))
     }
 
     pub fn parse_options(&self, available: Vec<String>) -> weir_spec::ParseOptions {

@@ -16,6 +16,7 @@ use weir_worker::{Worker, WorkerConfig};
 
 /// Opens (and migrates) the project's metadata database, and applies `[pools]`.
 pub async fn open_store(settings: &Settings) -> Result<Store> {
+    settings.ensure_state_dir()?;
     let url = settings.database_url()?;
     let cipher = weir_store::Cipher::new(&settings.fernet_key()?)?;
     let store = Store::open(&url)
@@ -145,6 +146,8 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
     );
     let dags = scheduler.dags().read().map(|d| d.len()).unwrap_or(0);
     let errors = store.import_errors().await?.len();
+    let wake = scheduler.wake.clone();
+    let web = crate::web::bind(settings, &store, Arc::new(move || wake.notify_one()), None).await?;
     eprintln!(
         "weir standalone: project {} · {dags} DAGs{} · metadata {} · ready in {} ms",
         settings.project_dir.display(),
@@ -156,8 +159,14 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
         redact(&settings.database_url()?),
         started.elapsed().as_millis()
     );
+    eprintln!(
+        "web UI and REST API: {} (API at {}/api/v2)",
+        web.url(),
+        web.url()
+    );
     eprintln!("press Ctrl-C to stop");
     let shutdown = shutdown_signal();
+    let web_task = tokio::spawn(web.serve(shutdown.clone()));
     let notifier = wired_notifier(settings, &store, &scheduler, Some(&worker));
     let notifier_task = spawn_notifier(&notifier, shutdown.clone());
     let _wake = crate::wake::listen(&settings.state_dir(), scheduler.wake.clone());
@@ -165,6 +174,11 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
     let result = scheduler.run(shutdown).await;
     let _ = worker_task.await;
     let _ = notifier_task.await;
+    match web_task.await {
+        Ok(Err(e)) => eprintln!("weir: {e:#}"),
+        Err(e) => eprintln!("weir: the webserver panicked: {e}"),
+        Ok(Ok(())) => {}
+    }
     notifier.flush(Duration::from_secs(20)).await;
     store.close().await;
     result.map_err(Into::into)
@@ -220,6 +234,29 @@ pub async fn scheduler_only(settings: &Settings) -> Result<()> {
     notifier.flush(Duration::from_secs(20)).await;
     store.close().await;
     result.map_err(Into::into)
+}
+
+/// The webserver alone (`weir webserver`): the REST API over the project's metadata database.
+/// Use cases it runs poke the project's schedulers on this host, as CLI commands do.
+pub async fn webserver_only(settings: &Settings, port: Option<u16>) -> Result<()> {
+    let store = open_store(settings).await?;
+    let state_dir = settings.state_dir();
+    let web = crate::web::bind(
+        settings,
+        &store,
+        Arc::new(move || crate::wake::poke(&state_dir)),
+        port,
+    )
+    .await?;
+    eprintln!(
+        "weir webserver: project {} · {} (API at {}/api/v2) · press Ctrl-C to stop",
+        settings.project_dir.display(),
+        web.url(),
+        web.url()
+    );
+    let result = web.serve(shutdown_signal()).await;
+    store.close().await;
+    result
 }
 
 pub async fn worker_only(

@@ -171,7 +171,7 @@ const WEIRIGNORE: &str = "# Files in dags/ to skip, one glob per line.\ndrafts\n
 
 const GITIGNORE: &str = ".weir/\n";
 
-pub fn init(dir: &Path) -> Result<()> {
+pub async fn init(dir: &Path) -> Result<()> {
     if dir.exists()
         && std::fs::read_dir(dir)
             .map(|mut d| d.next().is_some())
@@ -182,15 +182,8 @@ pub fn init(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    let settings = WEIR_TOML.replace(
-        "dags_are_paused_at_creation = false\n",
-        &format!(
-            "dags_are_paused_at_creation = false\n# Encrypts connection passwords and secret variables at rest; keep it (or set\n# WEIR__CORE__FERNET_KEY). Without it stored secrets cannot be read.\nfernet_key = \"{}\"\n",
-            weir_store::Cipher::generate_key()
-        ),
-    );
     let files: [(&str, &str); 9] = [
-        ("weir.toml", &settings),
+        ("weir.toml", WEIR_TOML),
         ("dags/example_daily.yaml", EXAMPLE_DAG),
         ("dags/names_etl.yaml", NAMES_ETL),
         ("sql/names.sql", NAMES_SQL),
@@ -208,7 +201,25 @@ pub fn init(dir: &Path) -> Result<()> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    // Secrets live in .weir/ (mode 700, files 600), never in the weir.toml users commit.
+    let settings = crate::config::Settings::load(dir.to_path_buf())?;
+    settings.fernet_key()?;
+    settings.secret_key()?;
+    let store = crate::engine::open_store(&settings).await?;
+    let password = weir_api::auth::users::generate_password();
+    weir_api::auth::users::create(
+        &store,
+        &weir_service::Actor::cli().user,
+        "admin",
+        &password,
+        weir_api::Role::Admin,
+    )
+    .await?;
+    store.close().await;
     println!("created project {}", dir.display());
+    println!(
+        "web UI and REST API login: admin / {password}   (shown once; weir users reset-password admin changes it)"
+    );
     println!(
         "next: cd {} && weir dags test example_daily 2026-01-15   (or weir standalone)",
         dir.display()

@@ -8,11 +8,13 @@ mod cmd_models;
 mod cmd_pools;
 mod cmd_schema;
 mod cmd_tasks;
+mod cmd_users;
 mod config;
 mod engine;
 mod init;
 mod output;
 mod wake;
+mod web;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +45,12 @@ enum Command {
     Standalone,
     /// Run the scheduler only.
     Scheduler,
+    /// Serve the web UI and the REST API (`/api/v2`).
+    Webserver {
+        /// The port to listen on (default: [webserver] port, 8080; 0 picks a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
     /// Run a worker that claims queued task instances.
     Worker {
         /// Only take task instances from these queues (repeatable; default: all).
@@ -71,6 +79,9 @@ enum Command {
     /// Manage pools (slots that bound how many task instances of a kind run at once).
     #[command(subcommand)]
     Pools(cmd_pools::PoolsCommand),
+    /// Manage who may log in to the web UI and the REST API.
+    #[command(subcommand)]
+    Users(cmd_users::UsersCommand),
     /// Manage the metadata database.
     #[command(subcommand)]
     Db(cmd_misc::DbCommand),
@@ -152,7 +163,7 @@ fn init_tracing() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let format = cli.output;
     if let Command::Init { name } = &cli.command {
-        return init::init(name);
+        return init::init(name).await;
     }
     if let Command::Models(cmd) = cli.command {
         return cmd_models::run(cmd, cli.project, format).await;
@@ -168,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Standalone => engine::standalone(&settings).await,
         Command::Scheduler => engine::scheduler_only(&settings).await,
+        Command::Webserver { port } => engine::webserver_only(&settings, port).await,
         Command::Worker {
             queues,
             concurrency,
@@ -177,6 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Variables(cmd) => cmd_misc::variables(&settings, cmd, format).await,
         Command::Connections(cmd) => cmd_conns::connections(&settings, cmd, format).await,
         Command::Pools(cmd) => cmd_pools::pools(&settings, cmd, format).await,
+        Command::Users(cmd) => cmd_users::run(&settings, cmd, format).await,
         Command::Db(cmd) => cmd_misc::db(&settings, cmd).await,
         Command::Config(cmd) => cmd_misc::config(&settings, cmd),
         Command::Health => cmd_misc::health(&settings).await,

@@ -210,6 +210,8 @@ impl Project {
             .arg("standalone")
             .current_dir(self.path())
             .env("NO_COLOR", "1")
+            // Tests run side by side: each webserver takes a free port.
+            .env("WEIR__WEBSERVER__PORT", "0")
             .env_remove("WEIR_HOME")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

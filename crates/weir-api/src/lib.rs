@@ -1,0 +1,105 @@
+//! weir-api: the Airflow 3 REST API subset under `/api/v2` (Airflow's field names, status
+//! codes, pagination and error shapes, so that `apache-airflow-client` and scripts written for
+//! Airflow keep working), `POST /auth/token`, and the OpenAPI document generated from the
+//! handlers' types.
+//!
+//! Key types: [`ApiState`] (what the handlers share), [`routes::table`] (every route with the
+//! role it needs: the one place a route is declared), [`auth`] (users, passwords, tokens).
+//!
+//! Architecture invariant: use cases that change runs and task instances go through
+//! `weir-service`, never the store directly; no DAG folder reading (DAGs come from the store,
+//! as the DAG processor wrote them); no terminal output.
+
+pub mod auth;
+mod dags;
+mod error;
+mod misc;
+mod model;
+mod page;
+pub mod routes;
+mod runs;
+mod settings;
+mod tis;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_service::Services;
+use weir_store::Store;
+
+pub use auth::{Role, hash_password};
+pub use error::ApiError;
+
+/// What the API needs to know of its surroundings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Signs the JWTs this server issues.
+    pub secret_key: Vec<u8>,
+    /// How long an issued token is valid.
+    pub token_ttl: Duration,
+    /// Where the workers write task logs (`weir_core::log_path`).
+    pub log_dir: PathBuf,
+    /// Whether a DAG that the store does not know yet starts paused (`[core]
+    /// dags_are_paused_at_creation`).
+    pub paused_by_default: bool,
+    /// The largest page a listing returns (Airflow's `maximum_page_limit`).
+    pub max_page_limit: usize,
+}
+
+impl ApiConfig {
+    pub fn new(secret_key: Vec<u8>, log_dir: PathBuf) -> ApiConfig {
+        ApiConfig {
+            secret_key,
+            token_ttl: Duration::from_secs(24 * 3600),
+            log_dir,
+            paused_by_default: false,
+            max_page_limit: 100,
+        }
+    }
+}
+
+/// What every handler shares: the use cases, the store they run on, and the settings.
+#[derive(Clone)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    services: Services,
+    config: ApiConfig,
+    throttle: auth::Throttle,
+    dags: dags::DagCache,
+    /// The OpenAPI document, rendered once when the router is built.
+    openapi: std::sync::OnceLock<String>,
+}
+
+impl ApiState {
+    pub fn new(services: Services, config: ApiConfig) -> ApiState {
+        ApiState {
+            inner: Arc::new(Inner {
+                services,
+                config,
+                throttle: auth::Throttle::default(),
+                dags: dags::DagCache::default(),
+                openapi: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.inner.services
+    }
+
+    pub fn store(&self) -> &Store {
+        self.inner.services.store()
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+}
+
+/// The API's router: `/api/v2/...`, `/auth/token`, and `/api/v2/openapi.json`.
+pub fn router(state: ApiState) -> axum::Router {
+    routes::router(state)
+}

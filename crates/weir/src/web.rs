@@ -1,0 +1,62 @@
+//! The webserver: the REST API on `[webserver] host:port`, inside `weir standalone` or alone
+//! as `weir webserver`.
+
+use crate::config::Settings;
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use tokio::sync::watch;
+use weir_api::{ApiConfig, ApiState};
+use weir_service::{Services, Waker};
+use weir_store::Store;
+
+/// Binds the webserver's port; serving starts with [`Bound::serve`].
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    pub addr: SocketAddr,
+    state: ApiState,
+}
+
+pub async fn bind(
+    settings: &Settings,
+    store: &Store,
+    waker: Waker,
+    port: Option<u16>,
+) -> Result<Bound> {
+    let addr = settings.webserver_addr(port)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr}\nhint: another program uses the port; set [webserver] port (0 picks a free one) or pass --port"
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let mut config = ApiConfig::new(settings.secret_key()?.into_bytes(), settings.log_dir());
+    config.paused_by_default = settings.paused_by_default();
+    let state = ApiState::new(Services::new(store.clone()).with_waker(waker), config);
+    Ok(Bound {
+        listener,
+        addr,
+        state,
+    })
+}
+
+impl Bound {
+    /// The address to print: `localhost` for an unspecified host.
+    pub fn url(&self) -> String {
+        if self.addr.ip().is_unspecified() {
+            format!("http://localhost:{}", self.addr.port())
+        } else {
+            format!("http://{}", self.addr)
+        }
+    }
+
+    /// Serves until `shutdown` turns true.
+    pub async fn serve(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let app = weir_api::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("the webserver stopped")
+    }
+}
