@@ -3,24 +3,19 @@ Python client: every call below goes through the client's models (pydantic, stri
 field weir names or types differently from Airflow fails here.
 
 Usage: airflow_client_check.py WEIR_BINARY
-Creates a project with `weir init` in a temp folder, starts `weir standalone` on a free port,
-and exits non-zero with the failing step on the first error.
+Creates a project with `weir init` in a temp folder, starts `weir standalone` on a free port
+(harness.py), and exits non-zero with the failing step on the first error.
 """
 
 import json
-import os
-import re
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
 import airflow_client.client as ac
 from airflow_client.client.api import (backfill_api, connection_api, dag_api, dag_run_api, monitor_api,
                                        pool_api, task_instance_api, variable_api, version_api, x_com_api)
 from airflow_client.client.models import (BackfillPostBody, DAGPatchBody, TriggerDAGRunPostBody, VariableBody)
+from harness import Weir
 
 
 def step(name):
@@ -28,53 +23,15 @@ def step(name):
 
 
 def main():
-    weir = os.path.abspath(sys.argv[1])
-    tmp = tempfile.mkdtemp(prefix="weir-airflow-client-")
-    proj = os.path.join(tmp, "proj")
-    out = subprocess.run([weir, "init", proj], check=True, capture_output=True, text=True).stdout
-    password = re.search(r"login: admin / (\S+)", out).group(1)
-    log = open(os.path.join(tmp, "standalone.log"), "w+")
-    env = dict(os.environ, WEIR__WEBSERVER__PORT="0", WEIR__WEBSERVER__HOST="127.0.0.1", NO_COLOR="1")
-    proc = subprocess.Popen([weir, "--project", proj, "standalone"], stdout=subprocess.DEVNULL, stderr=log,
-                            stdin=subprocess.DEVNULL, env=env)
-    try:
-        base = wait_for_url(log, proc)
-        run_checks(base, password, proj)
-        print("airflow-client check: all calls passed through the client's models")
-    except Exception:
-        log.seek(0)
-        sys.stderr.write("---- weir standalone log ----\n" + log.read()[-4000:])
-        raise
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with Weir(sys.argv[1]) as weir:
+        run_checks(weir)
+    print("airflow-client check: all calls passed through the client's models")
 
 
-def wait_for_url(log, proc):
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        log.seek(0)
-        m = re.search(r"web UI and REST API: (http://\S+)", log.read())
-        if m:
-            return m.group(1)
-        if proc.poll() is not None:
-            raise RuntimeError("weir standalone exited early")
-        time.sleep(0.05)
-    raise RuntimeError("weir standalone printed no URL in 60 s")
-
-
-def run_checks(base, password, proj):
+def run_checks(weir):
     step("POST /auth/token")
-    req = urllib.request.Request(base + "/auth/token", method="POST",
-                                 data=json.dumps({"username": "admin", "password": password}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as resp:
-        assert resp.status == 201, resp.status
-        token = json.load(resp)["access_token"]
-    cfg = ac.Configuration(host=base)
+    token = weir.token()
+    cfg = ac.Configuration(host=weir.base)
     cfg.access_token = token
     client = ac.ApiClient(cfg)
 

@@ -61,6 +61,7 @@ pub(crate) fn dag_response(
     let periodic = !matches!(dag.schedule, Schedule::Never | Schedule::Once);
     DagResponse {
         dag_id: row.dag_id.clone(),
+        allowed_run_types: None,
         dag_display_name: row.dag_id.clone(),
         is_paused: row.is_paused,
         is_stale: !row.is_active,
@@ -270,6 +271,10 @@ pub async fn get_dag_details(
         template_search_path: None,
         default_args: None,
         active_runs_count: Some(active),
+        asset_expression: None,
+        dag_run_timeout: None,
+        last_parsed: Some(iso(row.last_parsed)),
+        latest_dag_version: Some(crate::runs::version(&row)),
     }))
 }
 

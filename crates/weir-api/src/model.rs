@@ -27,6 +27,8 @@ pub struct DagTagResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DagResponse {
     pub dag_id: String,
+    /// The kinds of runs the DAG allows; null means every kind.
+    pub allowed_run_types: Option<Vec<String>>,
     pub dag_display_name: String,
     pub is_paused: bool,
     pub is_stale: bool,
@@ -88,6 +90,11 @@ pub struct DagDetailsResponse {
     pub template_search_path: Option<Vec<String>>,
     pub default_args: Option<Map<String, Value>>,
     pub active_runs_count: Option<i64>,
+    pub asset_expression: Option<Map<String, Value>>,
+    pub dag_run_timeout: Option<String>,
+    #[schema(format = DateTime)]
+    pub last_parsed: Option<String>,
+    pub latest_dag_version: Option<DagVersionResponse>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -201,6 +208,9 @@ pub struct DagRunResponse {
     pub dag_versions: Vec<DagVersionResponse>,
     pub bundle_version: Option<String>,
     pub dag_display_name: String,
+    #[schema(format = DateTime)]
+    pub partition_date: Option<String>,
+    pub partition_key: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -294,7 +304,11 @@ pub struct TaskInstanceResponse {
     pub executor_config: String,
     pub note: Option<String>,
     pub rendered_map_index: Option<String>,
-    pub rendered_fields: Option<Map<String, Value>>,
+    pub rendered_fields: Map<String, Value>,
+    pub dag_version: Option<DagVersionResponse>,
+    /// The trigger of a deferred instance.
+    pub trigger: Option<Value>,
+    pub triggerer_job: Option<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -629,4 +643,12 @@ pub struct LoginResponse {
 pub struct DagTagCollectionResponse {
     pub tags: Vec<String>,
     pub total_entries: i64,
+}
+
+/// What clearing a run returns: the instances it would clear (a dry run), or the run.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ClearRunResponse {
+    DryRun(TaskInstanceCollectionResponse),
+    Run(DagRunResponse),
 }

@@ -101,6 +101,8 @@ pub(crate) fn run_response(row: &DagRow, run: &RunRow) -> DagRunResponse {
         dag_versions: vec![version(row)],
         bundle_version: None,
         dag_display_name: run.dag_id.clone(),
+        partition_date: None,
+        partition_key: None,
     }
 }
 
@@ -313,14 +315,13 @@ async fn mark_run(
 /// Airflow) nothing changes and the instances that would be cleared are returned.
 #[utoipa::path(post, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/clear", tag = "DagRun",
     params(("dag_id" = String, Path), ("dag_run_id" = String, Path)), request_body = DagRunClearBody,
-    responses((status = 200, body = DagRunResponse), (status = 404)))]
+    responses((status = 200, body = ClearRunResponse), (status = 404)))]
 pub async fn clear_run(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path((dag_id, run_id)): Path<(String, String)>,
     Body(body): Body<DagRunClearBody>,
-) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
+) -> ApiResult<Json<ClearRunResponse>> {
     let (row, dag) = state.dag(&dag_id).await?;
     let run = state.run(&dag_id, &run_id).await?;
     let request = ClearRequest {
@@ -340,16 +341,17 @@ pub async fn clear_run(
             .map(|t| crate::tis::ti_response(&dag, &run, t))
             .collect();
         let total_entries = tis.len() as i64;
-        return Ok(Json(TaskInstanceCollectionResponse {
-            task_instances: tis,
-            total_entries,
-        })
-        .into_response());
+        return Ok(Json(ClearRunResponse::DryRun(
+            TaskInstanceCollectionResponse {
+                task_instances: tis,
+                total_entries,
+            },
+        )));
     }
     state
         .services()
         .clear(&caller.actor(), &dag, &request)
         .await?;
     let run = state.run(&dag_id, &run_id).await?;
-    Ok(Json(run_response(&row, &run)).into_response())
+    Ok(Json(ClearRunResponse::Run(run_response(&row, &run))))
 }

@@ -11,6 +11,7 @@ use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::Map;
 use utoipa::IntoParams;
 use weir_core::{Dag, TaskState};
 use weir_service::ClearRequest;
@@ -60,7 +61,10 @@ pub(crate) fn ti_response(dag: &Dag, run: &RunRow, ti: &TiRow) -> TaskInstanceRe
         executor_config: "{}".into(),
         note: None,
         rendered_map_index: (ti.map_index >= 0).then(|| ti.map_index.to_string()),
-        rendered_fields: None,
+        rendered_fields: Map::new(),
+        dag_version: None,
+        trigger: None,
+        triggerer_job: None,
     }
 }
 

@@ -537,8 +537,23 @@ pub fn backfill_intervals(dag: &Dag, from: Timestamp, to: Timestamp) -> Result<V
             hint: format!("use weir dags trigger {} --logical-date DATE", dag.dag_id),
         });
     }
-    Ok(timetable.intervals_between(from, to, 10_000))
+    let intervals = timetable.intervals_between(from, to, MAX_BACKFILL_RUNS + 1);
+    if intervals.len() > MAX_BACKFILL_RUNS {
+        return Err(ServiceError::BadRequest {
+            message: format!(
+                "a backfill of DAG '{}' from {} to {} covers more than {MAX_BACKFILL_RUNS} intervals",
+                dag.dag_id,
+                iso(from),
+                iso(to)
+            ),
+            hint: "backfill a shorter range at a time".into(),
+        });
+    }
+    Ok(intervals)
 }
+
+/// The most runs one backfill creates: a longer range is refused rather than cut short.
+pub const MAX_BACKFILL_RUNS: usize = 10_000;
 
 /// The data interval of a manual run at `at`.
 pub fn manual_interval(dag: &Dag, at: Timestamp) -> DataInterval {

@@ -234,3 +234,32 @@ async fn a_backfill_is_a_record_with_queued_runs_and_reprocesses_as_asked() {
     assert_eq!(svc.delete_runs(&bob, "daily").await.unwrap(), 3);
     assert!(svc.store().list_runs("daily", 10).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_backfill_longer_than_the_limit_is_refused_not_cut_short() {
+    let (_dir, svc, dag) = setup().await;
+    let refused = svc
+        .create_backfill(
+            &Actor::new("bob"),
+            &dag,
+            at("1990-01-01T00:00:00Z"),
+            at("2026-01-01T00:00:00Z"),
+            Reprocess::None,
+            Default::default(),
+        )
+        .await;
+    match refused {
+        Err(ServiceError::BadRequest { message, .. }) => {
+            assert!(message.contains("more than 10000 intervals"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(svc.store().backfills(None).await.unwrap().is_empty());
+    assert!(
+        svc.store()
+            .list_runs(&dag.dag_id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
