@@ -650,5 +650,5 @@ pub struct DagTagCollectionResponse {
 #[serde(untagged)]
 pub enum ClearRunResponse {
     DryRun(TaskInstanceCollectionResponse),
-    Run(DagRunResponse),
+    Run(Box<DagRunResponse>),
 }
