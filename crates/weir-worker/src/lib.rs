@@ -967,12 +967,15 @@ impl TaskLog {
     /// Opens (appends to) the log at `path`; a log that cannot be opened drops lines rather
     /// than failing the task.
     pub fn open(path: &Path, masker: Arc<Masker>) -> TaskLog {
+        use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        // Logs may quote data a task read: readable by the project's owner only.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .ok();
         TaskLog {

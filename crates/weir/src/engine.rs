@@ -26,7 +26,22 @@ pub async fn open_store(settings: &Settings) -> Result<Store> {
     for (name, slots) in settings.pools() {
         store.set_pool(&name, slots, None).await?;
     }
+    restrict_sqlite_files(&url);
     Ok(store)
+}
+
+/// A SQLite metadata database holds encrypted secrets and every run's conf: readable by the
+/// project's owner only (the file, its WAL and shared memory).
+fn restrict_sqlite_files(url: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return;
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{path}{suffix}");
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+    }
 }
 
 /// A URL with its password hidden.

@@ -217,3 +217,68 @@ fn marking_a_failed_task_success_lets_its_run_go_on_and_succeed() {
     ]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn init_keeps_every_secret_in_a_private_weir_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("proj");
+    let out = assert_cmd::Command::new(crate::support::weir_bin())
+        .arg("init")
+        .arg(&target)
+        .env_remove("WEIR_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let password = stdout
+        .split("login: admin / ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin password in:\n{stdout}"));
+    assert!(password.len() >= 16, "{password}");
+    let state = target.join(".weir");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    let fernet = std::fs::read_to_string(state.join("fernet.key")).unwrap();
+    let secret = std::fs::read_to_string(state.join("secret.key")).unwrap();
+    for file in ["fernet.key", "secret.key", "metadata.db"] {
+        assert_eq!(mode(&state.join(file)), 0o600, "{file}");
+    }
+    // No secret in any file a user might commit.
+    let mut stack = vec![target.clone()];
+    let mut checked = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path == state {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            for (what, value) in [
+                ("fernet key", fernet.trim()),
+                ("secret key", secret.trim()),
+                ("password", password),
+            ] {
+                assert!(!text.contains(value), "{what} in {}", path.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked}");
+
+    // A try's log is private too.
+    let out = assert_cmd::Command::new(crate::support::weir_bin())
+        .args(["--project", target.to_str().unwrap()])
+        .args(["dags", "test", "example_daily", "2026-01-15"])
+        .env_remove("WEIR_HOME")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let log = state.join("logs/example_daily/manual__2026-01-15T00:00:00+00:00/extract/1.log");
+    assert_eq!(mode(&log), 0o600);
+}
