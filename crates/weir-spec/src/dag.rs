@@ -130,6 +130,7 @@ impl Builder {
                 Vec::new()
             }
         };
+        self.control_flow(&dag_id, &tasks);
         Some(Dag {
             dag_id,
             fileloc: path.to_string(),
@@ -211,6 +212,29 @@ impl Builder {
                 format!("dependency cycle: {}", cycle.join(" -> ")),
                 Some("a DAG cannot depend on itself; remove one of these dependencies".into()),
             );
+        }
+    }
+
+    /// A `branch` chooses among its direct downstream tasks: one without any cannot work.
+    fn control_flow(&mut self, dag_id: &str, tasks: &[Task]) {
+        for task in tasks.iter().filter(|t| t.task_type == "branch") {
+            if !tasks
+                .iter()
+                .any(|t| t.depends_on.iter().any(|d| d == &task.task_id))
+            {
+                self.error(
+                    task.line,
+                    Some("type".into()),
+                    format!(
+                        "branch task '{}' in DAG '{dag_id}' has no downstream tasks to choose from",
+                        task.task_id
+                    ),
+                    Some(format!(
+                        "add `depends_on: [{}]` to the tasks it chooses between",
+                        task.task_id
+                    )),
+                );
+            }
         }
     }
 

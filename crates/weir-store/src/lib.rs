@@ -97,6 +97,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "backfill_event_log",
         include_str!("../migrations/sqlite/0004_backfill_event_log.sql"),
     ),
+    (
+        6,
+        "control_flow",
+        include_str!("../migrations/sqlite/0006_control_flow.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -118,6 +123,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "backfill_event_log",
         include_str!("../migrations/postgres/0004_backfill_event_log.sql"),
+    ),
+    (
+        6,
+        "control_flow",
+        include_str!("../migrations/postgres/0006_control_flow.sql"),
     ),
 ];
 
