@@ -6,6 +6,7 @@
 use crate::{Decide, OpError, Operator, Plan, PlanContext, ScriptEnd, Verdict};
 use serde::Deserialize;
 use weir_core::{Decision, Skip};
+use weir_spec::values::branch_choice;
 
 /// The keys of a `branch` task.
 #[derive(Debug, Deserialize)]
@@ -55,7 +56,7 @@ impl Operator for Branch {
 /// The verdict of branch `task_id` whose choice rendered to `text`, given its direct
 /// downstream tasks.
 fn decide(task_id: &str, text: &str, downstream: &[String]) -> Result<Verdict, String> {
-    let chosen = parse_choice(text);
+    let chosen = branch_choice(text);
     for id in &chosen {
         if !downstream.contains(id) {
             let choices = if downstream.is_empty() {
@@ -79,37 +80,6 @@ fn decide(task_id: &str, text: &str, downstream: &[String]) -> Result<Verdict, S
     })
 }
 
-/// Task ids from a rendered choice: one id, `a, b`, or a list (`["a", "b"]`, also with
-/// Python's single quotes); nothing (an empty text, `none`, `[]`) chooses no task.
-fn parse_choice(text: &str) -> Vec<String> {
-    let text = text.trim();
-    if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(text) {
-        return items
-            .iter()
-            .map(|v| match v {
-                serde_json::Value::String(s) => s.trim().to_string(),
-                other => other.to_string(),
-            })
-            .filter(|s| !s.is_empty())
-            .collect();
-    }
-    if matches!(text.to_ascii_lowercase().as_str(), "none" | "null") {
-        return Vec::new();
-    }
-    let inner = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    let mut ids: Vec<String> = Vec::new();
-    for part in inner.split(',') {
-        let id = part.trim().trim_matches(|c| c == '\'' || c == '"').trim();
-        if !id.is_empty() && !ids.iter().any(|i| i == id) {
-            ids.push(id.to_string());
-        }
-    }
-    ids
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +98,7 @@ mod tests {
             ("None", &[]),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_choice(text), *want, "{text:?}");
+            assert_eq!(branch_choice(text), *want, "{text:?}");
         }
     }
 

@@ -745,7 +745,7 @@ pub static TASK_TYPES: &[TaskTypeDoc] = &[
                 key(
                     "choose",
                     Type::Template,
-                    "renders to the chosen task ids: one id, a comma list (`a, b`) or a JSON list; empty chooses none",
+                    "renders to the chosen task ids: one id, a comma list (`a, b`) or a JSON list; empty chooses none; written without template syntax, `dags validate` checks the ids",
                 ),
                 key(
                     "script",

@@ -373,6 +373,21 @@ fn a_branch_without_downstream_tasks_is_a_validation_error() {
         stderr.contains("add `depends_on: [pick]` to the tasks it chooses between"),
         "{stderr}"
     );
+    // A choice written without a template is checked before it runs.
+    p.dag(
+        "typo",
+        "tasks:\n  - {id: pick, type: branch, choose: 'weekdya, weekend'}\n  - {id: weekday, type: empty, depends_on: [pick]}\n  - {id: weekend, type: empty, depends_on: [pick]}\n",
+    );
+    let (code, _, stderr) = p.run(&["dags", "validate", "dags/typo.yaml"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: branch task 'pick' in DAG 'typo' chooses 'weekdya', which is not a task directly downstream of it\n  --> dags/typo.yaml:2"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean 'weekday'?"), "{stderr}");
+    assert!(!stderr.contains("'weekend', which"), "{stderr}");
 }
 
 /// A `weir` process in the background; killed when dropped.
