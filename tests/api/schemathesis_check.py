@@ -28,7 +28,7 @@ def schemathesis(args, budget):
            "--workers", "2", "--phases", "examples,fuzzing,stateful", "--request-timeout", "20",
            "--seed", "1", "--no-color"]
     print("$", " ".join(a if "Bearer" not in a else "Authorization: Bearer ***" for a in cmd), flush=True)
-    done = subprocess.run(cmd, text=True, capture_output=True)
+    done = subprocess.run(cmd, text=True, capture_output=True, cwd=os.environ.get("ST_CWD", "/tmp"))
     print(done.stdout[-int(os.environ.get("ST_TAIL", "6000")):])
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-3000:])

@@ -176,7 +176,8 @@ pub type ChangedRuns =
     std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, Vec<TiChange>>>>;
 
 /// A task instance's new state as the worker that ended its try recorded it; `state: None`
-/// when the worker does not know it (the try lost its instance): read it from the store.
+/// when the worker does not know it (the try lost its instance), or when the finish recorded
+/// more than a state (a control-flow task's [`crate::Decision`]): read it from the store.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TiChange {
     pub ti_id: i64,

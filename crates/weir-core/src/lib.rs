@@ -9,12 +9,14 @@
 
 pub mod connection;
 pub mod dag;
+pub mod decision;
 pub mod duration;
 pub mod notify;
 pub mod state;
 pub mod timetable;
 
 pub use dag::{ChangedRuns, Dag, Schedule, SharedDags, Task, TiChange};
+pub use decision::{Decision, Skip};
 pub use duration::{format_duration, parse_duration};
 pub use state::{RunState, RunType, TaskState, TriggerRule};
 pub use timetable::{DataInterval, Timetable};

@@ -1,33 +1,42 @@
 //! weir-ops: one module per task type, and the one registry that lists them.
 //!
 //! A task type turns a validated [`weir_core::Task`] and its template context into a [`Plan`]:
-//! nothing to do, or a process to start. Key types: [`Operator`], [`Registry`], [`Plan`],
-//! [`ProcessSpec`]. Each operator has a typed `Config` deserialized from the task's keys.
+//! nothing to do, a process to start, work inside the worker, or a control-flow decision
+//! (`branch`, `short_circuit`, `latest_only`: which downstream tasks to skip, recorded by the
+//! worker and applied by the scheduler). Key types: [`Operator`], [`Registry`], [`Plan`],
+//! [`ProcessSpec`], [`Decide`]. Each operator has a typed `Config` deserialized from the task's
+//! keys.
 //!
 //! Must not know about the metadata store, scheduling, or how processes are supervised: the
 //! worker runs the plan (process groups, logs, timeouts) and records the outcome.
 
+mod branch;
 mod check;
 mod empty;
 pub mod http;
+mod latest_only;
 pub mod models;
 pub mod notify;
 mod python;
 mod shell;
+mod short_circuit;
 mod sql;
 
+pub use branch::Branch;
 pub use check::Check;
 pub use empty::Empty;
 pub use http::Http;
+pub use latest_only::LatestOnly;
 pub use models::Models;
 pub use python::Python;
 pub use shell::Shell;
+pub use short_circuit::ShortCircuit;
 pub use sql::Sql;
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
-use weir_core::Task;
 use weir_core::connection::Connection;
+use weir_core::{Dag, Decision, RunType, Task};
 use weir_template::{Renderer, TemplateContext};
 
 /// Why a task could not be planned; it fails the task instance, never the process.
@@ -50,6 +59,10 @@ pub enum OpError {
     },
     #[error("task type '{0}' is not registered")]
     UnknownType(String),
+    /// A control-flow task could not decide (a branch chose a task it cannot choose); the
+    /// message names the task.
+    #[error("{0}")]
+    Undecided(String),
 }
 
 /// How a process hands back its XCom value.
@@ -81,6 +94,36 @@ pub enum Plan {
     Process(ProcessSpec),
     /// Work done inside the worker (SQL, checks, HTTP): no process to supervise.
     Native(Box<dyn Native>),
+    /// A control-flow task: a decision about its downstream tasks.
+    Decide(Decide),
+}
+
+/// What a control-flow task concluded: the decision the worker records with its success
+/// (`None`: every downstream task goes on), its XCom value, and a line for its log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub decision: Option<Decision>,
+    pub xcom: Option<serde_json::Value>,
+    pub message: String,
+}
+
+/// How a script of a control-flow task ended: its exit code and last line of output.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptEnd<'a> {
+    pub code: i32,
+    pub last_line: Option<&'a str>,
+}
+
+/// Reads a [`ScriptEnd`] into a verdict; `Err` fails the task with a message for its log.
+pub type ReadScript = Box<dyn FnOnce(ScriptEnd<'_>) -> Result<Verdict, String> + Send>;
+
+/// How a control-flow task reaches its verdict.
+pub enum Decide {
+    /// Already, while planning (a rendered template, the run's interval).
+    Now(Verdict),
+    /// From a script the worker runs as any other process; a script killed by a signal or a
+    /// timeout fails the task as any other.
+    Script { spec: ProcessSpec, read: ReadScript },
 }
 
 impl std::fmt::Debug for Plan {
@@ -89,6 +132,10 @@ impl std::fmt::Debug for Plan {
             Plan::Nothing => f.write_str("Nothing"),
             Plan::Process(spec) => f.debug_tuple("Process").field(spec).finish(),
             Plan::Native(_) => f.write_str("Native"),
+            Plan::Decide(Decide::Now(verdict)) => f.debug_tuple("Decide").field(verdict).finish(),
+            Plan::Decide(Decide::Script { spec, .. }) => {
+                f.debug_tuple("DecideByScript").field(spec).finish()
+            }
         }
     }
 }
@@ -116,7 +163,12 @@ pub trait Native: Send {
 
 /// What an operator gets to plan a task.
 pub struct PlanContext<'a> {
+    /// The task's DAG: control-flow tasks read their downstream tasks and the timetable.
+    pub dag: &'a Dag,
     pub task: &'a Task,
+    pub run_type: RunType,
+    /// When the try started planning (`latest_only` compares it with the run's interval).
+    pub now: jiff::Timestamp,
     pub template: &'a TemplateContext,
     pub renderer: &'a Renderer,
     /// The project root: relative script paths and the default working directory.
@@ -173,6 +225,30 @@ impl PlanContext<'_> {
         }
     }
 
+    /// A `script` key of a control-flow task: a single line ending in `.sh` is a file of the
+    /// project, anything else inline bash; rendered either way, as a bash process whose XCom
+    /// the verdict gives.
+    pub fn script_process(&self, script: &str) -> Result<ProcessSpec, OpError> {
+        let text = if script.trim_end().ends_with(".sh") && !script.trim().contains('\n') {
+            self.render_file(script.trim())?
+        } else {
+            self.render(script)?
+        };
+        Ok(ProcessSpec {
+            program: "bash".into(),
+            args: vec!["-c".into(), text],
+            env: Vec::new(),
+            cwd: self.project_dir.to_path_buf(),
+            xcom: XcomMode::File,
+            skip_exit_code: None,
+        })
+    }
+
+    /// The ids of the tasks directly downstream of this one, in file order.
+    pub fn downstream(&self) -> Vec<&str> {
+        self.dag.downstream(&self.task.task_id)
+    }
+
     pub fn config_error(&self, message: impl Into<String>) -> OpError {
         OpError::Config {
             task: self.task.task_id.clone(),
@@ -227,6 +303,9 @@ impl Registry {
             .with(Http)
             .with(Models)
             .with(notify::Notify)
+            .with(Branch)
+            .with(ShortCircuit)
+            .with(LatestOnly)
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -1,9 +1,11 @@
 //! Readiness: which task instances of a run may move, decided from the states of the run's
-//! task instances and the free capacity. Pure: no store, no clock of its own.
+//! task instances, the decisions of its control-flow tasks (`branch`, `short_circuit`,
+//! `latest_only`, recorded by workers with their success) and the free capacity. Pure: no
+//! store, no clock of its own.
 
 use std::collections::{HashMap, HashSet};
 use weir_core::state::{Readiness, UpstreamCounts};
-use weir_core::{Dag, RunState, TaskState};
+use weir_core::{Dag, RunState, Skip, TaskState};
 use weir_store::{Store, StoreError, TiRow, Transition};
 
 /// Free slots: overall, per DAG, per pool.
@@ -66,12 +68,13 @@ pub struct RunOutcome {
 }
 
 /// What evaluation needs of a DAG's structure, computed once per parsed DAG version rather
-/// than on every evaluation: the tasks in dependency order, each task's upstream tasks by
-/// index, the leaves, and task ids by index.
+/// than on every evaluation: the tasks in dependency order, each task's upstream and
+/// downstream tasks by index, the leaves, and task ids by index.
 #[derive(Debug)]
 pub struct DagShape {
     order: Vec<usize>,
     upstream: Vec<Vec<usize>>,
+    downstream: Vec<Vec<usize>>,
     leaves: Vec<usize>,
     index: HashMap<String, usize>,
 }
@@ -94,21 +97,80 @@ impl DagShape {
                     .collect()
             })
             .collect();
-        let mut has_downstream = vec![false; dag.tasks.len()];
-        for ups in &upstream {
+        let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
+        for (i, ups) in upstream.iter().enumerate() {
             for &u in ups {
-                has_downstream[u] = true;
+                downstream[u].push(i);
             }
         }
         DagShape {
             order: topological_order(dag),
             leaves: (0..dag.tasks.len())
-                .filter(|&i| !has_downstream[i])
+                .filter(|&i| downstream[i].is_empty())
                 .collect(),
             upstream,
+            downstream,
             index,
         }
     }
+
+    /// Which tasks lie downstream of any of `from` (transitively, `from` included).
+    fn reachable_from(&self, from: impl IntoIterator<Item = usize>) -> Vec<bool> {
+        let mut seen = vec![false; self.upstream.len()];
+        let mut stack: Vec<usize> = from.into_iter().collect();
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(&self.downstream[i]);
+            }
+        }
+        seen
+    }
+}
+
+/// Why task `index` is skipped by a decision of a control-flow task upstream of it, if it is,
+/// as Airflow's `SkipMixin`: a `branch` (or `latest_only`) skips its direct downstream tasks
+/// that it did not choose, except those downstream of a chosen one (a join right after the
+/// branch); a `short_circuit` that ignores trigger rules skips everything downstream of it,
+/// which `forced` carries down the order. Only a decision of a successful instance counts: a
+/// cleared one is gone, and clearing a skipped task alone skips it again (Airflow's
+/// `NotPreviouslySkippedDep`).
+fn skipped_by<'a>(
+    shape: &DagShape,
+    by_task: &[Option<&'a TiRow>],
+    state: &[Option<TaskState>],
+    forced: &[Option<&'a str>],
+    chosen_reach: &mut HashMap<usize, Vec<bool>>,
+    index: usize,
+) -> (Option<&'a str>, Option<&'a str>) {
+    let mut all_downstream = None;
+    let mut direct = None;
+    for &up in &shape.upstream[index] {
+        if all_downstream.is_none() {
+            all_downstream = forced[up];
+        }
+        let decision = match (state[up], by_task[up]) {
+            (Some(TaskState::Success), Some(ti)) => ti.decision.as_ref(),
+            _ => None,
+        };
+        let Some(decision) = decision else {
+            continue;
+        };
+        match &decision.skip {
+            Skip::AllDownstream => {
+                all_downstream.get_or_insert(decision.reason.as_str());
+            }
+            Skip::DirectExcept(chosen) if direct.is_none() => {
+                let reach = chosen_reach.entry(up).or_insert_with(|| {
+                    shape.reachable_from(chosen.iter().filter_map(|c| shape.index.get(c).copied()))
+                });
+                if !reach[index] {
+                    direct = Some(decision.reason.as_str());
+                }
+            }
+            Skip::DirectExcept(_) => {}
+        }
+    }
+    (all_downstream, direct)
 }
 
 /// Decides, for one running run, which task instances move where. Pure: reads the current
@@ -153,12 +215,23 @@ pub fn evaluate_shaped(
         }
     }
     let mut unfinished = tis.iter().filter(|t| !t.state.is_finished()).count() - out.moves.len();
+    // Per task: the reason when a short_circuit upstream of it skips everything downstream.
+    let mut forced: Vec<Option<&str>> = vec![None; dag.tasks.len()];
+    let mut chosen_reach: HashMap<usize, Vec<bool>> = HashMap::new();
     for &index in &shape.order {
         let task = &dag.tasks[index];
+        let (all_downstream, direct) =
+            skipped_by(shape, &by_task, &state, &forced, &mut chosen_reach, index);
+        forced[index] = all_downstream;
         let (Some(ti), Some(current)) = (by_task[index], state[index]) else {
             continue;
         };
+        let mut reason = None;
         let next = match current {
+            TaskState::None | TaskState::Scheduled if all_downstream.or(direct).is_some() => {
+                reason = all_downstream.or(direct);
+                Some(TaskState::Skipped)
+            }
             TaskState::None | TaskState::Scheduled => {
                 let mut counts = UpstreamCounts::default();
                 for &up in &shape.upstream[index] {
@@ -212,6 +285,7 @@ pub fn evaluate_shaped(
                 from: current,
                 to,
                 next_retry_at: None,
+                reason: reason.map(String::from),
             });
             if to.is_finished() {
                 unfinished -= 1;
@@ -258,6 +332,7 @@ pub fn removal(ti: &TiRow) -> Option<Transition> {
         from: ti.state,
         to: TaskState::Removed,
         next_retry_at: None,
+        reason: None,
     })
 }
 
@@ -385,6 +460,8 @@ mod tests {
             end_date: None,
             heartbeat: None,
             next_retry_at: None,
+            decision: None,
+            reason: None,
         }
     }
 
@@ -613,5 +690,187 @@ mod tests {
             &mut room(10),
         );
         assert_eq!(out.moves[0].to, S::Queued);
+    }
+
+    /// A decided instance: `task_id` succeeded with `skip`, for `reason`.
+    fn decided(id: i64, task_id: &str, skip: weir_core::Skip) -> TiRow {
+        TiRow {
+            decision: Some(weir_core::Decision {
+                skip,
+                reason: format!("{task_id} decided"),
+            }),
+            ..ti(id, task_id, S::Success)
+        }
+    }
+
+    /// One case of control flow: the deciding task `c` (upstream of everything below), its
+    /// decision, the instances' states, and what each instance moves to (with the reason).
+    struct FlowCase {
+        what: &'static str,
+        skip: weir_core::Skip,
+        states: &'static [(&'static str, TaskState)],
+        expect: &'static [(&'static str, TaskState, Option<&'static str>)],
+    }
+
+    #[test]
+    fn decisions_of_control_flow_tasks_skip_their_downstream_as_airflow() {
+        use weir_core::Skip;
+        // c -> a -> a2 -> done(all_done); c -> b -> b2; c -> join(none_failed_min_one_success)
+        // with a2 and b2 also upstream of join; side(one_success) after c and a free task x.
+        let done = task("done", &["a2"], R::AllDone);
+        let d = dag(vec![
+            task("c", &[], R::AllSuccess),
+            task("a", &["c"], R::AllSuccess),
+            task("a2", &["a"], R::AllSuccess),
+            done,
+            task("b", &["c"], R::AllSuccess),
+            task("b2", &["b"], R::AllSuccess),
+            task("join", &["c", "a2", "b2"], R::NoneFailedMinOneSuccess),
+            task("x", &[], R::AllSuccess),
+            task("side", &["c", "x"], R::OneSuccess),
+        ]);
+        let cases = [
+            FlowCase {
+                what: "a branch that chose a skips b (and b2 by its trigger rule, in the same round); the join after a is not skipped",
+                skip: Skip::DirectExcept(vec!["a".into()]),
+                states: &[
+                    ("a", S::None),
+                    ("a2", S::None),
+                    ("b", S::None),
+                    ("b2", S::None),
+                    ("join", S::None),
+                    ("side", S::None),
+                    ("x", S::Running),
+                ],
+                expect: &[
+                    ("a", S::Queued, None),
+                    ("b", S::Skipped, Some("c decided")),
+                    ("side", S::Skipped, Some("c decided")),
+                    ("b2", S::Skipped, None),
+                ],
+            },
+            FlowCase {
+                what: "the chosen task's own downstream waits as usual; a skipped path follows trigger rules",
+                skip: Skip::DirectExcept(vec!["a".into()]),
+                states: &[
+                    ("a", S::Success),
+                    ("a2", S::None),
+                    ("b", S::Skipped),
+                    ("b2", S::None),
+                ],
+                expect: &[("a2", S::Queued, None), ("b2", S::Skipped, None)],
+            },
+            FlowCase {
+                what: "the join runs once one path succeeded and the other was skipped",
+                skip: Skip::DirectExcept(vec!["a".into()]),
+                states: &[
+                    ("a", S::Success),
+                    ("a2", S::Success),
+                    ("b", S::Skipped),
+                    ("b2", S::Skipped),
+                    ("join", S::None),
+                ],
+                expect: &[("join", S::Queued, None)],
+            },
+            FlowCase {
+                what: "choosing nothing skips every direct downstream task",
+                skip: Skip::DirectExcept(vec![]),
+                states: &[
+                    ("a", S::None),
+                    ("b", S::None),
+                    ("join", S::None),
+                    ("x", S::Success),
+                    ("side", S::None),
+                ],
+                expect: &[
+                    ("a", S::Skipped, Some("c decided")),
+                    ("b", S::Skipped, Some("c decided")),
+                    ("side", S::Skipped, Some("c decided")),
+                    ("join", S::Skipped, Some("c decided")),
+                ],
+            },
+            FlowCase {
+                what: "a short_circuit ignoring trigger rules skips all downstream, all_done too, in one round",
+                skip: Skip::AllDownstream,
+                states: &[
+                    ("a", S::None),
+                    ("a2", S::None),
+                    ("done", S::None),
+                    ("b", S::None),
+                    ("b2", S::None),
+                    ("join", S::None),
+                ],
+                expect: &[
+                    ("a", S::Skipped, Some("c decided")),
+                    ("b", S::Skipped, Some("c decided")),
+                    ("a2", S::Skipped, Some("c decided")),
+                    ("b2", S::Skipped, Some("c decided")),
+                    ("done", S::Skipped, Some("c decided")),
+                    ("join", S::Skipped, Some("c decided")),
+                ],
+            },
+            FlowCase {
+                what: "everything downstream stays skipped in a later round, whatever finished between",
+                skip: Skip::AllDownstream,
+                states: &[("a", S::Skipped), ("a2", S::Skipped), ("done", S::None)],
+                expect: &[("done", S::Skipped, Some("c decided"))],
+            },
+            FlowCase {
+                what: "respecting trigger rules, the all_done task after the skipped chain runs",
+                skip: Skip::DirectExcept(vec![]),
+                states: &[("a", S::Skipped), ("a2", S::Skipped), ("done", S::None)],
+                expect: &[("done", S::Queued, None)],
+            },
+            FlowCase {
+                what: "a task cleared alone after its skip is skipped again",
+                skip: Skip::DirectExcept(vec!["a".into()]),
+                states: &[("a", S::Success), ("b", S::None)],
+                expect: &[("b", S::Skipped, Some("c decided"))],
+            },
+            FlowCase {
+                what: "a task that already runs is left alone",
+                skip: Skip::AllDownstream,
+                states: &[("a", S::Running), ("b", S::Success)],
+                expect: &[],
+            },
+        ];
+        for case in cases {
+            let mut tis = vec![decided(1, "c", case.skip.clone())];
+            for (i, (id, state)) in case.states.iter().enumerate() {
+                tis.push(ti(i as i64 + 2, id, *state));
+            }
+            let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+            let moves: Vec<(&str, TaskState, Option<&str>)> = out
+                .moves
+                .iter()
+                .map(|m| {
+                    let id = tis
+                        .iter()
+                        .find(|t| t.id == m.ti_id)
+                        .unwrap()
+                        .task_id
+                        .as_str();
+                    (id, m.to, m.reason.as_deref())
+                })
+                .collect();
+            assert_eq!(moves, case.expect, "{}", case.what);
+        }
+        // An unsuccessful instance's decision does not count: its downstream follows trigger
+        // rules (a failed branch makes them upstream_failed).
+        let tis = [
+            TiRow {
+                state: S::Failed,
+                ..decided(1, "c", Skip::DirectExcept(vec!["a".into()]))
+            },
+            ti(2, "b", S::None),
+        ];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(
+            out.moves
+                .iter()
+                .map(|m| (m.to, m.reason.clone()))
+                .collect::<Vec<_>>(),
+            [(S::UpstreamFailed, None)]
+        );
     }
 }

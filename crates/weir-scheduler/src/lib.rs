@@ -1,8 +1,9 @@
 //! weir-scheduler: decides what runs next. It never runs user code.
 //!
 //! Owns the DAG folder watch ([`folder`]), run creation from timetables (catchup,
-//! `max_active_runs`), task readiness (trigger rules, `depends_on_past`, retries, pools,
-//! `parallelism`, `max_active_tasks`), run completion, and the zombie reaper. Key type:
+//! `max_active_runs`), task readiness (trigger rules, control-flow decisions that workers
+//! recorded, `depends_on_past`, retries, pools, `parallelism`, `max_active_tasks`), run
+//! completion, and the zombie reaper. Key type:
 //! [`Scheduler`]; one [`Scheduler::tick`] does one round of all of it.
 //!
 //! Architecture invariants: every state change goes through the store's compare-and-set, so
@@ -565,6 +566,10 @@ impl Scheduler {
             {
                 tis[i].state = m.to;
                 tis[i].next_retry_at = m.next_retry_at;
+                tis[i].reason = m.reason.clone();
+                if m.to == TaskState::None {
+                    tis[i].decision = None;
+                }
             }
         }
         if let Ok(mut views) = self.views.lock() {

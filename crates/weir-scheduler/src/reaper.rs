@@ -40,6 +40,7 @@ impl Scheduler {
                 state,
                 next_retry_at,
                 xcom: None,
+                decision: None,
                 messages: Vec::new(),
             });
         }

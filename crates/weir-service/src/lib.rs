@@ -260,6 +260,7 @@ impl Services {
                 from: t.state,
                 to: state,
                 next_retry_at: None,
+                reason: None,
             })
             .collect();
         let moved = self.store.apply_transitions(&moves).await?;

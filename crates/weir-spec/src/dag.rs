@@ -130,6 +130,7 @@ impl Builder {
                 Vec::new()
             }
         };
+        self.control_flow(&dag_id, &tasks);
         Some(Dag {
             dag_id,
             fileloc: path.to_string(),
@@ -211,6 +212,55 @@ impl Builder {
                 format!("dependency cycle: {}", cycle.join(" -> ")),
                 Some("a DAG cannot depend on itself; remove one of these dependencies".into()),
             );
+        }
+    }
+
+    /// A `branch` chooses among its direct downstream tasks: one without any cannot work, and
+    /// a `choose` without template syntax must name them.
+    fn control_flow(&mut self, dag_id: &str, tasks: &[Task]) {
+        for task in tasks.iter().filter(|t| t.task_type == "branch") {
+            let downstream: Vec<&str> = tasks
+                .iter()
+                .filter(|t| t.depends_on.iter().any(|d| d == &task.task_id))
+                .map(|t| t.task_id.as_str())
+                .collect();
+            if let Some(serde_json::Value::String(choose)) = task.config.get("choose")
+                && !downstream.is_empty()
+                && !choose.contains("{{")
+                && !choose.contains("{%")
+            {
+                for id in crate::values::branch_choice(choose) {
+                    if !downstream.contains(&id.as_str()) {
+                        let hint =
+                            did_you_mean(&id, downstream.iter().copied()).unwrap_or_else(|| {
+                                format!("the choices are {}", downstream.join(", "))
+                            });
+                        self.error(
+                            task.line,
+                            Some("choose".into()),
+                            format!(
+                                "branch task '{}' in DAG '{dag_id}' chooses '{id}', which is not a task directly downstream of it",
+                                task.task_id
+                            ),
+                            Some(hint),
+                        );
+                    }
+                }
+            }
+            if downstream.is_empty() {
+                self.error(
+                    task.line,
+                    Some("type".into()),
+                    format!(
+                        "branch task '{}' in DAG '{dag_id}' has no downstream tasks to choose from",
+                        task.task_id
+                    ),
+                    Some(format!(
+                        "add `depends_on: [{}]` to the tasks it chooses between",
+                        task.task_id
+                    )),
+                );
+            }
         }
     }
 

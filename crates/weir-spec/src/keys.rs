@@ -740,37 +740,49 @@ pub static TASK_TYPES: &[TaskTypeDoc] = &[
     choice(
         decl(
             "branch",
-            "follows the chosen downstream tasks and skips the rest",
+            "follows the chosen direct downstream tasks and skips the others (Airflow's branch operators): what follows only from a skipped task is skipped by its trigger rule, and a join with `trigger_rule: none_failed_min_one_success` runs; a choice that is not a direct downstream task fails the branch",
             &[
                 key(
                     "choose",
                     Type::Template,
-                    "renders to a task id or a list of them",
+                    "renders to the chosen task ids: one id, a comma list (`a, b`) or a JSON list; empty chooses none; written without template syntax, `dags validate` checks the ids",
                 ),
-                key("script", Type::Str, "prints task ids"),
+                key(
+                    "script",
+                    Type::Template,
+                    "bash, inline or a `.sh` file relative to the project (rendered); the last line it prints holds the ids, as `choose` does; a non-zero exit fails the branch",
+                ),
             ],
-            "  - id: pick\n    type: branch\n    choose: \"{{ 'full_load' if ds.endswith('-01') else 'daily_load' }}\"\n",
+            "  - id: pick\n    type: branch\n    choose: \"{{ 'full_load' if ds.endswith('-01') else 'daily_load' }}\"\n  - {id: full_load, type: shell, command: ./load.sh --full, depends_on: [pick]}\n  - {id: daily_load, type: shell, command: ./load.sh, depends_on: [pick]}\n",
         ),
         &["choose", "script"],
         true,
     ),
     decl(
         "latest_only",
-        "skips downstream tasks unless the run is the latest scheduled interval",
+        "skips its direct downstream tasks unless the run is of the latest interval: a manual run goes on; a scheduled or backfill run goes on only while now is after its data_interval_end and not after the next interval's end (Airflow's LatestOnlyOperator)",
         &[],
         "  - id: only_latest\n    type: latest_only\n",
     ),
     choice(
         decl(
             "short_circuit",
-            "skips downstream tasks when its condition is false",
+            "when its condition is false, skips downstream tasks (Airflow's ShortCircuitOperator); it succeeds either way",
             &[
-                key("condition", Type::Template, "renders truthy or falsy"),
-                key("script", Type::Str, "exit 0 means go on"),
+                key(
+                    "condition",
+                    Type::Template,
+                    "false when it renders to \"\", false, 0, none, null, [] or {} (any case), as Python's truthiness; anything else goes on",
+                ),
+                key(
+                    "script",
+                    Type::Template,
+                    "bash, inline or a `.sh` file relative to the project (rendered): exit 0 goes on, any other exit code short-circuits",
+                ),
                 key(
                     "ignore_downstream_trigger_rules",
                     Type::Bool,
-                    "skip all downstream (default true)",
+                    "true (default): skip every task downstream, whatever its trigger rule; false: skip only the direct downstream tasks and let trigger rules decide the rest",
                 ),
             ],
             "  - id: weekdays_only\n    type: short_circuit\n    condition: \"{{ params.get('enabled', true) }}\"\n",

@@ -181,3 +181,35 @@ pub fn duration(value: &serde_json::Value) -> Result<std::time::Duration, String
         other => Err(format!("'{other}' is not a duration")),
     }
 }
+
+/// The task ids a `branch` chose, from its rendered `choose` (or its script's last line): one id, `a, b`, or a list (`["a", "b"]`, also with
+/// Python's single quotes); nothing (an empty text, `none`, `[]`) chooses no task. `dags
+/// validate` reads a `choose` without template syntax the same way.
+pub fn branch_choice(text: &str) -> Vec<String> {
+    let text = text.trim();
+    if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(text) {
+        return items
+            .iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s.trim().to_string(),
+                other => other.to_string(),
+            })
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    if matches!(text.to_ascii_lowercase().as_str(), "none" | "null") {
+        return Vec::new();
+    }
+    let inner = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let mut ids: Vec<String> = Vec::new();
+    for part in inner.split(',') {
+        let id = part.trim().trim_matches(|c| c == '\'' || c == '"').trim();
+        if !id.is_empty() && !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
+    }
+    ids
+}

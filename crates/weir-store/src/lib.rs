@@ -104,6 +104,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "users",
         include_str!("../migrations/sqlite/0005_users.sql"),
     ),
+    (
+        6,
+        "control_flow",
+        include_str!("../migrations/sqlite/0006_control_flow.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -130,6 +135,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "users",
         include_str!("../migrations/postgres/0005_users.sql"),
+    ),
+    (
+        6,
+        "control_flow",
+        include_str!("../migrations/postgres/0006_control_flow.sql"),
     ),
 ];
 

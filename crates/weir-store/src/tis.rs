@@ -4,7 +4,7 @@
 use crate::runs::RunRow;
 use crate::{Backend, Result, Store, parse_state, placeholders};
 use sqlx::{Any, Row, Transaction};
-use weir_core::{TaskState, now_micros};
+use weir_core::{Decision, TaskState, now_micros};
 
 /// What a new task instance needs from its task definition.
 #[derive(Debug, Clone)]
@@ -54,19 +54,27 @@ pub struct TiRow {
     pub end_date: Option<i64>,
     pub heartbeat: Option<i64>,
     pub next_retry_at: Option<i64>,
+    /// What a control-flow task decided about its downstream tasks, recorded with its
+    /// success; the scheduler applies it.
+    pub decision: Option<Decision>,
+    /// Why the instance was skipped by another task's decision.
+    pub reason: Option<String>,
 }
 
 /// A task instance a worker has claimed: it is `running` with a new try number.
 pub type ClaimedTi = TiRow;
 
 /// A compare-and-set move of one task instance from `from` to `to`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
     pub ti_id: i64,
     pub from: TaskState,
     pub to: TaskState,
     /// For `up_for_retry`: when the next try may start.
     pub next_retry_at: Option<i64>,
+    /// For a finished state: why (a skip by a control-flow task's decision). A move to any
+    /// finished state without one clears the last reason.
+    pub reason: Option<String>,
 }
 
 /// The end of one try: from `running` (and this try number) to `state`, with the try's XCom
@@ -78,6 +86,8 @@ pub struct Finish {
     pub state: TaskState,
     pub next_retry_at: Option<i64>,
     pub xcom: Option<serde_json::Value>,
+    /// A control-flow task's decision, recorded with its success.
+    pub decision: Option<Decision>,
     /// Side effects of this outcome (notifications), written only if it is recorded.
     pub messages: Vec<crate::NewMessage>,
 }
@@ -115,7 +125,8 @@ pub struct TryRow {
 }
 
 const TI_COLUMNS: &str = "id, run_pk, dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, \
-     pool_slots, priority_weight, queue, worker, pid, queued_at, start_date, end_date, heartbeat, next_retry_at";
+     pool_slots, priority_weight, queue, worker, pid, queued_at, start_date, end_date, heartbeat, next_retry_at, \
+     decision, reason";
 
 fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
     Ok(TiRow {
@@ -139,6 +150,11 @@ fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
         end_date: row.try_get("end_date")?,
         heartbeat: row.try_get("heartbeat")?,
         next_retry_at: row.try_get("next_retry_at")?,
+        decision: row
+            .try_get::<Option<String>, _>("decision")?
+            .as_deref()
+            .and_then(Decision::from_json),
+        reason: row.try_get("reason")?,
     })
 }
 
@@ -234,11 +250,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_micros();
-        // (from, to, next_retry_at) and the instances that make that move.
-        type Kind = (TaskState, TaskState, Option<i64>);
+        // (from, to, next_retry_at, reason) and the instances that make that move.
+        type Kind<'a> = (TaskState, TaskState, Option<i64>, Option<&'a str>);
         let mut groups: Vec<(Kind, Vec<i64>)> = Vec::new();
         for m in moves {
-            let key = (m.from, m.to, m.next_retry_at);
+            let key = (m.from, m.to, m.next_retry_at, m.reason.as_deref());
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, ids)) => ids.push(m.ti_id),
                 None => groups.push((key, vec![m.ti_id])),
@@ -246,24 +262,31 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         let mut moved_ids = std::collections::HashSet::with_capacity(moves.len());
-        for ((from, to, next_retry_at), ids) in &groups {
-            // $1 state, $2 next_retry_at, $3 from, [$4 now], then the ids.
-            let (set, with_now) = match to {
-                TaskState::Queued => ("state = $1, next_retry_at = $2, queued_at = $4", true),
+        for ((from, to, next_retry_at, reason), ids) in &groups {
+            // $1 state, $2 next_retry_at, $3 from, [$4 now, [$5 reason]], then the ids.
+            let (set, with_now, with_reason) = match to {
+                TaskState::Queued => (
+                    "state = $1, next_retry_at = $2, queued_at = $4",
+                    true,
+                    false,
+                ),
                 // Finished without a try (an `empty` task the scheduler ends, a skip, a
                 // removal): its start is its end.
                 s if s.is_finished() => (
-                    "state = $1, next_retry_at = $2, start_date = COALESCE(start_date, $4), end_date = $4",
+                    "state = $1, next_retry_at = $2, start_date = COALESCE(start_date, $4), end_date = $4, \
+                     reason = $5",
+                    true,
                     true,
                 ),
                 TaskState::None => (
                     "state = $1, next_retry_at = $2, queued_at = NULL, start_date = NULL, end_date = NULL, \
-                     heartbeat = NULL, worker = NULL, pid = NULL",
+                     heartbeat = NULL, worker = NULL, pid = NULL, decision = NULL, reason = NULL",
+                    false,
                     false,
                 ),
-                _ => ("state = $1, next_retry_at = $2", false),
+                _ => ("state = $1, next_retry_at = $2", false, false),
             };
-            let first_id = if with_now { 5 } else { 4 };
+            let first_id = 4 + with_now as usize + with_reason as usize;
             for chunk in ids.chunks(500) {
                 let sql = format!(
                     "UPDATE task_instance SET {set} WHERE state = $3 AND id IN ({}) RETURNING id",
@@ -275,6 +298,9 @@ impl Store {
                     .bind(from.as_str());
                 if with_now {
                     q = q.bind(now);
+                }
+                if with_reason {
+                    q = q.bind(*reason);
                 }
                 for id in chunk {
                     q = q.bind(*id);
@@ -409,7 +435,8 @@ impl Store {
         let mut out = Vec::with_capacity(finishes.len());
         for f in finishes {
             let done = sqlx::query(
-                "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3, heartbeat = NULL \
+                "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3, heartbeat = NULL, \
+                 decision = $7, reason = NULL \
                  WHERE id = $4 AND try_number = $5 AND state = 'running' AND ($6 IS NULL OR worker = $6)",
             )
             .bind(f.state.as_str())
@@ -418,6 +445,7 @@ impl Store {
             .bind(f.ti_id)
             .bind(f.try_number)
             .bind(worker)
+            .bind(f.decision.as_ref().map(Decision::to_json))
             .execute(&mut *tx)
             .await?;
             let outcome = if done.rows_affected() == 1 {
@@ -437,7 +465,8 @@ impl Store {
             } else {
                 let reset = sqlx::query(
                     "UPDATE task_instance SET state = 'none', queued_at = NULL, start_date = NULL, \
-                     end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, next_retry_at = NULL \
+                     end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, next_retry_at = NULL, \
+                     decision = NULL, reason = NULL \
                      WHERE id = $1 AND try_number = $2 AND state = 'restarting'",
                 )
                 .bind(f.ti_id)
@@ -508,7 +537,8 @@ impl Store {
             let row = sqlx::query(
                 "UPDATE task_instance SET state = 'none', max_tries = try_number + $1, queued_at = NULL, \
                  start_date = NULL, end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, \
-                 next_retry_at = NULL WHERE id = $2 AND state NOT IN ('running', 'restarting') RETURNING run_pk",
+                 next_retry_at = NULL, decision = NULL, reason = NULL \
+                 WHERE id = $2 AND state NOT IN ('running', 'restarting') RETURNING run_pk",
             )
             .bind(extra)
             .bind(*id)

@@ -21,7 +21,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use weir_core::connection::{Connection, Masker, is_secret_key};
 use weir_core::{Dag, SharedDags, TaskState, Timetable, log_path, now_micros, timestamp};
-use weir_ops::{Plan, PlanContext, Registry, XcomMode};
+use weir_ops::{Decide, Plan, PlanContext, Registry, ScriptEnd, XcomMode};
 use weir_store::{ClaimedTi, Finish, Finished, NewMessage, RunRow, Store};
 use weir_template::{Renderer, TemplateContext};
 
@@ -388,13 +388,14 @@ impl Worker {
             Some(e) => Err(e),
             None => self.attempt(&ti, &log, &secrets, &mut kill).await,
         };
-        let (state, message, xcom) = match outcome {
+        let (state, message, xcom, decision) = match outcome {
             Ok(Outcome {
                 state,
                 message,
                 xcom,
-            }) => (state, message, xcom),
-            Err(message) => (TaskState::Failed, message, None),
+                decision,
+            }) => (state, message, xcom, decision),
+            Err(message) => (TaskState::Failed, message, None, None),
         };
         let mut state = state;
         let mut next_retry_at = None;
@@ -437,11 +438,14 @@ impl Worker {
             state,
             next_retry_at,
             xcom: xcom.filter(|_| state == TaskState::Success && !lost),
+            decision: decision.filter(|_| state == TaskState::Success && !lost),
             messages,
         };
+        let decided = finish.decision.is_some();
         let result = self.store.finish(&self.id(), &[finish]).await;
+        // A recorded decision is more than the scheduler's view holds: it reads the instance.
         let recorded = match &result {
-            Ok(done) if done == &[Finished::Applied] => Some(state),
+            Ok(done) if done == &[Finished::Applied] && !decided => Some(state),
             _ => None,
         };
         match result {
@@ -554,16 +558,21 @@ impl Worker {
         let run = self.run_of(ti).await?;
         let ctx = self.template_context(&dag, task, &run, ti, secrets).await?;
         let cx = PlanContext {
+            dag: &dag,
             task,
+            run_type: run.run_type,
+            now: jiff::Timestamp::now(),
             template: &ctx,
             renderer: &self.renderer,
             project_dir: &self.config.project_dir,
         };
         let plan = self.registry.plan(&cx).map_err(|e| e.to_string())?;
-        let spec = match plan {
+        let (spec, read) = match plan {
             Plan::Nothing => return Ok(Outcome::success(None, "nothing to do".into())),
-            Plan::Process(spec) => spec,
+            Plan::Process(spec) => (spec, None),
             Plan::Native(native) => return self.run_native(native, task, log, kill).await,
+            Plan::Decide(Decide::Now(verdict)) => return Ok(Outcome::decided(verdict)),
+            Plan::Decide(Decide::Script { spec, read }) => (spec, Some(read)),
         };
         let xcom_file = std::env::temp_dir().join(format!(
             "weir-xcom-{}-{}-{}.json",
@@ -639,6 +648,14 @@ impl Worker {
         .await;
         let xcom = read_xcom(&xcom_file, spec.xcom, result.last_line.as_deref());
         let _ = std::fs::remove_file(&xcom_file);
+        // A control-flow script: its exit code and last line are its verdict.
+        if let (Some(read), Exit::Code(code)) = (read, &result.exit) {
+            return read(ScriptEnd {
+                code: *code,
+                last_line: result.last_line.as_deref(),
+            })
+            .map(Outcome::decided);
+        }
         let xcom = xcom?;
         Ok(match result.exit {
             Exit::Code(0) => Outcome::success(xcom, "task exited with return code 0".into()),
@@ -646,6 +663,7 @@ impl Worker {
                 state: TaskState::Skipped,
                 message: format!("task exited with return code {code}: skipped"),
                 xcom: None,
+                decision: None,
             },
             Exit::Code(code) => Outcome::failed(format!("task exited with return code {code}")),
             Exit::Signal(sig) => Outcome::failed(format!("task was killed by signal {sig}")),
@@ -887,6 +905,8 @@ struct Outcome {
     state: TaskState,
     message: String,
     xcom: Option<serde_json::Value>,
+    /// A control-flow task's decision, recorded with its success for the scheduler.
+    decision: Option<weir_core::Decision>,
 }
 
 impl Outcome {
@@ -895,6 +915,7 @@ impl Outcome {
             state: TaskState::Success,
             message,
             xcom,
+            decision: None,
         }
     }
 
@@ -903,6 +924,17 @@ impl Outcome {
             state: TaskState::Failed,
             message,
             xcom: None,
+            decision: None,
+        }
+    }
+
+    /// A control-flow task succeeds with its verdict.
+    fn decided(verdict: weir_ops::Verdict) -> Self {
+        Outcome {
+            state: TaskState::Success,
+            message: verdict.message,
+            xcom: verdict.xcom,
+            decision: verdict.decision,
         }
     }
 }

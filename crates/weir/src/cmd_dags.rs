@@ -278,18 +278,20 @@ async fn dispatch(
                 svc.reset_run(&Actor::cli(), &dag, &run).await?;
             }
             eprintln!("testing {} run {}", dag.dag_id, run.run_id);
-            let finished = engine::run_to_completion(
-                settings,
-                store,
-                dag.clone(),
-                vec![run.id],
-                |_, task, state, try_number| {
-                    if state.is_finished() || state == weir_core::TaskState::UpForRetry {
-                        println!("{task:<30} {state} (try {try_number})");
+            let finished =
+                engine::run_to_completion(settings, store, dag.clone(), vec![run.id], |_, ti| {
+                    if ti.state.is_finished() || ti.state == weir_core::TaskState::UpForRetry {
+                        let (task, state, try_number) = (&ti.task_id, ti.state, ti.try_number);
+                        match &ti.reason {
+                            // A skip that a branch, short_circuit or latest_only decided.
+                            Some(reason) => {
+                                println!("{task:<30} {state} (try {try_number}): {reason}")
+                            }
+                            None => println!("{task:<30} {state} (try {try_number})"),
+                        }
                     }
-                },
-            )
-            .await?;
+                })
+                .await?;
             let run = &finished[0];
             println!("run {} {}", run.run_id, run.state);
             if !engine::succeeded(run) {
@@ -473,7 +475,7 @@ async fn backfill(
         return Ok(());
     }
     let pks: Vec<i64> = runs.iter().map(|r| r.id).collect();
-    let finished = engine::run_to_completion(settings, store, dag, pks, |_, _, _, _| {}).await?;
+    let finished = engine::run_to_completion(settings, store, dag, pks, |_, _| {}).await?;
     let mut listing = Listing::new(&["run_id", "state"]);
     let mut failed = 0;
     for run in &finished {

@@ -81,7 +81,8 @@ pub enum TasksCommand {
         #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         map_index: i64,
     },
-    /// The state of every task instance of a run.
+    /// The state of every task instance of a run, with the reason of a skip that a branch,
+    /// short_circuit or latest_only task decided.
     States { dag_id: String, run_id: String },
 }
 
@@ -179,6 +180,7 @@ async fn dispatch(
                     from: TaskState::None,
                     to: TaskState::Queued,
                     next_retry_at: None,
+                    reason: None,
                 }])
                 .await?;
             // The DAG as this command read it: no scheduler may have written its row yet.
@@ -368,6 +370,7 @@ async fn dispatch(
                 "try_number",
                 "start_date",
                 "end_date",
+                "reason",
             ]);
             for ti in store.task_instances(run.id).await? {
                 listing.row(vec![
@@ -377,6 +380,7 @@ async fn dispatch(
                     json!(ti.try_number),
                     time(ti.start_date),
                     time(ti.end_date),
+                    json!(ti.reason),
                 ]);
             }
             print!("{}", listing.render(format));

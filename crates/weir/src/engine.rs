@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use weir_core::{RunState, TaskState};
 use weir_ops::Registry;
 use weir_scheduler::{Scheduler, SchedulerConfig};
-use weir_store::{RunRow, Store};
+use weir_store::{RunRow, Store, TiRow};
 use weir_worker::notifier::{Notifier, NotifierConfig};
 use weir_worker::{Worker, WorkerConfig};
 
@@ -309,7 +309,7 @@ pub async fn run_to_completion(
     store: &Store,
     dag: Arc<weir_core::Dag>,
     runs: Vec<i64>,
-    mut on_change: impl FnMut(&RunRow, &str, TaskState, i64),
+    mut on_change: impl FnMut(&RunRow, &TiRow),
 ) -> Result<Vec<RunRow>> {
     let scheduler = Scheduler::new(store.clone(), scheduler_config(settings, runs.clone()));
     scheduler.set_dags(vec![dag]);
@@ -341,7 +341,7 @@ pub async fn run_to_completion(
                 for ti in store.task_instances(run.id).await? {
                     if seen.insert(ti.id, ti.state) != Some(ti.state) && ti.state != TaskState::None
                     {
-                        on_change(&run, &ti.task_id, ti.state, ti.try_number);
+                        on_change(&run, &ti);
                     }
                 }
                 rows.push(run);

@@ -49,6 +49,7 @@ async fn queue_all(store: &weir_store::Store, run_pk: i64) {
             from: TaskState::None,
             to: TaskState::Queued,
             next_retry_at: None,
+            reason: None,
         })
         .collect();
     assert!(
@@ -167,12 +168,14 @@ async fn transitions_are_compare_and_set() {
                 from: TaskState::None,
                 to: TaskState::Queued,
                 next_retry_at: None,
+                reason: None,
             },
             Transition {
                 ti_id: tis[1].id,
                 from: TaskState::Scheduled,
                 to: TaskState::Queued,
                 next_retry_at: None,
+                reason: None,
             },
         ];
         assert_eq!(
@@ -278,6 +281,7 @@ fn finish(ti_id: i64, try_number: i64, state: TaskState) -> Finish {
         state,
         next_retry_at: None,
         xcom: None,
+        decision: None,
         messages: Vec::new(),
     }
 }
@@ -367,6 +371,7 @@ async fn a_superseded_try_writes_no_state_and_no_xcom() {
                 from: TaskState::UpForRetry,
                 to: TaskState::Queued,
                 next_retry_at: None,
+                reason: None,
             }])
             .await
             .unwrap();
@@ -526,6 +531,7 @@ async fn a_run_finishes_only_when_no_instance_is_unfinished() {
                 from: TaskState::None,
                 to: TaskState::Success,
                 next_retry_at: None,
+                reason: None,
             }])
             .await
             .unwrap();
@@ -745,6 +751,66 @@ async fn jobs_heartbeat_and_clean_removes_old_runs() {
             1
         );
         assert!(store.get_run_by_pk(run.id).await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_decision_commits_with_its_finish_a_skip_keeps_its_reason_and_a_clear_drops_both() {
+    each_backend(|store| async move {
+        let run = store
+            .create_run(&new_run("d", 12), &seeds(2))
+            .await
+            .unwrap()
+            .unwrap();
+        let tis = store.task_instances(run.id).await.unwrap();
+        let (branch, other) = (tis[0].id, tis[1].id);
+        store
+            .apply_transitions(&[Transition {
+                ti_id: branch,
+                from: TaskState::None,
+                to: TaskState::Queued,
+                next_retry_at: None,
+                reason: None,
+            }])
+            .await
+            .unwrap();
+        let ti = store.claim("w", &[], &[], 1).await.unwrap().remove(0);
+        let decision = weir_core::Decision {
+            skip: weir_core::Skip::DirectExcept(vec!["t9".into()]),
+            reason: "branch 't0' chose [t9]".into(),
+        };
+        let done = Finish {
+            decision: Some(decision.clone()),
+            ..finish(ti.id, 1, TaskState::Success)
+        };
+        assert_eq!(
+            store.finish("w", &[done]).await.unwrap(),
+            vec![Finished::Applied]
+        );
+        store
+            .apply_transitions(&[Transition {
+                ti_id: other,
+                from: TaskState::None,
+                to: TaskState::Skipped,
+                next_retry_at: None,
+                reason: Some(decision.reason.clone()),
+            }])
+            .await
+            .unwrap();
+        let tis = store.task_instances(run.id).await.unwrap();
+        assert_eq!(tis[0].decision.as_ref(), Some(&decision));
+        assert_eq!(tis[1].state, TaskState::Skipped);
+        assert_eq!(tis[1].reason.as_deref(), Some("branch 't0' chose [t9]"));
+        store
+            .clear_task_instances(&[branch, other], &[])
+            .await
+            .unwrap();
+        let tis = store.task_instances(run.id).await.unwrap();
+        assert_eq!(
+            (tis[0].decision.clone(), tis[1].reason.clone()),
+            (None, None)
+        );
     })
     .await;
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod control_flow;
 mod data;
 mod docs;
 mod etl;
