@@ -71,10 +71,22 @@ struct Inner {
     dags: dags::DagCache,
     /// The OpenAPI document, rendered once when the router is built.
     openapi: std::sync::OnceLock<String>,
+    /// Renders this process's metrics for `/metrics`, when a recorder is installed.
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl ApiState {
     pub fn new(services: Services, config: ApiConfig) -> ApiState {
+        ApiState::with_metrics(services, config, None)
+    }
+
+    /// With the process's Prometheus recorder, so that `/metrics` serves what the scheduler
+    /// and workers of this process record.
+    pub fn with_metrics(
+        services: Services,
+        config: ApiConfig,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> ApiState {
         ApiState {
             inner: Arc::new(Inner {
                 services,
@@ -82,6 +94,7 @@ impl ApiState {
                 throttle: auth::Throttle::default(),
                 dags: dags::DagCache::default(),
                 openapi: std::sync::OnceLock::new(),
+                metrics,
             }),
         }
     }

@@ -400,3 +400,39 @@ pub async fn get_backfill(
     };
     Ok(Json(backfill_response(&b, max)))
 }
+
+/// Prometheus metrics: the scheduler's loop duration, run and task durations, executor slots
+/// (recorded by this process's scheduler and workers), and task instances by state and the
+/// queue depth (read from the store at each scrape).
+#[utoipa::path(get, path = "/metrics", tag = "Monitor",
+    responses((status = 200, content_type = "text/plain"), (status = 404)))]
+pub async fn metrics(State(state): State<ApiState>) -> ApiResult<axum::response::Response> {
+    let Some(handle) = &state.inner.metrics else {
+        return Err(ApiError::not_found(
+            "metrics are not recorded by this process",
+        ));
+    };
+    let mut queued = 0;
+    for (s, n) in state.store().task_instance_state_counts().await? {
+        if s == "queued" {
+            queued = n;
+        }
+        metrics::gauge!("weir_task_instances", "state" => s).set(n as f64);
+    }
+    metrics::gauge!("weir_queue_depth").set(queued as f64);
+    for s in RunState::ALL {
+        let n: i64 = state
+            .store()
+            .run_counts(*s)
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        metrics::gauge!("weir_dag_runs", "state" => s.as_str()).set(n as f64);
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
+}

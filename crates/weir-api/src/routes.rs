@@ -39,6 +39,7 @@ pub fn table() -> Vec<Route> {
         route(Public, routes!(misc::openapi_json)),
         route(Viewer, routes!(misc::logout)),
         route(Public, routes!(misc::version)),
+        route(Viewer, routes!(misc::metrics)),
         route(Viewer, routes!(dags::list_dags)),
         route(Viewer, routes!(dags::get_dag)),
         route(Op, routes!(dags::patch_dag)),

@@ -353,5 +353,7 @@ pub async fn clear_run(
         .clear(&caller.actor(), &dag, &request)
         .await?;
     let run = state.run(&dag_id, &run_id).await?;
-    Ok(Json(ClearRunResponse::Run(Box::new(run_response(&row, &run)))))
+    Ok(Json(ClearRunResponse::Run(Box::new(run_response(
+        &row, &run,
+    )))))
 }

@@ -59,7 +59,8 @@ pub(crate) fn ti_response(dag: &Dag, run: &RunRow, ti: &TiRow) -> TaskInstanceRe
         pid: ti.pid,
         executor: Some("LocalExecutor".into()),
         executor_config: "{}".into(),
-        note: None,
+        // Why weir decided what it did (a branch's choice, a short circuit), as a note.
+        note: ti.reason.clone(),
         rendered_map_index: (ti.map_index >= 0).then(|| ti.map_index.to_string()),
         rendered_fields: Map::new(),
         dag_version: None,

@@ -147,7 +147,11 @@ impl Scheduler {
             if *shutdown.borrow() {
                 break;
             }
-            let report = match self.tick().await {
+            let round = Instant::now();
+            let result = self.tick().await;
+            metrics::histogram!("weir_scheduler_loop_duration_seconds")
+                .record(round.elapsed().as_secs_f64());
+            let report = match result {
                 Ok(report) => report,
                 Err(e) => {
                     tracing::error!("scheduler round failed: {e}");
@@ -488,6 +492,10 @@ impl Scheduler {
         for (run, state) in finished {
             let messages = self.run_messages(run, state);
             if self.store.finish_run(run.id, state, &messages).await? {
+                if let Some(start) = run.start_date {
+                    metrics::histogram!("weir_dag_run_duration_seconds", "state" => state.as_str())
+                        .record((now_micros() - start) as f64 / 1e6);
+                }
                 report
                     .finished_runs
                     .push((run.dag_id.clone(), run.run_id.clone(), state));

@@ -607,6 +607,16 @@ impl Store {
             .collect()
     }
 
+    /// How many task instances are in each state, for metrics.
+    pub async fn task_instance_state_counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM task_instance GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// Slots in use (queued or running) per pool.
     pub async fn pool_usage(&self) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(

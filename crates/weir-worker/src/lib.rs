@@ -177,6 +177,8 @@ impl Worker {
                 break;
             }
             let free = self.config.slots.saturating_sub(tries.len());
+            metrics::gauge!("weir_executor_open_slots").set(free as f64);
+            metrics::gauge!("weir_executor_running_slots").set(tries.len() as f64);
             let mut claimed_full = false;
             if free > 0 {
                 let want = free.min(64);
@@ -451,6 +453,10 @@ impl Worker {
         match result {
             Ok(done) if done == [Finished::Applied] => {
                 log.line("INFO", &format!("marked {state}"));
+                if let Some(start) = ti.start_date {
+                    metrics::histogram!("weir_task_duration_seconds", "state" => state.as_str())
+                        .record((weir_core::now_micros() - start) as f64 / 1e6);
+                }
                 if notifies {
                     self.outbox_wake.notify_one();
                 }

@@ -31,7 +31,11 @@ pub async fn bind(
     let addr = listener.local_addr()?;
     let mut config = ApiConfig::new(settings.secret_key()?.into_bytes(), settings.log_dir());
     config.paused_by_default = settings.paused_by_default();
-    let state = ApiState::new(Services::new(store.clone()).with_waker(waker), config);
+    let state = ApiState::with_metrics(
+        Services::new(store.clone()).with_waker(waker),
+        config,
+        metrics_handle(),
+    );
     Ok(Bound {
         listener,
         addr,
@@ -59,4 +63,18 @@ impl Bound {
             .await
             .context("the webserver stopped")
     }
+}
+
+/// The process's Prometheus recorder, installed on first use; `None` if another recorder was
+/// installed first.
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
 }

@@ -14,4 +14,5 @@ mod models_dag;
 mod running;
 mod standalone;
 mod time;
+mod web;
 mod workers;
