@@ -112,10 +112,55 @@ fn key_error(e: jsonwebtoken::errors::Error) -> ApiError {
     )
 }
 
+/// Checked tokens, so that a client's every request does not cost two store reads. An entry
+/// lives [`TokenCache::TTL`]: a token revoked or a user deleted by another process stops
+/// working within that time; in this process at once (logout and user changes clear it).
+#[derive(Default)]
+pub struct TokenCache {
+    checked: Mutex<HashMap<String, (Instant, Caller)>>,
+}
+
+impl TokenCache {
+    pub const TTL: Duration = Duration::from_secs(5);
+    const MAX: usize = 10_000;
+
+    fn get(&self, token: &str) -> Option<Caller> {
+        let map = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, caller) = map.get(token)?;
+        (at.elapsed() < Self::TTL && caller.claims.exp > jiff::Timestamp::now().as_second())
+            .then(|| caller.clone())
+    }
+
+    fn put(&self, token: &str, caller: &Caller) {
+        let mut map = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(token.to_string(), (Instant::now(), caller.clone()));
+    }
+
+    /// Forgets every checked token (after a logout or a change to users).
+    pub fn clear(&self) {
+        self.checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
 /// The caller a bearer token stands for: signed by us, not expired, not revoked, and its user
-/// still exists (a deleted user's tokens stop working at once; the role is the user's current
-/// one).
+/// still exists (the role is the user's current one). Checked at most every
+/// [`TokenCache::TTL`] per token.
 pub async fn caller_from_token(state: &ApiState, token: &str) -> ApiResult<Caller> {
+    if let Some(caller) = state.inner.tokens.get(token) {
+        return Ok(caller);
+    }
+    let caller = check_token(state, token).await?;
+    state.inner.tokens.put(token, &caller);
+    Ok(caller)
+}
+
+async fn check_token(state: &ApiState, token: &str) -> ApiResult<Caller> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
     validation.set_required_spec_claims(&["exp", "sub"]);

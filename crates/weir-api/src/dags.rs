@@ -14,10 +14,27 @@ use utoipa::IntoParams;
 use weir_core::{Dag, Schedule};
 use weir_store::DagRow;
 
-/// Parsed DAGs by id, refreshed when the DAG processor stored a new version (its hash).
+/// Parsed DAGs by id, refreshed when the DAG processor stored a new version (its hash); and
+/// the DAG rows and import errors of listings, read at most every [`DagCache::LISTING_TTL`]
+/// (changes by other processes show within it; this process's own at once).
 #[derive(Default)]
 pub struct DagCache {
     dags: RwLock<HashMap<String, (String, Arc<Dag>)>>,
+    listing: RwLock<Option<(std::time::Instant, Arc<Listing>)>>,
+}
+
+/// What a DAG listing reads from the store.
+pub(crate) struct Listing {
+    pub rows: Vec<DagRow>,
+    pub import_error_files: HashSet<String>,
+}
+
+impl DagCache {
+    pub const LISTING_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub fn clear(&self) {
+        *self.listing.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 impl ApiState {
@@ -108,13 +125,34 @@ pub(crate) fn dag_response(
 }
 
 async fn import_error_files(state: &ApiState) -> ApiResult<HashSet<String>> {
-    Ok(state
-        .store()
-        .import_errors()
-        .await?
-        .into_iter()
-        .map(|e| e.filename)
-        .collect())
+    Ok(state.listing().await?.import_error_files.clone())
+}
+
+impl ApiState {
+    /// The DAG rows (by id) and import errors, cached for [`DagCache::LISTING_TTL`].
+    pub(crate) async fn listing(&self) -> ApiResult<Arc<Listing>> {
+        let cache = &self.inner.dags.listing;
+        if let Some((at, listing)) = cache.read().unwrap_or_else(|e| e.into_inner()).as_ref()
+            && at.elapsed() < DagCache::LISTING_TTL
+        {
+            return Ok(listing.clone());
+        }
+        let mut rows = self.store().list_dags().await?;
+        rows.sort_by(|a, b| a.dag_id.cmp(&b.dag_id));
+        let listing = Arc::new(Listing {
+            rows,
+            import_error_files: self
+                .store()
+                .import_errors()
+                .await?
+                .into_iter()
+                .map(|e| e.filename)
+                .collect(),
+        });
+        *cache.write().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), listing.clone()));
+        Ok(listing)
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -144,44 +182,71 @@ pub async fn list_dags(
     State(state): State<ApiState>,
     Query(q): Query<ListDagsParams>,
 ) -> ApiResult<Json<DagCollectionResponse>> {
-    let errors = import_error_files(&state).await?;
+    let listing = state.listing().await?;
     let all_tags = q.tags_match_mode.as_deref() == Some("all");
-    let mut out = Vec::new();
-    for row in state.store().list_dags().await? {
-        if q.exclude_stale.unwrap_or(true) && !row.is_active {
-            continue;
-        }
-        if q.paused.is_some_and(|p| p != row.is_paused) {
-            continue;
-        }
-        let pattern = q
-            .dag_id_pattern
-            .as_deref()
-            .or(q.dag_display_name_pattern.as_deref());
-        if pattern.is_some_and(|p| !like(p, &row.dag_id)) {
-            continue;
-        }
-        if !q.tags.is_empty() {
-            let has = |t: &String| row.tags.contains(t);
-            let ok = if all_tags {
-                q.tags.iter().all(has)
-            } else {
-                q.tags.iter().any(has)
-            };
-            if !ok {
-                continue;
+    let pattern = q
+        .dag_id_pattern
+        .as_deref()
+        .or(q.dag_display_name_pattern.as_deref());
+    let rows: Vec<&DagRow> = listing
+        .rows
+        .iter()
+        .filter(|row| {
+            if q.exclude_stale.unwrap_or(true) && !row.is_active {
+                return false;
             }
+            if q.paused.is_some_and(|p| p != row.is_paused) {
+                return false;
+            }
+            if pattern.is_some_and(|p| !like(p, &row.dag_id)) {
+                return false;
+            }
+            if !q.tags.is_empty() {
+                let has = |t: &String| row.tags.contains(t);
+                return if all_tags {
+                    q.tags.iter().all(has)
+                } else {
+                    q.tags.iter().any(has)
+                };
+            }
+            true
+        })
+        .collect();
+    let order = crate::page::or_default(&q.order_by, "dag_id");
+    let max = state.config().max_page_limit;
+    // Ordered by id (the default): the rows are already, so only the page is built.
+    let by_id = match order.as_ref() {
+        [o] if o == "dag_id" => Some(false),
+        [o] if o == "-dag_id" => Some(true),
+        _ => None,
+    };
+    if let Some(descending) = by_id {
+        let total_entries = rows.len() as i64;
+        let window: Vec<&DagRow> = if descending {
+            rows.into_iter().rev().collect()
+        } else {
+            rows
+        };
+        let mut dags = Vec::new();
+        for row in window
+            .into_iter()
+            .skip(q.offset.unwrap_or(0))
+            .take(q.limit.unwrap_or(50).min(max))
+        {
+            let dag = state.parsed(row).await?;
+            dags.push(dag_response(row, &dag, &listing.import_error_files));
         }
-        let dag = state.parsed(&row).await?;
-        out.push(dag_response(&row, &dag, &errors));
+        return Ok(Json(DagCollectionResponse {
+            dags,
+            total_entries,
+        }));
     }
-    let (dags, total_entries) = page(
-        out,
-        q.limit,
-        q.offset,
-        &crate::page::or_default(&q.order_by, "dag_id"),
-        state.config().max_page_limit,
-    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let dag = state.parsed(row).await?;
+        out.push(dag_response(row, &dag, &listing.import_error_files));
+    }
+    let (dags, total_entries) = page(out, q.limit, q.offset, &order, max)?;
     Ok(Json(DagCollectionResponse {
         dags,
         total_entries,
@@ -236,6 +301,7 @@ pub async fn patch_dag(
             state.config().paused_by_default,
         )
         .await?;
+    state.forget_cached();
     get_dag(State(state), Path(dag_id)).await
 }
 

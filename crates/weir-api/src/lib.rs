@@ -68,6 +68,7 @@ struct Inner {
     services: Services,
     config: ApiConfig,
     throttle: auth::Throttle,
+    tokens: auth::TokenCache,
     dags: dags::DagCache,
     /// The OpenAPI document, rendered once when the router is built.
     openapi: std::sync::OnceLock<String>,
@@ -92,6 +93,7 @@ impl ApiState {
                 services,
                 config,
                 throttle: auth::Throttle::default(),
+                tokens: auth::TokenCache::default(),
                 dags: dags::DagCache::default(),
                 openapi: std::sync::OnceLock::new(),
                 metrics,
@@ -109,6 +111,13 @@ impl ApiState {
 
     pub fn config(&self) -> &ApiConfig {
         &self.inner.config
+    }
+
+    /// Forgets checked tokens and cached listings: after this process changed users, revoked
+    /// a token, or changed what a listing shows.
+    pub fn forget_cached(&self) {
+        self.inner.tokens.clear();
+        self.inner.dags.clear();
     }
 }
 

@@ -119,6 +119,7 @@ pub async fn logout(
         .store()
         .revoke_token(&caller.claims.jti, caller.claims.exp * 1_000_000)
         .await?;
+    state.forget_cached();
     Ok(StatusCode::NO_CONTENT)
 }
 
