@@ -1,0 +1,274 @@
+//! A task instance's page (`/dags/{dag_id}/runs/{run_id}/tasks/{task_id}?map_index=`): its
+//! state, tries with their logs (the live part polls itself while the instance is
+//! unfinished, so the log tails), its XComs, and clear / mark success / mark failed for ops.
+
+use crate::grid::DagHeader;
+use crate::page::{Ctx, Time, UiError, UiResult, duration, html, run_url, see_other, ti_url};
+use crate::session::Session;
+use askama::Template;
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use std::sync::Arc;
+use weir_api::ApiState;
+use weir_api::auth::Caller;
+use weir_core::{Dag, TaskState};
+use weir_service::ClearRequest;
+use weir_store::{RunRow, TiRow};
+
+/// How much of a log the page shows: its end.
+const LOG_TAIL: usize = 512 * 1024;
+
+#[derive(Deserialize)]
+pub struct TiQuery {
+    map_index: Option<i64>,
+    #[serde(rename = "try")]
+    try_number: Option<i64>,
+}
+
+pub struct TryItem {
+    pub number: i64,
+    pub state: String,
+    pub start: Time,
+    pub duration: String,
+    pub worker: String,
+    pub url: String,
+    pub selected: bool,
+}
+
+/// The part of the page that changes while the instance runs.
+#[derive(Template)]
+#[template(path = "task_live.html")]
+pub struct TiLive {
+    pub state: &'static str,
+    pub try_number: i64,
+    pub max_tries: i64,
+    pub tries: Vec<TryItem>,
+    pub shown_try: i64,
+    pub log: String,
+    pub log_cut: bool,
+    pub live: bool,
+    pub poll_url: String,
+}
+
+impl askama::filters::HtmlSafe for TiLive {}
+
+#[derive(Template)]
+#[template(path = "task.html")]
+struct TiPage {
+    ctx: Ctx,
+    header: DagHeader,
+    task_id: String,
+    task_type: String,
+    map_index: i64,
+    run_id: String,
+    run_url: String,
+    url: String,
+    live: TiLive,
+    xcoms: Vec<(String, String)>,
+}
+
+async fn find(
+    state: &ApiState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    map_index: i64,
+) -> UiResult<(weir_store::DagRow, Arc<Dag>, RunRow, TiRow)> {
+    let (row, dag) = state.dag(dag_id).await?;
+    let run = state.run(dag_id, run_id).await?;
+    let ti = state
+        .store()
+        .task_instances(run.id)
+        .await?
+        .into_iter()
+        .find(|t| t.task_id == task_id && t.map_index == map_index)
+        .ok_or_else(|| {
+            UiError::new(
+                StatusCode::NOT_FOUND,
+                format!("run '{run_id}' of '{dag_id}' has no task instance '{task_id}' (map index {map_index})"),
+            )
+        })?;
+    Ok((row, dag, run, ti))
+}
+
+async fn live_part(
+    state: &ApiState,
+    run: &RunRow,
+    ti: &TiRow,
+    chosen: Option<i64>,
+) -> UiResult<TiLive> {
+    let base = ti_url(&run.dag_id, &run.run_id, &ti.task_id, -1);
+    let with = |extra: &str| {
+        let mut q = Vec::new();
+        if ti.map_index >= 0 {
+            q.push(format!("map_index={}", ti.map_index));
+        }
+        if !extra.is_empty() {
+            q.push(extra.to_string());
+        }
+        if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) }
+    };
+    let shown = chosen.unwrap_or(ti.try_number).clamp(0, ti.try_number.max(0));
+    let tries = state
+        .store()
+        .tries(run.id)
+        .await?
+        .into_iter()
+        .filter(|t| t.ti_id == ti.id)
+        .map(|t| TryItem {
+            number: t.try_number,
+            duration: duration(Some(t.start_date), t.end_date),
+            start: Time::new(t.start_date),
+            state: t.state,
+            worker: t.worker,
+            url: format!("{base}{}", with(&format!("try={}", t.try_number))),
+            selected: t.try_number == shown,
+        })
+        .collect();
+    let (log, log_cut) = if shown >= 1 {
+        let path = weir_core::log_path(
+            &state.config().log_dir,
+            &run.dag_id,
+            &run.run_id,
+            &ti.task_id,
+            ti.map_index,
+            shown,
+        );
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                let cut = bytes.len() > LOG_TAIL;
+                let tail = &bytes[bytes.len().saturating_sub(LOG_TAIL)..];
+                (String::from_utf8_lossy(tail).into_owned(), cut)
+            }
+            Err(_) => (String::new(), false),
+        }
+    } else {
+        (String::new(), false)
+    };
+    let poll_try = chosen.map(|t| format!("try={t}")).unwrap_or_default();
+    Ok(TiLive {
+        state: ti.state.as_str(),
+        try_number: ti.try_number,
+        max_tries: ti.max_tries,
+        tries,
+        shown_try: shown,
+        log,
+        log_cut,
+        live: !ti.state.is_finished(),
+        poll_url: format!("{base}/live{}", with(&poll_try)),
+    })
+}
+
+pub async fn page(
+    State(state): State<ApiState>,
+    Extension(session): Extension<Session>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Query(q): Query<TiQuery>,
+) -> UiResult {
+    let map_index = q.map_index.unwrap_or(-1);
+    let (row, dag, run, ti) = find(&state, &dag_id, &run_id, &task_id, map_index).await?;
+    let ctx = Ctx::new(&session).with_tz(&dag.timezone);
+    let live = live_part(&state, &run, &ti, q.try_number).await?;
+    let xcoms = state
+        .store()
+        .xcoms(run.id)
+        .await?
+        .into_iter()
+        .filter(|(t, m, _, _)| *t == task_id && *m == map_index)
+        .map(|(_, _, k, v)| (k, serde_json::to_string_pretty(&v).unwrap_or_default()))
+        .collect();
+    html(&TiPage {
+        header: DagHeader::new(&row, &dag, &ctx, "task"),
+        ctx,
+        task_type: dag
+            .task(&task_id)
+            .map(|t| t.task_type.clone())
+            .unwrap_or_default(),
+        url: ti_url(&dag_id, &run_id, &task_id, -1),
+        run_url: run_url(&dag_id, &run_id),
+        task_id,
+        map_index,
+        run_id,
+        live,
+        xcoms,
+    })
+}
+
+pub async fn live(
+    State(state): State<ApiState>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Query(q): Query<TiQuery>,
+) -> UiResult {
+    let (_, _, run, ti) =
+        find(&state, &dag_id, &run_id, &task_id, q.map_index.unwrap_or(-1)).await?;
+    html(&live_part(&state, &run, &ti, q.try_number).await?)
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default = "unmapped")]
+    map_index: i64,
+    /// A checkbox: present ("on") when ticked.
+    downstream: Option<String>,
+    /// `success` or `failed`, for a mark.
+    state: Option<String>,
+}
+
+fn unmapped() -> i64 {
+    -1
+}
+
+fn request_for(task_id: &str, run_id: &str, downstream: bool) -> ClearRequest {
+    ClearRequest {
+        task_regex: Some(format!("^{}$", regex::escape(task_id))),
+        run_ids: vec![run_id.to_string()],
+        downstream,
+        ..ClearRequest::default()
+    }
+}
+
+/// Clears the task instance (and, when ticked, what is downstream of it) to run again.
+pub async fn clear(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Form(form): Form<ActionForm>,
+) -> UiResult {
+    let (_, dag, _, _) = find(&state, &dag_id, &run_id, &task_id, form.map_index).await?;
+    let request = request_for(&task_id, &run_id, form.downstream.is_some());
+    state
+        .services()
+        .clear(&caller.actor(), &dag, &request)
+        .await?;
+    Ok(see_other(&ti_url(&dag_id, &run_id, &task_id, form.map_index)))
+}
+
+/// Marks the task instance success or failed.
+pub async fn mark(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    Form(form): Form<ActionForm>,
+) -> UiResult {
+    let to = match form.state.as_deref() {
+        Some("success") => TaskState::Success,
+        Some("failed") => TaskState::Failed,
+        other => {
+            return Err(UiError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "a task instance is marked 'success' or 'failed', not '{}'",
+                    other.unwrap_or("")
+                ),
+            ));
+        }
+    };
+    let (_, dag, _, _) = find(&state, &dag_id, &run_id, &task_id, form.map_index).await?;
+    let request = request_for(&task_id, &run_id, form.downstream.is_some());
+    state
+        .services()
+        .mark(&caller.actor(), &dag, &request, to)
+        .await?;
+    Ok(see_other(&ti_url(&dag_id, &run_id, &task_id, form.map_index)))
+}
