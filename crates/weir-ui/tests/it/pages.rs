@@ -290,7 +290,7 @@ async fn the_graph_of_a_thousand_tasks_renders_every_node_and_edge() {
 async fn settings_pages_never_show_a_secret() {
     let ui = Ui::new().await;
     let store = ui.state.store();
-    let conn = weir_core::Connection::from_uri("pg", "postgres://app:hunter2@db:5432/shop").unwrap();
+    let conn = weir_core::connection::Connection::from_uri("pg", "postgres://app:hunter2@db:5432/shop").unwrap();
     store.set_connection(&conn).await.unwrap();
     store
         .set_variable(&weir_store::VariableRow {
