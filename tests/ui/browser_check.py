@@ -203,6 +203,7 @@ def run_steps(driver, base, password, shots):
     wait(driver, 120, ran_again, "the cleared task did not run again")
     assert not_reloaded(driver), "the page was reloaded"
     assert "Log of try 2" in driver.page_source
+    assert "events_" in css(driver, "#xcoms").text, "the new try's XCom is not shown"
     shot(driver, shots, "task-rerun")
 
     step("pause the DAG")

@@ -108,10 +108,7 @@ pub async fn pools(
         .await?
         .into_iter()
         .map(|(name, slots)| {
-            let in_use = used
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(0, |(_, u)| *u);
+            let in_use = used.iter().find(|(n, _)| *n == name).map_or(0, |(_, u)| *u);
             (name, slots, in_use)
         })
         .collect();

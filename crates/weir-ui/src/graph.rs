@@ -74,7 +74,12 @@ pub async fn page(
             MARGIN + (pos[v] as f64 + offset) * (NODE_H + GAP_Y),
         )
     };
-    let latest = state.store().list_runs(&dag_id, 1).await?.into_iter().next();
+    let latest = state
+        .store()
+        .list_runs(&dag_id, 1)
+        .await?
+        .into_iter()
+        .next();
     let mut states: HashMap<String, (weir_core::TaskState, i64)> = HashMap::new();
     if let Some(run) = &latest {
         for ti in state.store().task_instances(run.id).await? {

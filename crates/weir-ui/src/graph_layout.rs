@@ -54,20 +54,17 @@ pub fn layout(n: usize, edges: &[(usize, usize)], sweeps: usize) -> Layered {
         layers[layer[v]].push(v);
     }
     let mut pos = vec![0f64; n];
-    let set_positions = |layers: &Vec<Vec<usize>>, pos: &mut Vec<f64>| {
-        for nodes in layers {
-            for (i, &v) in nodes.iter().enumerate() {
-                pos[v] = i as f64;
-            }
+    for nodes in &layers {
+        for (i, &v) in nodes.iter().enumerate() {
+            pos[v] = i as f64;
         }
-    };
-    set_positions(&layers, &mut pos);
+    }
     for _ in 0..sweeps {
-        for l in 1..depth {
-            order_by_barycenter(&mut layers[l], &preds, &mut pos);
+        for nodes in layers.iter_mut().skip(1) {
+            order_by_barycenter(nodes, &preds, &mut pos);
         }
-        for l in (0..depth.saturating_sub(1)).rev() {
-            order_by_barycenter(&mut layers[l], &succs, &mut pos);
+        for nodes in layers.iter_mut().rev().skip(1) {
+            order_by_barycenter(nodes, &succs, &mut pos);
         }
     }
     Layered { layer, layers }

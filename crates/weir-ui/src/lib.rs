@@ -38,7 +38,12 @@ pub struct UiRoute {
     handler: MethodRouter<ApiState>,
 }
 
-fn route(method: Method, path: &'static str, role: Role, handler: MethodRouter<ApiState>) -> UiRoute {
+fn route(
+    method: Method,
+    path: &'static str,
+    role: Role,
+    handler: MethodRouter<ApiState>,
+) -> UiRoute {
     UiRoute {
         method,
         path,
@@ -73,7 +78,12 @@ pub fn table() -> Vec<UiRoute> {
         route(POST, "/dags/{dag_id}/trigger", Op, post(grid::trigger)),
         route(GET, "/dags/{dag_id}/graph", Viewer, get(graph::page)),
         route(GET, "/dags/{dag_id}/runs/{run_id}", Viewer, get(runs::page)),
-        route(POST, "/dags/{dag_id}/runs/{run_id}/clear", Op, post(runs::clear)),
+        route(
+            POST,
+            "/dags/{dag_id}/runs/{run_id}/clear",
+            Op,
+            post(runs::clear),
+        ),
         route(GET, ti!(""), Viewer, get(task::page)),
         route(GET, ti!("/live"), Viewer, get(task::live)),
         route(POST, ti!("/clear"), Op, post(task::clear)),
@@ -99,8 +109,7 @@ pub fn route_list() -> Vec<(Method, &'static str, Role)> {
 pub fn router(state: ApiState) -> axum::Router {
     let mut router = axum::Router::new();
     for r in table() {
-        let guard =
-            axum::middleware::from_fn_with_state((state.clone(), r.role), session::guard);
+        let guard = axum::middleware::from_fn_with_state((state.clone(), r.role), session::guard);
         router = router.route(r.path, r.handler.route_layer(guard));
     }
     router.with_state(state)

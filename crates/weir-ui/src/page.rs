@@ -168,11 +168,19 @@ pub fn duration(start: Option<i64>, end: Option<i64>) -> String {
     } else if secs < 3600.0 {
         format!("{} min {} s", (secs / 60.0) as u64, (secs % 60.0) as u64)
     } else {
-        format!("{} h {} min", (secs / 3600.0) as u64, ((secs % 3600.0) / 60.0) as u64)
+        format!(
+            "{} h {} min",
+            (secs / 3600.0) as u64,
+            ((secs % 3600.0) / 60.0) as u64
+        )
     }
 }
 
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// One path segment, percent-encoded (run ids hold `:` and `+`).
 pub fn seg(s: &str) -> String {

@@ -29,7 +29,9 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The CSRF token of the session whose token id is `jti`.
 pub fn csrf_token(state: &ApiState, jti: &str) -> String {
     let key = blake3::derive_key("weir-ui 2026 csrf token", &state.config().secret_key);
-    blake3::keyed_hash(&key, jti.as_bytes()).to_hex().to_string()
+    blake3::keyed_hash(&key, jti.as_bytes())
+        .to_hex()
+        .to_string()
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -47,6 +47,8 @@ pub struct TiLive {
     pub shown_try: i64,
     pub log: String,
     pub log_cut: bool,
+    /// What the instance pushed, `(key, JSON)`: cleared with it, pushed again by its next try.
+    pub xcoms: Vec<(String, String)>,
     pub live: bool,
     pub poll_url: String,
 }
@@ -65,7 +67,6 @@ struct TiPage {
     run_url: String,
     url: String,
     live: TiLive,
-    xcoms: Vec<(String, String)>,
 }
 
 async fn find(
@@ -107,9 +108,15 @@ async fn live_part(
         if !extra.is_empty() {
             q.push(extra.to_string());
         }
-        if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) }
+        if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        }
     };
-    let shown = chosen.unwrap_or(ti.try_number).clamp(0, ti.try_number.max(0));
+    let shown = chosen
+        .unwrap_or(ti.try_number)
+        .clamp(0, ti.try_number.max(0));
     let tries = state
         .store()
         .tries(run.id)
@@ -146,6 +153,14 @@ async fn live_part(
     } else {
         (String::new(), false)
     };
+    let xcoms = state
+        .store()
+        .xcoms(run.id)
+        .await?
+        .into_iter()
+        .filter(|(t, m, _, _)| *t == ti.task_id && *m == ti.map_index)
+        .map(|(_, _, k, v)| (k, serde_json::to_string_pretty(&v).unwrap_or_default()))
+        .collect();
     let poll_try = chosen.map(|t| format!("try={t}")).unwrap_or_default();
     Ok(TiLive {
         state: ti.state.as_str(),
@@ -155,6 +170,7 @@ async fn live_part(
         shown_try: shown,
         log,
         log_cut,
+        xcoms,
         live: !ti.state.is_finished(),
         poll_url: format!("{base}/live{}", with(&poll_try)),
     })
@@ -170,14 +186,6 @@ pub async fn page(
     let (row, dag, run, ti) = find(&state, &dag_id, &run_id, &task_id, map_index).await?;
     let ctx = Ctx::new(&session).with_tz(&dag.timezone);
     let live = live_part(&state, &run, &ti, q.try_number).await?;
-    let xcoms = state
-        .store()
-        .xcoms(run.id)
-        .await?
-        .into_iter()
-        .filter(|(t, m, _, _)| *t == task_id && *m == map_index)
-        .map(|(_, _, k, v)| (k, serde_json::to_string_pretty(&v).unwrap_or_default()))
-        .collect();
     html(&TiPage {
         header: DagHeader::new(&row, &dag, &ctx, "task"),
         ctx,
@@ -191,7 +199,6 @@ pub async fn page(
         map_index,
         run_id,
         live,
-        xcoms,
     })
 }
 
@@ -200,8 +207,14 @@ pub async fn live(
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     Query(q): Query<TiQuery>,
 ) -> UiResult {
-    let (_, _, run, ti) =
-        find(&state, &dag_id, &run_id, &task_id, q.map_index.unwrap_or(-1)).await?;
+    let (_, _, run, ti) = find(
+        &state,
+        &dag_id,
+        &run_id,
+        &task_id,
+        q.map_index.unwrap_or(-1),
+    )
+    .await?;
     html(&live_part(&state, &run, &ti, q.try_number).await?)
 }
 
@@ -241,7 +254,12 @@ pub async fn clear(
         .services()
         .clear(&caller.actor(), &dag, &request)
         .await?;
-    Ok(see_other(&ti_url(&dag_id, &run_id, &task_id, form.map_index)))
+    Ok(see_other(&ti_url(
+        &dag_id,
+        &run_id,
+        &task_id,
+        form.map_index,
+    )))
 }
 
 /// Marks the task instance success or failed.
@@ -270,5 +288,10 @@ pub async fn mark(
         .services()
         .mark(&caller.actor(), &dag, &request, to)
         .await?;
-    Ok(see_other(&ti_url(&dag_id, &run_id, &task_id, form.map_index)))
+    Ok(see_other(&ti_url(
+        &dag_id,
+        &run_id,
+        &task_id,
+        form.map_index,
+    )))
 }

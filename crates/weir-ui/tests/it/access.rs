@@ -75,8 +75,13 @@ async fn a_viewer_reads_every_page_but_gets_403_on_every_op_action() {
         let page = if method == Method::GET {
             ui.get(&concrete(path), Some(&vera)).await
         } else {
-            ui.post(&concrete(path), Some(&vera), Some(&vera.csrf), &[("paused", "true")])
-                .await
+            ui.post(
+                &concrete(path),
+                Some(&vera),
+                Some(&vera.csrf),
+                &[("paused", "true")],
+            )
+            .await
         };
         if role >= Role::Op {
             assert_eq!(page.status, StatusCode::FORBIDDEN, "{method} {path}");
@@ -153,7 +158,11 @@ async fn a_wrong_password_shows_the_form_again_with_an_error_and_no_cookie() {
         .await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     assert!(page.headers.get(header::SET_COOKIE).is_none());
-    assert!(page.body.contains("Invalid username or password"), "{}", page.body);
+    assert!(
+        page.body.contains("Invalid username or password"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("value=\"ada\""), "{}", page.body);
 }
 
@@ -192,7 +201,10 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), "/login");
     let cleared = page.headers[header::SET_COOKIE].to_str().unwrap();
-    assert!(cleared.starts_with("weir_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        cleared.starts_with("weir_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     // The old cookie no longer opens a page.
     let again = ui.get("/", Some(&ada)).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);

@@ -113,7 +113,8 @@ impl Ui {
         if let Some(l) = login {
             req = req.header(header::COOKIE, &l.cookie);
         }
-        self.send(req.body(Body::from(body.join("&"))).unwrap()).await
+        self.send(req.body(Body::from(body.join("&"))).unwrap())
+            .await
     }
 
     /// Logs in through the form, then reads the CSRF token off the DAG list.
@@ -127,7 +128,12 @@ impl Ui {
             )
             .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-        let set = page.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        let set = page
+            .headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap();
         let cookie = set.split(';').next().unwrap().to_string();
         let mut login = Login {
             cookie,
@@ -142,7 +148,10 @@ impl Ui {
 
 /// The CSRF token a page's forms carry.
 pub fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf_token\" value=\"").expect("a form with a CSRF token") + 25;
+    let at = html
+        .find("name=\"csrf_token\" value=\"")
+        .expect("a form with a CSRF token")
+        + 25;
     html[at..at + 64].to_string()
 }
 

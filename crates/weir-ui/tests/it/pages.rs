@@ -30,12 +30,20 @@ async fn a_script_in_a_dag_description_renders_as_text() {
     let ui = Ui::new().await;
     let ada = ui.login("ada").await;
     assert!(DAG.contains("<script>alert(1)</script>"));
-    for path in ["/", "/dags/daily/grid", "/dags/daily/graph", "/dags/daily/trigger"] {
+    for path in [
+        "/",
+        "/dags/daily/grid",
+        "/dags/daily/graph",
+        "/dags/daily/trigger",
+    ] {
         let page = ui.get(path, Some(&ada)).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
         assert!(
-            page.body.contains("Daily &#60;script&#62;alert(1)&#60;/script&#62;")
-                || page.body.contains("Daily &lt;script&gt;alert(1)&lt;/script&gt;"),
+            page.body
+                .contains("Daily &#60;script&#62;alert(1)&#60;/script&#62;")
+                || page
+                    .body
+                    .contains("Daily &lt;script&gt;alert(1)&lt;/script&gt;"),
             "{path}: {}",
             page.body
         );
@@ -71,19 +79,33 @@ async fn a_script_in_a_task_log_renders_as_text_and_the_log_tails_while_running(
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     std::fs::write(&log, "hello\n<script>alert('log')</script>\n").unwrap();
 
-    let page = ui.get("/dags/daily/runs/r1/tasks/extract", Some(&ada)).await;
+    let page = ui
+        .get("/dags/daily/runs/r1/tasks/extract", Some(&ada))
+        .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("hello"), "{}", page.body);
     assert!(!page.body.contains("<script>alert('log')"), "{}", page.body);
     assert!(page.body.contains("&#60;script&#62;") || page.body.contains("&lt;script&gt;"));
     // Running: the live part polls itself.
-    assert!(page.body.contains("hx-trigger=\"every 2s\""), "{}", page.body);
+    assert!(
+        page.body.contains("hx-trigger=\"every 2s\""),
+        "{}",
+        page.body
+    );
     let live = ui
         .get("/dags/daily/runs/r1/tasks/extract/live", Some(&ada))
         .await;
     assert_eq!(live.status, StatusCode::OK);
-    assert!(live.body.starts_with("<div id=\"ti-live\""), "{}", live.body);
-    assert!(live.body.contains("data-state=\"running\""), "{}", live.body);
+    assert!(
+        live.body.starts_with("<div id=\"ti-live\""),
+        "{}",
+        live.body
+    );
+    assert!(
+        live.body.contains("data-state=\"running\""),
+        "{}",
+        live.body
+    );
 }
 
 #[tokio::test]
@@ -93,21 +115,39 @@ async fn the_trigger_form_shows_bad_conf_as_an_error_and_triggers_a_good_one() {
     let form = ui.get("/dags/daily/trigger", Some(&otto)).await;
     assert_eq!(form.status, StatusCode::OK);
     // The conf is prefilled from the DAG's params.
-    assert!(form.body.contains("&#34;country&#34;: &#34;KR&#34;") || form.body.contains("&quot;country&quot;: &quot;KR&quot;"), "{}", form.body);
+    assert!(
+        form.body.contains("&#34;country&#34;: &#34;KR&#34;")
+            || form.body.contains("&quot;country&quot;: &quot;KR&quot;"),
+        "{}",
+        form.body
+    );
     for (conf, error) in [
         ("{not json", "the conf is not valid JSON"),
         ("[1, 2]", "the conf must be a JSON object"),
         ("{\"contry\": \"JP\"}", "unknown param &#39;contry&#39;"),
     ] {
         let page = ui
-            .post("/dags/daily/trigger", Some(&otto), Some(&otto.csrf), &[("conf", conf)])
+            .post(
+                "/dags/daily/trigger",
+                Some(&otto),
+                Some(&otto.csrf),
+                &[("conf", conf)],
+            )
             .await;
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{conf}");
-        let shown = page.body.contains(error) || page.body.contains(&error.replace("&#39;", "&apos;"));
+        let shown =
+            page.body.contains(error) || page.body.contains(&error.replace("&#39;", "&apos;"));
         assert!(shown, "{conf}: {}", page.body);
         assert!(page.body.contains("id=\"trigger-error\""));
     }
-    assert!(ui.state.store().list_runs("daily", 10).await.unwrap().is_empty());
+    assert!(
+        ui.state
+            .store()
+            .list_runs("daily", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let page = ui
         .post(
@@ -121,9 +161,17 @@ async fn the_trigger_form_shows_bad_conf_as_an_error_and_triggers_a_good_one() {
     assert_eq!(page.location(), "/dags/daily/grid");
     let runs = ui.state.store().list_runs("daily", 10).await.unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(serde_json::Value::Object(runs[0].conf.clone()), json!({"country": "JP"}));
+    assert_eq!(
+        serde_json::Value::Object(runs[0].conf.clone()),
+        json!({"country": "JP"})
+    );
     let events = ui.state.store().event_log(10).await.unwrap();
-    assert!(events.iter().any(|e| e.event == "trigger" && e.owner == "otto"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "trigger" && e.owner == "otto"),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -143,10 +191,28 @@ async fn the_pause_toggle_pauses_through_htmx_as_the_user() {
     let page = ui.send(req).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("data-paused=\"true\""), "{}", page.body);
-    assert!(page.body.contains("&#34;paused&#34;: &#34;false&#34;") || page.body.contains("\"paused\": \"false\""), "{}", page.body);
-    assert!(ui.state.store().dag_row("daily").await.unwrap().unwrap().is_paused);
+    assert!(
+        page.body.contains("&#34;paused&#34;: &#34;false&#34;")
+            || page.body.contains("\"paused\": \"false\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        ui.state
+            .store()
+            .dag_row("daily")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_paused
+    );
     let events = ui.state.store().event_log(10).await.unwrap();
-    assert!(events.iter().any(|e| e.event == "pause" && e.owner == "otto"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "pause" && e.owner == "otto"),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -165,11 +231,24 @@ async fn the_dag_list_filters_by_search_and_tag_and_lists_import_errors() {
     let all = ui.get("/", Some(&ada)).await;
     assert!(all.body.contains("data-dag-id=\"daily\""));
     assert!(all.body.contains("id=\"import-errors\""), "{}", all.body);
-    assert!(all.body.contains("dags/broken.yaml:3: unknown key"), "{}", all.body);
+    assert!(
+        all.body.contains("dags/broken.yaml:3: unknown key"),
+        "{}",
+        all.body
+    );
     assert!(!all.body.contains("'tsks' <b>"));
-    for (query, shown) in [("?q=dai", true), ("?q=nothing", false), ("?tag=sales", true), ("?tag=other", false)] {
+    for (query, shown) in [
+        ("?q=dai", true),
+        ("?q=nothing", false),
+        ("?tag=sales", true),
+        ("?tag=other", false),
+    ] {
         let page = ui.get(&format!("/{query}"), Some(&ada)).await;
-        assert_eq!(page.body.contains("data-dag-id=\"daily\""), shown, "{query}");
+        assert_eq!(
+            page.body.contains("data-dag-id=\"daily\""),
+            shown,
+            "{query}"
+        );
     }
 }
 
@@ -182,10 +261,24 @@ async fn the_grid_shows_each_task_state_and_polls_while_a_run_is_unfinished() {
     assert!(!empty.body.contains("every 2s"));
     let run = run(&ui).await;
     let page = ui.get("/dags/daily/grid", Some(&ada)).await;
-    assert!(page.body.contains("data-task-id=\"extract\""), "{}", page.body);
-    assert!(page.body.contains("hx-get=\"/dags/daily/grid/cells?runs=25\""), "{}", page.body);
+    assert!(
+        page.body.contains("data-task-id=\"extract\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("hx-get=\"/dags/daily/grid/cells?runs=25\""),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("hx-trigger=\"every 2s\""));
-    assert!(page.body.contains("href=\"/dags/daily/runs/r1/tasks/extract\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("href=\"/dags/daily/runs/r1/tasks/extract\""),
+        "{}",
+        page.body
+    );
 
     // Marked done, the run finishes; the fragment stops polling.
     let dag = dag(&ui).await;
@@ -195,15 +288,29 @@ async fn the_grid_shows_each_task_state_and_polls_while_a_run_is_unfinished() {
     };
     ui.state
         .services()
-        .mark(&weir_service::Actor::new("test"), &dag, &whole, TaskState::Success)
+        .mark(
+            &weir_service::Actor::new("test"),
+            &dag,
+            &whole,
+            TaskState::Success,
+        )
         .await
         .unwrap();
     let store = ui.state.store();
     store
-        .set_run_state(run.id, weir_core::RunState::Queued, weir_core::RunState::Running)
+        .set_run_state(
+            run.id,
+            weir_core::RunState::Queued,
+            weir_core::RunState::Running,
+        )
         .await
         .unwrap();
-    assert!(store.finish_run(run.id, weir_core::RunState::Success, &[]).await.unwrap());
+    assert!(
+        store
+            .finish_run(run.id, weir_core::RunState::Success, &[])
+            .await
+            .unwrap()
+    );
     let cells = ui.get("/dags/daily/grid/cells", Some(&ada)).await;
     assert!(cells.body.contains("cell s-success"), "{}", cells.body);
     assert!(cells.body.contains("data-live=\"false\""), "{}", cells.body);
@@ -277,7 +384,11 @@ async fn the_graph_of_a_thousand_tasks_renders_every_node_and_edge() {
         }
     }
     let big = weir_spec::parse_dag("dags/big.yaml", yaml.as_bytes(), &Default::default()).unwrap();
-    ui.state.store().upsert_dags(&[(&big, "h2")], false, 1).await.unwrap();
+    ui.state
+        .store()
+        .upsert_dags(&[(&big, "h2")], false, 1)
+        .await
+        .unwrap();
     let ada = ui.login("ada").await;
     let page = ui.get("/dags/big/graph", Some(&ada)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -290,7 +401,9 @@ async fn the_graph_of_a_thousand_tasks_renders_every_node_and_edge() {
 async fn settings_pages_never_show_a_secret() {
     let ui = Ui::new().await;
     let store = ui.state.store();
-    let conn = weir_core::connection::Connection::from_uri("pg", "postgres://app:hunter2@db:5432/shop").unwrap();
+    let conn =
+        weir_core::connection::Connection::from_uri("pg", "postgres://app:hunter2@db:5432/shop")
+            .unwrap();
     store.set_connection(&conn).await.unwrap();
     store
         .set_variable(&weir_store::VariableRow {
@@ -309,6 +422,10 @@ async fn settings_pages_never_show_a_secret() {
     assert!(vars.body.contains("api_key"));
     assert!(!vars.body.contains("sk-secret-value"));
     for path in ["/pools", "/audit"] {
-        assert_eq!(ui.get(path, Some(&vera)).await.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            ui.get(path, Some(&vera)).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
     }
 }
