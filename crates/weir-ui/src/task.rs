@@ -42,7 +42,8 @@ pub struct TryItem {
 pub struct TiLive {
     pub state: &'static str,
     pub try_number: i64,
-    pub max_tries: i64,
+    /// Tries it may have in all: Airflow's `max_tries` counts the retries.
+    pub tries_allowed: i64,
     pub tries: Vec<TryItem>,
     pub shown_try: i64,
     pub log: String,
@@ -142,14 +143,7 @@ async fn live_part(
             ti.map_index,
             shown,
         );
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                let cut = bytes.len() > LOG_TAIL;
-                let tail = &bytes[bytes.len().saturating_sub(LOG_TAIL)..];
-                (String::from_utf8_lossy(tail).into_owned(), cut)
-            }
-            Err(_) => (String::new(), false),
-        }
+        read_tail(&path).await
     } else {
         (String::new(), false)
     };
@@ -165,7 +159,7 @@ async fn live_part(
     Ok(TiLive {
         state: ti.state.as_str(),
         try_number: ti.try_number,
-        max_tries: ti.max_tries,
+        tries_allowed: ti.max_tries + 1,
         tries,
         shown_try: shown,
         log,
@@ -216,6 +210,24 @@ pub async fn live(
     )
     .await?;
     html(&live_part(&state, &run, &ti, q.try_number).await?)
+}
+
+/// The last [`LOG_TAIL`] bytes of a log (without reading what comes before), and whether
+/// there was more; a log not written yet is empty.
+async fn read_tail(path: &std::path::Path) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let Ok(mut file) = tokio::fs::File::open(path).await else {
+        return (String::new(), false);
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(LOG_TAIL as u64);
+    let mut bytes = Vec::new();
+    if file.seek(std::io::SeekFrom::Start(start)).await.is_err()
+        || file.read_to_end(&mut bytes).await.is_err()
+    {
+        return (String::new(), false);
+    }
+    (String::from_utf8_lossy(&bytes).into_owned(), start > 0)
 }
 
 #[derive(Deserialize)]

@@ -106,6 +106,17 @@ async fn a_script_in_a_task_log_renders_as_text_and_the_log_tails_while_running(
         "{}",
         live.body
     );
+
+    // A long log shows its end only.
+    let mut long = "early line\n".repeat(60_000);
+    long.push_str("the last line\n");
+    std::fs::write(&log, long).unwrap();
+    let live = ui
+        .get("/dags/daily/runs/r1/tasks/extract/live", Some(&ada))
+        .await;
+    assert!(live.body.contains("Only the end of the log is shown"));
+    assert!(live.body.contains("the last line"));
+    assert!(live.body.len() < 600_000, "{} bytes", live.body.len());
 }
 
 #[tokio::test]
