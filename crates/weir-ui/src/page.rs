@@ -72,10 +72,18 @@ struct ErrorPage<'a> {
 }
 
 impl IntoResponse for UiError {
+    /// A page without the user's header; the session guard renders it again with the header
+    /// (it finds the error in the response's extensions).
     fn into_response(self) -> Response {
-        error_page(self.status, &self.message, Ctx::anonymous())
+        let mut resp = error_page(self.status, &self.message, Ctx::anonymous());
+        resp.extensions_mut().insert(Failed(self.message));
+        resp
     }
 }
+
+/// The message of a [`UiError`] a handler answered with.
+#[derive(Clone)]
+pub struct Failed(pub String);
 
 /// An error page with the header of `ctx`.
 pub fn error_page(status: StatusCode, message: &str, ctx: Ctx) -> Response {

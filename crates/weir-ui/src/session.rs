@@ -6,7 +6,7 @@
 //! tied to one session and dies with it; a cross-site page cannot read it.
 
 use crate::SESSION_COOKIE;
-use crate::page::{Ctx, UiResult, error_page, html, see_other};
+use crate::page::{Ctx, Failed, UiResult, error_page, html, see_other};
 use askama::Template;
 use axum::extract::{Extension, Form, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -70,10 +70,14 @@ pub async fn guard(
     req: Request,
     next: Next,
 ) -> Response {
+    hardened(check(&state, role, req, next).await)
+}
+
+async fn check(state: &ApiState, role: Role, req: Request, next: Next) -> Response {
     if role == Role::Public {
         return next.run(req).await;
     }
-    let Some(session) = session_of(&state, req.headers()).await else {
+    let Some(session) = session_of(state, req.headers()).await else {
         return to_login(&req);
     };
     let ctx = Ctx::new(&session);
@@ -105,7 +109,24 @@ pub async fn guard(
     }
     req.extensions_mut().insert(session.caller.clone());
     req.extensions_mut().insert(session);
-    next.run(req).await
+    let resp = next.run(req).await;
+    match resp.extensions().get::<Failed>() {
+        Some(Failed(message)) => error_page(resp.status(), message, ctx),
+        None => resp,
+    }
+}
+
+/// Every UI response: no framing by other sites (the op buttons cannot be clickjacked), no
+/// content-type sniffing, no referrer leaving the site.
+fn hardened(mut resp: Response) -> Response {
+    let headers = resp.headers_mut();
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    resp
 }
 
 fn to_login(req: &Request) -> Response {

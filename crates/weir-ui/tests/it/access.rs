@@ -229,7 +229,7 @@ async fn an_htmx_request_without_a_session_is_told_to_go_to_the_login_page() {
 }
 
 #[tokio::test]
-async fn static_files_are_public_and_cached_for_a_year() {
+async fn static_files_are_public_and_cached_and_no_page_can_be_framed() {
     let ui = Ui::new().await;
     let page = ui.get("/static/htmx.min.js", None).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -244,6 +244,17 @@ async fn static_files_are_public_and_cached_for_a_year() {
         ui.get("/static/nope.js", None).await.status,
         StatusCode::NOT_FOUND
     );
+    // No UI page can be framed by another site.
+    let ada = ui.login("ada").await;
+    for (path, login) in [
+        ("/login", None),
+        ("/", Some(&ada)),
+        ("/dags/nope/grid", Some(&ada)),
+    ] {
+        let page = ui.get(path, login).await;
+        assert_eq!(page.headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(page.headers["x-content-type-options"], "nosniff", "{path}");
+    }
 }
 
 /// A path percent-encoded as one query value.

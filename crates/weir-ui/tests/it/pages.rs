@@ -440,3 +440,17 @@ async fn settings_pages_never_show_a_secret() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_missing_dag_is_a_404_page_with_the_users_header() {
+    let ui = Ui::new().await;
+    let ada = ui.login("ada").await;
+    let page = ui.get("/dags/nope/grid", Some(&ada)).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        page.body.contains("Dag with id nope was not found"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"logout\""), "{}", page.body);
+}
