@@ -70,6 +70,8 @@ pub struct GridCells {
     /// Some run is unfinished: the fragment polls itself.
     pub live: bool,
     pub poll_url: String,
+    /// A hash of what the cells show, sent back by the next poll.
+    pub seen: String,
 }
 
 impl askama::filters::HtmlSafe for GridCells {}
@@ -85,6 +87,9 @@ struct GridPage {
 #[derive(Deserialize)]
 pub struct GridQuery {
     runs: Option<i64>,
+    /// The hash of the cells the browser shows: the same cells are answered with 204 (htmx
+    /// keeps what it has), so a poll while nothing changed costs no transfer or DOM work.
+    seen: Option<String>,
 }
 
 const DEFAULT_RUNS: i64 = 25;
@@ -94,17 +99,18 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
     let mut runs = state.store().list_runs(&dag.dag_id, limit).await?;
     runs.reverse();
     let pks: Vec<i64> = runs.iter().map(|r| r.id).collect();
-    let mut by_cell: HashMap<(i64, &str), Vec<weir_store::TiRow>> = HashMap::new();
-    let tis = state.store().task_instances_of_runs(&pks).await?;
-    for ti in tis {
-        let key_task = dag
-            .tasks
-            .iter()
-            .find(|t| t.task_id == ti.task_id)
-            .map(|t| t.task_id.as_str());
-        if let Some(task) = key_task {
-            by_cell.entry((ti.run_pk, task)).or_default().push(ti);
-        }
+    let mut by_cell: HashMap<(i64, String), Vec<weir_store::TiRow>> = HashMap::new();
+    for ti in state.store().task_instances_of_runs(&pks).await? {
+        by_cell
+            .entry((ti.run_pk, ti.task_id.clone()))
+            .or_default()
+            .push(ti);
+    }
+    // What the cells show, hashed: a poll that finds the same answers "no change".
+    let mut seen = blake3::Hasher::new();
+    for run in &runs {
+        seen.update(run.run_id.as_bytes());
+        seen.update(run.state.as_str().as_bytes());
     }
     let rows = dag
         .tasks
@@ -114,8 +120,11 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
             cells: runs
                 .iter()
                 .map(|run| {
-                    let tis = by_cell.get(&(run.id, task.task_id.as_str()))?;
+                    let tis = by_cell.get(&(run.id, task.task_id.clone()))?;
                     let ti = tis.iter().min_by_key(|t| t.map_index)?;
+                    seen.update(&ti.id.to_le_bytes());
+                    seen.update(ti.state.as_str().as_bytes());
+                    seen.update(&ti.end_date.unwrap_or(0).to_le_bytes());
                     let mut title = format!("{} · {}", task.task_id, ti.state);
                     let took = duration(ti.start_date, ti.end_date);
                     if !took.is_empty() {
@@ -154,6 +163,7 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
         runs: grid_runs,
         rows,
         live,
+        seen: seen.finalize().to_hex()[..16].to_string(),
         poll_url: format!("{}/grid/cells?runs={limit}", dag_url(&dag.dag_id)),
     })
 }
@@ -180,7 +190,11 @@ pub async fn cells(
     Query(q): Query<GridQuery>,
 ) -> UiResult {
     let (_, dag) = state.dag(&dag_id).await?;
-    html(&grid_cells(&state, &dag, q.runs).await?)
+    let cells = grid_cells(&state, &dag, q.runs).await?;
+    if q.seen.as_deref() == Some(cells.seen.as_str()) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    html(&cells)
 }
 
 #[derive(Template)]

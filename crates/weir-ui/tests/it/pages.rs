@@ -279,11 +279,19 @@ async fn the_grid_shows_each_task_state_and_polls_while_a_run_is_unfinished() {
     );
     assert!(
         page.body
-            .contains("hx-get=\"/dags/daily/grid/cells?runs=25\""),
+            .contains("hx-get=\"/dags/daily/grid/cells?runs=25&amp;seen="),
         "{}",
         page.body
     );
     assert!(page.body.contains("hx-trigger=\"every 2s\""));
+    // A poll that has seen these cells gets "no change"; after a change, the new cells.
+    let at = page.body.find("&amp;seen=").unwrap() + 10;
+    let seen = &page.body[at..at + 16];
+    let poll = format!("/dags/daily/grid/cells?runs=25&seen={seen}");
+    assert_eq!(
+        ui.get(&poll, Some(&ada)).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert!(
         page.body
             .contains("href=\"/dags/daily/runs/r1/tasks/extract\""),
@@ -322,6 +330,9 @@ async fn the_grid_shows_each_task_state_and_polls_while_a_run_is_unfinished() {
             .await
             .unwrap()
     );
+    let changed = ui.get(&poll, Some(&ada)).await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert!(changed.body.contains("cell s-success"), "{}", changed.body);
     let cells = ui.get("/dags/daily/grid/cells", Some(&ada)).await;
     assert!(cells.body.contains("cell s-success"), "{}", cells.body);
     assert!(cells.body.contains("data-live=\"false\""), "{}", cells.body);
