@@ -181,6 +181,7 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, StatusCode>
 #[template(path = "login.html")]
 struct LoginPage {
     ctx: Ctx,
+    login_token: String,
     next: String,
     username: String,
     error: String,
@@ -191,19 +192,47 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-pub async fn login_page(Query(q): Query<NextQuery>) -> UiResult {
-    html(&LoginPage {
+/// The cookie that carries the login form's own CSRF token (there is no session yet):
+/// `SameSite=Strict`, so a form posted from another site cannot log the browser in as
+/// someone else.
+pub const LOGIN_COOKIE: &str = "weir_login";
+
+pub async fn login_page(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> UiResult {
+    let token = blake3::hash(weir_store::Cipher::generate_key().as_bytes())
+        .to_hex()
+        .to_string();
+    let page = LoginPage {
         ctx: Ctx::anonymous(),
+        login_token: token.clone(),
         next: q.next.filter(|n| is_local_path(n)).unwrap_or_default(),
         username: String::new(),
         error: String::new(),
-    })
+    };
+    let mut resp = html(&page)?;
+    let secure = if is_https(&state, &headers) {
+        "; Secure"
+    } else {
+        ""
+    };
+    set_cookie(
+        &mut resp,
+        &format!(
+            "{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600{secure}"
+        ),
+    );
+    Ok(resp)
 }
 
 #[derive(Deserialize)]
 pub struct LoginForm {
     username: String,
     password: String,
+    #[serde(default)]
+    login_token: String,
     #[serde(default)]
     next: String,
 }
@@ -218,6 +247,15 @@ pub async fn login(
     } else {
         "/".to_string()
     };
+    let expected = cookie(&headers, LOGIN_COOKIE).and_then(|c| blake3::Hash::from_hex(c).ok());
+    let given = blake3::Hash::from_hex(form.login_token.trim()).ok();
+    if expected.is_none() || expected != given {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "this login form has expired or came from another site (no valid CSRF token); open the login page again",
+            Ctx::anonymous(),
+        ));
+    }
     let role = match weir_api::auth::login(&state, &form.username, &form.password).await {
         Ok(role) => role,
         Err(e) => {
@@ -225,6 +263,7 @@ pub async fn login(
             let error = crate::page::UiError::from(e).message;
             let page = LoginPage {
                 ctx: Ctx::anonymous(),
+                login_token: form.login_token,
                 next,
                 username: form.username,
                 error,
@@ -242,6 +281,10 @@ pub async fn login(
     }
     let mut resp = see_other(&next);
     set_cookie(&mut resp, &cookie);
+    set_cookie(
+        &mut resp,
+        &format!("{LOGIN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0"),
+    );
     Ok(resp)
 }
 

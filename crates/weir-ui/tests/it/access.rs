@@ -102,14 +102,9 @@ async fn a_viewer_reads_every_page_but_gets_403_on_every_op_action() {
 #[tokio::test]
 async fn login_sets_an_http_only_same_site_cookie_that_is_secure_behind_https() {
     let ui = Ui::new().await;
-    let plain = ui
-        .post(
-            "/login",
-            None,
-            None,
-            &[("username", "ada"), ("password", "correct horse")],
-        )
-        .await;
+    let ada = [("username", "ada"), ("password", "correct horse")];
+    let plain = ui.post_login(&ada, &[]).await;
+    assert_eq!(plain.status, StatusCode::SEE_OTHER, "{}", plain.body);
     let cookie = plain.headers[header::SET_COOKIE].to_str().unwrap();
     assert!(cookie.starts_with("weir_session=ey"), "{cookie}");
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
@@ -117,44 +112,54 @@ async fn login_sets_an_http_only_same_site_cookie_that_is_secure_behind_https() 
     }
     assert!(!cookie.contains("Secure"), "{cookie}");
 
-    let req = axum::http::Request::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header("x-forwarded-proto", "https")
-        .body(axum::body::Body::from(
-            "username=ada&password=correct+horse",
-        ))
-        .unwrap();
-    let proxied = ui.send(req).await;
+    let proxied = ui.post_login(&ada, &[("x-forwarded-proto", "https")]).await;
     let cookie = proxied.headers[header::SET_COOKIE].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
 
     let https = Ui::with_config(|c| c.base_url = Some("https://weir.example.com".into())).await;
-    let page = https
+    let page = https.post_login(&ada, &[]).await;
+    let cookie = page.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
+
+#[tokio::test]
+async fn a_login_form_posted_without_its_own_csrf_token_is_refused() {
+    let ui = Ui::new().await;
+    // A form on another site: no login cookie (it is SameSite=Strict), a made-up token.
+    let forged = ui
         .post(
             "/login",
             None,
             None,
-            &[("username", "ada"), ("password", "correct horse")],
+            &[
+                ("username", "ada"),
+                ("password", "correct horse"),
+                ("login_token", &"a".repeat(64)),
+            ],
         )
         .await;
-    assert!(
-        page.headers[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .contains("; Secure")
-    );
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.headers.get(header::SET_COOKIE).is_none());
+    assert!(forged.body.contains("CSRF"), "{}", forged.body);
+    // The token of another login page does not fit this browser's cookie.
+    let req = axum::http::Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, format!("weir_login={}", "b".repeat(64)))
+        .body(axum::body::Body::from(format!(
+            "username=ada&password=correct+horse&login_token={}",
+            "a".repeat(64)
+        )))
+        .unwrap();
+    let mismatched = ui.send(req).await;
+    assert_eq!(mismatched.status, StatusCode::FORBIDDEN);
+    assert!(mismatched.headers.get(header::SET_COOKIE).is_none());
 }
 
 #[tokio::test]
 async fn a_wrong_password_shows_the_form_again_with_an_error_and_no_cookie() {
     let ui = Ui::new().await;
     let page = ui
-        .post(
-            "/login",
-            None,
-            None,
-            &[("username", "ada"), ("password", "wrong <b>")],
-        )
+        .post_login(&[("username", "ada"), ("password", "wrong <b>")], &[])
         .await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     assert!(page.headers.get(header::SET_COOKIE).is_none());
@@ -177,15 +182,13 @@ async fn login_returns_to_a_local_next_path_only() {
         ("", "/"),
     ] {
         let page = ui
-            .post(
-                "/login",
-                None,
-                None,
+            .post_login(
                 &[
                     ("username", "ada"),
                     ("password", "correct horse"),
                     ("next", next),
                 ],
+                &[],
             )
             .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER);

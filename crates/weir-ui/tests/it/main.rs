@@ -117,15 +117,37 @@ impl Ui {
             .await
     }
 
+    /// Opens the login page and posts its form with `fields` (and extra `headers`), as a
+    /// browser does: with the login form's token and cookie.
+    pub async fn post_login(&self, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
+        let form = self.get("/login", None).await;
+        assert_eq!(form.status, StatusCode::OK);
+        let set = form.headers[header::SET_COOKIE].to_str().unwrap();
+        let cookie = set.split(';').next().unwrap().to_string();
+        assert!(cookie.starts_with("weir_login="), "{set}");
+        let at = form.body.find("name=\"login_token\" value=\"").unwrap() + 26;
+        let token = &form.body[at..at + 64];
+        let mut body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
+        body.push(format!("login_token={token}"));
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, cookie);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.send(req.body(Body::from(body.join("&"))).unwrap())
+            .await
+    }
+
     /// Logs in through the form, then reads the CSRF token off the DAG list.
     pub async fn login(&self, user: &str) -> Login {
         let page = self
-            .post(
-                "/login",
-                None,
-                None,
-                &[("username", user), ("password", "correct horse")],
-            )
+            .post_login(&[("username", user), ("password", "correct horse")], &[])
             .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
         let set = page
