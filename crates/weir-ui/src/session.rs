@@ -130,17 +130,29 @@ fn hardened(mut resp: Response) -> Response {
 }
 
 fn to_login(req: &Request) -> Response {
-    let here = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let location = if req.method() == Method::GET && here != "/" {
-        format!("/login?next={}", crate::page::seg(here))
+    let htmx = req.headers().contains_key("hx-request");
+    let here = if htmx {
+        // A fragment's poll: come back to the page it is on, not to the fragment.
+        req.headers()
+            .get("hx-current-url")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|u| u.parse::<axum::http::Uri>().ok())
+            .and_then(|u| u.path_and_query().map(|p| p.as_str().to_string()))
+            .filter(|p| is_local_path(p))
+            .unwrap_or_else(|| "/".into())
+    } else if req.method() == Method::GET {
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| "/".into(), |p| p.as_str().to_string())
+    } else {
+        "/".into()
+    };
+    let location = if here != "/" {
+        format!("/login?next={}", crate::page::seg(&here))
     } else {
         "/login".to_string()
     };
-    if req.headers().contains_key("hx-request") {
+    if htmx {
         // htmx follows a 303 inside the XHR and would swap the login page into a fragment.
         let mut resp = StatusCode::OK.into_response();
         if let Ok(v) = HeaderValue::from_str(&location) {

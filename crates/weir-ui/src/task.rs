@@ -8,6 +8,7 @@ use crate::session::Session;
 use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use std::sync::Arc;
 use weir_api::ApiState;
@@ -24,6 +25,8 @@ pub struct TiQuery {
     map_index: Option<i64>,
     #[serde(rename = "try")]
     try_number: Option<i64>,
+    /// The hash of what the browser shows (see `TiLive::seen`): unchanged answers 204.
+    seen: Option<String>,
 }
 
 pub struct TryItem {
@@ -52,6 +55,7 @@ pub struct TiLive {
     pub xcoms: Vec<(String, String)>,
     pub live: bool,
     pub poll_url: String,
+    pub seen: String,
 }
 
 impl askama::filters::HtmlSafe for TiLive {}
@@ -118,7 +122,7 @@ async fn live_part(
     let shown = chosen
         .unwrap_or(ti.try_number)
         .clamp(0, ti.try_number.max(0));
-    let tries = state
+    let tries: Vec<TryItem> = state
         .store()
         .tries(run.id)
         .await?
@@ -147,7 +151,7 @@ async fn live_part(
     } else {
         (String::new(), false)
     };
-    let xcoms = state
+    let xcoms: Vec<(String, String)> = state
         .store()
         .xcoms(run.id)
         .await?
@@ -155,7 +159,25 @@ async fn live_part(
         .filter(|(t, m, _, _)| *t == ti.task_id && *m == ti.map_index)
         .map(|(_, _, k, v)| (k, serde_json::to_string_pretty(&v).unwrap_or_default()))
         .collect();
-    let poll_try = chosen.map(|t| format!("try={t}")).unwrap_or_default();
+    // What the part shows, hashed: a poll that finds the same answers "no change", so the
+    // log keeps its scroll position until it grows.
+    let mut seen = blake3::Hasher::new();
+    seen.update(ti.state.as_str().as_bytes());
+    seen.update(&ti.try_number.to_le_bytes());
+    for t in &tries {
+        seen.update(t.state.as_bytes());
+        seen.update(t.duration.as_bytes());
+    }
+    seen.update(log.as_bytes());
+    for (k, v) in &xcoms {
+        seen.update(k.as_bytes());
+        seen.update(v.as_bytes());
+    }
+    let seen = seen.finalize().to_hex()[..16].to_string();
+    let poll_query = match chosen {
+        Some(t) => format!("try={t}&seen={seen}"),
+        None => format!("seen={seen}"),
+    };
     Ok(TiLive {
         state: ti.state.as_str(),
         try_number: ti.try_number,
@@ -166,7 +188,8 @@ async fn live_part(
         log_cut,
         xcoms,
         live: !ti.state.is_finished(),
-        poll_url: format!("{base}/live{}", with(&poll_try)),
+        poll_url: format!("{base}/live{}", with(&poll_query)),
+        seen,
     })
 }
 
@@ -209,7 +232,11 @@ pub async fn live(
         q.map_index.unwrap_or(-1),
     )
     .await?;
-    html(&live_part(&state, &run, &ti, q.try_number).await?)
+    let live = live_part(&state, &run, &ti, q.try_number).await?;
+    if q.seen.as_deref() == Some(live.seen.as_str()) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    html(&live)
 }
 
 /// The last [`LOG_TAIL`] bytes of a log (without reading what comes before), and whether

@@ -219,15 +219,18 @@ async fn an_htmx_request_without_a_session_is_told_to_go_to_the_login_page() {
     let ui = Ui::new().await;
     let req = axum::http::Request::get("/dags/daily/grid/cells")
         .header("hx-request", "true")
+        .header(
+            "hx-current-url",
+            "http://localhost:8080/dags/daily/grid?runs=5",
+        )
         .body(axum::body::Body::empty())
         .unwrap();
     let page = ui.send(req).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(
-        page.headers["hx-redirect"]
-            .to_str()
-            .unwrap()
-            .starts_with("/login?next=")
+    // Back to the page the fragment is on after logging in, not to the fragment.
+    assert_eq!(
+        page.headers["hx-redirect"],
+        "/login?next=%2Fdags%2Fdaily%2Fgrid%3Fruns%3D5"
     );
 }
 

@@ -107,13 +107,23 @@ async fn a_script_in_a_task_log_renders_as_text_and_the_log_tails_while_running(
         live.body
     );
 
+    // Polled again with nothing new: 204, the browser keeps the log (and its scroll).
+    let at = live.body.find("seen=").unwrap() + 5;
+    let poll = format!(
+        "/dags/daily/runs/r1/tasks/extract/live?seen={}",
+        &live.body[at..at + 16]
+    );
+    assert_eq!(
+        ui.get(&poll, Some(&ada)).await.status,
+        StatusCode::NO_CONTENT
+    );
+
     // A long log shows its end only.
     let mut long = "early line\n".repeat(60_000);
     long.push_str("the last line\n");
     std::fs::write(&log, long).unwrap();
-    let live = ui
-        .get("/dags/daily/runs/r1/tasks/extract/live", Some(&ada))
-        .await;
+    let live = ui.get(&poll, Some(&ada)).await;
+    assert_eq!(live.status, StatusCode::OK);
     assert!(live.body.contains("Only the end of the log is shown"));
     assert!(live.body.contains("the last line"));
     assert!(live.body.len() < 600_000, "{} bytes", live.body.len());
