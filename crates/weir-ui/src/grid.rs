@@ -72,6 +72,8 @@ pub struct GridCells {
     pub poll_url: String,
     /// A hash of what the cells show, sent back by the next poll.
     pub seen: String,
+    /// How many runs the grid shows at most.
+    pub limit: i64,
 }
 
 impl askama::filters::HtmlSafe for GridCells {}
@@ -164,6 +166,7 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
         rows,
         live,
         seen: seen.finalize().to_hex()[..16].to_string(),
+        limit,
         poll_url: format!("{}/grid/cells?runs={limit}", dag_url(&dag.dag_id)),
     })
 }
