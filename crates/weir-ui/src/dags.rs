@@ -104,15 +104,13 @@ pub async fn list(
         {
             continue;
         }
-        let dag = state.parsed(&row).await?;
-        let next_run = if row.is_paused {
-            None
-        } else {
-            weir_core::Timetable::new(&dag.schedule, dag.tz())
-                .ok()
-                .and_then(|tt| tt.next_fire_after(now))
-                .map(|t| Time::new(weir_core::micros(t)))
-        };
+        // A DAG the store cannot give back parsed still gets its row (without a next run).
+        let dag = state.parsed(&row).await.ok();
+        let next_run = dag
+            .filter(|_| !row.is_paused)
+            .and_then(|dag| weir_core::Timetable::new(&dag.schedule, dag.tz()).ok())
+            .and_then(|tt| tt.next_fire_after(now))
+            .map(|t| Time::new(weir_core::micros(t)));
         let mut runs: Vec<RunDot> = state
             .store()
             .list_runs(&row.dag_id, RECENT_RUNS)

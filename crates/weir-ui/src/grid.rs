@@ -205,6 +205,7 @@ pub async fn cells(
 struct TriggerPage {
     ctx: Ctx,
     header: DagHeader,
+    paused: bool,
     conf: String,
     error: String,
     params: Vec<(String, String)>,
@@ -213,6 +214,7 @@ struct TriggerPage {
 fn trigger_page(row: &DagRow, dag: &Dag, ctx: Ctx, conf: String, error: String) -> TriggerPage {
     TriggerPage {
         header: DagHeader::new(row, dag, &ctx, "trigger"),
+        paused: row.is_paused,
         ctx,
         conf,
         error,

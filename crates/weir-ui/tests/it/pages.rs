@@ -138,6 +138,14 @@ async fn the_trigger_form_shows_bad_conf_as_an_error_and_triggers_a_good_one() {
     let otto = ui.login("otto").await;
     let form = ui.get("/dags/daily/trigger", Some(&otto)).await;
     assert_eq!(form.status, StatusCode::OK);
+    assert!(!form.body.contains("id=\"paused-note\""));
+    ui.state.store().set_paused("daily", true).await.unwrap();
+    let paused = ui.get("/dags/daily/trigger", Some(&otto)).await;
+    assert!(
+        paused.body.contains("id=\"paused-note\""),
+        "{}",
+        paused.body
+    );
     // The conf is prefilled from the DAG's params.
     assert!(
         form.body.contains("&#34;country&#34;: &#34;KR&#34;")
