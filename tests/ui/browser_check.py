@@ -87,7 +87,9 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1400,950", "--force-prefers-reduced-motion"):
         opts.add_argument(arg)
-    service = Service(executable_path=os.environ.get("WEIR_CHROMEDRIVER", "/usr/bin/chromedriver"))
+    # The browser's own zone differs from UTC, so the time-zone switch has something to show.
+    service = Service(executable_path=os.environ.get("WEIR_CHROMEDRIVER", "/usr/bin/chromedriver"),
+                      env=dict(os.environ, TZ="Asia/Seoul"))
     return webdriver.Chrome(service=service, options=opts)
 
 
@@ -223,11 +225,23 @@ def run_steps(driver, base, password, shots):
     assert len(driver.find_elements(By.CSS_SELECTOR, "#graph .edges path")) == 3
     shot(driver, shots, "graph")
 
-    step("switch to dark theme and the browser's time zone")
-    driver.get(base + "/dags/example_daily/grid")
-    css(driver, "#theme-toggle").click()
+    step("the audit log names the user; times switch to the browser's zone; dark theme")
+    driver.get(base + "/audit")
+    events = {(r.find_elements(By.TAG_NAME, "td")[1].text, r.find_elements(By.TAG_NAME, "td")[2].text)
+              for r in driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr")}
+    for event in ("trigger", "clear", "pause"):
+        assert (event, "admin") in events, (event, events)
+    first = css(driver, "#audit time")
+    assert first.text.endswith(" UTC"), first.text
     css(driver, "#tz-toggle").click()
-    shot(driver, shots, "grid-dark")
+    wait(driver, 5, lambda d: css(d, "#audit time").text.endswith(" Asia/Seoul"), "times did not switch zone")
+    assert css(driver, "#tz-toggle").text == "Local: Asia/Seoul"
+    css(driver, "#theme-toggle").click()
+    assert driver.execute_script("return document.documentElement.dataset.theme") == "dark"
+    shot(driver, shots, "audit-dark-seoul")
+    driver.refresh()  # both choices are remembered
+    assert css(driver, "#audit time").text.endswith(" Asia/Seoul")
+    assert driver.execute_script("return document.documentElement.dataset.theme") == "dark"
 
     step("log out")
     css(driver, "#logout").click()
