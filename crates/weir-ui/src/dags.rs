@@ -18,6 +18,7 @@ pub struct PauseToggle {
     pub can_op: bool,
 }
 
+// A template: written into its page as rendered, its own fields escaped as it renders.
 impl askama::filters::HtmlSafe for PauseToggle {}
 
 impl PauseToggle {

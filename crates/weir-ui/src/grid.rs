@@ -76,6 +76,7 @@ pub struct GridCells {
     pub limit: i64,
 }
 
+// A template: written into its page as rendered, its own fields escaped as it renders.
 impl askama::filters::HtmlSafe for GridCells {}
 
 #[derive(Template)]

@@ -58,6 +58,7 @@ pub struct TiLive {
     pub seen: String,
 }
 
+// A template: written into its page as rendered, its own fields escaped as it renders.
 impl askama::filters::HtmlSafe for TiLive {}
 
 #[derive(Template)]

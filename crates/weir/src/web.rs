@@ -1,5 +1,5 @@
-//! The webserver: the web UI and the REST API on `[webserver] host:port`, inside `weir standalone` or alone
-//! as `weir webserver`.
+//! The webserver: the web UI and the REST API on `[webserver] host:port`, inside `weir
+//! standalone` or alone as `weir webserver`.
 
 use crate::config::Settings;
 use anyhow::{Context, Result};
