@@ -70,5 +70,28 @@
     });
     renderTimes(document);
     document.body.addEventListener("htmx:load", function (e) { renderTimes(e.target); });
+    // htmx leaves the page as it was when a request fails: say so, once, above the page.
+    function problem(text) {
+      var box = document.getElementById("htmx-problem");
+      if (!box) {
+        box = document.createElement("p");
+        box.id = "htmx-problem";
+        box.className = "flash error";
+        var main = document.querySelector("main");
+        main.insertBefore(box, main.firstChild);
+      }
+      box.textContent = text;
+    }
+    document.body.addEventListener("htmx:responseError", function (e) {
+      problem("The server answered " + e.detail.xhr.status + " " + e.detail.xhr.statusText +
+        ": reload the page to see its current state.");
+    });
+    document.body.addEventListener("htmx:sendError", function () {
+      problem("The server cannot be reached; this page is no longer live. Reload it when weir is back.");
+    });
+    document.body.addEventListener("htmx:afterRequest", function (e) {
+      var box = document.getElementById("htmx-problem");
+      if (box && e.detail.successful) box.remove();
+    });
   });
 })();
