@@ -1,5 +1,6 @@
 //! The DAG list (`/`): each DAG with its recent runs, schedule, next run and pause toggle,
-//! a search box and a tag filter, and the files that failed to import.
+//! a search box and a tag filter, and the files that failed to import. Also what every DAG
+//! page shares: its header and the pause toggle.
 
 use crate::page::{Ctx, Time, UiResult, dag_url, html, run_url};
 use crate::session::Session;
@@ -8,6 +9,8 @@ use axum::extract::{Extension, Form, Path, Query, State};
 use serde::Deserialize;
 use weir_api::ApiState;
 use weir_api::auth::Caller;
+use weir_core::Dag;
+use weir_store::DagRow;
 
 /// The pause switch of one DAG: a button that posts the other state and swaps itself.
 #[derive(Template, Clone)]
@@ -27,6 +30,31 @@ impl PauseToggle {
             url: format!("{}/pause", dag_url(dag_id)),
             paused,
             can_op: ctx.can_op,
+        }
+    }
+}
+
+/// The top of every DAG page: name, description, pause toggle, tabs, trigger button.
+pub struct DagHeader {
+    pub dag_id: String,
+    pub url: String,
+    pub description: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub toggle: PauseToggle,
+    pub tab: &'static str,
+}
+
+impl DagHeader {
+    pub fn new(row: &DagRow, dag: &Dag, ctx: &Ctx, tab: &'static str) -> DagHeader {
+        DagHeader {
+            dag_id: row.dag_id.clone(),
+            url: dag_url(&row.dag_id),
+            description: row.description.clone().unwrap_or_default(),
+            schedule: row.schedule.clone(),
+            timezone: dag.timezone.clone(),
+            toggle: PauseToggle::new(&row.dag_id, row.is_paused, ctx),
+            tab,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The graph view (`/dags/{dag_id}/graph`): the DAG as an SVG laid out by
 //! [`crate::graph_layout`], left to right, each node coloured by its state in the latest run.
 
-use crate::grid::DagHeader;
+use crate::dags::DagHeader;
 use crate::page::{Ctx, UiResult, html, ti_url};
 use crate::session::Session;
 use askama::Template;

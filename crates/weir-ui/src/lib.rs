@@ -22,6 +22,7 @@ mod page;
 mod runs;
 mod session;
 mod task;
+mod trigger;
 
 use axum::http::Method;
 use axum::routing::{MethodRouter, get, post};
@@ -74,8 +75,8 @@ pub fn table() -> Vec<UiRoute> {
         route(POST, "/dags/{dag_id}/pause", Op, post(dags::pause)),
         route(GET, "/dags/{dag_id}/grid", Viewer, get(grid::page)),
         route(GET, "/dags/{dag_id}/grid/cells", Viewer, get(grid::cells)),
-        route(GET, "/dags/{dag_id}/trigger", Op, get(grid::trigger_form)),
-        route(POST, "/dags/{dag_id}/trigger", Op, post(grid::trigger)),
+        route(GET, "/dags/{dag_id}/trigger", Op, get(trigger::form)),
+        route(POST, "/dags/{dag_id}/trigger", Op, post(trigger::submit)),
         route(GET, "/dags/{dag_id}/graph", Viewer, get(graph::page)),
         route(GET, "/dags/{dag_id}/runs/{run_id}", Viewer, get(runs::page)),
         route(

@@ -1,7 +1,7 @@
 //! A run's page (`/dags/{dag_id}/runs/{run_id}`): its state, dates, conf and task instances,
 //! and "clear the run" for ops.
 
-use crate::grid::DagHeader;
+use crate::dags::DagHeader;
 use crate::page::{Ctx, Time, UiResult, duration, html, run_url, see_other, ti_url};
 use crate::session::Session;
 use askama::Template;

@@ -2,7 +2,7 @@
 //! state, tries with their logs (the live part polls itself while the instance is
 //! unfinished, so the log tails), its XComs, and clear / mark success / mark failed for ops.
 
-use crate::grid::DagHeader;
+use crate::dags::DagHeader;
 use crate::page::{Ctx, Time, UiError, UiResult, duration, html, run_url, see_other, ti_url};
 use crate::session::Session;
 use askama::Template;
