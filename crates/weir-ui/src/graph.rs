@@ -64,16 +64,13 @@ pub async fn page(
         })
         .collect();
     let laid = crate::graph_layout::layout(dag.tasks.len(), &edges, 4);
-    let pos = laid.positions();
-    let tallest = laid.layers.iter().map(Vec::len).max().unwrap_or(0);
     let xy = |v: usize| {
-        let layer = laid.layer[v];
-        let offset = (tallest - laid.layers[layer].len()) as f64 / 2.0;
         (
-            MARGIN + layer as f64 * (NODE_W + GAP_X),
-            MARGIN + (pos[v] as f64 + offset) * (NODE_H + GAP_Y),
+            MARGIN + laid.layer[v] as f64 * (NODE_W + GAP_X),
+            MARGIN + laid.slot[v] * (NODE_H + GAP_Y),
         )
     };
+    let slots = laid.slot.iter().fold(0f64, |a, &b| a.max(b + 1.0));
     let latest = state
         .store()
         .list_runs(&dag_id, 1)
@@ -134,7 +131,7 @@ pub async fn page(
         })
         .collect();
     let width = MARGIN * 2.0 + laid.layers.len() as f64 * (NODE_W + GAP_X) - GAP_X;
-    let height = MARGIN * 2.0 + tallest as f64 * (NODE_H + GAP_Y) - GAP_Y;
+    let height = MARGIN * 2.0 + slots * (NODE_H + GAP_Y) - GAP_Y;
     html(&GraphPage {
         header: DagHeader::new(&row, &dag, &ctx, "graph"),
         ctx,
