@@ -16,3 +16,5 @@ WEIR_TEST_METADATA=postgres cargo test -p weir --test it --locked -- running:: s
 bash scripts/conformance_ci.sh
 # The REST API through apache-airflow-client, Airflow's typed Python client.
 bash scripts/api_ci.sh
+# The web UI in headless Chromium through Selenium (fails under CI=true without a browser).
+bash scripts/ui_ci.sh

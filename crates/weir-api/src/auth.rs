@@ -183,6 +183,17 @@ async fn check_token(state: &ApiState, token: &str) -> ApiResult<Caller> {
     })
 }
 
+/// Refuses a token from now on (logout), here at once and in other processes within
+/// [`TokenCache::TTL`].
+pub async fn revoke(state: &ApiState, claims: &Claims) -> ApiResult<()> {
+    state
+        .store()
+        .revoke_token(&claims.jti, claims.exp * 1_000_000)
+        .await?;
+    state.forget_cached();
+    Ok(())
+}
+
 /// The bearer token of a request, if it carries one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers

@@ -39,7 +39,7 @@ impl DagCache {
 
 impl ApiState {
     /// The stored DAG `dag_id` and its row, or a 404.
-    pub(crate) async fn dag(&self, dag_id: &str) -> ApiResult<(DagRow, Arc<Dag>)> {
+    pub async fn dag(&self, dag_id: &str) -> ApiResult<(DagRow, Arc<Dag>)> {
         let row =
             self.store().dag_row(dag_id).await?.ok_or_else(|| {
                 ApiError::not_found(format!("Dag with id {dag_id} was not found"))
@@ -48,7 +48,8 @@ impl ApiState {
         Ok((row, dag))
     }
 
-    pub(crate) async fn parsed(&self, row: &DagRow) -> ApiResult<Arc<Dag>> {
+    /// The parsed DAG of a stored row, cached by the row's hash.
+    pub async fn parsed(&self, row: &DagRow) -> ApiResult<Arc<Dag>> {
         let cache = &self.inner.dags.dags;
         if let Some((hash, dag)) = cache
             .read()

@@ -44,6 +44,9 @@ pub struct ApiConfig {
     pub paused_by_default: bool,
     /// The largest page a listing returns (Airflow's `maximum_page_limit`).
     pub max_page_limit: usize,
+    /// Where users reach the webserver (`[webserver] base_url`); an `https` one makes the UI's
+    /// session cookie `Secure`.
+    pub base_url: Option<String>,
 }
 
 impl ApiConfig {
@@ -54,6 +57,7 @@ impl ApiConfig {
             log_dir,
             paused_by_default: false,
             max_page_limit: 100,
+            base_url: None,
         }
     }
 }

@@ -115,11 +115,7 @@ pub async fn logout(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<StatusCode> {
-    state
-        .store()
-        .revoke_token(&caller.claims.jti, caller.claims.exp * 1_000_000)
-        .await?;
-    state.forget_cached();
+    auth::revoke(&state, &caller.claims).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -107,7 +107,8 @@ pub(crate) fn run_response(row: &DagRow, run: &RunRow) -> DagRunResponse {
 }
 
 impl ApiState {
-    pub(crate) async fn run(&self, dag_id: &str, run_id: &str) -> ApiResult<RunRow> {
+    /// The run `run_id` of `dag_id`, or a 404.
+    pub async fn run(&self, dag_id: &str, run_id: &str) -> ApiResult<RunRow> {
         self.store().get_run(dag_id, run_id).await?.ok_or_else(|| {
             ApiError::not_found(format!(
                 "The DagRun with dag_id: `{dag_id}` and run_id: `{run_id}` was not found"

@@ -1,5 +1,5 @@
-//! The webserver: the REST API on `[webserver] host:port`, inside `weir standalone` or alone
-//! as `weir webserver`.
+//! The webserver: the web UI and the REST API on `[webserver] host:port`, inside `weir
+//! standalone` or alone as `weir webserver`.
 
 use crate::config::Settings;
 use anyhow::{Context, Result};
@@ -31,6 +31,10 @@ pub async fn bind(
     let addr = listener.local_addr()?;
     let mut config = ApiConfig::new(settings.secret_key()?.into_bytes(), settings.log_dir());
     config.paused_by_default = settings.paused_by_default();
+    config.base_url = settings
+        .get("webserver", "base_url")
+        .and_then(|v| v.as_str())
+        .map(String::from);
     let state = ApiState::with_metrics(
         Services::new(store.clone()).with_waker(waker),
         config,
@@ -55,7 +59,7 @@ impl Bound {
 
     /// Serves until `shutdown` turns true.
     pub async fn serve(self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
-        let app = weir_api::router(self.state);
+        let app = weir_api::router(self.state.clone()).merge(weir_ui::router(self.state));
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;

@@ -1,0 +1,210 @@
+//! The DAG list (`/`): each DAG with its recent runs, schedule, next run and pause toggle,
+//! a search box and a tag filter, and the files that failed to import. Also what every DAG
+//! page shares: its header and the pause toggle.
+
+use crate::page::{Ctx, Time, UiResult, dag_url, html, run_url};
+use crate::session::Session;
+use askama::Template;
+use axum::extract::{Extension, Form, Path, Query, State};
+use serde::Deserialize;
+use weir_api::ApiState;
+use weir_api::auth::Caller;
+use weir_core::Dag;
+use weir_store::DagRow;
+
+/// The pause switch of one DAG: a button that posts the other state and swaps itself.
+#[derive(Template, Clone)]
+#[template(path = "pause.html")]
+pub struct PauseToggle {
+    pub url: String,
+    pub paused: bool,
+    pub can_op: bool,
+}
+
+// A template: written into its page as rendered, its own fields escaped as it renders.
+impl askama::filters::HtmlSafe for PauseToggle {}
+
+impl PauseToggle {
+    pub fn new(dag_id: &str, paused: bool, ctx: &Ctx) -> PauseToggle {
+        PauseToggle {
+            url: format!("{}/pause", dag_url(dag_id)),
+            paused,
+            can_op: ctx.can_op,
+        }
+    }
+}
+
+/// The top of every DAG page: name, description, pause toggle, tabs, trigger button.
+pub struct DagHeader {
+    pub dag_id: String,
+    pub url: String,
+    pub description: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub toggle: PauseToggle,
+    pub tab: &'static str,
+}
+
+impl DagHeader {
+    pub fn new(row: &DagRow, dag: &Dag, ctx: &Ctx, tab: &'static str) -> DagHeader {
+        DagHeader {
+            dag_id: row.dag_id.clone(),
+            url: dag_url(&row.dag_id),
+            description: row.description.clone().unwrap_or_default(),
+            schedule: row.schedule.clone(),
+            timezone: dag.timezone.clone(),
+            toggle: PauseToggle::new(&row.dag_id, row.is_paused, ctx),
+            tab,
+        }
+    }
+}
+
+pub struct RunDot {
+    pub state: &'static str,
+    pub title: String,
+    pub url: String,
+}
+
+pub struct DagItem {
+    pub dag_id: String,
+    pub url: String,
+    pub description: String,
+    pub schedule: String,
+    pub next_run: Option<Time>,
+    pub runs: Vec<RunDot>,
+    pub tags: Vec<String>,
+    pub owner: String,
+    pub toggle: PauseToggle,
+    pub broken: bool,
+}
+
+pub struct ImportError {
+    pub filename: String,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "dags.html")]
+struct DagList {
+    ctx: Ctx,
+    q: String,
+    tag: String,
+    tags: Vec<String>,
+    dags: Vec<DagItem>,
+    import_errors: Vec<ImportError>,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    tag: String,
+}
+
+/// How many recent runs each DAG shows.
+const RECENT_RUNS: i64 = 12;
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Extension(session): Extension<Session>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let ctx = Ctx::new(&session);
+    let errors = state.store().import_errors().await?;
+    let broken: std::collections::HashSet<&str> =
+        errors.iter().map(|e| e.filename.as_str()).collect();
+    let needle = q.q.trim().to_lowercase();
+    let mut tags = Vec::new();
+    let mut dags = Vec::new();
+    let now = jiff::Timestamp::now();
+    for row in state.store().list_dags().await? {
+        if !row.is_active {
+            continue;
+        }
+        tags.extend(row.tags.iter().cloned());
+        if !q.tag.is_empty() && !row.tags.contains(&q.tag) {
+            continue;
+        }
+        let description = row.description.clone().unwrap_or_default();
+        if !needle.is_empty()
+            && !row.dag_id.to_lowercase().contains(&needle)
+            && !description.to_lowercase().contains(&needle)
+        {
+            continue;
+        }
+        // A DAG the store cannot give back parsed still gets its row (without a next run).
+        let dag = state.parsed(&row).await.ok();
+        let next_run = dag
+            .filter(|_| !row.is_paused)
+            .and_then(|dag| weir_core::Timetable::new(&dag.schedule, dag.tz()).ok())
+            .and_then(|tt| tt.next_fire_after(now))
+            .map(|t| Time::new(weir_core::micros(t)));
+        let mut runs: Vec<RunDot> = state
+            .store()
+            .list_runs(&row.dag_id, RECENT_RUNS)
+            .await?
+            .into_iter()
+            .map(|r| RunDot {
+                state: r.state.as_str(),
+                title: format!("{} · {}", r.run_id, r.state),
+                url: run_url(&r.dag_id, &r.run_id),
+            })
+            .collect();
+        runs.reverse();
+        dags.push(DagItem {
+            url: dag_url(&row.dag_id),
+            toggle: PauseToggle::new(&row.dag_id, row.is_paused, &ctx),
+            broken: broken.contains(row.fileloc.as_str()),
+            dag_id: row.dag_id,
+            description,
+            schedule: row.schedule,
+            next_run,
+            runs,
+            tags: row.tags,
+            owner: row.owner.unwrap_or_default(),
+        });
+    }
+    tags.sort();
+    tags.dedup();
+    html(&DagList {
+        ctx,
+        q: q.q,
+        tag: q.tag,
+        tags,
+        dags,
+        import_errors: errors
+            .into_iter()
+            .map(|e| ImportError {
+                filename: e.filename,
+                message: e.message,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PauseForm {
+    paused: bool,
+}
+
+/// Pauses or unpauses a DAG (htmx): answers with the new toggle.
+pub async fn pause(
+    State(state): State<ApiState>,
+    Extension(session): Extension<Session>,
+    Extension(caller): Extension<Caller>,
+    Path(dag_id): Path<String>,
+    Form(form): Form<PauseForm>,
+) -> UiResult {
+    let (_, dag) = state.dag(&dag_id).await?;
+    state
+        .services()
+        .set_paused(
+            &caller.actor(),
+            &dag,
+            form.paused,
+            state.config().paused_by_default,
+        )
+        .await?;
+    html(&PauseToggle::new(&dag_id, form.paused, &Ctx::new(&session)))
+}

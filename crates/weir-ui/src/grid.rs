@@ -1,0 +1,173 @@
+//! The grid (`/dags/{dag_id}/grid`): runs as columns (newest right) × tasks as rows, each
+//! cell coloured by its task instance's state; the cells fragment polls itself every 2 s
+//! while a run is unfinished.
+
+use crate::dags::DagHeader;
+use crate::page::{Ctx, UiResult, dag_url, duration, html, run_url, ti_url};
+use crate::session::Session;
+use askama::Template;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use std::collections::HashMap;
+use weir_api::ApiState;
+use weir_core::Dag;
+
+pub struct GridRun {
+    pub url: String,
+    pub state: &'static str,
+    pub label: String,
+    pub title: String,
+}
+
+pub struct Cell {
+    pub state: &'static str,
+    pub title: String,
+    pub url: String,
+}
+
+pub struct GridRow {
+    pub task_id: String,
+    pub cells: Vec<Option<Cell>>,
+}
+
+/// The grid itself, also served alone for htmx polling.
+#[derive(Template)]
+#[template(path = "grid_cells.html")]
+pub struct GridCells {
+    pub runs: Vec<GridRun>,
+    pub rows: Vec<GridRow>,
+    /// Some run is unfinished: the fragment polls itself.
+    pub live: bool,
+    pub poll_url: String,
+    /// A hash of what the cells show, sent back by the next poll.
+    pub seen: String,
+    /// How many runs the grid shows at most.
+    pub limit: i64,
+}
+
+// A template: written into its page as rendered, its own fields escaped as it renders.
+impl askama::filters::HtmlSafe for GridCells {}
+
+#[derive(Template)]
+#[template(path = "grid.html")]
+struct GridPage {
+    ctx: Ctx,
+    header: DagHeader,
+    cells: GridCells,
+}
+
+#[derive(Deserialize)]
+pub struct GridQuery {
+    runs: Option<i64>,
+    /// The hash of the cells the browser shows: the same cells are answered with 204 (htmx
+    /// keeps what it has), so a poll while nothing changed costs no transfer or DOM work.
+    seen: Option<String>,
+}
+
+const DEFAULT_RUNS: i64 = 25;
+
+async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult<GridCells> {
+    let limit = limit.unwrap_or(DEFAULT_RUNS).clamp(1, 500);
+    let mut runs = state.store().list_runs(&dag.dag_id, limit).await?;
+    runs.reverse();
+    let pks: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let mut by_cell: HashMap<(i64, String), Vec<weir_store::TiRow>> = HashMap::new();
+    for ti in state.store().task_instances_of_runs(&pks).await? {
+        by_cell
+            .entry((ti.run_pk, ti.task_id.clone()))
+            .or_default()
+            .push(ti);
+    }
+    // What the cells show, hashed: a poll that finds the same answers "no change".
+    let mut seen = blake3::Hasher::new();
+    for run in &runs {
+        seen.update(run.run_id.as_bytes());
+        seen.update(run.state.as_str().as_bytes());
+    }
+    let rows = dag
+        .tasks
+        .iter()
+        .map(|task| GridRow {
+            task_id: task.task_id.clone(),
+            cells: runs
+                .iter()
+                .map(|run| {
+                    let tis = by_cell.get(&(run.id, task.task_id.clone()))?;
+                    let ti = tis.iter().min_by_key(|t| t.map_index)?;
+                    seen.update(&ti.id.to_le_bytes());
+                    seen.update(ti.state.as_str().as_bytes());
+                    seen.update(&ti.end_date.unwrap_or(0).to_le_bytes());
+                    let mut title = format!("{} · {}", task.task_id, ti.state);
+                    let took = duration(ti.start_date, ti.end_date);
+                    if !took.is_empty() {
+                        title.push_str(&format!(" · {took}"));
+                    }
+                    if tis.len() > 1 {
+                        title.push_str(&format!(" · {} mapped items", tis.len()));
+                    }
+                    Some(Cell {
+                        state: ti.state.as_str(),
+                        title,
+                        url: ti_url(&dag.dag_id, &run.run_id, &task.task_id, ti.map_index),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let live = runs.iter().any(|r| !r.state.is_finished());
+    let grid_runs = runs
+        .iter()
+        .map(|r| GridRun {
+            url: run_url(&r.dag_id, &r.run_id),
+            state: r.state.as_str(),
+            label: weir_core::timestamp(r.logical_date)
+                .strftime("%m-%d %H:%M")
+                .to_string(),
+            title: format!(
+                "{} · {} · {}",
+                r.run_id,
+                r.state,
+                duration(r.start_date, r.end_date)
+            ),
+        })
+        .collect();
+    Ok(GridCells {
+        runs: grid_runs,
+        rows,
+        live,
+        seen: seen.finalize().to_hex()[..16].to_string(),
+        limit,
+        poll_url: format!("{}/grid/cells?runs={limit}", dag_url(&dag.dag_id)),
+    })
+}
+
+pub async fn page(
+    State(state): State<ApiState>,
+    Extension(session): Extension<Session>,
+    Path(dag_id): Path<String>,
+    Query(q): Query<GridQuery>,
+) -> UiResult {
+    let (row, dag) = state.dag(&dag_id).await?;
+    let ctx = Ctx::new(&session).with_tz(&dag.timezone);
+    let cells = grid_cells(&state, &dag, q.runs).await?;
+    html(&GridPage {
+        header: DagHeader::new(&row, &dag, &ctx, "grid"),
+        ctx,
+        cells,
+    })
+}
+
+pub async fn cells(
+    State(state): State<ApiState>,
+    Path(dag_id): Path<String>,
+    Query(q): Query<GridQuery>,
+) -> UiResult {
+    let (_, dag) = state.dag(&dag_id).await?;
+    let cells = grid_cells(&state, &dag, q.runs).await?;
+    if q.seen.as_deref() == Some(cells.seen.as_str()) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    html(&cells)
+}

@@ -1,0 +1,489 @@
+//! The pages: what they show (escaped), and what their forms change through the services.
+
+use crate::{DAG, Ui};
+use axum::http::StatusCode;
+use serde_json::json;
+use weir_core::TaskState;
+
+async fn dag(ui: &Ui) -> weir_core::Dag {
+    ui.state.store().get_dag("daily").await.unwrap().unwrap().0
+}
+
+/// A manual run of the test DAG, created as the CLI would.
+async fn run(ui: &Ui) -> weir_store::RunRow {
+    let dag = dag(ui).await;
+    ui.state
+        .services()
+        .trigger(
+            &weir_service::Actor::new("test"),
+            &dag,
+            None,
+            Default::default(),
+            Some("r1".into()),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_script_in_a_dag_description_renders_as_text() {
+    let ui = Ui::new().await;
+    let ada = ui.login("ada").await;
+    assert!(DAG.contains("<script>alert(1)</script>"));
+    for path in [
+        "/",
+        "/dags/daily/grid",
+        "/dags/daily/graph",
+        "/dags/daily/trigger",
+    ] {
+        let page = ui.get(path, Some(&ada)).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            page.body
+                .contains("Daily &#60;script&#62;alert(1)&#60;/script&#62;")
+                || page
+                    .body
+                    .contains("Daily &lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("<script>alert(1)"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_script_in_a_task_log_renders_as_text_and_the_log_tails_while_running() {
+    let ui = Ui::new().await;
+    let ada = ui.login("ada").await;
+    let run = run(&ui).await;
+    let store = ui.state.store();
+    let extract = store
+        .task_instances(run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.task_id == "extract")
+        .unwrap();
+    store
+        .apply_transitions(&[weir_store::Transition {
+            ti_id: extract.id,
+            from: TaskState::None,
+            to: TaskState::Queued,
+            next_retry_at: None,
+            reason: None,
+        }])
+        .await
+        .unwrap();
+    let claimed = store.claim("w1", &[], &[run.id], 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let log = weir_core::log_path(&ui.dir.path().join("logs"), "daily", "r1", "extract", -1, 1);
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "hello\n<script>alert('log')</script>\n").unwrap();
+
+    let page = ui
+        .get("/dags/daily/runs/r1/tasks/extract", Some(&ada))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("hello"), "{}", page.body);
+    assert!(!page.body.contains("<script>alert('log')"), "{}", page.body);
+    assert!(page.body.contains("&#60;script&#62;") || page.body.contains("&lt;script&gt;"));
+    // Running: the live part polls itself.
+    assert!(
+        page.body.contains("hx-trigger=\"every 2s\""),
+        "{}",
+        page.body
+    );
+    let live = ui
+        .get("/dags/daily/runs/r1/tasks/extract/live", Some(&ada))
+        .await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert!(
+        live.body.starts_with("<div id=\"ti-live\""),
+        "{}",
+        live.body
+    );
+    assert!(
+        live.body.contains("data-state=\"running\""),
+        "{}",
+        live.body
+    );
+
+    // Polled again with nothing new: 204, the browser keeps the log (and its scroll).
+    let at = live.body.find("seen=").unwrap() + 5;
+    let poll = format!(
+        "/dags/daily/runs/r1/tasks/extract/live?seen={}",
+        &live.body[at..at + 16]
+    );
+    assert_eq!(
+        ui.get(&poll, Some(&ada)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let wider = ui.get("/dags/daily/grid?runs=50", Some(&ada)).await;
+    assert!(wider.body.contains("<strong>50</strong>"), "{}", wider.body);
+    assert!(wider.body.contains("grid/cells?runs=50&amp;seen="));
+
+    // A long log shows its end only.
+    let mut long = "early line\n".repeat(60_000);
+    long.push_str("the last line\n");
+    std::fs::write(&log, long).unwrap();
+    let live = ui.get(&poll, Some(&ada)).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert!(live.body.contains("Only the end of the log is shown"));
+    assert!(live.body.contains("the last line"));
+    assert!(live.body.len() < 600_000, "{} bytes", live.body.len());
+}
+
+#[tokio::test]
+async fn the_trigger_form_shows_bad_conf_as_an_error_and_triggers_a_good_one() {
+    let ui = Ui::new().await;
+    let otto = ui.login("otto").await;
+    let form = ui.get("/dags/daily/trigger", Some(&otto)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(!form.body.contains("id=\"paused-note\""));
+    ui.state.store().set_paused("daily", true).await.unwrap();
+    let paused = ui.get("/dags/daily/trigger", Some(&otto)).await;
+    assert!(
+        paused.body.contains("id=\"paused-note\""),
+        "{}",
+        paused.body
+    );
+    // The conf is prefilled from the DAG's params.
+    assert!(
+        form.body.contains("&#34;country&#34;: &#34;KR&#34;")
+            || form.body.contains("&quot;country&quot;: &quot;KR&quot;"),
+        "{}",
+        form.body
+    );
+    for (conf, error) in [
+        ("{not json", "the conf is not valid JSON"),
+        ("[1, 2]", "the conf must be a JSON object"),
+        ("{\"contry\": \"JP\"}", "unknown param &#39;contry&#39;"),
+    ] {
+        let page = ui
+            .post(
+                "/dags/daily/trigger",
+                Some(&otto),
+                Some(&otto.csrf),
+                &[("conf", conf)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{conf}");
+        let shown =
+            page.body.contains(error) || page.body.contains(&error.replace("&#39;", "&apos;"));
+        assert!(shown, "{conf}: {}", page.body);
+        assert!(page.body.contains("id=\"trigger-error\""));
+    }
+    assert!(
+        ui.state
+            .store()
+            .list_runs("daily", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let page = ui
+        .post(
+            "/dags/daily/trigger",
+            Some(&otto),
+            Some(&otto.csrf),
+            &[("conf", "{\"country\": \"JP\"}")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/dags/daily/grid");
+    let runs = ui.state.store().list_runs("daily", 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        serde_json::Value::Object(runs[0].conf.clone()),
+        json!({"country": "JP"})
+    );
+    let events = ui.state.store().event_log(10).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "trigger" && e.owner == "otto"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_pause_toggle_pauses_through_htmx_as_the_user() {
+    let ui = Ui::new().await;
+    let otto = ui.login("otto").await;
+    let req = axum::http::Request::post("/dags/daily/pause")
+        .header(axum::http::header::COOKIE, &otto.cookie)
+        .header("x-csrf-token", &otto.csrf)
+        .header("hx-request", "true")
+        .header(
+            axum::http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(axum::body::Body::from("paused=true"))
+        .unwrap();
+    let page = ui.send(req).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("data-paused=\"true\""), "{}", page.body);
+    assert!(
+        page.body.contains("&#34;paused&#34;: &#34;false&#34;")
+            || page.body.contains("\"paused\": \"false\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        ui.state
+            .store()
+            .dag_row("daily")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_paused
+    );
+    let events = ui.state.store().event_log(10).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "pause" && e.owner == "otto"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_dag_list_filters_by_search_and_tag_and_lists_import_errors() {
+    let ui = Ui::new().await;
+    ui.state
+        .store()
+        .set_import_error(
+            "dags/broken.yaml",
+            Some("dags/broken.yaml:3: unknown key 'tsks' <b>"),
+            1,
+        )
+        .await
+        .unwrap();
+    let ada = ui.login("ada").await;
+    let all = ui.get("/", Some(&ada)).await;
+    assert!(all.body.contains("data-dag-id=\"daily\""));
+    assert!(all.body.contains("id=\"import-errors\""), "{}", all.body);
+    assert!(
+        all.body.contains("dags/broken.yaml:3: unknown key"),
+        "{}",
+        all.body
+    );
+    assert!(!all.body.contains("'tsks' <b>"));
+    for (query, shown) in [
+        ("?q=dai", true),
+        ("?q=nothing", false),
+        ("?tag=sales", true),
+        ("?tag=other", false),
+    ] {
+        let page = ui.get(&format!("/{query}"), Some(&ada)).await;
+        assert_eq!(
+            page.body.contains("data-dag-id=\"daily\""),
+            shown,
+            "{query}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_grid_shows_each_task_state_and_polls_while_a_run_is_unfinished() {
+    let ui = Ui::new().await;
+    let ada = ui.login("ada").await;
+    let empty = ui.get("/dags/daily/grid", Some(&ada)).await;
+    assert!(empty.body.contains("No runs yet"), "{}", empty.body);
+    assert!(!empty.body.contains("every 2s"));
+    let run = run(&ui).await;
+    let page = ui.get("/dags/daily/grid", Some(&ada)).await;
+    assert!(
+        page.body.contains("data-task-id=\"extract\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("hx-get=\"/dags/daily/grid/cells?runs=25&amp;seen="),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("hx-trigger=\"every 2s\""));
+    // A poll that has seen these cells gets "no change"; after a change, the new cells.
+    let at = page.body.find("&amp;seen=").unwrap() + 10;
+    let seen = &page.body[at..at + 16];
+    let poll = format!("/dags/daily/grid/cells?runs=25&seen={seen}");
+    assert_eq!(
+        ui.get(&poll, Some(&ada)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(
+        page.body
+            .contains("href=\"/dags/daily/runs/r1/tasks/extract\""),
+        "{}",
+        page.body
+    );
+
+    // Marked done, the run finishes; the fragment stops polling.
+    let dag = dag(&ui).await;
+    let whole = weir_service::ClearRequest {
+        run_ids: vec!["r1".into()],
+        ..Default::default()
+    };
+    ui.state
+        .services()
+        .mark(
+            &weir_service::Actor::new("test"),
+            &dag,
+            &whole,
+            TaskState::Success,
+        )
+        .await
+        .unwrap();
+    let store = ui.state.store();
+    store
+        .set_run_state(
+            run.id,
+            weir_core::RunState::Queued,
+            weir_core::RunState::Running,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .finish_run(run.id, weir_core::RunState::Success, &[])
+            .await
+            .unwrap()
+    );
+    let changed = ui.get(&poll, Some(&ada)).await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert!(changed.body.contains("cell s-success"), "{}", changed.body);
+    let cells = ui.get("/dags/daily/grid/cells", Some(&ada)).await;
+    assert!(cells.body.contains("cell s-success"), "{}", cells.body);
+    assert!(cells.body.contains("data-live=\"false\""), "{}", cells.body);
+    assert!(!cells.body.contains("every 2s"), "{}", cells.body);
+}
+
+#[tokio::test]
+async fn clear_and_mark_on_the_task_page_go_through_the_services_as_the_user() {
+    let ui = Ui::new().await;
+    let otto = ui.login("otto").await;
+    let run = run(&ui).await;
+    let page = ui
+        .post(
+            "/dags/daily/runs/r1/tasks/extract/mark",
+            Some(&otto),
+            Some(&otto.csrf),
+            &[("state", "success"), ("map_index", "-1")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/dags/daily/runs/r1/tasks/extract");
+    let state_of = |tis: &[weir_store::TiRow], task: &str| {
+        tis.iter().find(|t| t.task_id == task).unwrap().state
+    };
+    let tis = ui.state.store().task_instances(run.id).await.unwrap();
+    assert_eq!(state_of(&tis, "extract"), TaskState::Success);
+    assert_eq!(state_of(&tis, "load"), TaskState::None);
+
+    let page = ui
+        .post(
+            "/dags/daily/runs/r1/tasks/extract/clear",
+            Some(&otto),
+            Some(&otto.csrf),
+            &[("map_index", "-1"), ("downstream", "on")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let tis = ui.state.store().task_instances(run.id).await.unwrap();
+    assert_eq!(state_of(&tis, "extract"), TaskState::None);
+
+    let bad = ui
+        .post(
+            "/dags/daily/runs/r1/tasks/extract/mark",
+            Some(&otto),
+            Some(&otto.csrf),
+            &[("state", "running")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let events = ui.state.store().event_log(10).await.unwrap();
+    for event in ["mark_success", "clear"] {
+        assert!(
+            events.iter().any(|e| e.event == event && e.owner == "otto"),
+            "{event}: {events:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_graph_of_a_thousand_tasks_renders_every_node_and_edge() {
+    let ui = Ui::new().await;
+    let mut yaml = String::from("schedule: '@daily'\nstart_date: 2026-01-01\ntasks:\n");
+    for i in 0..1000 {
+        if i == 0 {
+            yaml.push_str("  - {id: t0, type: empty}\n");
+        } else {
+            yaml.push_str(&format!(
+                "  - {{id: t{i}, type: empty, depends_on: [t{}]}}\n",
+                (i - 1) / 4
+            ));
+        }
+    }
+    let big = weir_spec::parse_dag("dags/big.yaml", yaml.as_bytes(), &Default::default()).unwrap();
+    ui.state
+        .store()
+        .upsert_dags(&[(&big, "h2")], false, 1)
+        .await
+        .unwrap();
+    let ada = ui.login("ada").await;
+    let page = ui.get("/dags/big/graph", Some(&ada)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.body.matches("<g class=\"node s-none\"").count(), 1000);
+    assert_eq!(page.body.matches("marker-end=").count(), 999);
+    assert!(page.body.len() < 2_000_000, "{} bytes", page.body.len());
+}
+
+#[tokio::test]
+async fn settings_pages_never_show_a_secret() {
+    let ui = Ui::new().await;
+    let store = ui.state.store();
+    let conn =
+        weir_core::connection::Connection::from_uri("pg", "postgres://app:hunter2@db:5432/shop")
+            .unwrap();
+    store.set_connection(&conn).await.unwrap();
+    store
+        .set_variable(&weir_store::VariableRow {
+            key: "api_key".into(),
+            val: "sk-secret-value".into(),
+            description: None,
+            is_encrypted: false,
+        })
+        .await
+        .unwrap();
+    let vera = ui.login("vera").await;
+    let conns = ui.get("/connections", Some(&vera)).await;
+    assert!(conns.body.contains("<code>pg</code>"), "{}", conns.body);
+    assert!(!conns.body.contains("hunter2"));
+    let vars = ui.get("/variables", Some(&vera)).await;
+    assert!(vars.body.contains("api_key"));
+    assert!(!vars.body.contains("sk-secret-value"));
+    for path in ["/pools", "/audit"] {
+        assert_eq!(
+            ui.get(path, Some(&vera)).await.status,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_dag_is_a_404_page_with_the_users_header() {
+    let ui = Ui::new().await;
+    let ada = ui.login("ada").await;
+    let page = ui.get("/dags/nope/grid", Some(&ada)).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        page.body.contains("Dag with id nope was not found"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"logout\""), "{}", page.body);
+}
