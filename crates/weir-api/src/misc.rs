@@ -296,6 +296,14 @@ fn backfill_response(b: &BackfillRow, max_active_runs: i64) -> BackfillResponse 
     }
 }
 
+/// The `max_active_runs` a backfill of `dag_id` runs within (1 when the DAG is gone).
+async fn max_active_runs(state: &ApiState, dag_id: &str) -> ApiResult<i64> {
+    Ok(match state.store().dag_row(dag_id).await? {
+        Some(row) => i64::from(state.parsed(&row).await?.max_active_runs),
+        None => 1,
+    })
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BackfillParams {
@@ -315,11 +323,10 @@ pub async fn list_backfills(
 ) -> ApiResult<Json<BackfillCollectionResponse>> {
     let mut all = Vec::new();
     for b in state.store().backfills(q.dag_id.as_deref()).await? {
-        let max = match state.store().dag_row(&b.dag_id).await? {
-            Some(row) => i64::from(state.parsed(&row).await?.max_active_runs),
-            None => 1,
-        };
-        all.push(backfill_response(&b, max));
+        all.push(backfill_response(
+            &b,
+            max_active_runs(&state, &b.dag_id).await?,
+        ));
     }
     let (backfills, total_entries) = page(
         all,
@@ -391,11 +398,10 @@ pub async fn get_backfill(
         .into_iter()
         .find(|b| b.id == id)
         .ok_or_else(|| ApiError::not_found(format!("Backfill with id {id} not found")))?;
-    let max = match state.store().dag_row(&b.dag_id).await? {
-        Some(row) => i64::from(state.parsed(&row).await?.max_active_runs),
-        None => 1,
-    };
-    Ok(Json(backfill_response(&b, max)))
+    Ok(Json(backfill_response(
+        &b,
+        max_active_runs(&state, &b.dag_id).await?,
+    )))
 }
 
 /// Prometheus metrics: the scheduler's loop duration, run and task durations, executor slots
