@@ -3,10 +3,8 @@
 
 use crate::support::{Project, wait_for};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
 use std::time::Duration;
 
-/// One HTTP/1.1 request; returns (status, body).
 fn http(
     base: &str,
     method: &str,
@@ -14,33 +12,13 @@ fn http(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, String) {
-    let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    crate::support::http(
+        base,
+        method,
+        path,
+        token,
+        body.map(|b| b.to_string()).as_deref(),
     )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 #[test]
