@@ -21,11 +21,16 @@ use weir_store::DagRow;
 pub struct DagCache {
     dags: RwLock<HashMap<String, (String, Arc<Dag>)>>,
     listing: RwLock<Option<(std::time::Instant, Arc<Listing>)>>,
+    /// Held while one request reads a stale listing anew: the others wait for its answer
+    /// instead of all reading the store at once.
+    refresh: tokio::sync::Mutex<()>,
 }
 
 /// What a DAG listing reads from the store.
-pub(crate) struct Listing {
+pub struct Listing {
+    /// Every stored DAG, by id.
     pub rows: Vec<DagRow>,
+    pub import_errors: Vec<weir_store::ImportErrorRow>,
     pub import_error_files: HashSet<String>,
 }
 
@@ -131,24 +136,30 @@ async fn import_error_files(state: &ApiState) -> ApiResult<HashSet<String>> {
 
 impl ApiState {
     /// The DAG rows (by id) and import errors, cached for [`DagCache::LISTING_TTL`].
-    pub(crate) async fn listing(&self) -> ApiResult<Arc<Listing>> {
+    pub async fn listing(&self) -> ApiResult<Arc<Listing>> {
         let cache = &self.inner.dags.listing;
-        if let Some((at, listing)) = cache.read().unwrap_or_else(|e| e.into_inner()).as_ref()
-            && at.elapsed() < DagCache::LISTING_TTL
-        {
-            return Ok(listing.clone());
+        let fresh = || {
+            cache
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < DagCache::LISTING_TTL)
+                .map(|(_, listing)| listing.clone())
+        };
+        if let Some(listing) = fresh() {
+            return Ok(listing);
+        }
+        let _refreshing = self.inner.dags.refresh.lock().await;
+        if let Some(listing) = fresh() {
+            return Ok(listing);
         }
         let mut rows = self.store().list_dags().await?;
         rows.sort_by(|a, b| a.dag_id.cmp(&b.dag_id));
+        let import_errors = self.store().import_errors().await?;
         let listing = Arc::new(Listing {
             rows,
-            import_error_files: self
-                .store()
-                .import_errors()
-                .await?
-                .into_iter()
-                .map(|e| e.filename)
-                .collect(),
+            import_error_files: import_errors.iter().map(|e| e.filename.clone()).collect(),
+            import_errors,
         });
         *cache.write().unwrap_or_else(|e| e.into_inner()) =
             Some((std::time::Instant::now(), listing.clone()));

@@ -28,6 +28,7 @@ use weir_service::Services;
 use weir_store::Store;
 
 pub use auth::{Role, hash_password};
+pub use dags::Listing;
 pub use error::ApiError;
 
 /// What the API needs to know of its surroundings.

@@ -130,6 +130,33 @@ impl Store {
         rows.iter().map(run_row).collect()
     }
 
+    /// The newest `per_dag` runs of each of `dag_ids`, newest first within a DAG, in one
+    /// statement (a page of the DAG list is one query, not one per DAG).
+    pub async fn recent_runs_of_dags(
+        &self,
+        dag_ids: &[&str],
+        per_dag: i64,
+    ) -> Result<Vec<RunRow>> {
+        let mut out = Vec::new();
+        for chunk in dag_ids.chunks(500) {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM (SELECT {RUN_COLUMNS}, ROW_NUMBER() OVER \
+                 (PARTITION BY dag_id ORDER BY logical_date DESC) AS nth FROM dag_run \
+                 WHERE dag_id IN ({})) AS recent WHERE nth <= ${} ORDER BY dag_id, logical_date DESC",
+                crate::placeholders(1, chunk.len()),
+                chunk.len() + 1
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for dag_id in chunk {
+                q = q.bind(*dag_id);
+            }
+            for row in q.bind(per_dag).fetch_all(&self.pool).await? {
+                out.push(run_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every run in one of `states`, oldest logical date first.
     pub async fn runs_in_states(&self, states: &[RunState]) -> Result<Vec<RunRow>> {
         let sql = format!(

@@ -30,6 +30,17 @@ impl From<&weir_core::Task> for TaskSeed {
     }
 }
 
+/// The part of a task instance a grid cell shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TiCell {
+    pub run_pk: i64,
+    pub task_id: String,
+    pub map_index: i64,
+    pub state: TaskState,
+    pub start_date: Option<i64>,
+    pub end_date: Option<i64>,
+}
+
 /// A task instance as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TiRow {
@@ -228,6 +239,34 @@ impl Store {
             }
             for row in q.fetch_all(&self.pool).await? {
                 out.push(ti_row(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What a grid cell shows of each task instance of `run_pks`: a narrow read, for pages
+    /// of 25 runs × 1,000 tasks.
+    pub async fn ti_cells_of_runs(&self, run_pks: &[i64]) -> Result<Vec<TiCell>> {
+        let mut out = Vec::new();
+        for chunk in run_pks.chunks(500) {
+            let sql = format!(
+                "SELECT run_pk, task_id, map_index, state, start_date, end_date \
+                 FROM task_instance WHERE run_pk IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for pk in chunk {
+                q = q.bind(*pk);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(TiCell {
+                    run_pk: row.try_get(0)?,
+                    task_id: row.try_get(1)?,
+                    map_index: row.try_get(2)?,
+                    state: parse_state("task_instance", row.try_get::<&str, _>(3)?)?,
+                    start_date: row.try_get(4)?,
+                    end_date: row.try_get(5)?,
+                });
             }
         }
         Ok(out)

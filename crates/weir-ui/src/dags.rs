@@ -92,6 +92,12 @@ struct DagList {
     tags: Vec<String>,
     dags: Vec<DagItem>,
     import_errors: Vec<ImportError>,
+    /// `first`–`last` of `matching` DAGs are on this page.
+    first: usize,
+    last: usize,
+    matching: usize,
+    prev_url: Option<String>,
+    next_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -100,10 +106,15 @@ pub struct ListQuery {
     q: String,
     #[serde(default)]
     tag: String,
+    /// 1-based page of [`PAGE_SIZE`] DAGs.
+    page: Option<usize>,
 }
 
 /// How many recent runs each DAG shows.
 const RECENT_RUNS: i64 = 12;
+
+/// DAGs on one page of the list (Airflow's list shows 25 at a time too).
+pub const PAGE_SIZE: usize = 25;
 
 pub async fn list(
     State(state): State<ApiState>,
@@ -111,73 +122,94 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> UiResult {
     let ctx = Ctx::new(&session);
-    let errors = state.store().import_errors().await?;
-    let broken: std::collections::HashSet<&str> =
-        errors.iter().map(|e| e.filename.as_str()).collect();
+    let listing = state.listing().await?;
     let needle = q.q.trim().to_lowercase();
-    let mut tags = Vec::new();
-    let mut dags = Vec::new();
+    let mut tags: Vec<String> = listing
+        .rows
+        .iter()
+        .filter(|row| row.is_active)
+        .flat_map(|row| row.tags.iter().cloned())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    let matching: Vec<&DagRow> = listing
+        .rows
+        .iter()
+        .filter(|row| row.is_active)
+        .filter(|row| q.tag.is_empty() || row.tags.contains(&q.tag))
+        .filter(|row| {
+            needle.is_empty()
+                || row.dag_id.to_lowercase().contains(&needle)
+                || row
+                    .description
+                    .as_deref()
+                    .is_some_and(|d| d.to_lowercase().contains(&needle))
+        })
+        .collect();
+    let pages = matching.len().div_ceil(PAGE_SIZE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let shown = &matching[((page - 1) * PAGE_SIZE).min(matching.len())
+        ..(page * PAGE_SIZE).min(matching.len())];
+    let ids: Vec<&str> = shown.iter().map(|row| row.dag_id.as_str()).collect();
+    let mut runs_of: std::collections::HashMap<String, Vec<RunDot>> = Default::default();
+    for r in state.store().recent_runs_of_dags(&ids, RECENT_RUNS).await? {
+        runs_of.entry(r.dag_id.clone()).or_default().push(RunDot {
+            state: r.state.as_str(),
+            title: format!("{} · {}", r.run_id, r.state),
+            url: run_url(&r.dag_id, &r.run_id),
+        });
+    }
     let now = jiff::Timestamp::now();
-    for row in state.store().list_dags().await? {
-        if !row.is_active {
-            continue;
-        }
-        tags.extend(row.tags.iter().cloned());
-        if !q.tag.is_empty() && !row.tags.contains(&q.tag) {
-            continue;
-        }
-        let description = row.description.clone().unwrap_or_default();
-        if !needle.is_empty()
-            && !row.dag_id.to_lowercase().contains(&needle)
-            && !description.to_lowercase().contains(&needle)
-        {
-            continue;
-        }
+    let mut dags = Vec::with_capacity(shown.len());
+    for row in shown {
         // A DAG the store cannot give back parsed still gets its row (without a next run).
-        let dag = state.parsed(&row).await.ok();
+        let dag = state.parsed(row).await.ok();
         let next_run = dag
             .filter(|_| !row.is_paused)
             .and_then(|dag| weir_core::Timetable::new(&dag.schedule, dag.tz()).ok())
             .and_then(|tt| tt.next_fire_after(now))
             .map(|t| Time::new(weir_core::micros(t)));
-        let mut runs: Vec<RunDot> = state
-            .store()
-            .list_runs(&row.dag_id, RECENT_RUNS)
-            .await?
-            .into_iter()
-            .map(|r| RunDot {
-                state: r.state.as_str(),
-                title: format!("{} · {}", r.run_id, r.state),
-                url: run_url(&r.dag_id, &r.run_id),
-            })
-            .collect();
+        let mut runs = runs_of.remove(&row.dag_id).unwrap_or_default();
         runs.reverse();
         dags.push(DagItem {
             url: dag_url(&row.dag_id),
             toggle: PauseToggle::new(&row.dag_id, row.is_paused, &ctx),
-            broken: broken.contains(row.fileloc.as_str()),
-            dag_id: row.dag_id,
-            description,
-            schedule: row.schedule,
+            broken: listing.import_error_files.contains(&row.fileloc),
+            dag_id: row.dag_id.clone(),
+            description: row.description.clone().unwrap_or_default(),
+            schedule: row.schedule.clone(),
             next_run,
             runs,
-            tags: row.tags,
-            owner: row.owner.unwrap_or_default(),
+            tags: row.tags.clone(),
+            owner: row.owner.clone().unwrap_or_default(),
         });
     }
-    tags.sort();
-    tags.dedup();
+    let page_url = |n: usize| {
+        let mut url = format!("/?page={n}");
+        for (key, value) in [("q", &q.q), ("tag", &q.tag)] {
+            if !value.is_empty() {
+                url.push_str(&format!("&{key}={}", crate::page::seg(value)));
+            }
+        }
+        url
+    };
     html(&DagList {
         ctx,
+        first: if shown.is_empty() { 0 } else { (page - 1) * PAGE_SIZE + 1 },
+        last: (page - 1) * PAGE_SIZE + shown.len(),
+        matching: matching.len(),
+        prev_url: (page > 1).then(|| page_url(page - 1)),
+        next_url: (page < pages).then(|| page_url(page + 1)),
         q: q.q,
         tag: q.tag,
         tags,
         dags,
-        import_errors: errors
-            .into_iter()
+        import_errors: listing
+            .import_errors
+            .iter()
             .map(|e| ImportError {
-                filename: e.filename,
-                message: e.message,
+                filename: e.filename.clone(),
+                message: e.message.clone(),
             })
             .collect(),
     })

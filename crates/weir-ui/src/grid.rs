@@ -73,12 +73,30 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
     let mut runs = state.store().list_runs(&dag.dag_id, limit).await?;
     runs.reverse();
     let pks: Vec<i64> = runs.iter().map(|r| r.id).collect();
-    let mut by_cell: HashMap<(i64, String), Vec<weir_store::TiRow>> = HashMap::new();
-    for ti in state.store().task_instances_of_runs(&pks).await? {
-        by_cell
-            .entry((ti.run_pk, ti.task_id.clone()))
-            .or_default()
-            .push(ti);
+    let column: HashMap<i64, usize> = pks.iter().enumerate().map(|(i, pk)| (*pk, i)).collect();
+    let row_of: HashMap<&str, usize> = dag
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.task_id.as_str(), i))
+        .collect();
+    // cells[task][run]: the instance shown (the first item of a mapped task) and how many
+    // instances the task has in that run.
+    let mut cells: Vec<Vec<Option<(weir_store::TiCell, usize)>>> =
+        vec![vec![None; runs.len()]; dag.tasks.len()];
+    for ti in state.store().ti_cells_of_runs(&pks).await? {
+        let (Some(&r), Some(&c)) = (row_of.get(ti.task_id.as_str()), column.get(&ti.run_pk)) else {
+            continue;
+        };
+        match &mut cells[r][c] {
+            Some((shown, count)) => {
+                *count += 1;
+                if ti.map_index < shown.map_index {
+                    *shown = ti;
+                }
+            }
+            empty => *empty = Some((ti, 1)),
+        }
     }
     // What the cells show, hashed: a poll that finds the same answers "no change".
     let mut seen = blake3::Hasher::new();
@@ -89,14 +107,15 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
     let rows = dag
         .tasks
         .iter()
-        .map(|task| GridRow {
+        .zip(cells)
+        .map(|(task, row)| GridRow {
             task_id: task.task_id.clone(),
             cells: runs
                 .iter()
-                .map(|run| {
-                    let tis = by_cell.get(&(run.id, task.task_id.clone()))?;
-                    let ti = tis.iter().min_by_key(|t| t.map_index)?;
-                    seen.update(&ti.id.to_le_bytes());
+                .zip(row)
+                .map(|(run, cell)| {
+                    let (ti, count) = cell?;
+                    seen.update(&ti.map_index.to_le_bytes());
                     seen.update(ti.state.as_str().as_bytes());
                     seen.update(&ti.end_date.unwrap_or(0).to_le_bytes());
                     let mut title = format!("{} · {}", task.task_id, ti.state);
@@ -104,8 +123,8 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
                     if !took.is_empty() {
                         title.push_str(&format!(" · {took}"));
                     }
-                    if tis.len() > 1 {
-                        title.push_str(&format!(" · {} mapped items", tis.len()));
+                    if count > 1 {
+                        title.push_str(&format!(" · {count} mapped items"));
                     }
                     Some(Cell {
                         state: ti.state.as_str(),

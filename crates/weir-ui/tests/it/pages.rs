@@ -286,6 +286,67 @@ async fn the_dag_list_filters_by_search_and_tag_and_lists_import_errors() {
 }
 
 #[tokio::test]
+async fn the_dag_list_shows_a_page_of_dags_each_with_its_own_recent_runs() {
+    let ui = Ui::new().await;
+    let mut dags = Vec::new();
+    for n in 0..30 {
+        let text = DAG.replace("tags: [sales]", &format!("tags: [t{}]", n % 3));
+        let dag = weir_spec::parse_dag(
+            &format!("dags/d{n:02}.yaml"),
+            text.as_bytes(),
+            &Default::default(),
+        )
+        .unwrap();
+        dags.push(weir_core::Dag {
+            dag_id: format!("d{n:02}"),
+            ..dag
+        });
+    }
+    let rows: Vec<(&weir_core::Dag, &str)> = dags.iter().map(|d| (d, "h")).collect();
+    ui.state.store().upsert_dags(&rows, false, 1).await.unwrap();
+    // d03 has two runs, d27 one: each row shows its own.
+    for (dag, run_id) in [(3, "a"), (3, "b"), (27, "c")] {
+        ui.state
+            .services()
+            .trigger(
+                &weir_service::Actor::new("test"),
+                &dags[dag],
+                None,
+                Default::default(),
+                Some(run_id.into()),
+            )
+            .await
+            .unwrap();
+    }
+    let ada = ui.login("ada").await;
+    let first = ui.get("/", Some(&ada)).await;
+    let rows_on = |body: &str| body.matches("<tr data-dag-id=").count();
+    // 31 DAGs (daily and d00..d29), sorted by id: d00..d24 on the first page.
+    assert_eq!(rows_on(&first.body), 25, "{}", first.body);
+    assert!(first.body.contains("1–25 of 31 DAGs"), "{}", first.body);
+    assert!(first.body.contains("href=\"/?page=2\" rel=\"next\""));
+    assert!(!first.body.contains("rel=\"prev\""));
+    let row = |body: &str, id: &str| {
+        let at = body.find(&format!("data-dag-id=\"{id}\"")).unwrap();
+        body[at..at + body[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert_eq!(row(&first.body, "d03").matches("class=\"dot ").count(), 2);
+    assert!(row(&first.body, "d04").contains("no runs"));
+    let second = ui.get("/?page=2", Some(&ada)).await;
+    assert_eq!(rows_on(&second.body), 6, "{}", second.body);
+    assert!(second.body.contains("26–31 of 31 DAGs"));
+    assert!(row(&second.body, "d27").contains("/dags/d27/runs/c"));
+    // A filter pages within what matches, and the links keep it.
+    let tagged = ui.get("/?tag=t0&page=1", Some(&ada)).await;
+    assert_eq!(rows_on(&tagged.body), 10, "{}", tagged.body);
+    assert!(tagged.body.contains("1–10 of 10 DAGs"));
+    assert!(!tagged.body.contains("rel=\"next\""));
+    // A page past the end shows the last one.
+    let past = ui.get("/?page=9", Some(&ada)).await;
+    assert!(past.body.contains("26–31 of 31 DAGs"));
+}
+
+#[tokio::test]
 async fn the_grid_shows_each_task_state_and_polls_while_a_run_is_unfinished() {
     let ui = Ui::new().await;
     let ada = ui.login("ada").await;
