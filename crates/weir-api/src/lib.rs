@@ -48,6 +48,9 @@ pub struct ApiConfig {
     /// Where users reach the webserver (`[webserver] base_url`); an `https` one makes the UI's
     /// session cookie `Secure`.
     pub base_url: Option<String>,
+    /// The weir project's folder: the UI's models pages read the dbt projects of its `models`
+    /// tasks from it. `None`: no models pages.
+    pub project_dir: Option<PathBuf>,
 }
 
 impl ApiConfig {
@@ -59,6 +62,7 @@ impl ApiConfig {
             paused_by_default: false,
             max_page_limit: 100,
             base_url: None,
+            project_dir: None,
         }
     }
 }

@@ -148,8 +148,8 @@ pub async fn list(
         .collect();
     let pages = matching.len().div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
-    let shown = &matching[((page - 1) * PAGE_SIZE).min(matching.len())
-        ..(page * PAGE_SIZE).min(matching.len())];
+    let shown = &matching
+        [((page - 1) * PAGE_SIZE).min(matching.len())..(page * PAGE_SIZE).min(matching.len())];
     let ids: Vec<&str> = shown.iter().map(|row| row.dag_id.as_str()).collect();
     let mut runs_of: std::collections::HashMap<String, Vec<RunDot>> = Default::default();
     for r in state.store().recent_runs_of_dags(&ids, RECENT_RUNS).await? {
@@ -195,7 +195,11 @@ pub async fn list(
     };
     html(&DagList {
         ctx,
-        first: if shown.is_empty() { 0 } else { (page - 1) * PAGE_SIZE + 1 },
+        first: if shown.is_empty() {
+            0
+        } else {
+            (page - 1) * PAGE_SIZE + 1
+        },
         last: (page - 1) * PAGE_SIZE + shown.len(),
         matching: matching.len(),
         prev_url: (page > 1).then(|| page_url(page - 1)),

@@ -15,9 +15,11 @@
 mod admin;
 mod assets;
 mod dags;
+mod drawing;
 mod graph;
 pub mod graph_layout;
 mod grid;
+mod models;
 mod page;
 mod runs;
 mod session;
@@ -89,6 +91,8 @@ pub fn table() -> Vec<UiRoute> {
         route(GET, ti!("/live"), Viewer, get(task::live)),
         route(POST, ti!("/clear"), Op, post(task::clear)),
         route(POST, ti!("/mark"), Op, post(task::mark)),
+        route(GET, "/models", Viewer, get(models::list)),
+        route(GET, "/models/node", Viewer, get(models::node)),
         route(GET, "/variables", Viewer, get(admin::variables)),
         route(GET, "/connections", Viewer, get(admin::connections)),
         route(GET, "/pools", Viewer, get(admin::pools)),

@@ -31,6 +31,7 @@ pub async fn bind(
     let addr = listener.local_addr()?;
     let mut config = ApiConfig::new(settings.secret_key()?.into_bytes(), settings.log_dir());
     config.paused_by_default = settings.paused_by_default();
+    config.project_dir = Some(settings.project_dir.clone());
     config.base_url = settings
         .get("webserver", "base_url")
         .and_then(|v| v.as_str())

@@ -548,3 +548,101 @@ async fn a_missing_dag_is_a_404_page_with_the_users_header() {
     );
     assert!(page.body.contains("id=\"logout\""), "{}", page.body);
 }
+
+/// A small dbt project in `models/` of the weir project: a seed, two models and a source.
+fn write_dbt_project(root: &std::path::Path) {
+    let dbt = root.join("models");
+    std::fs::create_dir_all(dbt.join("models")).unwrap();
+    std::fs::create_dir_all(dbt.join("seeds")).unwrap();
+    std::fs::write(
+        dbt.join("dbt_project.yml"),
+        "name: shop\nversion: '1.0'\nprofile: shop\nmodels:\n  shop:\n    +materialized: table\n",
+    )
+    .unwrap();
+    std::fs::write(dbt.join("seeds/raw_orders.csv"), "id,amount\n1,10\n").unwrap();
+    std::fs::write(
+        dbt.join("models/stg_orders.sql"),
+        "select id, amount from {{ ref('raw_orders') }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dbt.join("models/orders.sql"),
+        "{{ config(materialized='view') }}\nselect o.id, o.amount from {{ ref('stg_orders') }} o join {{ source('app', 'customers') }} c on c.id = o.id where o.amount < 100\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dbt.join("models/schema.yml"),
+        "version: 2\nsources:\n  - name: app\n    tables:\n      - name: customers\nmodels:\n  - name: orders\n    description: 'One row per order <script>alert(1)</script>'\n    columns:\n      - name: id\n        description: the order\n        tests: [unique, not_null]\n      - name: amount\n        data_type: integer\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_models_pages_draw_the_lineage_and_show_a_models_docs() {
+    let root = tempfile::tempdir().unwrap();
+    write_dbt_project(root.path());
+    let project_dir = root.path().to_path_buf();
+    let ui = Ui::with_config(move |c| c.project_dir = Some(project_dir)).await;
+    let ada = ui.login("ada").await;
+    let list = ui.get("/models", Some(&ada)).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(
+        list.body.contains("data-project=\"models\""),
+        "{}",
+        list.body
+    );
+    for name in ["raw_orders", "stg_orders", "orders", "customers"] {
+        assert!(
+            list.body.contains(&format!("data-name=\"{name}\"")),
+            "lineage lacks {name}: {}",
+            list.body
+        );
+    }
+    // Three edges: raw_orders → stg_orders → orders, customers → orders.
+    assert_eq!(list.body.matches("marker-end=\"url(#arrow)\"").count(), 3);
+    let orders_row = &list.body[list.body.find("<tr data-node=\"orders\"").unwrap()..];
+    let orders_row = &orders_row[..orders_row.find("</tr>").unwrap()];
+    assert!(orders_row.contains("<td>view</td>"), "{orders_row}");
+    assert!(orders_row.contains("<td>2</td><td>2</td>"), "{orders_row}");
+    let page = ui
+        .get(
+            "/models/node?project=models&id=model.shop.orders",
+            Some(&ada),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("One row per order &#60;script&#62;"));
+    assert!(!page.body.contains("<script>alert(1)"));
+    let id_row = &page.body[page.body.find("data-column=\"id\"").unwrap()..];
+    let id_row = &id_row[..id_row.find("</tr>").unwrap()];
+    assert!(
+        id_row.contains(">unique<") && id_row.contains(">not_null<"),
+        "{id_row}"
+    );
+    assert!(page.body.contains("class=\"parent\">stg_orders</a>"));
+    assert!(page.body.contains("class=\"parent\">customers</a>"));
+    assert!(
+        page.body.contains("amount &#60; 100"),
+        "the SQL is shown escaped"
+    );
+    assert!(page.body.contains("class=\"node s-model focus\""));
+    // The seed's page shows what uses it.
+    let seed = ui
+        .get(
+            "/models/node?project=models&id=seed.shop.raw_orders",
+            Some(&ada),
+        )
+        .await;
+    assert!(
+        seed.body.contains("class=\"child\">stg_orders</a>"),
+        "{}",
+        seed.body
+    );
+    let missing = ui
+        .get(
+            "/models/node?project=models&id=model.shop.nothing",
+            Some(&ada),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
