@@ -4,7 +4,9 @@ paused DAGs and RUNS_PER_DAG runs each in its store, loaded from loopback by wrk
 
 - `GET /api/v2/dags` (the API listing, default page of 50): requests/s and p99;
 - `GET /` (the DAG list page, with the session cookie): requests/s and p99;
-- the grid of one DAG of GRID_TASKS tasks with 25 runs: time of one render (median of 5).
+- the grid of one DAG of GRID_TASKS tasks with 25 runs: time of one render (median of 5);
+- `GET /api/v2/monitor/health`, one request after another from one connection, while the
+  scheduler runs the core benchmark's fan-out (1,000 parallel `true` tasks): p50 and p99.
 
 Usage: python3 bench/api.py --weir target/release/weir [--dags 1000] [--runs-per-dag 10]
        [--seconds 10] [--grid-tasks 1000]
@@ -47,6 +49,33 @@ def wrk(url, headers, seconds):
     return rps, float(p99.group(1)) * scale, int(non2xx.group(1)) if non2xx else 0
 
 
+def health_under_fan_out(base, token):
+    """Health latencies, one request at a time, while bench_fan's 1,000 tasks run."""
+    request(base, "PATCH", "/api/v2/dags/bench_fan", token, {"is_paused": False})
+    _, body = request(base, "POST", "/api/v2/dags/bench_fan/dagRuns", token, {"logical_date": None})
+    run_id = json.loads(body)["dag_run_id"]
+    latencies = []
+    last_look = time.monotonic()
+    deadline = last_look + 300
+    while time.monotonic() < deadline:
+        t = time.monotonic()
+        with urllib.request.urlopen(base + "/api/v2/monitor/health", timeout=30) as resp:
+            assert resp.status == 200
+            resp.read()
+        latencies.append((time.monotonic() - t) * 1000)
+        if time.monotonic() - last_look > 0.5:
+            last_look = time.monotonic()
+            _, body = request(base, "GET", f"/api/v2/dags/bench_fan/dagRuns/{run_id}", token)
+            state = json.loads(body)["state"]
+            if state in ("success", "failed"):
+                break
+    assert state == "success", state
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return (f"health during fan-out ({len(latencies)} reqs)", f"p50 {p50:.1f} ms", f"p99 {p99:.1f} ms", 0, "p99 < 10 ms")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weir", required=True)
@@ -63,6 +92,11 @@ def main():
             with open(os.path.join(dags, f"bench_{i:04d}.yaml"), "w") as f:
                 f.write(f"dag_id: bench_{i:04d}\ntags: [bench]\nschedule: '@daily'\nstart_date: 2026-01-01\n"
                         "catchup: false\ntasks:\n  - {id: a, type: empty}\n  - {id: b, type: empty, depends_on: [a]}\n")
+        with open(os.path.join(dags, "bench_fan.yaml"), "w") as f:
+            f.write("dag_id: bench_fan\nstart_date: 2026-01-01\ntasks:\n  - {id: start, type: empty}\n")
+            for t in range(1000):
+                f.write(f"  - {{id: t{t:04d}, type: shell, command: 'true', depends_on: [start]}}\n")
+            f.write("  - id: end\n    type: empty\n    depends_on: [" + ", ".join(f"t{t:04d}" for t in range(1000)) + "]\n")
         lines = ["dag_id: bench_grid", "schedule: '@daily'", "start_date: 2026-01-01", "catchup: false", "tasks:"]
         lines += [f"  - {{id: t{t:04d}, type: empty}}" for t in range(a.grid_tasks)]
         open(os.path.join(dags, "bench_grid.yaml"), "w").write("\n".join(lines) + "\n")
@@ -70,7 +104,7 @@ def main():
         deadline = time.monotonic() + 300
         while True:
             _, body = request(weir.base, "GET", "/api/v2/dags?limit=1&dag_id_pattern=bench_%25", token)
-            if json.loads(body)["total_entries"] >= a.dags + 1:
+            if json.loads(body)["total_entries"] >= a.dags + 2:
                 break
             assert time.monotonic() < deadline, "the DAGs were not parsed in 300 s"
             time.sleep(0.5)
@@ -103,6 +137,8 @@ def main():
                 size = len(resp.read())
             times.append((time.monotonic() - t) * 1000)
         rows.append((f"grid {a.grid_tasks} tasks x 25 runs", f"{statistics.median(times):.0f} ms", f"{size / 1e6:.1f} MB", 0, "< 200 ms"))
+
+        rows.append(health_under_fan_out(weir.base, token))
 
     print(f"\n{a.dags} DAGs, {len(jobs)} runs triggered through the API in {setup:.1f} s\n")
     print(f"{'workload':36} {'rate/time':>14} {'latency/size':>14} {'non-2xx':>8}  target")

@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir/target}"
+# The models pages are shown on the public jaffle_shop_duckdb project, from the test fixtures
+# (CI keeps them beside the clone).
+export WEIR_FIXTURES="${WEIR_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 export WEIR_CHROMIUM="${WEIR_CHROMIUM:-/usr/bin/chromium}"
 export WEIR_CHROMEDRIVER="${WEIR_CHROMEDRIVER:-/usr/bin/chromedriver}"
 if [ ! -x "$WEIR_CHROMIUM" ] || [ ! -x "$WEIR_CHROMEDRIVER" ]; then

@@ -41,6 +41,7 @@ def main():
     proj = os.path.join(tmp, "proj")
     out = subprocess.run([weir, "init", proj], check=True, capture_output=True, text=True).stdout
     password = re.search(r"login: admin / (\S+)", out).group(1)
+    add_dbt_project(proj)
     log = open(os.path.join(tmp, "standalone.log"), "w+")
     env = dict(os.environ, WEIR__WEBSERVER__PORT="0", WEIR__WEBSERVER__HOST="127.0.0.1", NO_COLOR="1")
     proc = subprocess.Popen([weir, "--project", proj, "standalone"], stdout=subprocess.DEVNULL, stderr=log,
@@ -66,6 +67,18 @@ def main():
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def add_dbt_project(proj):
+    """Puts the public jaffle_shop_duckdb dbt project in the project's models/ (where `models`
+    tasks and the UI's models pages look by default), from the test fixtures."""
+    fixtures = os.environ.get("WEIR_FIXTURES", "")
+    tarball = os.path.join(fixtures, "jaffle_shop_duckdb-9b13827.tar.gz")
+    if not os.path.isfile(tarball):
+        raise RuntimeError(f"no {tarball}: set WEIR_FIXTURES to the folder of the test fixtures")
+    models = os.path.join(proj, "models")
+    os.makedirs(models, exist_ok=True)
+    subprocess.run(["tar", "xzf", tarball, "-C", models], check=True)
 
 
 def wait_for_url(log, proc):
@@ -242,6 +255,24 @@ def run_steps(driver, base, password, shots):
     driver.refresh()  # both choices are remembered
     assert css(driver, "#audit time").text.endswith(" Asia/Seoul")
     assert driver.execute_script("return document.documentElement.dataset.theme") == "dark"
+
+    step("the models page draws jaffle_shop's lineage; a model's page shows its docs")
+    css(driver, 'header nav a[href="/models"]').click()
+    wait(driver, 10, lambda d: d.current_url.endswith("/models"), "no models page")
+    names = {g.get_attribute("data-name") for g in driver.find_elements(By.CSS_SELECTOR, "#graph .node")}
+    for name in ("raw_customers", "stg_orders", "customers", "orders"):
+        assert name in names, (name, names)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#graph .edges path")) >= 8
+    shot(driver, shots, "models-lineage")
+    css(driver, 'tr[data-node="customers"] a').click()
+    wait(driver, 10, lambda d: "id=model.jaffle_shop.customers" in d.current_url, "no model page")
+    assert css(driver, "#node-name").text.startswith("customers")
+    assert "customer" in css(driver, "#node-description").text.lower()
+    column = css(driver, 'tr[data-column="customer_id"]')
+    assert "unique" in column.text and "not_null" in column.text, column.text
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#graph .node.focus")) == 1
+    assert "stg_customers" in [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a.parent")]
+    shot(driver, shots, "model-customers")
 
     step("log out")
     css(driver, "#logout").click()

@@ -21,6 +21,8 @@ mod runs;
 mod settings;
 mod tis;
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +81,8 @@ struct Inner {
     throttle: auth::Throttle,
     tokens: auth::TokenCache,
     dags: dags::DagCache,
+    /// What pages computed from the store, reused for [`ApiState::PAGE_TTL`].
+    pages: std::sync::Mutex<HashMap<String, (std::time::Instant, Arc<dyn Any + Send + Sync>)>>,
     /// The OpenAPI document, rendered once when the router is built.
     openapi: std::sync::OnceLock<String>,
     /// Renders this process's metrics for `/metrics`, when a recorder is installed.
@@ -104,6 +108,7 @@ impl ApiState {
                 throttle: auth::Throttle::default(),
                 tokens: auth::TokenCache::default(),
                 dags: dags::DagCache::default(),
+                pages: Default::default(),
                 openapi: std::sync::OnceLock::new(),
                 metrics,
             }),
@@ -122,11 +127,49 @@ impl ApiState {
         &self.inner.config
     }
 
-    /// Forgets checked tokens and cached listings: after this process changed users, revoked
-    /// a token, or changed what a listing shows.
-    pub fn forget_cached(&self) {
-        self.inner.tokens.clear();
+    /// How long a page may show what it read from the store before reading it again (changes
+    /// by other processes show within it; this process's own at once, see
+    /// [`ApiState::forget_cached`]).
+    pub const PAGE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// What a page computed under `key` less than [`ApiState::PAGE_TTL`] ago, or what
+    /// `compute` answers now (kept for the next request).
+    pub async fn memo<T, E, F>(&self, key: &str, compute: F) -> Result<Arc<T>, E>
+    where
+        T: Any + Send + Sync,
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        let lock = || self.inner.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, value)) = lock().get(key)
+            && at.elapsed() < Self::PAGE_TTL
+            && let Ok(value) = value.clone().downcast::<T>()
+        {
+            return Ok(value);
+        }
+        let value = Arc::new(compute.await?);
+        let mut pages = lock();
+        if pages.len() >= 256 {
+            pages.retain(|_, (at, _)| at.elapsed() < Self::PAGE_TTL);
+        }
+        pages.insert(key.to_string(), (std::time::Instant::now(), value.clone()));
+        Ok(value)
+    }
+
+    /// Forgets cached listings and pages: after a request of this process changed something.
+    pub fn forget_pages(&self) {
+        self.inner
+            .pages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.inner.dags.clear();
+    }
+
+    /// Forgets checked tokens, cached listings and pages: after this process changed users,
+    /// revoked a token, or changed what a listing or page shows.
+    pub fn forget_cached(&self) {
+        self.forget_pages();
+        self.inner.tokens.clear();
     }
 }
 

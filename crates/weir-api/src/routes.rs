@@ -204,5 +204,11 @@ async fn authorize(
         .into_response();
     }
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    let changes = req.method() != Method::GET;
+    let resp = next.run(req).await;
+    if changes {
+        // What this process just changed shows in its next listing and page at once.
+        state.forget_pages();
+    }
+    resp
 }

@@ -130,15 +130,21 @@ impl Store {
         rows.iter().map(run_row).collect()
     }
 
-    /// The newest `per_dag` runs of each of `dag_ids`, newest first within a DAG, in one
-    /// statement (a page of the DAG list is one query, not one per DAG).
-    pub async fn recent_runs_of_dags(&self, dag_ids: &[&str], per_dag: i64) -> Result<Vec<RunRow>> {
+    /// `(dag_id, run_id, state)` of the newest `per_dag` runs of each of `dag_ids`, newest
+    /// first within a DAG, in one statement (a page of the DAG list is one query, not one
+    /// per DAG).
+    pub async fn recent_run_states(
+        &self,
+        dag_ids: &[&str],
+        per_dag: i64,
+    ) -> Result<Vec<(String, String, RunState)>> {
         let mut out = Vec::new();
         for chunk in dag_ids.chunks(500) {
             let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM (SELECT {RUN_COLUMNS}, ROW_NUMBER() OVER \
-                 (PARTITION BY dag_id ORDER BY logical_date DESC) AS nth FROM dag_run \
-                 WHERE dag_id IN ({})) AS recent WHERE nth <= ${} ORDER BY dag_id, logical_date DESC",
+                "SELECT dag_id, run_id, state FROM (SELECT dag_id, run_id, state, logical_date, \
+                 ROW_NUMBER() OVER (PARTITION BY dag_id ORDER BY logical_date DESC) AS nth \
+                 FROM dag_run WHERE dag_id IN ({})) AS recent WHERE nth <= ${} \
+                 ORDER BY dag_id, logical_date DESC",
                 crate::placeholders(1, chunk.len()),
                 chunk.len() + 1
             );
@@ -147,7 +153,11 @@ impl Store {
                 q = q.bind(*dag_id);
             }
             for row in q.bind(per_dag).fetch_all(&self.pool).await? {
-                out.push(run_row(&row)?);
+                out.push((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    parse_state("dag_run", row.try_get::<&str, _>(2)?)?,
+                ));
             }
         }
         Ok(out)

@@ -74,7 +74,6 @@ pub struct DagItem {
     pub runs: Vec<RunDot>,
     pub tags: Vec<String>,
     pub owner: String,
-    pub toggle: PauseToggle,
     pub broken: bool,
 }
 
@@ -85,13 +84,14 @@ pub struct ImportError {
 
 #[derive(Template)]
 #[template(path = "dags.html")]
-struct DagList {
+struct DagList<'a> {
     ctx: Ctx,
     q: String,
     tag: String,
-    tags: Vec<String>,
-    dags: Vec<DagItem>,
-    import_errors: Vec<ImportError>,
+    tags: &'a [String],
+    import_errors: &'a [ImportError],
+    /// Each DAG on the page with its pause toggle, as this user may use it.
+    dags: Vec<(&'a DagItem, PauseToggle)>,
     /// `first`–`last` of `matching` DAGs are on this page.
     first: usize,
     last: usize,
@@ -116,12 +116,19 @@ const RECENT_RUNS: i64 = 12;
 /// DAGs on one page of the list (Airflow's list shows 25 at a time too).
 pub const PAGE_SIZE: usize = 25;
 
-pub async fn list(
-    State(state): State<ApiState>,
-    Extension(session): Extension<Session>,
-    Query(q): Query<ListQuery>,
-) -> UiResult {
-    let ctx = Ctx::new(&session);
+/// A page of the DAG list as read from the store: the same for every user, so kept for
+/// [`ApiState::PAGE_TTL`] (a user's own change forgets it at once).
+struct ListData {
+    tags: Vec<String>,
+    /// Each DAG on the page, with whether it is paused (the toggle depends on the viewer).
+    dags: Vec<(DagItem, bool)>,
+    import_errors: Vec<ImportError>,
+    page: usize,
+    pages: usize,
+    matching: usize,
+}
+
+async fn list_data(state: &ApiState, q: &ListQuery) -> UiResult<ListData> {
     let listing = state.listing().await?;
     let needle = q.q.trim().to_lowercase();
     let mut tags: Vec<String> = listing
@@ -152,12 +159,13 @@ pub async fn list(
         [((page - 1) * PAGE_SIZE).min(matching.len())..(page * PAGE_SIZE).min(matching.len())];
     let ids: Vec<&str> = shown.iter().map(|row| row.dag_id.as_str()).collect();
     let mut runs_of: std::collections::HashMap<String, Vec<RunDot>> = Default::default();
-    for r in state.store().recent_runs_of_dags(&ids, RECENT_RUNS).await? {
-        runs_of.entry(r.dag_id.clone()).or_default().push(RunDot {
-            state: r.state.as_str(),
-            title: format!("{} · {}", r.run_id, r.state),
-            url: run_url(&r.dag_id, &r.run_id),
-        });
+    for (dag_id, run_id, run_state) in state.store().recent_run_states(&ids, RECENT_RUNS).await? {
+        let dot = RunDot {
+            state: run_state.as_str(),
+            title: format!("{run_id} · {run_state}"),
+            url: run_url(&dag_id, &run_id),
+        };
+        runs_of.entry(dag_id).or_default().push(dot);
     }
     let now = jiff::Timestamp::now();
     let mut dags = Vec::with_capacity(shown.len());
@@ -171,9 +179,8 @@ pub async fn list(
             .map(|t| Time::new(weir_core::micros(t)));
         let mut runs = runs_of.remove(&row.dag_id).unwrap_or_default();
         runs.reverse();
-        dags.push(DagItem {
+        let item = DagItem {
             url: dag_url(&row.dag_id),
-            toggle: PauseToggle::new(&row.dag_id, row.is_paused, &ctx),
             broken: listing.import_error_files.contains(&row.fileloc),
             dag_id: row.dag_id.clone(),
             description: row.description.clone().unwrap_or_default(),
@@ -182,30 +189,10 @@ pub async fn list(
             runs,
             tags: row.tags.clone(),
             owner: row.owner.clone().unwrap_or_default(),
-        });
+        };
+        dags.push((item, row.is_paused));
     }
-    let page_url = |n: usize| {
-        let mut url = format!("/?page={n}");
-        for (key, value) in [("q", &q.q), ("tag", &q.tag)] {
-            if !value.is_empty() {
-                url.push_str(&format!("&{key}={}", crate::page::seg(value)));
-            }
-        }
-        url
-    };
-    html(&DagList {
-        ctx,
-        first: if shown.is_empty() {
-            0
-        } else {
-            (page - 1) * PAGE_SIZE + 1
-        },
-        last: (page - 1) * PAGE_SIZE + shown.len(),
-        matching: matching.len(),
-        prev_url: (page > 1).then(|| page_url(page - 1)),
-        next_url: (page < pages).then(|| page_url(page + 1)),
-        q: q.q,
-        tag: q.tag,
+    Ok(ListData {
         tags,
         dags,
         import_errors: listing
@@ -216,6 +203,51 @@ pub async fn list(
                 message: e.message.clone(),
             })
             .collect(),
+        page,
+        pages,
+        matching: matching.len(),
+    })
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Extension(session): Extension<Session>,
+    Query(q): Query<ListQuery>,
+) -> UiResult {
+    let ctx = Ctx::new(&session);
+    let key = format!("dags?q={}&tag={}&page={:?}", q.q, q.tag, q.page);
+    let data = state.memo(&key, list_data(&state, &q)).await?;
+    let (page, pages) = (data.page, data.pages);
+    let shown = data.dags.len();
+    let page_url = |n: usize| {
+        let mut url = format!("/?page={n}");
+        for (key, value) in [("q", &q.q), ("tag", &q.tag)] {
+            if !value.is_empty() {
+                url.push_str(&format!("&{key}={}", crate::page::seg(value)));
+            }
+        }
+        url
+    };
+    html(&DagList {
+        first: if shown == 0 {
+            0
+        } else {
+            (page - 1) * PAGE_SIZE + 1
+        },
+        last: (page - 1) * PAGE_SIZE + shown,
+        matching: data.matching,
+        prev_url: (page > 1).then(|| page_url(page - 1)),
+        next_url: (page < pages).then(|| page_url(page + 1)),
+        q: q.q.clone(),
+        tag: q.tag.clone(),
+        tags: &data.tags,
+        import_errors: &data.import_errors,
+        dags: data
+            .dags
+            .iter()
+            .map(|(d, paused)| (d, PauseToggle::new(&d.dag_id, *paused, &ctx)))
+            .collect(),
+        ctx,
     })
 }
 

@@ -109,7 +109,12 @@ async fn check(state: &ApiState, role: Role, req: Request, next: Next) -> Respon
     }
     req.extensions_mut().insert(session.caller.clone());
     req.extensions_mut().insert(session);
+    let changes = req.method() == Method::POST;
     let resp = next.run(req).await;
+    if changes {
+        // What this user just changed shows on the next page at once.
+        state.forget_pages();
+    }
     match resp.extensions().get::<Failed>() {
         Some(Failed(message)) => error_page(resp.status(), message, ctx),
         None => resp,

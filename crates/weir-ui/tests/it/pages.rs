@@ -211,6 +211,13 @@ async fn the_trigger_form_shows_bad_conf_as_an_error_and_triggers_a_good_one() {
 async fn the_pause_toggle_pauses_through_htmx_as_the_user() {
     let ui = Ui::new().await;
     let otto = ui.login("otto").await;
+    // The list is read (and kept for a second) before the pause; it shows the pause at once.
+    let before = ui.get("/", Some(&otto)).await;
+    assert!(
+        before.body.contains("data-paused=\"false\""),
+        "{}",
+        before.body
+    );
     let req = axum::http::Request::post("/dags/daily/pause")
         .header(axum::http::header::COOKIE, &otto.cookie)
         .header("x-csrf-token", &otto.csrf)
@@ -238,6 +245,12 @@ async fn the_pause_toggle_pauses_through_htmx_as_the_user() {
             .unwrap()
             .unwrap()
             .is_paused
+    );
+    let after = ui.get("/", Some(&otto)).await;
+    assert!(
+        after.body.contains("data-paused=\"true\""),
+        "{}",
+        after.body
     );
     let events = ui.state.store().event_log(10).await.unwrap();
     assert!(
