@@ -3,7 +3,7 @@
 //! while a run is unfinished.
 
 use crate::dags::DagHeader;
-use crate::page::{Ctx, UiResult, dag_url, duration, html, run_url, ti_url};
+use crate::page::{Ctx, UiResult, dag_url, duration, html, run_url, seg};
 use crate::session::Session;
 use askama::Template;
 use axum::extract::{Extension, Path, Query, State};
@@ -30,6 +30,82 @@ pub struct Cell {
 pub struct GridRow {
     pub task_id: String,
     pub cells: Vec<Option<Cell>>,
+    /// The task group it belongs to (`group:`), folded under the group's row.
+    pub group: String,
+}
+
+/// A task group's row: per run, the state that matters most among its tasks' instances.
+pub struct GroupRow {
+    pub name: String,
+    pub tasks: usize,
+    pub cells: Vec<Option<&'static str>>,
+}
+
+/// What the grid's body shows, in order: a task, or a group followed by its tasks.
+pub enum Line {
+    Task(GridRow),
+    Group(GroupRow),
+}
+
+/// How much a state matters in a group's summary: the most urgent one shows.
+fn urgency(state: &str) -> u8 {
+    match state {
+        "failed" => 9,
+        "upstream_failed" => 8,
+        "up_for_retry" => 7,
+        "running" | "restarting" => 6,
+        "deferred" | "up_for_reschedule" => 5,
+        "queued" => 4,
+        "scheduled" => 3,
+        "none" => 2,
+        "success" => 1,
+        _ => 0,
+    }
+}
+
+/// Tasks in DAG order, each group's tasks gathered under its row where its first task is.
+fn fold(rows: Vec<GridRow>, runs: usize) -> Vec<Line> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, Vec<GridRow>> = HashMap::new();
+    let mut lines: Vec<Option<Line>> = Vec::new();
+    for row in rows {
+        if row.group.is_empty() {
+            lines.push(Some(Line::Task(row)));
+            continue;
+        }
+        if !groups.contains_key(&row.group) {
+            order.push(row.group.clone());
+            // A placeholder where the group's row goes.
+            lines.push(None);
+        }
+        groups.entry(row.group.clone()).or_default().push(row);
+    }
+    let mut order = order.into_iter();
+    let mut out = Vec::new();
+    for line in lines {
+        match line {
+            Some(line) => out.push(line),
+            None => {
+                let name = order.next().unwrap_or_default();
+                let members = groups.remove(&name).unwrap_or_default();
+                let cells = (0..runs)
+                    .map(|i| {
+                        members
+                            .iter()
+                            .filter_map(|m| m.cells.get(i)?.as_ref().map(|c| c.state))
+                            .max_by_key(|s| urgency(s))
+                    })
+                    .collect();
+                out.push(Line::Group(GroupRow {
+                    name,
+                    tasks: members.len(),
+                    cells,
+                }));
+                out.extend(members.into_iter().map(Line::Task));
+            }
+        }
+    }
+    out
 }
 
 /// The grid itself, also served alone for htmx polling.
@@ -37,7 +113,7 @@ pub struct GridRow {
 #[template(path = "grid_cells.html")]
 pub struct GridCells {
     pub runs: Vec<GridRun>,
-    pub rows: Vec<GridRow>,
+    pub lines: Vec<Line>,
     /// Some run is unfinished: the fragment polls itself.
     pub live: bool,
     pub poll_url: String,
@@ -104,35 +180,51 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
         seen.update(run.run_id.as_bytes());
         seen.update(run.state.as_str().as_bytes());
     }
+    // Each URL is `<run's>/tasks/<task's>`: both parts encoded once, not once per cell.
+    let run_bases: Vec<String> = runs
+        .iter()
+        .map(|run| format!("{}/tasks/", run_url(&run.dag_id, &run.run_id)))
+        .collect();
     let rows = dag
         .tasks
         .iter()
         .zip(cells)
-        .map(|(task, row)| GridRow {
-            task_id: task.task_id.clone(),
-            cells: runs
-                .iter()
-                .zip(row)
-                .map(|(run, cell)| {
-                    let (ti, count) = cell?;
-                    seen.update(&ti.map_index.to_le_bytes());
-                    seen.update(ti.state.as_str().as_bytes());
-                    seen.update(&ti.end_date.unwrap_or(0).to_le_bytes());
-                    let mut title = format!("{} · {}", task.task_id, ti.state);
-                    let took = duration(ti.start_date, ti.end_date);
-                    if !took.is_empty() {
-                        title.push_str(&format!(" · {took}"));
-                    }
-                    if count > 1 {
-                        title.push_str(&format!(" · {count} mapped items"));
-                    }
-                    Some(Cell {
-                        state: ti.state.as_str(),
-                        title,
-                        url: ti_url(&dag.dag_id, &run.run_id, &task.task_id, ti.map_index),
+        .map(|(task, row)| {
+            let task_seg = seg(&task.task_id);
+            GridRow {
+                task_id: task.task_id.clone(),
+                group: task.group.clone().unwrap_or_default(),
+                cells: run_bases
+                    .iter()
+                    .zip(row)
+                    .map(|(base, cell)| {
+                        let (ti, count) = cell?;
+                        seen.update(&ti.map_index.to_le_bytes());
+                        seen.update(ti.state.as_str().as_bytes());
+                        seen.update(&ti.end_date.unwrap_or(0).to_le_bytes());
+                        let mut title = format!("{} · {}", task.task_id, ti.state);
+                        let took = duration(ti.start_date, ti.end_date);
+                        if !took.is_empty() {
+                            title.push_str(" · ");
+                            title.push_str(&took);
+                        }
+                        if count > 1 {
+                            title.push_str(&format!(" · {count} mapped items"));
+                        }
+                        let mut url = String::with_capacity(base.len() + task_seg.len() + 16);
+                        url.push_str(base);
+                        url.push_str(&task_seg);
+                        if ti.map_index >= 0 {
+                            url.push_str(&format!("?map_index={}", ti.map_index));
+                        }
+                        Some(Cell {
+                            state: ti.state.as_str(),
+                            title,
+                            url,
+                        })
                     })
-                })
-                .collect(),
+                    .collect(),
+            }
         })
         .collect();
     let live = runs.iter().any(|r| !r.state.is_finished());
@@ -153,8 +245,8 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
         })
         .collect();
     Ok(GridCells {
+        lines: fold(rows, runs.len()),
         runs: grid_runs,
-        rows,
         live,
         seen: seen.finalize().to_hex()[..16].to_string(),
         limit,

@@ -56,6 +56,8 @@ pub struct TiLive {
     pub live: bool,
     pub poll_url: String,
     pub seen: String,
+    /// Why the instance is in its state (skipped by a branch, what a sensor waits for).
+    pub reason: String,
 }
 
 // A template: written into its page as rendered, its own fields escaped as it renders.
@@ -73,6 +75,35 @@ struct TiPage {
     run_url: String,
     url: String,
     live: TiLive,
+    /// The items of a mapped task in this run (empty for an unmapped task).
+    items: Vec<MapItem>,
+}
+
+pub struct MapItem {
+    pub index: i64,
+    pub state: &'static str,
+    pub url: String,
+    pub current: bool,
+}
+
+/// The DAG, the run and every instance of `task_id` in it (one, or a mapped task's items).
+async fn find_all(
+    state: &ApiState,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+) -> UiResult<(weir_store::DagRow, Arc<Dag>, RunRow, Vec<TiRow>)> {
+    let (row, dag) = state.dag(dag_id).await?;
+    let run = state.run(dag_id, run_id).await?;
+    let mut tis: Vec<TiRow> = state
+        .store()
+        .task_instances(run.id)
+        .await?
+        .into_iter()
+        .filter(|t| t.task_id == task_id)
+        .collect();
+    tis.sort_by_key(|t| t.map_index);
+    Ok((row, dag, run, tis))
 }
 
 async fn find(
@@ -82,14 +113,10 @@ async fn find(
     task_id: &str,
     map_index: i64,
 ) -> UiResult<(weir_store::DagRow, Arc<Dag>, RunRow, TiRow)> {
-    let (row, dag) = state.dag(dag_id).await?;
-    let run = state.run(dag_id, run_id).await?;
-    let ti = state
-        .store()
-        .task_instances(run.id)
-        .await?
+    let (row, dag, run, tis) = find_all(state, dag_id, run_id, task_id).await?;
+    let ti = tis
         .into_iter()
-        .find(|t| t.task_id == task_id && t.map_index == map_index)
+        .find(|t| t.map_index == map_index)
         .ok_or_else(|| {
             UiError::new(
                 StatusCode::NOT_FOUND,
@@ -170,6 +197,7 @@ async fn live_part(
         seen.update(t.duration.as_bytes());
     }
     seen.update(log.as_bytes());
+    seen.update(ti.reason.as_deref().unwrap_or_default().as_bytes());
     for (k, v) in &xcoms {
         seen.update(k.as_bytes());
         seen.update(v.as_bytes());
@@ -191,6 +219,7 @@ async fn live_part(
         live: !ti.state.is_finished(),
         poll_url: format!("{base}/live{}", with(&poll_query)),
         seen,
+        reason: ti.reason.clone().unwrap_or_default(),
     })
 }
 
@@ -200,8 +229,31 @@ pub async fn page(
     Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
     Query(q): Query<TiQuery>,
 ) -> UiResult {
-    let map_index = q.map_index.unwrap_or(-1);
-    let (row, dag, run, ti) = find(&state, &dag_id, &run_id, &task_id, map_index).await?;
+    let (row, dag, run, tis) = find_all(&state, &dag_id, &run_id, &task_id).await?;
+    // A mapped task's page without an index opens its first item.
+    let map_index = q
+        .map_index
+        .or_else(|| tis.first().map(|t| t.map_index))
+        .unwrap_or(-1);
+    let items = tis
+        .iter()
+        .filter(|t| t.map_index >= 0)
+        .map(|t| MapItem {
+            index: t.map_index,
+            state: t.state.as_str(),
+            url: ti_url(&dag_id, &run_id, &task_id, t.map_index),
+            current: t.map_index == map_index,
+        })
+        .collect();
+    let ti = tis
+        .into_iter()
+        .find(|t| t.map_index == map_index)
+        .ok_or_else(|| {
+            UiError::new(
+                StatusCode::NOT_FOUND,
+                format!("run '{run_id}' of '{dag_id}' has no task instance '{task_id}' (map index {map_index})"),
+            )
+        })?;
     let ctx = Ctx::new(&session).with_tz(&dag.timezone);
     let live = live_part(&state, &run, &ti, q.try_number).await?;
     html(&TiPage {
@@ -217,6 +269,7 @@ pub async fn page(
         map_index,
         run_id,
         live,
+        items,
     })
 }
 

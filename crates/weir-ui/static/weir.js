@@ -1,9 +1,25 @@
 // weir's UI script: the theme switch and the time-zone switch, both remembered in
-// localStorage. Loaded in <head> so the theme applies before the first paint.
+// localStorage, and the folding of task groups in the grid. Loaded in <head> so the theme applies before the first paint.
 (function () {
   "use strict";
   var root = document.documentElement;
-  var THEME = "weir-theme", TZ = "weir-tz";
+  var THEME = "weir-theme", TZ = "weir-tz", GROUPS = "weir-open-groups:";
+
+  function opened() {
+    try { return JSON.parse(sessionStorage.getItem(GROUPS + location.pathname) || "[]"); } catch (e) { return []; }
+  }
+  function openGroups(scope) {
+    var open = opened();
+    (scope || document).querySelectorAll(".group-toggle").forEach(function (button) {
+      var on = open.indexOf(button.dataset.group) >= 0;
+      button.setAttribute("aria-expanded", on ? "true" : "false");
+      button.innerHTML = (on ? "&#9662; " : "&#9656; ") + "";
+      button.appendChild(document.createTextNode(button.dataset.group));
+    });
+    (scope || document).querySelectorAll("tr[data-in-group]").forEach(function (row) {
+      row.hidden = open.indexOf(row.dataset.inGroup) < 0;
+    });
+  }
 
   function store(key, value) {
     try { if (value === null) localStorage.removeItem(key); else localStorage.setItem(key, value); } catch (e) {}
@@ -69,7 +85,20 @@
       renderTimes(document);
     });
     renderTimes(document);
-    document.body.addEventListener("htmx:load", function (e) { renderTimes(e.target); });
+    openGroups(document);
+    document.body.addEventListener("htmx:load", function (e) { renderTimes(e.target); openGroups(e.target); });
+    // Task groups fold in the grid; which are open is remembered for the page, so the grid's
+    // live updates (which replace it) keep them open.
+    document.body.addEventListener("click", function (e) {
+      var button = e.target.closest(".group-toggle");
+      if (!button) return;
+      var open = opened();
+      var name = button.dataset.group;
+      var at = open.indexOf(name);
+      if (at >= 0) open.splice(at, 1); else open.push(name);
+      try { sessionStorage.setItem(GROUPS + location.pathname, JSON.stringify(open)); } catch (err) {}
+      openGroups(document);
+    });
     // htmx leaves the page as it was when a request fails: say so, once, above the page.
     function problem(text) {
       var box = document.getElementById("htmx-problem");

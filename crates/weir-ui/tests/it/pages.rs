@@ -659,3 +659,75 @@ async fn the_models_pages_draw_the_lineage_and_show_a_models_docs() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_grid_folds_a_task_group_under_one_row_with_its_most_urgent_state() {
+    let ui = Ui::new().await;
+    let text = "schedule: '@daily'\nstart_date: 2026-01-01\ntasks:\n  - {id: extract_a, type: empty, group: extract}\n  - {id: extract_b, type: empty, group: extract}\n  - {id: load, type: empty, depends_on: [extract_a, extract_b]}\n";
+    let dag =
+        weir_spec::parse_dag("dags/grouped.yaml", text.as_bytes(), &Default::default()).unwrap();
+    ui.state
+        .store()
+        .upsert_dags(&[(&dag, "g1")], false, 1)
+        .await
+        .unwrap();
+    let run = ui
+        .state
+        .services()
+        .trigger(
+            &weir_service::Actor::new("test"),
+            &dag,
+            None,
+            Default::default(),
+            Some("g".into()),
+        )
+        .await
+        .unwrap();
+    let tis = ui.state.store().task_instances(run.id).await.unwrap();
+    let b = tis.iter().find(|t| t.task_id == "extract_b").unwrap();
+    ui.state
+        .store()
+        .apply_transitions(&[weir_store::Transition {
+            ti_id: b.id,
+            from: b.state,
+            to: weir_core::TaskState::Failed,
+            next_retry_at: None,
+            reason: Some("it broke <b>here</b>".into()),
+        }])
+        .await
+        .unwrap();
+    let ada = ui.login("ada").await;
+    let page = ui.get("/dags/grouped/grid", Some(&ada)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let group_at = page
+        .body
+        .find("class=\"group-row\" data-group=\"extract\"")
+        .expect("a group row");
+    let group_row = &page.body[group_at..group_at + page.body[group_at..].find("</tr>").unwrap()];
+    assert!(group_row.contains("2 tasks"), "{group_row}");
+    assert!(
+        group_row.contains("data-state=\"failed\""),
+        "the failed member shows: {group_row}"
+    );
+    // Its tasks follow it, folded; the task outside the group is not.
+    let a_at = page
+        .body
+        .find("data-task-id=\"extract_a\" data-in-group=\"extract\" hidden")
+        .unwrap();
+    let b_at = page
+        .body
+        .find("data-task-id=\"extract_b\" data-in-group=\"extract\" hidden")
+        .unwrap();
+    let load_at = page.body.find("<tr data-task-id=\"load\">").unwrap();
+    assert!(group_at < a_at && a_at < b_at && b_at < load_at);
+    // The failed task's page says why, escaped.
+    let ti = ui
+        .get("/dags/grouped/runs/g/tasks/extract_b", Some(&ada))
+        .await;
+    assert!(ti.body.contains("id=\"ti-reason\""), "{}", ti.body);
+    assert!(
+        ti.body.contains("it broke &#60;b&#62;here&#60;/b&#62;"),
+        "{}",
+        ti.body
+    );
+}
