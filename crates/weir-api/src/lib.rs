@@ -69,6 +69,9 @@ impl ApiConfig {
     }
 }
 
+/// A value a page computed, and when.
+type Kept = (std::time::Instant, Arc<dyn Any + Send + Sync>);
+
 /// What every handler shares: the use cases, the store they run on, and the settings.
 #[derive(Clone)]
 pub struct ApiState {
@@ -82,7 +85,7 @@ struct Inner {
     tokens: auth::TokenCache,
     dags: dags::DagCache,
     /// What pages computed from the store, reused for [`ApiState::PAGE_TTL`].
-    pages: std::sync::Mutex<HashMap<String, (std::time::Instant, Arc<dyn Any + Send + Sync>)>>,
+    pages: std::sync::Mutex<HashMap<String, Kept>>,
     /// The OpenAPI document, rendered once when the router is built.
     openapi: std::sync::OnceLock<String>,
     /// Renders this process's metrics for `/metrics`, when a recorder is installed.
