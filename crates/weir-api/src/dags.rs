@@ -21,8 +21,8 @@ use weir_store::DagRow;
 pub struct DagCache {
     dags: RwLock<HashMap<String, (String, Arc<Dag>)>>,
     listing: RwLock<Option<(std::time::Instant, Arc<Listing>)>>,
-    /// Held while one request reads a stale listing anew: the others wait for its answer
-    /// instead of all reading the store at once.
+    /// Held while one request reads a stale listing anew: the others answer from the stale
+    /// one (or, with none, wait for it) instead of all reading the store at once.
     refresh: tokio::sync::Mutex<()>,
 }
 
@@ -138,19 +138,25 @@ impl ApiState {
     /// The DAG rows (by id) and import errors, cached for [`DagCache::LISTING_TTL`].
     pub async fn listing(&self) -> ApiResult<Arc<Listing>> {
         let cache = &self.inner.dags.listing;
-        let fresh = || {
+        let kept = || {
             cache
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .as_ref()
-                .filter(|(at, _)| at.elapsed() < DagCache::LISTING_TTL)
-                .map(|(_, listing)| listing.clone())
+                .map(|(at, listing)| (at.elapsed() < DagCache::LISTING_TTL, listing.clone()))
         };
-        if let Some(listing) = fresh() {
-            return Ok(listing);
-        }
-        let _refreshing = self.inner.dags.refresh.lock().await;
-        if let Some(listing) = fresh() {
+        let stale = match kept() {
+            Some((true, listing)) => return Ok(listing),
+            Some((false, listing)) => Some(listing),
+            None => None,
+        };
+        // One request reads the store anew; meanwhile the others get the stale listing.
+        let _refreshing = match (self.inner.dags.refresh.try_lock(), stale) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some(listing)) => return Ok(listing),
+            (Err(_), None) => self.inner.dags.refresh.lock().await,
+        };
+        if let Some((true, listing)) = kept() {
             return Ok(listing);
         }
         let mut rows = self.store().list_dags().await?;

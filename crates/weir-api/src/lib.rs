@@ -86,6 +86,8 @@ struct Inner {
     dags: dags::DagCache,
     /// What pages computed from the store, reused for [`ApiState::PAGE_TTL`].
     pages: std::sync::Mutex<HashMap<String, Kept>>,
+    /// Held by the request that computes a page anew.
+    computing: tokio::sync::Mutex<()>,
     /// The OpenAPI document, rendered once when the router is built.
     openapi: std::sync::OnceLock<String>,
     /// Renders this process's metrics for `/metrics`, when a recorder is installed.
@@ -112,6 +114,7 @@ impl ApiState {
                 tokens: auth::TokenCache::default(),
                 dags: dags::DagCache::default(),
                 pages: Default::default(),
+                computing: Default::default(),
                 openapi: std::sync::OnceLock::new(),
                 metrics,
             }),
@@ -136,17 +139,31 @@ impl ApiState {
     pub const PAGE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
     /// What a page computed under `key` less than [`ApiState::PAGE_TTL`] ago, or what
-    /// `compute` answers now (kept for the next request).
+    /// `compute` answers now (kept for the next request). While one request computes a stale
+    /// key anew, the others get the stale value rather than all reading the store at once.
     pub async fn memo<T, E, F>(&self, key: &str, compute: F) -> Result<Arc<T>, E>
     where
         T: Any + Send + Sync,
         F: std::future::Future<Output = Result<T, E>>,
     {
         let lock = || self.inner.pages.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, value)) = lock().get(key)
-            && at.elapsed() < Self::PAGE_TTL
-            && let Ok(value) = value.clone().downcast::<T>()
-        {
+        let kept = || {
+            lock().get(key).and_then(|(at, value)| {
+                let value = value.clone().downcast::<T>().ok()?;
+                Some((at.elapsed() < Self::PAGE_TTL, value))
+            })
+        };
+        let stale = match kept() {
+            Some((true, value)) => return Ok(value),
+            Some((false, value)) => Some(value),
+            None => None,
+        };
+        let _computing = match (self.inner.computing.try_lock(), stale) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some(value)) => return Ok(value),
+            (Err(_), None) => self.inner.computing.lock().await,
+        };
+        if let Some((true, value)) = kept() {
             return Ok(value);
         }
         let value = Arc::new(compute.await?);
