@@ -44,6 +44,10 @@ pub enum TasksCommand {
         /// Also clear the tasks upstream of the matched ones.
         #[arg(long, short = 'u')]
         upstream: bool,
+        /// Only these items of the matched mapped tasks (repeatable); the tasks added by
+        /// --downstream or --upstream are cleared whole.
+        #[arg(long = "map-index", value_name = "INDEX")]
+        map_index: Vec<i64>,
     },
     /// Mark task instances of a run success or failed; without --yes, only list them.
     ///
@@ -131,12 +135,13 @@ async fn dispatch(
         TasksCommand::List { dag_id } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
-            let mut listing = Listing::new(&["task_id", "type", "depends_on"]);
+            let mut listing = Listing::new(&["task_id", "type", "group", "depends_on"]);
             for i in weir_scheduler::topological_order(&dag) {
                 let t = &dag.tasks[i];
                 listing.row(vec![
                     json!(t.task_id),
                     json!(t.task_type),
+                    json!(t.group),
                     json!(t.depends_on.join(",")),
                 ]);
             }
@@ -236,6 +241,7 @@ async fn dispatch(
             only_failed,
             downstream,
             upstream,
+            map_index,
         } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
@@ -253,6 +259,7 @@ async fn dispatch(
                 only_failed,
                 downstream,
                 upstream,
+                map_indexes: map_index,
             };
             let cleared = services(settings, store)
                 .clear(&Actor::cli(), &dag, &request)

@@ -44,6 +44,8 @@ fn ctx(tz: &str, logical: &str, start: &str, end: &str) -> TemplateContext {
         xcoms,
         task: json!({"task_id": "report"}),
         dag: json!({"dag_id": "sales"}),
+        map_index: -1,
+        item: None,
     }
 }
 
