@@ -715,6 +715,71 @@ mod tests {
         assert_eq!(out.moves[0].to, S::Queued);
     }
 
+    #[test]
+    fn a_mapped_task_expands_when_ready_and_each_item_counts_for_trigger_rules() {
+        let mut load = task("load", &["list"], R::AllSuccess);
+        load.map_over = Some(serde_json::json!("{{ ti.xcom_pull(task_ids='list') }}"));
+        let d = dag(vec![
+            task("list", &[], R::AllSuccess),
+            load,
+            task("after", &["load"], R::AllSuccess),
+            task("done", &["load"], R::AllDone),
+        ]);
+        let moves = |out: &RunOutcome| -> Vec<(i64, TaskState)> {
+            out.moves.iter().map(|m| (m.ti_id, m.to)).collect()
+        };
+        // Not expanded yet: the scheduler is asked to expand it; nothing else moves.
+        let tis = [
+            ti(1, "list", S::Success),
+            ti(2, "load", S::None),
+            ti(3, "after", S::None),
+            ti(4, "done", S::None),
+        ];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(out.expand, [2]);
+        assert_eq!(moves(&out), []);
+        assert_eq!(out.run_state, None);
+        // Expanded into three items: each is queued on its own, within the room there is.
+        let item = |id: i64, map_index: i64, state: TaskState| TiRow {
+            map_index,
+            ..ti(id, "load", state)
+        };
+        let with = |items: [TaskState; 3]| {
+            vec![
+                ti(1, "list", S::Success),
+                item(2, 0, items[0]),
+                item(5, 1, items[1]),
+                item(6, 2, items[2]),
+                ti(3, "after", S::None),
+                ti(4, "done", S::None),
+            ]
+        };
+        let out = evaluate_run(&d, &with([S::None; 3]), 0, &HashMap::new(), &mut room(2));
+        assert!(out.expand.is_empty());
+        assert_eq!(moves(&out), [(2, S::Queued), (5, S::Queued)]);
+        assert!(out.blocked);
+        // Downstream sees each item's state: one failed item is enough for all_success to
+        // give up, all_done waits for the last one.
+        let tis = with([S::Success, S::Failed, S::Running]);
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(moves(&out), [(3, S::UpstreamFailed)]);
+        let tis = with([S::Success, S::Success, S::Running]);
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(moves(&out), []);
+        let tis = with([S::Success, S::Failed, S::Success]);
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(moves(&out), [(3, S::UpstreamFailed), (4, S::Queued)]);
+        // A failed item of a leaf fails the run.
+        let d = dag(vec![task("list", &[], R::AllSuccess), d.tasks[1].clone()]);
+        let tis = [
+            ti(1, "list", S::Success),
+            item(2, 0, S::Success),
+            item(5, 1, S::Failed),
+        ];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(out.run_state, Some(RunState::Failed));
+    }
+
     /// A decided instance: `task_id` succeeded with `skip`, for `reason`.
     fn decided(id: i64, task_id: &str, skip: weir_core::Skip) -> TiRow {
         TiRow {
