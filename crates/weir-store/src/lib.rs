@@ -29,9 +29,7 @@ pub use crypto::Cipher;
 pub use dags::{DagRow, ImportErrorRow};
 pub use outbox::{NewMessage, OutboxMessage, OutboxRow};
 pub use runs::{NewRun, RunRow};
-pub use tis::{
-    CapacityCounts, ClaimedTi, Finish, Finished, TaskSeed, TiCell, TiRow, Transition, TryRow,
-};
+pub use tis::{CapacityCounts, ClaimedTi, Finish, Finished, TaskSeed, TiCell, TiRow, Transition, TryRow};
 pub use users::UserRow;
 pub use vars::VariableRow;
 

@@ -132,7 +132,11 @@ impl Store {
 
     /// The newest `per_dag` runs of each of `dag_ids`, newest first within a DAG, in one
     /// statement (a page of the DAG list is one query, not one per DAG).
-    pub async fn recent_runs_of_dags(&self, dag_ids: &[&str], per_dag: i64) -> Result<Vec<RunRow>> {
+    pub async fn recent_runs_of_dags(
+        &self,
+        dag_ids: &[&str],
+        per_dag: i64,
+    ) -> Result<Vec<RunRow>> {
         let mut out = Vec::new();
         for chunk in dag_ids.chunks(500) {
             let sql = format!(
