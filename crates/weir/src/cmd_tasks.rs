@@ -155,8 +155,15 @@ async fn dispatch(
         } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
-            if dag.task(&task_id).is_none() {
-                bail!("DAG '{dag_id}' has no task '{task_id}'\nhint: weir tasks list {dag_id}");
+            match dag.task(&task_id) {
+                None => {
+                    bail!("DAG '{dag_id}' has no task '{task_id}'\nhint: weir tasks list {dag_id}")
+                }
+                // Its items come from its upstream tasks when the scheduler expands it.
+                Some(task) if task.map_over.is_some() => bail!(
+                    "task '{task_id}' of DAG '{dag_id}' is mapped (map_over): it runs once per item, which its upstream tasks give\nhint: weir dags test {dag_id} runs it with them"
+                ),
+                Some(_) => {}
             }
             let at = parse_instant(&date, &dag.tz()).map_err(anyhow::Error::msg)?;
             let (run, _) = services(settings, store)

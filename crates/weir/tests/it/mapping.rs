@@ -153,6 +153,13 @@ tasks:
     let tries: Vec<i64> = load.iter().map(|t| t.try_number).collect();
     assert_eq!(tries, [1, 1, 1, 2, 1], "only item 3 ran again");
     assert_eq!(ran(&p), ["a 0", "b 1", "c 2", "d 3", "d 3", "e 4"]);
+    // A mapped task cannot run alone: its items exist only once its upstream tasks ran.
+    let (code, _, stderr) = p.run(&["tasks", "run", "five", "load", "2026-01-20"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("task 'load' of DAG 'five' is mapped (map_over)"),
+        "{stderr}"
+    );
 }
 
 #[test]
