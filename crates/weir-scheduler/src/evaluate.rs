@@ -65,6 +65,9 @@ pub struct RunOutcome {
     pub next_retry: Option<i64>,
     /// Some task instance was ready but found no room (pool, parallelism, max_active_tasks).
     pub blocked: bool,
+    /// Instances of mapped tasks (map index -1) whose trigger rule says run: the scheduler
+    /// renders their `map_over` and expands them (or skips or fails them) after this round.
+    pub expand: Vec<i64>,
 }
 
 /// What evaluation needs of a DAG's structure, computed once per parsed DAG version rather
@@ -196,14 +199,21 @@ pub fn evaluate_shaped(
     capacity: &mut Capacity,
 ) -> RunOutcome {
     let mut out = RunOutcome::default();
-    // Per task (by index): its instance and that instance's state as this evaluation sees it.
+    // Per task (by index): its instances (one, or a mapped task's items), the first of them
+    // and that one's state as this evaluation sees it (what control-flow decisions read).
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); dag.tasks.len()];
     let mut by_task: Vec<Option<&TiRow>> = vec![None; dag.tasks.len()];
     let mut state: Vec<Option<TaskState>> = vec![None; dag.tasks.len()];
-    for ti in tis {
+    // Per instance (by position in `tis`): its state as this evaluation sees it.
+    let mut current: Vec<TaskState> = tis.iter().map(|t| t.state).collect();
+    for (n, ti) in tis.iter().enumerate() {
         match shape.index.get(ti.task_id.as_str()) {
             Some(&i) => {
-                by_task[i] = Some(ti);
-                state[i] = Some(ti.state);
+                if members[i].is_empty() {
+                    by_task[i] = Some(ti);
+                    state[i] = Some(ti.state);
+                }
+                members[i].push(n);
             }
             // Instances of tasks that left the DAG file end as `removed` (running ones end on
             // their own); they no longer count for the run's state.
@@ -223,84 +233,96 @@ pub fn evaluate_shaped(
         let (all_downstream, direct) =
             skipped_by(shape, &by_task, &state, &forced, &mut chosen_reach, index);
         forced[index] = all_downstream;
-        let (Some(ti), Some(current)) = (by_task[index], state[index]) else {
-            continue;
-        };
-        let mut reason = None;
-        let next = match current {
-            TaskState::None | TaskState::Scheduled if all_downstream.or(direct).is_some() => {
-                reason = all_downstream.or(direct);
-                Some(TaskState::Skipped)
+        // Trigger rules see every instance upstream: each item of a mapped task counts, as
+        // in Airflow. Upstream tasks come first in the order, so their moves of this round
+        // are in `current` already.
+        let mut counts = UpstreamCounts::default();
+        for &up in &shape.upstream[index] {
+            if members[up].is_empty() {
+                counts.add(TaskState::Removed);
             }
-            TaskState::None | TaskState::Scheduled => {
-                let mut counts = UpstreamCounts::default();
-                for &up in &shape.upstream[index] {
-                    counts.add(state[up].unwrap_or(TaskState::Removed));
+            for &m in &members[up] {
+                counts.add(current[m]);
+            }
+        }
+        // A dependency on a task that is not in the DAG counts as removed.
+        for _ in shape.upstream[index].len()..task.depends_on.len() {
+            counts.add(TaskState::Removed);
+        }
+        for &m in &members[index] {
+            let ti = &tis[m];
+            let mut reason = None;
+            let next = match current[m] {
+                TaskState::None | TaskState::Scheduled if all_downstream.or(direct).is_some() => {
+                    reason = all_downstream.or(direct);
+                    Some(TaskState::Skipped)
                 }
-                // A dependency on a task that is not in the DAG counts as removed.
-                for _ in shape.upstream[index].len()..task.depends_on.len() {
-                    counts.add(TaskState::Removed);
-                }
-                match task.trigger_rule.evaluate(counts) {
-                    Readiness::Wait => None,
-                    Readiness::Skip => Some(TaskState::Skipped),
-                    Readiness::UpstreamFailed => Some(TaskState::UpstreamFailed),
-                    Readiness::Run => {
-                        let past_ok = !task.depends_on_past
-                            || past.get(&task.task_id).is_none_or(|s| {
-                                matches!(s, TaskState::Success | TaskState::Skipped)
-                            });
-                        // Waiting for room is not written down (no `none -> scheduled` storm in
-                        // a wide fan-out): the next evaluation finds the instance ready again.
-                        if past_ok && ends_in_scheduler(task) {
-                            Some(TaskState::Success)
-                        } else if past_ok && capacity.take(dag, &task.pool, task.pool_slots as i64)
-                        {
-                            Some(TaskState::Queued)
-                        } else {
-                            out.blocked |= past_ok;
-                            None
+                TaskState::None | TaskState::Scheduled => {
+                    match task.trigger_rule.evaluate(counts) {
+                        Readiness::Wait => None,
+                        Readiness::Skip => Some(TaskState::Skipped),
+                        Readiness::UpstreamFailed => Some(TaskState::UpstreamFailed),
+                        Readiness::Run => {
+                            let past_ok = !task.depends_on_past
+                                || past.get(&task.task_id).is_none_or(|s| {
+                                    matches!(s, TaskState::Success | TaskState::Skipped)
+                                });
+                            // Waiting for room is not written down (no `none -> scheduled` storm in
+                            // a wide fan-out): the next evaluation finds the instance ready again.
+                            if past_ok && task.map_over.is_some() && ti.map_index < 0 {
+                                out.expand.push(ti.id);
+                                None
+                            } else if past_ok && ends_in_scheduler(task) {
+                                Some(TaskState::Success)
+                            } else if past_ok
+                                && capacity.take(dag, &task.pool, task.pool_slots as i64)
+                            {
+                                Some(TaskState::Queued)
+                            } else {
+                                out.blocked |= past_ok;
+                                None
+                            }
                         }
                     }
                 }
+                TaskState::UpForRetry => match ti.next_retry_at {
+                    Some(at) if at > now => {
+                        out.next_retry = Some(out.next_retry.map_or(at, |n: i64| n.min(at)));
+                        None
+                    }
+                    _ if capacity.take(dag, &task.pool, task.pool_slots as i64) => {
+                        Some(TaskState::Queued)
+                    }
+                    _ => {
+                        out.blocked = true;
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if let Some(to) = next {
+                out.moves.push(Transition {
+                    ti_id: ti.id,
+                    from: current[m],
+                    to,
+                    next_retry_at: None,
+                    reason: reason.map(String::from),
+                });
+                if to.is_finished() {
+                    unfinished -= 1;
+                }
+                current[m] = to;
             }
-            TaskState::UpForRetry => match ti.next_retry_at {
-                Some(at) if at > now => {
-                    out.next_retry = Some(out.next_retry.map_or(at, |n: i64| n.min(at)));
-                    None
-                }
-                _ if capacity.take(dag, &task.pool, task.pool_slots as i64) => {
-                    Some(TaskState::Queued)
-                }
-                _ => {
-                    out.blocked = true;
-                    None
-                }
-            },
-            _ => None,
-        };
-        if let Some(to) = next {
-            out.moves.push(Transition {
-                ti_id: ti.id,
-                from: current,
-                to,
-                next_retry_at: None,
-                reason: reason.map(String::from),
-            });
-            if to.is_finished() {
-                unfinished -= 1;
-            }
-            state[index] = Some(to);
         }
+        state[index] = members[index].first().map(|&m| current[m]);
     }
     if tis.is_empty() {
         out.run_state = Some(RunState::Success);
     } else if unfinished == 0 {
         let leaves_failed = shape.leaves.iter().any(|&i| {
-            matches!(
-                state[i],
-                Some(TaskState::Failed | TaskState::UpstreamFailed)
-            )
+            members[i]
+                .iter()
+                .any(|&m| matches!(current[m], TaskState::Failed | TaskState::UpstreamFailed))
         });
         out.run_state = Some(if leaves_failed {
             RunState::Failed
@@ -462,6 +484,7 @@ mod tests {
             next_retry_at: None,
             decision: None,
             reason: None,
+            map_item: None,
         }
     }
 
@@ -690,6 +713,71 @@ mod tests {
             &mut room(10),
         );
         assert_eq!(out.moves[0].to, S::Queued);
+    }
+
+    #[test]
+    fn a_mapped_task_expands_when_ready_and_each_item_counts_for_trigger_rules() {
+        let mut load = task("load", &["list"], R::AllSuccess);
+        load.map_over = Some(serde_json::json!("{{ ti.xcom_pull(task_ids='list') }}"));
+        let d = dag(vec![
+            task("list", &[], R::AllSuccess),
+            load,
+            task("after", &["load"], R::AllSuccess),
+            task("done", &["load"], R::AllDone),
+        ]);
+        let moves = |out: &RunOutcome| -> Vec<(i64, TaskState)> {
+            out.moves.iter().map(|m| (m.ti_id, m.to)).collect()
+        };
+        // Not expanded yet: the scheduler is asked to expand it; nothing else moves.
+        let tis = [
+            ti(1, "list", S::Success),
+            ti(2, "load", S::None),
+            ti(3, "after", S::None),
+            ti(4, "done", S::None),
+        ];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(out.expand, [2]);
+        assert_eq!(moves(&out), []);
+        assert_eq!(out.run_state, None);
+        // Expanded into three items: each is queued on its own, within the room there is.
+        let item = |id: i64, map_index: i64, state: TaskState| TiRow {
+            map_index,
+            ..ti(id, "load", state)
+        };
+        let with = |items: [TaskState; 3]| {
+            vec![
+                ti(1, "list", S::Success),
+                item(2, 0, items[0]),
+                item(5, 1, items[1]),
+                item(6, 2, items[2]),
+                ti(3, "after", S::None),
+                ti(4, "done", S::None),
+            ]
+        };
+        let out = evaluate_run(&d, &with([S::None; 3]), 0, &HashMap::new(), &mut room(2));
+        assert!(out.expand.is_empty());
+        assert_eq!(moves(&out), [(2, S::Queued), (5, S::Queued)]);
+        assert!(out.blocked);
+        // Downstream sees each item's state: one failed item is enough for all_success to
+        // give up, all_done waits for the last one.
+        let tis = with([S::Success, S::Failed, S::Running]);
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(moves(&out), [(3, S::UpstreamFailed)]);
+        let tis = with([S::Success, S::Success, S::Running]);
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(moves(&out), []);
+        let tis = with([S::Success, S::Failed, S::Success]);
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(moves(&out), [(3, S::UpstreamFailed), (4, S::Queued)]);
+        // A failed item of a leaf fails the run.
+        let d = dag(vec![task("list", &[], R::AllSuccess), d.tasks[1].clone()]);
+        let tis = [
+            ti(1, "list", S::Success),
+            item(2, 0, S::Success),
+            item(5, 1, S::Failed),
+        ];
+        let out = evaluate_run(&d, &tis, 0, &HashMap::new(), &mut room(10));
+        assert_eq!(out.run_state, Some(RunState::Failed));
     }
 
     /// A decided instance: `task_id` succeeded with `skip`, for `reason`.

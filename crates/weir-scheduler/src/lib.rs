@@ -14,6 +14,7 @@
 pub mod evaluate;
 pub mod folder;
 pub mod loader;
+pub mod mapping;
 mod reaper;
 
 pub use evaluate::{
@@ -48,6 +49,8 @@ pub struct SchedulerConfig {
     pub zombie_threshold: Duration,
     /// Task instances queued or running at once, over all DAGs.
     pub parallelism: usize,
+    /// The most instances a mapped task may expand to (`[core] max_map_length`).
+    pub max_map_length: usize,
     pub paused_by_default: bool,
     pub parse: weir_spec::ParseOptions,
     /// When non-empty, the scheduler only drives these runs: no folder scan, no new runs,
@@ -442,6 +445,7 @@ impl Scheduler {
         let by_run = self.task_instances_of(&runs).await?;
         let mut moves = Vec::new();
         let mut finished = Vec::new();
+        let mut expansions: Vec<(&RunRow, Arc<Dag>, TiRow)> = Vec::new();
         for run in &runs {
             let tis: &[TiRow] = by_run.get(&run.id).map(Vec::as_slice).unwrap_or(&[]);
             let Some(dag) = self.dag(&run.dag_id) else {
@@ -482,6 +486,11 @@ impl Scheduler {
                 .filter(|m| m.to == TaskState::Queued)
                 .count();
             moves.extend(outcome.moves);
+            for ti_id in outcome.expand {
+                if let Some(ti) = tis.iter().find(|t| t.id == ti_id) {
+                    expansions.push((run, dag.clone(), ti.clone()));
+                }
+            }
             if let Some(state) = outcome.run_state {
                 finished.push((run, state));
             }
@@ -489,6 +498,7 @@ impl Scheduler {
         let moved = self.store.apply_transitions(&moves).await?;
         let ended: HashSet<i64> = finished.iter().map(|(run, _)| run.id).collect();
         self.remember(by_run, &moves, &moved, &ended);
+        self.expand_mapped(expansions).await?;
         for (run, state) in finished {
             let messages = self.run_messages(run, state);
             if self.store.finish_run(run.id, state, &messages).await? {
@@ -504,6 +514,73 @@ impl Scheduler {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Expands the mapped task instances that evaluation found ready: renders each one's
+    /// `map_over` and makes one instance per item in one transaction, skips it (with the
+    /// reason) for an empty list, or fails it with the error for anything but a list. Their
+    /// runs are read again and evaluated in the next round, which starts at once.
+    async fn expand_mapped(
+        &self,
+        expansions: Vec<(&RunRow, Arc<Dag>, TiRow)>,
+    ) -> Result<(), StoreError> {
+        if expansions.is_empty() {
+            return Ok(());
+        }
+        let renderer = weir_template::Renderer::new();
+        let variables: std::collections::BTreeMap<String, String> = self
+            .store
+            .list_variables()
+            .await?
+            .into_iter()
+            .map(|v| (v.key, v.val))
+            .collect();
+        let mut ends = Vec::new();
+        let mut runs = HashSet::new();
+        for (run, dag, ti) in &expansions {
+            let Some(task) = dag.task(&ti.task_id) else {
+                continue;
+            };
+            let input = mapping::MapInput {
+                dag,
+                task,
+                run,
+                xcoms: weir_template::pulled_xcoms(self.store.xcoms(run.id).await?),
+                variables: variables.clone(),
+            };
+            let (to, reason) = match mapping::items(&renderer, input, self.config.max_map_length) {
+                Ok(items) if items.is_empty() => (
+                    TaskState::Skipped,
+                    "map_over gave an empty list: no item to run".to_string(),
+                ),
+                Ok(items) => {
+                    if self.store.expand_mapped(ti, &items).await? {
+                        tracing::info!(dag = %dag.dag_id, task = %ti.task_id, items = items.len(), "expanded a mapped task");
+                    }
+                    runs.insert(run.id);
+                    continue;
+                }
+                Err(message) => (TaskState::Failed, message),
+            };
+            ends.push(weir_store::Transition {
+                ti_id: ti.id,
+                from: ti.state,
+                to,
+                next_retry_at: None,
+                reason: Some(reason),
+            });
+            runs.insert(run.id);
+        }
+        self.store.apply_transitions(&ends).await?;
+        let now = now_micros();
+        if let (Ok(mut views), Ok(mut pending)) = (self.views.lock(), self.pending.lock()) {
+            for run in runs {
+                views.remove(&run);
+                pending.due.insert((now, run));
+            }
+        }
+        self.wake.notify_one();
         Ok(())
     }
 

@@ -66,6 +66,9 @@ pub struct ClearRequest {
     /// Also the tasks downstream (upstream) of the matched ones, as Airflow's clear does.
     pub downstream: bool,
     pub upstream: bool,
+    /// Only these items (`map_index`) of the tasks the regex matched; empty means all. Tasks
+    /// added by `downstream`/`upstream` are taken whole.
+    pub map_indexes: Vec<i64>,
 }
 
 /// Called after a use case changed state, so that a scheduler acts on it now rather than at
@@ -434,6 +437,7 @@ impl Services {
             .filter(|t| pattern.as_ref().is_none_or(|re| re.is_match(&t.task_id)))
             .map(|t| t.task_id.clone())
             .collect();
+        let matched = tasks.clone();
         if request.downstream {
             tasks.extend(related(dag, &tasks, Direction::Downstream));
         }
@@ -468,6 +472,11 @@ impl Services {
             .await?
             .into_iter()
             .filter(|t| tasks.contains(&t.task_id))
+            .filter(|t| {
+                request.map_indexes.is_empty()
+                    || !matched.contains(&t.task_id)
+                    || request.map_indexes.contains(&t.map_index)
+            })
             .filter(|t| {
                 !request.only_failed
                     || matches!(t.state, TaskState::Failed | TaskState::UpstreamFailed)

@@ -115,8 +115,12 @@ impl Builder {
             },
             None => Vec::new(),
         };
+        let groups = match get("groups") {
+            Some(v) => self.groups(v),
+            None => Vec::new(),
+        };
         let tasks = match get("tasks") {
-            Some(v) => self.tasks(v, &defaults, opts),
+            Some(v) => self.tasks(&dag_id, v, &defaults, &groups, opts),
             None => {
                 self.at(
                     root,

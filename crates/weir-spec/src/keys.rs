@@ -198,6 +198,11 @@ pub static DAG_KEYS: &[KeyDoc] = &[
         "values for any task key but id and type, applied to every task",
     ),
     key(
+        "groups",
+        Type::Map(&Type::Object(GROUP_KEYS)),
+        "task groups by name: `default_args` for the group's tasks (over the DAG's) and `depends_on` (task ids or group:NAME) for its tasks with no upstream inside the group",
+    ),
+    key(
         "on_failure",
         NOTIFICATIONS,
         "notifications when a run fails",
@@ -226,6 +231,21 @@ pub static DAG_KEYS: &[KeyDoc] = &[
     required("tasks", Type::List(&Type::Any), "the list of tasks"),
 ];
 
+/// What a group under `groups:` may set.
+const GROUP_KEYS: &[KeyDoc] = &[
+    key(
+        "default_args",
+        Type::Object(DEFAULT_ARGS),
+        "values for any task key but id, type and group, applied to the group's tasks",
+    ),
+    key(
+        "depends_on",
+        STRINGS,
+        "what the group waits for: task ids, or group:NAME for every task of a group",
+    ),
+    key("doc", Type::Str, "documentation shown in the UI"),
+];
+
 /// The keys every task has.
 pub static COMMON_TASK_KEYS: &[KeyDoc] = COMMON;
 
@@ -240,7 +260,7 @@ const COMMON: &[KeyDoc] = &[
     key(
         "depends_on",
         STRINGS,
-        "ids of upstream tasks (a string or a list)",
+        "ids of upstream tasks (a string or a list); group:NAME for every task of a group",
     ),
     key(
         "trigger_rule",
@@ -328,7 +348,11 @@ const COMMON: &[KeyDoc] = &[
         "expected duration from the run's start",
     ),
     key("doc", Type::Str, "documentation shown in the UI"),
-    key("group", Type::Str, "task group for display"),
+    key(
+        "group",
+        Type::Str,
+        "the task's group: a label listings and the UI fold by, with the group's default_args; depends_on: [group:NAME] waits for every task of a group",
+    ),
     key(
         "map_over",
         Type::OneOf(&[

@@ -2,7 +2,8 @@
 //!
 //! Owns the DAG file format: [`parse_dag`] reads one file to a raw tree with positions
 //! ([`yaml`]), then builds and checks it (`build`: the error-collecting builder and typed
-//! readers; `dag`: DAG keys, schedule and cross-task checks; `task`: each task), reporting
+//! readers; `dag`: DAG keys, schedule and cross-task checks; `task`: each task; `groups`:
+//! task groups resolved to plain dependencies), reporting
 //! every problem at once as [`SpecError`]s with file, line, field and a hint. The key
 //! declarations ([`TASK_TYPES`], [`COMMON_TASK_KEYS`], [`DAG_KEYS`], each key with its
 //! [`Type`]) are the single source for
@@ -15,6 +16,7 @@
 mod build;
 mod dag;
 mod error;
+mod groups;
 mod keys;
 mod reference;
 mod schema;

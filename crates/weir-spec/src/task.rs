@@ -4,6 +4,7 @@
 
 use crate::ParseOptions;
 use crate::build::{Builder, did_you_mean, field_node, valid_id};
+use crate::groups::GroupSpec;
 use crate::keys::{self, COMMON_TASK_KEYS, TASK_TYPES};
 use crate::yaml::{Kind, Node};
 use serde_json::{Map, Value};
@@ -14,8 +15,10 @@ use weir_core::Task;
 impl Builder {
     pub(crate) fn tasks(
         &mut self,
+        dag_id: &str,
         node: &Node,
         defaults: &[(Node, Node)],
+        groups: &[GroupSpec],
         opts: &ParseOptions,
     ) -> Vec<Task> {
         let Kind::Seq(items) = &node.kind else {
@@ -41,7 +44,24 @@ impl Builder {
         let mut tasks = Vec::new();
         let mut seen: HashMap<String, u32> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
-            if let Some(task) = self.task(item, i, defaults, opts) {
+            // A group's default_args come between the task's own keys and the DAG's.
+            let group = field_node(item, "group")
+                .or_else(|| {
+                    defaults
+                        .iter()
+                        .find(|(k, _)| k.as_str() == Some("group"))
+                        .map(|(_, v)| v)
+                })
+                .and_then(Node::as_str);
+            let with_group: Vec<(Node, Node)>;
+            let defaults = match groups.iter().find(|g| Some(g.name.as_str()) == group) {
+                Some(g) if !g.defaults.is_empty() => {
+                    with_group = g.defaults.iter().chain(defaults).cloned().collect();
+                    &with_group[..]
+                }
+                _ => defaults,
+            };
+            if let Some(task) = self.task(dag_id, item, i, defaults, opts) {
                 if let Some(first) = seen.get(&task.task_id) {
                     let id_node = field_node(item, "id").unwrap_or(item);
                     self.at(
@@ -59,12 +79,14 @@ impl Builder {
                 tasks.push(task);
             }
         }
+        self.resolve_groups(dag_id, &mut tasks, groups, items);
         self.dependencies(&tasks, items);
         tasks
     }
 
     fn task(
         &mut self,
+        dag_id: &str,
         item: &Node,
         i: usize,
         defaults: &[(Node, Node)],
@@ -282,12 +304,60 @@ impl Builder {
             sla: value("sla").and_then(|v| self.duration(v, &f("sla"))),
             doc: value("doc").and_then(|v| self.string(v, &f("doc"))),
             group: value("group").and_then(|v| self.string(v, &f("group"))),
-            map_over: value("map_over").map(Node::to_json),
+            map_over: value("map_over").and_then(|v| self.map_over(v, &f("map_over"), &id, dag_id)),
             outlets: value("outlets")
                 .map(|v| self.string_list(v, &f("outlets")))
                 .unwrap_or_default(),
             line,
         })
+    }
+
+    /// `map_over`: a list, a template (that must render to a JSON list when the task runs),
+    /// or a mapping of those (their cross product). Anything else is known to be wrong now.
+    fn map_over(&mut self, node: &Node, field: &str, task: &str, dag_id: &str) -> Option<Value> {
+        let hint = "map_over: [a, b], map_over: \"{{ ti.xcom_pull(task_ids='list_files') }}\", or map_over: {file: [a, b], region: [kr, jp]}";
+        let is_template = |n: &Node| {
+            n.as_str()
+                .is_some_and(|s| s.contains("{{") || s.contains("{%"))
+        };
+        let fits = |n: &Node| matches!(n.kind, Kind::Seq(_)) || is_template(n);
+        match &node.kind {
+            _ if fits(node) => {}
+            Kind::Map(pairs) if !pairs.is_empty() => {
+                for (k, v) in pairs {
+                    if !fits(v) {
+                        let key = k.scalar_text().unwrap_or_default();
+                        self.at(
+                            v,
+                            &format!("{field}.{key}"),
+                            format!(
+                                "map_over key '{key}' of task '{task}' in DAG '{dag_id}' must be a list or a template that renders to one, not {}",
+                                v.type_name()
+                            ),
+                            Some(hint.into()),
+                        );
+                    }
+                }
+            }
+            _ => {
+                let what = match &node.kind {
+                    Kind::Str(s) => format!("the string '{s}'"),
+                    Kind::Map(_) => "an empty mapping".to_string(),
+                    _ => node.type_name().to_string(),
+                };
+                self.at(
+                    node,
+                    field,
+                    format!(
+                        "map_over of task '{task}' in DAG '{dag_id}' must be a list, a template that renders to a list, or a mapping of lists, not {what}"
+                    ),
+                    Some(hint.into()),
+                );
+                return None;
+            }
+        }
+        self.templates(node, field, task);
+        Some(node.to_json())
     }
 
     /// Checks the Jinja syntax of every string inside `node`.

@@ -111,6 +111,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "control_flow",
         include_str!("../migrations/sqlite/0006_control_flow.sql"),
     ),
+    (
+        7,
+        "mapping",
+        include_str!("../migrations/sqlite/0007_mapping.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -142,6 +147,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "control_flow",
         include_str!("../migrations/postgres/0006_control_flow.sql"),
+    ),
+    (
+        7,
+        "mapping",
+        include_str!("../migrations/postgres/0007_mapping.sql"),
     ),
 ];
 

@@ -70,6 +70,8 @@ pub struct TiRow {
     pub decision: Option<Decision>,
     /// Why the instance was skipped by another task's decision.
     pub reason: Option<String>,
+    /// The item of a mapped task's instance (`{{ item }}`), fixed when the task expanded.
+    pub map_item: Option<serde_json::Value>,
 }
 
 /// A task instance a worker has claimed: it is `running` with a new try number.
@@ -137,7 +139,7 @@ pub struct TryRow {
 
 const TI_COLUMNS: &str = "id, run_pk, dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, \
      pool_slots, priority_weight, queue, worker, pid, queued_at, start_date, end_date, heartbeat, next_retry_at, \
-     decision, reason";
+     decision, reason, map_item";
 
 fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
     Ok(TiRow {
@@ -166,6 +168,9 @@ fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
             .as_deref()
             .and_then(Decision::from_json),
         reason: row.try_get("reason")?,
+        map_item: row
+            .try_get::<Option<String>, _>("map_item")?
+            .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }
 
@@ -351,6 +356,63 @@ impl Store {
         }
         tx.commit().await?;
         Ok(moves.iter().map(|m| moved_ids.contains(&m.ti_id)).collect())
+    }
+
+    /// Expands the unmapped instance `ti` of a mapped task into one instance per item, in one
+    /// transaction: `ti` itself becomes item 0 (compare-and-set from `none` at map index -1)
+    /// and items 1.. are inserted beside it in state `none`, with its pool, queue, priority
+    /// and tries. False when `ti` had moved (another scheduler expanded it, a clear, a mark):
+    /// nothing changed. `items` must not be empty (an empty list skips the task instead).
+    pub async fn expand_mapped(&self, ti: &TiRow, items: &[serde_json::Value]) -> Result<bool> {
+        let Some((first, rest)) = items.split_first() else {
+            return Ok(false);
+        };
+        let mut tx = self.begin_write().await?;
+        let moved = sqlx::query(
+            "UPDATE task_instance SET map_index = 0, map_item = $1 \
+             WHERE id = $2 AND map_index = -1 AND state = 'none'",
+        )
+        .bind(first.to_string())
+        .bind(ti.id)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(false);
+        }
+        const COLS: usize = 11;
+        let numbered: Vec<(i64, &serde_json::Value)> = rest
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 + 1, v))
+            .collect();
+        for chunk in numbered.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({}, 'none')", placeholders(i * COLS + 1, COLS)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO task_instance (run_pk, dag_id, run_id, task_id, map_index, map_item, \
+                 max_tries, pool, pool_slots, priority_weight, queue, state) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (index, item) in chunk {
+                q = q
+                    .bind(ti.run_pk)
+                    .bind(&ti.dag_id)
+                    .bind(&ti.run_id)
+                    .bind(&ti.task_id)
+                    .bind(*index)
+                    .bind(item.to_string())
+                    .bind(ti.max_tries)
+                    .bind(&ti.pool)
+                    .bind(ti.pool_slots)
+                    .bind(ti.priority_weight)
+                    .bind(&ti.queue);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Claims up to `limit` queued task instances for `worker`, highest priority first, in one

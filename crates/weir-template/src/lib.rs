@@ -50,6 +50,28 @@ pub struct TemplateContext {
     pub task: Json,
     /// Exposed as `dag`.
     pub dag: Json,
+    /// `map_index`: the item's index in a mapped task, -1 otherwise.
+    pub map_index: i64,
+    /// `item`: the item of a mapped task's instance; undefined (an error) otherwise.
+    pub item: Option<Json>,
+}
+
+/// A run's XComs as `ti.xcom_pull` reads them, from `(task_id, map_index, key, value)` rows
+/// in `map_index` order: by (task, key), where a mapped task's items give the list of their
+/// values in `map_index` order, as Airflow's `xcom_pull` does.
+pub fn pulled_xcoms(rows: Vec<(String, i64, String, Json)>) -> BTreeMap<(String, String), Json> {
+    let mut out: BTreeMap<(String, String), Json> = BTreeMap::new();
+    for (task_id, map_index, key, value) in rows {
+        let slot = (task_id, key);
+        if map_index < 0 {
+            out.insert(slot, value);
+        } else if let Json::Array(items) =
+            out.entry(slot).or_insert_with(|| Json::Array(Vec::new()))
+        {
+            items.push(value);
+        }
+    }
+    out
 }
 
 /// Why a template could not be rendered.
@@ -112,6 +134,44 @@ impl Renderer {
                     .collect::<Result<_, TemplateError>>()?,
             ),
             other => other.clone(),
+        })
+    }
+
+    /// Renders a template to a JSON value: a template that is one expression
+    /// (`{{ ti.xcom_pull(task_ids='a') }}`) gives that expression's value as it is (a list
+    /// stays a list); anything else renders to text, read as JSON when it parses (so
+    /// `{{ x | tojson }}` works too), else kept as a string.
+    pub fn render_json(
+        &self,
+        template: &str,
+        ctx: &TemplateContext,
+    ) -> Result<Json, TemplateError> {
+        let error = |e: minijinja::Error| TemplateError::Render {
+            excerpt: excerpt(template),
+            detail: describe(&e),
+        };
+        let trimmed = template.trim();
+        let single = trimmed
+            .strip_prefix("{{")
+            .and_then(|t| t.strip_suffix("}}"))
+            .filter(|inner| !inner.contains("{{") && !inner.contains("}}"));
+        let value = match single {
+            Some(expr) => {
+                let value = self
+                    .env
+                    .compile_expression(expr.trim())
+                    .and_then(|e| e.eval(context_value(ctx)))
+                    .map_err(error)?;
+                serde_json::to_value(&value).map_err(|e| TemplateError::Render {
+                    excerpt: excerpt(template),
+                    detail: format!("the value is not JSON: {e}"),
+                })?
+            }
+            None => Json::String(self.render_str(template, ctx)?),
+        };
+        Ok(match value {
+            Json::String(text) => serde_json::from_str(text.trim()).unwrap_or(Json::String(text)),
+            other => other,
         })
     }
 
@@ -237,6 +297,10 @@ fn context_value(ctx: &TemplateContext) -> Value {
     m.insert("dag", crate::ser(&ctx.dag));
     m.insert("conn", crate::ser(&ctx.connections));
     m.insert("task", crate::ser(&ctx.task));
+    m.insert("map_index", Value::from(ctx.map_index));
+    if let Some(item) = &ctx.item {
+        m.insert("item", crate::ser(item));
+    }
     let mut dag_run: BTreeMap<&str, Value> = BTreeMap::new();
     dag_run.insert("conf", crate::ser(&ctx.conf));
     dag_run.insert("run_id", Value::from(ctx.run_id.clone()));

@@ -552,11 +552,15 @@ impl Worker {
         log.line(
             "INFO",
             &format!(
-                "starting try {} of {} of {}.{} (run {}) on {}",
+                "starting try {} of {} of {}.{}{} (run {}) on {}",
                 ti.try_number,
                 ti.max_tries + 1,
                 ti.dag_id,
                 ti.task_id,
+                match ti.map_index {
+                    -1 => String::new(),
+                    i => format!("[{i}]"),
+                },
                 ti.run_id,
                 self.id()
             ),
@@ -718,7 +722,8 @@ impl Worker {
         ti: &ClaimedTi,
         secrets: &Secrets,
     ) -> Result<TemplateContext, String> {
-        let xcoms = xcom_map(self.store.xcoms(run.id).await.map_err(|e| e.to_string())?);
+        let xcoms =
+            weir_template::pulled_xcoms(self.store.xcoms(run.id).await.map_err(|e| e.to_string())?);
         let mut ctx = template_context(
             dag,
             task,
@@ -727,6 +732,8 @@ impl Worker {
             secrets.variables.clone(),
             xcoms,
         );
+        ctx.map_index = ti.map_index;
+        ctx.item = ti.map_item.clone();
         ctx.connections = secrets
             .connections
             .iter()
@@ -904,6 +911,8 @@ pub fn template_context(
             "dag_id": dag.dag_id, "owner": dag.owner, "tags": dag.tags,
             "timezone": dag.timezone, "description": dag.description,
         }),
+        map_index: -1,
+        item: None,
     }
 }
 
@@ -943,26 +952,6 @@ impl Outcome {
             decision: verdict.decision,
         }
     }
-}
-
-/// A run's XComs as templates pull them: by (task, key), where a mapped task's items give
-/// the list of their values in `map_index` order, as Airflow's `xcom_pull` does.
-fn xcom_map(
-    rows: Vec<(String, i64, String, serde_json::Value)>,
-) -> BTreeMap<(String, String), serde_json::Value> {
-    let mut out: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
-    for (task_id, map_index, key, value) in rows {
-        let slot = (task_id, key);
-        if map_index < 0 {
-            out.insert(slot, value);
-        } else if let serde_json::Value::Array(items) = out
-            .entry(slot)
-            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
-        {
-            items.push(value);
-        }
-    }
-    out
 }
 
 /// The XCom value of a try: the `$WEIR_XCOM` file if written, else the last line in

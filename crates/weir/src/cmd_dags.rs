@@ -281,7 +281,11 @@ async fn dispatch(
             let finished =
                 engine::run_to_completion(settings, store, dag.clone(), vec![run.id], |_, ti| {
                     if ti.state.is_finished() || ti.state == weir_core::TaskState::UpForRetry {
-                        let (task, state, try_number) = (&ti.task_id, ti.state, ti.try_number);
+                        let task = match ti.map_index {
+                            -1 => ti.task_id.clone(),
+                            i => format!("{}[{i}]", ti.task_id),
+                        };
+                        let (state, try_number) = (ti.state, ti.try_number);
                         match &ti.reason {
                             // A skip that a branch, short_circuit or latest_only decided.
                             Some(reason) => {
@@ -523,15 +527,25 @@ fn show(dag: &Dag, format: Format) {
         println!("next run:    {next}");
     }
     println!("tasks:");
-    let mut listing = Listing::new(&["task_id", "type", "depends_on", "trigger_rule", "retries"]);
+    // The group column only when the DAG has groups.
+    let grouped = dag.tasks.iter().any(|t| t.group.is_some());
+    let mut columns = vec!["task_id", "type"];
+    if grouped {
+        columns.push("group");
+    }
+    columns.extend(["depends_on", "trigger_rule", "retries"]);
+    let mut listing = Listing::new(&columns);
     for t in &dag.tasks {
-        listing.row(vec![
-            json!(t.task_id),
-            json!(t.task_type),
+        let mut row = vec![json!(t.task_id), json!(t.task_type)];
+        if grouped {
+            row.push(json!(t.group));
+        }
+        row.extend([
             json!(t.depends_on.join(",")),
             json!(t.trigger_rule.as_str()),
             json!(t.retries),
         ]);
+        listing.row(row);
     }
     print!("{}", listing.render(Format::Table));
 }

@@ -44,6 +44,10 @@ pub enum TasksCommand {
         /// Also clear the tasks upstream of the matched ones.
         #[arg(long, short = 'u')]
         upstream: bool,
+        /// Only these items of the matched mapped tasks (repeatable); the tasks added by
+        /// --downstream or --upstream are cleared whole.
+        #[arg(long = "map-index", value_name = "INDEX")]
+        map_index: Vec<i64>,
     },
     /// Mark task instances of a run success or failed; without --yes, only list them.
     ///
@@ -131,12 +135,13 @@ async fn dispatch(
         TasksCommand::List { dag_id } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
-            let mut listing = Listing::new(&["task_id", "type", "depends_on"]);
+            let mut listing = Listing::new(&["task_id", "type", "group", "depends_on"]);
             for i in weir_scheduler::topological_order(&dag) {
                 let t = &dag.tasks[i];
                 listing.row(vec![
                     json!(t.task_id),
                     json!(t.task_type),
+                    json!(t.group),
                     json!(t.depends_on.join(",")),
                 ]);
             }
@@ -150,8 +155,15 @@ async fn dispatch(
         } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
-            if dag.task(&task_id).is_none() {
-                bail!("DAG '{dag_id}' has no task '{task_id}'\nhint: weir tasks list {dag_id}");
+            match dag.task(&task_id) {
+                None => {
+                    bail!("DAG '{dag_id}' has no task '{task_id}'\nhint: weir tasks list {dag_id}")
+                }
+                // Its items come from its upstream tasks when the scheduler expands it.
+                Some(task) if task.map_over.is_some() => bail!(
+                    "task '{task_id}' of DAG '{dag_id}' is mapped (map_over): it runs once per item, which its upstream tasks give\nhint: weir dags test {dag_id} runs it with them"
+                ),
+                Some(_) => {}
             }
             let at = parse_instant(&date, &dag.tz()).map_err(anyhow::Error::msg)?;
             let (run, _) = services(settings, store)
@@ -236,6 +248,7 @@ async fn dispatch(
             only_failed,
             downstream,
             upstream,
+            map_index,
         } => {
             let scheduler = loaded(settings, store).await?;
             let dag = find_dag(store, &scheduler, &dag_id).await?;
@@ -253,6 +266,7 @@ async fn dispatch(
                 only_failed,
                 downstream,
                 upstream,
+                map_indexes: map_index,
             };
             let cleared = services(settings, store)
                 .clear(&Actor::cli(), &dag, &request)

@@ -13,6 +13,7 @@ dags_folder = "dags"
 default_timezone = "UTC"
 parallelism = 32
 max_active_tasks_per_dag = 16
+max_map_length = 1024
 dags_are_paused_at_creation = false
 fernet_key = ""
 
@@ -169,6 +170,11 @@ impl Settings {
 
     pub fn parallelism(&self) -> usize {
         self.int("core", "parallelism").max(1) as usize
+    }
+
+    /// The most instances one mapped task may expand to (Airflow's `max_map_length`).
+    pub fn max_map_length(&self) -> usize {
+        self.int("core", "max_map_length").max(0) as usize
     }
 
     pub fn paused_by_default(&self) -> bool {

@@ -67,6 +67,7 @@ pub fn scheduler_config(settings: &Settings, only_runs: Vec<i64>) -> SchedulerCo
             .max(Duration::from_millis(100)),
         zombie_threshold: settings.seconds("scheduler", "zombie_threshold_s"),
         parallelism: settings.parallelism(),
+        max_map_length: settings.max_map_length(),
         paused_by_default: settings.paused_by_default(),
         parse: settings.parse_options(registry().names()),
         only_runs,

@@ -44,6 +44,8 @@ fn ctx(tz: &str, logical: &str, start: &str, end: &str) -> TemplateContext {
         xcoms,
         task: json!({"task_id": "report"}),
         dag: json!({"dag_id": "sales"}),
+        map_index: -1,
+        item: None,
     }
 }
 
@@ -216,4 +218,44 @@ fn render_value_walks_nested_json() {
     assert_eq!(env["ds"], "2026-01-15");
     assert_eq!(env["ts"], "2026-01-15T00:00:00+00:00");
     assert_eq!(env["try_number"], "2");
+}
+
+#[test]
+fn render_json_keeps_a_single_expressions_value_and_reads_json_text() {
+    let mut c = ctx(
+        "UTC",
+        "2026-01-15T00:00:00Z",
+        "2026-01-14T00:00:00Z",
+        "2026-01-15T00:00:00Z",
+    );
+    c.params.insert("files".into(), json!(["a.csv", "b.csv"]));
+    let r = Renderer::new();
+    let cases = [
+        ("{{ params.files }}", json!(["a.csv", "b.csv"])),
+        (" {{ params.files | length }} ", json!(2)),
+        ("{{ params.files | tojson }}", json!(["a.csv", "b.csv"])),
+        (
+            "[{% for f in params.files %}\"{{ f }}\"{% if not loop.last %}, {% endif %}{% endfor %}]",
+            json!(["a.csv", "b.csv"]),
+        ),
+        ("{{ params.country }}", json!("JP")),
+        // Undefined gives null: the caller says what it expected instead.
+        ("{{ params.missing }}", json!(null)),
+    ];
+    for (template, expected) in cases {
+        assert_eq!(r.render_json(template, &c).unwrap(), expected, "{template}");
+    }
+    // The item of a mapped instance and its index.
+    c.map_index = 3;
+    c.item = Some(json!({"file": "a.csv", "region": "kr"}));
+    assert_eq!(
+        r.render_str("{{ item.file }} {{ item.region }} {{ map_index }}", &c)
+            .unwrap(),
+        "a.csv kr 3"
+    );
+    c.item = None;
+    assert!(
+        r.render_str("{{ item }}", &c).is_err(),
+        "no item outside a mapped task"
+    );
 }

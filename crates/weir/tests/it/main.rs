@@ -9,6 +9,7 @@ mod data;
 mod docs;
 mod etl;
 mod fencing;
+mod mapping;
 mod models;
 mod models_dag;
 mod running;
