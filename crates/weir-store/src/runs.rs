@@ -163,6 +163,40 @@ impl Store {
         Ok(out)
     }
 
+    /// The newest `limit` runs (by logical date), of one DAG and in one state when given.
+    pub async fn newest_runs(
+        &self,
+        dag_id: Option<&str>,
+        state: Option<RunState>,
+        limit: i64,
+    ) -> Result<Vec<RunRow>> {
+        let mut clauses = Vec::new();
+        if dag_id.is_some() {
+            clauses.push(format!("dag_id = ${}", clauses.len() + 1));
+        }
+        if state.is_some() {
+            clauses.push(format!("state = ${}", clauses.len() + 1));
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run {filter} ORDER BY logical_date DESC, id DESC LIMIT ${}",
+            clauses.len() + 1
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(d) = dag_id {
+            q = q.bind(d);
+        }
+        if let Some(s) = state {
+            q = q.bind(s.as_str());
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(run_row).collect()
+    }
+
     /// Every run in one of `states`, oldest logical date first.
     pub async fn runs_in_states(&self, states: &[RunState]) -> Result<Vec<RunRow>> {
         let sql = format!(

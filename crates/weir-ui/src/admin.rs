@@ -162,3 +162,40 @@ pub async fn audit(
         events,
     })
 }
+
+pub struct UserItem {
+    pub username: String,
+    pub role: String,
+    pub created: Time,
+    pub last_login: Option<Time>,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    ctx: Ctx,
+    users: Vec<UserItem>,
+}
+
+/// `/users` (admins): who may log in, with their roles; `weir users` changes them.
+pub async fn users(
+    State(state): State<ApiState>,
+    Extension(session): Extension<Session>,
+) -> UiResult {
+    let users = state
+        .store()
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| UserItem {
+            username: u.username,
+            role: u.role,
+            created: Time::new(u.created_at),
+            last_login: u.last_login.map(Time::new),
+        })
+        .collect();
+    html(&UsersPage {
+        ctx: Ctx::new(&session),
+        users,
+    })
+}

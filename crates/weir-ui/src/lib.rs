@@ -14,6 +14,7 @@
 
 mod admin;
 mod assets;
+mod backfill;
 mod dags;
 mod drawing;
 mod graph;
@@ -80,6 +81,9 @@ pub fn table() -> Vec<UiRoute> {
         route(GET, "/dags/{dag_id}/trigger", Op, get(trigger::form)),
         route(POST, "/dags/{dag_id}/trigger", Op, post(trigger::submit)),
         route(GET, "/dags/{dag_id}/graph", Viewer, get(graph::page)),
+        route(GET, "/dags/{dag_id}/backfill", Op, get(backfill::form)),
+        route(POST, "/dags/{dag_id}/backfill", Op, post(backfill::submit)),
+        route(GET, "/runs", Viewer, get(runs::list)),
         route(GET, "/dags/{dag_id}/runs/{run_id}", Viewer, get(runs::page)),
         route(
             POST,
@@ -97,6 +101,7 @@ pub fn table() -> Vec<UiRoute> {
         route(GET, "/connections", Viewer, get(admin::connections)),
         route(GET, "/pools", Viewer, get(admin::pools)),
         route(GET, "/audit", Viewer, get(admin::audit)),
+        route(GET, "/users", Admin, get(admin::users)),
     ]
 }
 

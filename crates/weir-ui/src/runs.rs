@@ -95,3 +95,87 @@ pub async fn clear(
         .await?;
     Ok(see_other(&run_url(&dag_id, &run_id)))
 }
+
+/// How many runs the runs list shows.
+const RUNS_SHOWN: i64 = 100;
+
+#[derive(serde::Deserialize)]
+pub struct RunsQuery {
+    #[serde(default)]
+    dag_id: String,
+    #[serde(default)]
+    state: String,
+}
+
+pub struct RunItem {
+    pub dag_id: String,
+    pub run_id: String,
+    pub url: String,
+    pub dag_url: String,
+    pub state: &'static str,
+    pub run_type: &'static str,
+    pub logical_date: Time,
+    pub start: Option<Time>,
+    pub duration: String,
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct RunsPage {
+    ctx: Ctx,
+    dag_id: String,
+    state: String,
+    dag_ids: Vec<String>,
+    states: Vec<&'static str>,
+    runs: Vec<RunItem>,
+    limit: i64,
+}
+
+/// `/runs`: the newest runs of every DAG, filtered by DAG and state.
+pub async fn list(
+    State(state): State<ApiState>,
+    Extension(session): Extension<Session>,
+    axum::extract::Query(q): axum::extract::Query<RunsQuery>,
+) -> UiResult {
+    use weir_core::RunState;
+    let states = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Success,
+        RunState::Failed,
+    ];
+    let wanted = states.iter().copied().find(|s| s.as_str() == q.state);
+    let dag_id = Some(q.dag_id.as_str()).filter(|d| !d.is_empty());
+    let runs = state
+        .store()
+        .newest_runs(dag_id, wanted, RUNS_SHOWN)
+        .await?
+        .into_iter()
+        .map(|r| RunItem {
+            url: run_url(&r.dag_id, &r.run_id),
+            dag_url: crate::page::dag_url(&r.dag_id),
+            state: r.state.as_str(),
+            run_type: r.run_type.as_str(),
+            logical_date: Time::new(r.logical_date),
+            start: r.start_date.map(Time::new),
+            duration: duration(r.start_date, r.end_date),
+            dag_id: r.dag_id,
+            run_id: r.run_id,
+        })
+        .collect();
+    let listing = state.listing().await?;
+    html(&RunsPage {
+        ctx: Ctx::new(&session),
+        dag_ids: listing
+            .rows
+            .iter()
+            .filter(|r| r.is_active)
+            .map(|r| r.dag_id.clone())
+            .collect(),
+        states: states.iter().map(|s| s.as_str()).collect(),
+        dag_id: q.dag_id,
+        state: wanted.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        runs,
+        limit: RUNS_SHOWN,
+    })
+}

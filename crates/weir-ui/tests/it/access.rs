@@ -85,7 +85,12 @@ async fn a_viewer_reads_every_page_but_gets_403_on_every_op_action() {
         };
         if role >= Role::Op {
             assert_eq!(page.status, StatusCode::FORBIDDEN, "{method} {path}");
-            assert!(page.body.contains("needs the op role"), "{}", page.body);
+            assert!(
+                page.body
+                    .contains(&format!("needs the {} role", role.as_str())),
+                "{}",
+                page.body
+            );
         } else {
             // Pages of a run that does not exist are 404s, not refusals.
             assert!(

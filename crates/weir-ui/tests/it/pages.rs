@@ -731,3 +731,84 @@ async fn the_grid_folds_a_task_group_under_one_row_with_its_most_urgent_state() 
         ti.body
     );
 }
+
+#[tokio::test]
+async fn the_backfill_form_creates_a_backfill_and_shows_a_bad_range_as_an_error() {
+    let ui = Ui::new().await;
+    let otto = ui.login("otto").await;
+    let form = ui.get("/dags/daily/backfill", Some(&otto)).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("id=\"backfill-form\""));
+    let bad = ui
+        .post(
+            "/dags/daily/backfill",
+            Some(&otto),
+            Some(&otto.csrf),
+            &[
+                ("from", "2026-01-05"),
+                ("to", "2026-01-01"),
+                ("reprocess", "none"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(bad.body.contains("id=\"backfill-error\""), "{}", bad.body);
+    let good = ui
+        .post(
+            "/dags/daily/backfill",
+            Some(&otto),
+            Some(&otto.csrf),
+            &[
+                ("from", "2026-01-01"),
+                ("to", "2026-01-03"),
+                ("reprocess", "none"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::SEE_OTHER, "{}", good.body);
+    assert_eq!(good.location(), "/dags/daily/grid");
+    let runs = ui.state.store().list_runs("daily", 10).await.unwrap();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert!(runs.iter().all(|r| r.backfill_id.is_some()));
+    // The runs list shows them, filtered by DAG and state.
+    let list = ui.get("/runs?dag_id=daily", Some(&otto)).await;
+    assert_eq!(
+        list.body.matches("<tr data-run-id=").count(),
+        3,
+        "{}",
+        list.body
+    );
+    let none = ui.get("/runs?dag_id=daily&state=failed", Some(&otto)).await;
+    assert!(none.body.contains("No run matches"), "{}", none.body);
+    let events = ui.state.store().event_log(10).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.owner == "otto" && e.event.contains("backfill")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_users_page_is_for_admins_and_lists_every_user() {
+    let ui = Ui::new().await;
+    let ada = ui.login("ada").await;
+    let page = ui.get("/users", Some(&ada)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for name in ["ada", "otto", "vera"] {
+        assert!(
+            page.body.contains(&format!("data-user=\"{name}\"")),
+            "{}",
+            page.body
+        );
+    }
+    assert!(
+        !page.body.contains("argon2"),
+        "no password hash on the page"
+    );
+    let otto = ui.login("otto").await;
+    assert_eq!(
+        ui.get("/users", Some(&otto)).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
