@@ -50,6 +50,10 @@ pub struct TemplateContext {
     pub task: Json,
     /// Exposed as `dag`.
     pub dag: Json,
+    /// Exposed as `triggering_asset_events`: asset name -> the events an asset-triggered run
+    /// consumed, oldest first, each `{asset, source_dag_id, source_run_id, source_task_id,
+    /// source_map_index, timestamp, extra}`; empty for other runs.
+    pub triggering_asset_events: Map<String, Json>,
 }
 
 /// Why a template could not be rendered.
@@ -237,6 +241,10 @@ fn context_value(ctx: &TemplateContext) -> Value {
     m.insert("dag", crate::ser(&ctx.dag));
     m.insert("conn", crate::ser(&ctx.connections));
     m.insert("task", crate::ser(&ctx.task));
+    m.insert(
+        "triggering_asset_events",
+        crate::ser(&ctx.triggering_asset_events),
+    );
     let mut dag_run: BTreeMap<&str, Value> = BTreeMap::new();
     dag_run.insert("conf", crate::ser(&ctx.conf));
     dag_run.insert("run_id", Value::from(ctx.run_id.clone()));

@@ -727,6 +727,14 @@ impl Worker {
             secrets.variables.clone(),
             xcoms,
         );
+        if run.run_type == weir_core::RunType::AssetTriggered {
+            let events = self
+                .store
+                .run_asset_events(run.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            ctx.triggering_asset_events = triggering_asset_events(&events);
+        }
         ctx.connections = secrets
             .connections
             .iter()
@@ -860,6 +868,30 @@ impl weir_ops::Runtime for NativeRuntime<'_> {
     }
 }
 
+/// `triggering_asset_events` as Airflow's templates see it: asset name -> its events.
+pub fn triggering_asset_events(
+    events: &[weir_store::AssetEventRow],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for e in events {
+        let entry = out
+            .entry(e.asset.clone())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(list) = entry {
+            list.push(serde_json::json!({
+                "asset": e.asset,
+                "source_dag_id": e.source_dag_id,
+                "source_run_id": e.source_run_id,
+                "source_task_id": e.source_task_id,
+                "source_map_index": e.source_map_index,
+                "timestamp": weir_core::iso(timestamp(e.timestamp)),
+                "extra": e.extra,
+            }));
+        }
+    }
+    out
+}
+
 /// The template context of one try of `task` in `run`: what `{{ ds }}` and friends see.
 pub fn template_context(
     dag: &Dag,
@@ -904,6 +936,7 @@ pub fn template_context(
             "dag_id": dag.dag_id, "owner": dag.owner, "tags": dag.tags,
             "timezone": dag.timezone, "description": dag.description,
         }),
+        triggering_asset_events: serde_json::Map::new(),
     }
 }
 

@@ -44,6 +44,7 @@ fn ctx(tz: &str, logical: &str, start: &str, end: &str) -> TemplateContext {
         xcoms,
         task: json!({"task_id": "report"}),
         dag: json!({"dag_id": "sales"}),
+        triggering_asset_events: Default::default(),
     }
 }
 
