@@ -11,7 +11,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
 # The CLI suite's core cases once more with `weir standalone` on PostgreSQL metadata.
-WEIR_TEST_METADATA=postgres cargo test -p weir --test it --locked -- running:: standalone:: fencing:: time::
+WEIR_TEST_METADATA=postgres cargo test -p weir --test it --locked -- running:: standalone:: fencing:: time:: assets::
 # weir models against dbt-core's goldens (tests/conformance/): DuckDB, and shop on PostgreSQL.
 bash scripts/conformance_ci.sh
 # The REST API through apache-airflow-client, Airflow's typed Python client.

@@ -81,7 +81,10 @@ pub(crate) fn dag_response(
     dag: &Dag,
     import_error_files: &HashSet<String>,
 ) -> DagResponse {
-    let periodic = !matches!(dag.schedule, Schedule::Never | Schedule::Once);
+    let periodic = !matches!(
+        dag.schedule,
+        Schedule::Never | Schedule::Once | Schedule::Assets { .. }
+    );
     DagResponse {
         dag_id: row.dag_id.clone(),
         allowed_run_types: None,
@@ -103,6 +106,7 @@ pub(crate) fn dag_response(
             Schedule::Once => "Once, as soon as possible".to_string(),
             Schedule::Cron { text, .. } => format!("{text} in {}", dag.timezone),
             Schedule::Every { text, .. } => text.clone(),
+            Schedule::Assets { .. } => "Triggered by assets".to_string(),
         }),
         timetable_partitioned: false,
         timetable_periodic: periodic,
@@ -355,7 +359,13 @@ pub async fn get_dag_details(
         template_search_path: None,
         default_args: None,
         active_runs_count: Some(active),
-        asset_expression: None,
+        asset_expression: match &dag.schedule {
+            Schedule::Assets { condition, .. } => match asset_expression(condition) {
+                serde_json::Value::Object(m) => Some(m),
+                _ => None,
+            },
+            _ => None,
+        },
         dag_run_timeout: None,
         last_parsed: Some(iso(row.last_parsed)),
         latest_dag_version: Some(crate::runs::version(&row)),
@@ -474,4 +484,18 @@ pub async fn list_dag_tags(
         tags,
         total_entries,
     }))
+}
+
+/// Airflow's `asset_expression`: `{"all": [{"asset": {"name", "uri"}}, {"any": [...]}]}`.
+fn asset_expression(condition: &weir_core::AssetCondition) -> serde_json::Value {
+    use weir_core::AssetCondition::*;
+    match condition {
+        Asset(name) => serde_json::json!({"asset": {"name": name, "uri": name}}),
+        All(items) => {
+            serde_json::json!({"all": items.iter().map(asset_expression).collect::<Vec<_>>()})
+        }
+        Any(items) => {
+            serde_json::json!({"any": items.iter().map(asset_expression).collect::<Vec<_>>()})
+        }
+    }
 }

@@ -41,6 +41,7 @@ fn run_type(t: RunType) -> &'static str {
         RunType::Scheduled => "scheduled",
         RunType::Manual => "manual",
         RunType::Backfill => "backfill",
+        RunType::AssetTriggered => "asset_triggered",
     }
 }
 
@@ -92,6 +93,7 @@ pub(crate) fn run_response(row: &DagRow, run: &RunRow) -> DagRunResponse {
                 RunType::Scheduled => "timetable",
                 RunType::Backfill => "backfill",
                 RunType::Manual => "rest_api",
+                RunType::AssetTriggered => "asset",
             }
             .into(),
         ),

@@ -20,6 +20,12 @@ pub enum Schedule {
     Every { every: Duration, text: String },
     /// Exactly one run, at `start_date` (`@once`).
     Once,
+    /// A run when the asset events queued since the last asset-triggered run meet
+    /// `condition` (`schedule: {assets: ...}`); `text` is the condition as listings show it.
+    Assets {
+        condition: crate::AssetCondition,
+        text: String,
+    },
 }
 
 impl Schedule {
@@ -27,7 +33,9 @@ impl Schedule {
     pub fn text(&self) -> &str {
         match self {
             Schedule::Never => "null",
-            Schedule::Cron { text, .. } | Schedule::Every { text, .. } => text,
+            Schedule::Cron { text, .. }
+            | Schedule::Every { text, .. }
+            | Schedule::Assets { text, .. } => text,
             Schedule::Once => "@once",
         }
     }

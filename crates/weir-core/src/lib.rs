@@ -7,6 +7,7 @@
 //! Must not know about files, YAML, SQL, processes or HTTP: it is pure data and pure functions,
 //! so that the spec parser, the store, the scheduler and the workers can all depend on it.
 
+pub mod asset;
 pub mod connection;
 pub mod dag;
 pub mod decision;
@@ -15,6 +16,7 @@ pub mod notify;
 pub mod state;
 pub mod timetable;
 
+pub use asset::AssetCondition;
 pub use dag::{ChangedRuns, Dag, Schedule, SharedDags, Task, TiChange};
 pub use decision::{Decision, Skip};
 pub use duration::{format_duration, parse_duration};

@@ -94,6 +94,7 @@ string_enum! {
         Scheduled = "scheduled",
         Manual = "manual",
         Backfill = "backfill",
+        AssetTriggered = "asset_triggered",
     }
 }
 

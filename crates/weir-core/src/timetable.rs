@@ -61,7 +61,8 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
 impl Timetable {
     pub fn new(schedule: &Schedule, tz: TimeZone) -> Result<Self, String> {
         let kind = match schedule {
-            Schedule::Never => Kind::Never,
+            // Runs of a DAG scheduled on assets come from asset events, not from time.
+            Schedule::Never | Schedule::Assets { .. } => Kind::Never,
             Schedule::Once => Kind::Once,
             Schedule::Cron { expr, .. } => Kind::Cron(Box::new(parse_cron(expr)?)),
             Schedule::Every { every, .. } => {

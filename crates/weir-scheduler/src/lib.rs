@@ -222,6 +222,7 @@ impl Scheduler {
         {
             report.next_due = earliest(report.next_due, at);
         }
+        report.runs_created += self.create_asset_triggered_runs().await?;
         let reap_due = self
             .last_reap
             .lock()
@@ -350,6 +351,56 @@ impl Scheduler {
         }
         if let Ok(mut cache) = self.not_before.lock() {
             *cache = not_before;
+        }
+        Ok(created)
+    }
+
+    /// Creates a run of each unpaused DAG scheduled on assets whose queued asset events meet
+    /// its condition, within `max_active_runs` (events wait in the queue meanwhile, and the
+    /// next run consumes them all). The store checks the condition again on the events it
+    /// takes, in the transaction that creates the run.
+    async fn create_asset_triggered_runs(&self) -> Result<usize, StoreError> {
+        let queued = self.store.queued_assets().await?;
+        if queued.is_empty() {
+            return Ok(0);
+        }
+        let mut by_dag: HashMap<String, std::collections::BTreeSet<String>> = HashMap::new();
+        for (dag_id, asset) in queued {
+            by_dag.entry(dag_id).or_default().insert(asset);
+        }
+        let paused: HashMap<String, bool> = self.store.paused_flags().await?.into_iter().collect();
+        let active = self.active_run_counts().await?;
+        let mut created = 0;
+        for (dag_id, updated) in by_dag {
+            let Some(dag) = self
+                .dags()
+                .read()
+                .ok()
+                .and_then(|d| d.get(&dag_id).cloned())
+            else {
+                continue;
+            };
+            let weir_core::Schedule::Assets { condition, .. } = &dag.schedule else {
+                continue;
+            };
+            if paused.get(&dag_id).copied().unwrap_or(true)
+                || !condition.is_met(&updated)
+                || active.get(&dag_id).copied().unwrap_or(0) >= dag.max_active_runs as usize
+            {
+                continue;
+            }
+            if let Some(run) = self
+                .store
+                .create_asset_triggered_run(&dag_id, condition, &task_seeds(&dag))
+                .await?
+            {
+                tracing::info!(
+                    dag_id,
+                    run_id = run.run_id,
+                    "created an asset-triggered run"
+                );
+                created += 1;
+            }
         }
         Ok(created)
     }

@@ -164,6 +164,7 @@ fn context(input: &MapInput<'_>) -> TemplateContext {
         }),
         map_index: -1,
         item: None,
+        triggering_asset_events: Map::new(),
     }
 }
 

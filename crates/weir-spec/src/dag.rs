@@ -7,7 +7,7 @@ use crate::keys::{self, COMMON_TASK_KEYS, DAG_KEYS};
 use crate::yaml::{Kind, Node};
 use serde_json::Map;
 use std::collections::HashMap;
-use weir_core::{Dag, Schedule, Task};
+use weir_core::{AssetCondition, Dag, Schedule, Task};
 
 impl Builder {
     pub(crate) fn dag(&mut self, path: &str, root: &Node, opts: &ParseOptions) -> Option<Dag> {
@@ -289,12 +289,13 @@ impl Builder {
         let text = match &node.kind {
             Kind::Null => return Schedule::Never,
             Kind::Str(s) => s.trim().to_string(),
+            Kind::Map(pairs) => return self.asset_schedule(node, pairs),
             _ => {
                 self.at(
                     node,
                     "schedule",
                     format!(
-                        "'schedule' must be a string or null, not {}",
+                        "'schedule' must be a string, null or {{assets: ...}}, not {}",
                         node.type_name()
                     ),
                     Some(SCHEDULE_HINT.into()),
@@ -377,6 +378,145 @@ impl Builder {
                 None
             }
         }
+    }
+}
+
+const ASSETS_HINT: &str = "write assets: [a, b] (all of them), assets: {any: [a, b]}, or nest them: assets: {any: [a, {all: [b, c]}]}";
+
+impl Builder {
+    /// `schedule: {assets: ...}`: a DAG that runs when asset events meet the condition.
+    fn asset_schedule(&mut self, node: &Node, pairs: &[(Node, Node)]) -> Schedule {
+        let mut condition = None;
+        for (k, v) in pairs {
+            match k.as_str() {
+                Some("assets") => condition = self.asset_condition(v, "schedule.assets"),
+                other => {
+                    let name = other.unwrap_or_default();
+                    self.at(
+                        k,
+                        "schedule",
+                        format!("unknown key '{name}' in schedule"),
+                        did_you_mean(name, ["assets"].into_iter()).or(Some(ASSETS_HINT.into())),
+                    );
+                    return Schedule::Never;
+                }
+            }
+        }
+        match condition {
+            Some(condition) => Schedule::Assets {
+                text: format!("assets: {}", condition.text()),
+                condition,
+            },
+            None => {
+                if !pairs.iter().any(|(k, _)| k.as_str() == Some("assets")) {
+                    self.at(
+                        node,
+                        "schedule",
+                        "a schedule mapping needs the key 'assets'".into(),
+                        Some(ASSETS_HINT.into()),
+                    );
+                }
+                Schedule::Never
+            }
+        }
+    }
+
+    /// A list means all of its items; `{all: [...]}` and `{any: [...]}` nest; a string is one asset.
+    fn asset_condition(&mut self, node: &Node, field: &str) -> Option<AssetCondition> {
+        match &node.kind {
+            Kind::Str(name) => {
+                let name = name.trim();
+                if name.is_empty() {
+                    self.at(node, field, "an asset name must not be empty".into(), None);
+                    return None;
+                }
+                Some(AssetCondition::Asset(name.to_string()))
+            }
+            Kind::Seq(items) => self
+                .asset_conditions(node, items, field)
+                .map(AssetCondition::All),
+            Kind::Map(pairs) if pairs.len() == 1 => {
+                let (k, v) = &pairs[0];
+                let Kind::Seq(items) = &v.kind else {
+                    self.at(
+                        v,
+                        field,
+                        format!(
+                            "'{}' in an asset condition takes a list, not {}",
+                            k.as_str().unwrap_or_default(),
+                            v.type_name()
+                        ),
+                        Some(ASSETS_HINT.into()),
+                    );
+                    return None;
+                };
+                match k.as_str() {
+                    Some("all") => self
+                        .asset_conditions(v, items, &format!("{field}.all"))
+                        .map(AssetCondition::All),
+                    Some("any") => self
+                        .asset_conditions(v, items, &format!("{field}.any"))
+                        .map(AssetCondition::Any),
+                    other => {
+                        let name = other.unwrap_or_default();
+                        self.at(
+                            k,
+                            field,
+                            format!("unknown asset condition '{name}'"),
+                            did_you_mean(name, ["all", "any"].into_iter())
+                                .or(Some(ASSETS_HINT.into())),
+                        );
+                        None
+                    }
+                }
+            }
+            Kind::Map(pairs) => {
+                self.at(
+                    node,
+                    field,
+                    format!(
+                        "an asset condition mapping has exactly one key, 'all' or 'any', not {}",
+                        pairs.len()
+                    ),
+                    Some(ASSETS_HINT.into()),
+                );
+                None
+            }
+            _ => {
+                self.at(
+                    node,
+                    field,
+                    format!(
+                        "an asset condition must be an asset name, a list or {{all|any: [...]}}, not {}",
+                        node.type_name()
+                    ),
+                    Some(ASSETS_HINT.into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn asset_conditions(
+        &mut self,
+        node: &Node,
+        items: &[Node],
+        field: &str,
+    ) -> Option<Vec<AssetCondition>> {
+        if items.is_empty() {
+            self.at(
+                node,
+                field,
+                "an asset condition needs at least one asset".into(),
+                Some(ASSETS_HINT.into()),
+            );
+            return None;
+        }
+        let out: Vec<Option<AssetCondition>> = items
+            .iter()
+            .map(|item| self.asset_condition(item, field))
+            .collect();
+        out.into_iter().collect()
     }
 }
 

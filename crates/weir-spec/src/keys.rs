@@ -147,6 +147,13 @@ pub const NOTIFICATIONS: Type = Type::OneOf(&[
     Type::List(&Type::Object(NOTIFICATION_KEYS)),
 ]);
 
+/// `schedule: {assets: ...}`.
+pub static ASSET_SCHEDULE_KEYS: &[KeyDoc] = &[required(
+    "assets",
+    Type::Any,
+    "the assets whose updates start a run: a list (all of them), {any: [...]} or {all: [...]}, nested as needed; events queued since the last asset-triggered run count",
+)];
+
 pub static DAG_KEYS: &[KeyDoc] = &[
     key(
         "dag_id",
@@ -158,8 +165,8 @@ pub static DAG_KEYS: &[KeyDoc] = &[
     key("tags", STRINGS, "labels for filtering"),
     key(
         "schedule",
-        Type::OneOf(&[Type::Str, Type::Null]),
-        "cron (\"0 3 * * *\"), a preset (@daily), \"every 15m\", @once, or null for manual runs only",
+        Type::OneOf(&[Type::Str, Type::Null, Type::Object(ASSET_SCHEDULE_KEYS)]),
+        "cron (\"0 3 * * *\"), a preset (@daily), \"every 15m\", @once, null for manual runs only, or {assets: [a, b]} to run when assets are updated",
     ),
     key(
         "timezone",

@@ -79,6 +79,21 @@ pub fn reference_markdown(runnable: &[String]) -> String {
         "`default_args` takes any key of the next table but `id` and `type`; a task's own \
          value wins.\n\n",
     );
+    out.push_str(
+        "**Assets.** A task with `outlets: [orders]` records an event for each asset when it \
+         succeeds, in the transaction of its success. A DAG with `schedule: {assets: [orders, \
+         customers]}` (all of them), `{assets: {any: [orders, customers]}}`, or nested \
+         `{assets: {any: [orders, {all: [a, b]}]}}` gets a run of type `asset_triggered` when \
+         the events queued since its last asset-triggered run meet the condition; that run \
+         consumes every event queued for the DAG (several updates make one run). Its logical \
+         date is the newest consumed event's time, its data interval spans the consumed events, \
+         and its templates see them as `triggering_asset_events`: asset name to a list of \
+         events, oldest first, each with `source_dag_id`, `source_run_id`, `source_task_id`, \
+         `source_map_index`, `timestamp` and `extra` \
+         (`{{ triggering_asset_events['orders'][0].source_dag_id }}`). Events are queued for a \
+         paused consumer too and wait for it. `weir assets list` and `weir assets events` show \
+         them.\n\n",
+    );
     out.push_str("## Keys every task has\n\n");
     table(&mut out, COMMON_TASK_KEYS);
     out.push_str("## Notifications\n\n");

@@ -115,6 +115,9 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            if replace {
+                crate::assets::write_refs(&mut tx, dag).await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -1,8 +1,8 @@
 //! weir-store: the metadata database, the only code that speaks SQL to it.
 //!
 //! Owns the schema (one migration folder per backend: `migrations/sqlite`, `migrations/postgres`),
-//! and every read and write of DAGs, runs, task instances, tries, XComs, variables, pools and
-//! jobs. Key type: [`Store`]. SQLite (WAL) is the default; PostgreSQL is selected by a
+//! and every read and write of DAGs, runs, task instances, tries, XComs, variables, pools,
+//! jobs and assets. Key type: [`Store`]. SQLite (WAL) is the default; PostgreSQL is selected by a
 //! `postgres://` URL. Both speak the same SQL with `$N` placeholders; the few statements that
 //! differ (row locking on claim) are chosen by [`Backend`].
 //!
@@ -12,6 +12,7 @@
 //!
 //! Must not know about YAML, templates, processes or HTTP.
 
+mod assets;
 mod audit;
 mod conns;
 mod crypto;
@@ -23,6 +24,7 @@ mod users;
 mod vars;
 mod workers;
 
+pub use assets::{AssetEventRow, AssetRow};
 pub use audit::{BackfillRow, EventLogRow, NewEvent};
 pub use conns::env_connection;
 pub use crypto::Cipher;
@@ -116,6 +118,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "mapping",
         include_str!("../migrations/sqlite/0007_mapping.sql"),
     ),
+    (
+        9,
+        "assets",
+        include_str!("../migrations/sqlite/0009_assets.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -152,6 +159,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "mapping",
         include_str!("../migrations/postgres/0007_mapping.sql"),
+    ),
+    (
+        9,
+        "assets",
+        include_str!("../migrations/postgres/0009_assets.sql"),
     ),
 ];
 

@@ -396,7 +396,7 @@ impl Store {
 }
 
 /// Inserts one run (unless its id or logical date exists) and its task instances.
-async fn insert_run(
+pub(crate) async fn insert_run(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     run: &NewRun,
     tasks: &[TaskSeed],

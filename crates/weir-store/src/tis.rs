@@ -562,6 +562,9 @@ impl Store {
                     .await?;
                 }
                 crate::outbox::insert_messages(&mut tx, &f.messages, now).await?;
+                if f.state == TaskState::Success {
+                    crate::assets::record_events(&mut tx, f.ti_id, now).await?;
+                }
                 Finished::Applied
             } else {
                 let reset = sqlx::query(

@@ -54,6 +54,10 @@ pub struct TemplateContext {
     pub map_index: i64,
     /// `item`: the item of a mapped task's instance; undefined (an error) otherwise.
     pub item: Option<Json>,
+    /// Exposed as `triggering_asset_events`: asset name -> the events an asset-triggered run
+    /// consumed, oldest first, each `{asset, source_dag_id, source_run_id, source_task_id,
+    /// source_map_index, timestamp, extra}`; empty for other runs.
+    pub triggering_asset_events: Map<String, Json>,
 }
 
 /// A run's XComs as `ti.xcom_pull` reads them, from `(task_id, map_index, key, value)` rows
@@ -301,6 +305,10 @@ fn context_value(ctx: &TemplateContext) -> Value {
     if let Some(item) = &ctx.item {
         m.insert("item", crate::ser(item));
     }
+    m.insert(
+        "triggering_asset_events",
+        crate::ser(&ctx.triggering_asset_events),
+    );
     let mut dag_run: BTreeMap<&str, Value> = BTreeMap::new();
     dag_run.insert("conf", crate::ser(&ctx.conf));
     dag_run.insert("run_id", Value::from(ctx.run_id.clone()));

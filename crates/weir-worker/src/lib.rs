@@ -734,6 +734,14 @@ impl Worker {
         );
         ctx.map_index = ti.map_index;
         ctx.item = ti.map_item.clone();
+        if run.run_type == weir_core::RunType::AssetTriggered {
+            let events = self
+                .store
+                .run_asset_events(run.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            ctx.triggering_asset_events = triggering_asset_events(&events);
+        }
         ctx.connections = secrets
             .connections
             .iter()
@@ -867,6 +875,30 @@ impl weir_ops::Runtime for NativeRuntime<'_> {
     }
 }
 
+/// `triggering_asset_events` as Airflow's templates see it: asset name -> its events.
+pub fn triggering_asset_events(
+    events: &[weir_store::AssetEventRow],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for e in events {
+        let entry = out
+            .entry(e.asset.clone())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        if let serde_json::Value::Array(list) = entry {
+            list.push(serde_json::json!({
+                "asset": e.asset,
+                "source_dag_id": e.source_dag_id,
+                "source_run_id": e.source_run_id,
+                "source_task_id": e.source_task_id,
+                "source_map_index": e.source_map_index,
+                "timestamp": weir_core::iso(timestamp(e.timestamp)),
+                "extra": e.extra,
+            }));
+        }
+    }
+    out
+}
+
 /// The template context of one try of `task` in `run`: what `{{ ds }}` and friends see.
 pub fn template_context(
     dag: &Dag,
@@ -913,6 +945,7 @@ pub fn template_context(
         }),
         map_index: -1,
         item: None,
+        triggering_asset_events: serde_json::Map::new(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! weir: the command-line binary. It parses arguments, reads settings and wires the library
 //! crates together; the work itself lives in those crates.
 
+mod cmd_assets;
 mod cmd_conns;
 mod cmd_dags;
 mod cmd_misc;
@@ -79,6 +80,9 @@ enum Command {
     /// Manage pools (slots that bound how many task instances of a kind run at once).
     #[command(subcommand)]
     Pools(cmd_pools::PoolsCommand),
+    /// List assets (what tasks update them, which DAGs run on them) and their events.
+    #[command(subcommand)]
+    Assets(cmd_assets::AssetsCommand),
     /// Manage who may log in to the web UI and the REST API.
     #[command(subcommand)]
     Users(cmd_users::UsersCommand),
@@ -189,6 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Variables(cmd) => cmd_misc::variables(&settings, cmd, format).await,
         Command::Connections(cmd) => cmd_conns::connections(&settings, cmd, format).await,
         Command::Pools(cmd) => cmd_pools::pools(&settings, cmd, format).await,
+        Command::Assets(cmd) => cmd_assets::assets(&settings, cmd, format).await,
         Command::Users(cmd) => cmd_users::run(&settings, cmd, format).await,
         Command::Db(cmd) => cmd_misc::db(&settings, cmd).await,
         Command::Config(cmd) => cmd_misc::config(&settings, cmd),

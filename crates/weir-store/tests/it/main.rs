@@ -814,3 +814,69 @@ async fn a_decision_commits_with_its_finish_a_skip_keeps_its_reason_and_a_clear_
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_asset_run_creators_consume_each_event_once() {
+    each_backend(|store| async move {
+        let condition =
+            weir_core::AssetCondition::All(vec![weir_core::AssetCondition::Asset("orders".into())]);
+        let mut consumer = support::dag("report");
+        consumer.schedule = weir_core::Schedule::Assets {
+            text: condition.text(),
+            condition: condition.clone(),
+        };
+        store
+            .upsert_dags(&[(&consumer, "h")], false, 1)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            store
+                .record_asset_event("orders", &Default::default())
+                .await
+                .unwrap();
+        }
+        // An event of an asset nobody consumes queues nothing.
+        store
+            .record_asset_event("unused", &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            store.queued_assets().await.unwrap(),
+            [("report".to_string(), "orders".to_string())]
+        );
+        let mut handles = Vec::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            let condition = condition.clone();
+            handles.push(tokio::spawn(async move {
+                store
+                    .create_asset_triggered_run("report", &condition, &seeds(2))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut created = Vec::new();
+        for h in handles {
+            created.extend(h.await.unwrap());
+        }
+        assert_eq!(
+            created.len(),
+            1,
+            "one run for the three events: {created:?}"
+        );
+        assert_eq!(created[0].run_type, RunType::AssetTriggered);
+        let consumed = store.run_asset_events(created[0].id).await.unwrap();
+        assert_eq!(consumed.len(), 3);
+        assert_eq!(created[0].logical_date, consumed[2].timestamp);
+        assert!(store.queued_assets().await.unwrap().is_empty());
+        // Nothing queued: no second run.
+        assert!(
+            store
+                .create_asset_triggered_run("report", &condition, &seeds(2))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    })
+    .await;
+}

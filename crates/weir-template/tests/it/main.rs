@@ -46,6 +46,7 @@ fn ctx(tz: &str, logical: &str, start: &str, end: &str) -> TemplateContext {
         dag: json!({"dag_id": "sales"}),
         map_index: -1,
         item: None,
+        triggering_asset_events: Default::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod assets;
 mod cli;
 mod control_flow;
 mod data;
