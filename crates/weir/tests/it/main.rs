@@ -13,6 +13,7 @@ mod mapping;
 mod models;
 mod models_dag;
 mod running;
+mod sensors;
 mod standalone;
 mod time;
 mod web;
