@@ -3,7 +3,7 @@
 //! Owns the DAG file format: [`parse_dag`] reads one file to a raw tree with positions
 //! ([`yaml`]), then builds and checks it (`build`: the error-collecting builder and typed
 //! readers; `dag`: DAG keys, schedule and cross-task checks; `task`: each task; `groups`:
-//! task groups resolved to plain dependencies), reporting
+//! task groups resolved to plain dependencies; `cross`: checks across the DAGs of a folder), reporting
 //! every problem at once as [`SpecError`]s with file, line, field and a hint. The key
 //! declarations ([`TASK_TYPES`], [`COMMON_TASK_KEYS`], [`DAG_KEYS`], each key with its
 //! [`Type`]) are the single source for
@@ -14,6 +14,7 @@
 //! Must not know about the file system or the network: callers pass `(path, bytes)`.
 
 mod build;
+mod cross;
 mod dag;
 mod error;
 mod groups;
@@ -24,6 +25,7 @@ mod task;
 pub mod values;
 pub mod yaml;
 
+pub use cross::cross_dag_errors;
 pub use keys::{
     COMMON_TASK_KEYS, DAG_KEYS, DEFAULT_ARGS_KEYS, KeyDoc, NOTIFICATION_KEYS, TASK_TYPES,
     TaskTypeDoc, Type, task_type,

@@ -566,6 +566,8 @@ fn validate(settings: &Settings, path: Option<&std::path::Path>) -> Result<()> {
     let options = settings.parse_options(engine::registry().names());
     let mut bad = 0;
     let mut problems = 0;
+    let mut parsed = Vec::new();
+    let mut failed = std::collections::BTreeSet::new();
     for file in &files {
         let bytes =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -577,6 +579,18 @@ fn validate(settings: &Settings, path: Option<&std::path::Path>) -> Result<()> {
         match weir_spec::parse_dag(&shown, &bytes, &options) {
             Err(errors) => {
                 bad += 1;
+                failed.insert(shown.clone());
+                // Still take part in the cross-DAG check when only this build lacks a type.
+                let every_type = weir_spec::ParseOptions {
+                    available_types: weir_spec::TASK_TYPES
+                        .iter()
+                        .map(|t| t.name.to_string())
+                        .collect(),
+                    ..options.clone()
+                };
+                if let Ok(dag) = weir_spec::parse_dag(&shown, &bytes, &every_type) {
+                    parsed.push(dag);
+                }
                 for e in &errors.0 {
                     problems += 1;
                     eprintln!("error: {}", e.message);
@@ -595,6 +609,21 @@ fn validate(settings: &Settings, path: Option<&std::path::Path>) -> Result<()> {
                     problems += 1;
                     eprintln!("error: {message}");
                 }
+                parsed.push(dag);
+            }
+        }
+    }
+    // Across DAGs (trigger_dag / wait_for on another DAG): only a whole folder can tell.
+    if target.is_dir() {
+        for e in weir_spec::cross_dag_errors(&parsed) {
+            problems += 1;
+            if failed.insert(e.file.clone()) {
+                bad += 1;
+            }
+            eprintln!("error: {}", e.message);
+            eprintln!("  --> {}:{}", e.file, e.line);
+            if let Some(hint) = &e.hint {
+                eprintln!("hint: {hint}");
             }
         }
     }

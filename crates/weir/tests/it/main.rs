@@ -14,6 +14,7 @@ mod mapping;
 mod models;
 mod models_dag;
 mod running;
+mod sensors;
 mod standalone;
 mod time;
 mod web;
