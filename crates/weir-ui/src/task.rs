@@ -86,6 +86,15 @@ pub struct MapItem {
     pub current: bool,
 }
 
+fn no_instance(dag_id: &str, run_id: &str, task_id: &str, map_index: i64) -> UiError {
+    UiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "run '{run_id}' of '{dag_id}' has no task instance '{task_id}' (map index {map_index})"
+        ),
+    )
+}
+
 /// The DAG, the run and every instance of `task_id` in it (one, or a mapped task's items).
 async fn find_all(
     state: &ApiState,
@@ -117,12 +126,7 @@ async fn find(
     let ti = tis
         .into_iter()
         .find(|t| t.map_index == map_index)
-        .ok_or_else(|| {
-            UiError::new(
-                StatusCode::NOT_FOUND,
-                format!("run '{run_id}' of '{dag_id}' has no task instance '{task_id}' (map index {map_index})"),
-            )
-        })?;
+        .ok_or_else(|| no_instance(dag_id, run_id, task_id, map_index))?;
     Ok((row, dag, run, ti))
 }
 
@@ -248,12 +252,7 @@ pub async fn page(
     let ti = tis
         .into_iter()
         .find(|t| t.map_index == map_index)
-        .ok_or_else(|| {
-            UiError::new(
-                StatusCode::NOT_FOUND,
-                format!("run '{run_id}' of '{dag_id}' has no task instance '{task_id}' (map index {map_index})"),
-            )
-        })?;
+        .ok_or_else(|| no_instance(&dag_id, &run_id, &task_id, map_index))?;
     let ctx = Ctx::new(&session).with_tz(&dag.timezone);
     let live = live_part(&state, &run, &ti, q.try_number).await?;
     html(&TiPage {
