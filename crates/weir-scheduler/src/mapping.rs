@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use weir_core::{Dag, Task, Timetable, timestamp};
+use weir_core::{Dag, Task};
 use weir_store::RunRow;
 use weir_template::{Renderer, TemplateContext};
 
@@ -127,45 +127,21 @@ fn excerpt(value: &Value) -> String {
 /// connections and before any try (`try_number` 0).
 fn context(input: &MapInput<'_>) -> TemplateContext {
     let MapInput { dag, task, run, .. } = input;
-    let logical_date = timestamp(run.logical_date);
-    let (prev, next) = match Timetable::new(&dag.schedule, dag.tz()) {
-        Ok(tt) if tt.is_periodic() => (
-            Some(tt.manual_interval(logical_date).start),
-            Some(timestamp(run.data_interval_end)),
-        ),
-        _ => (None, None),
+    let run = weir_template::RunFacts {
+        run_id: &run.run_id,
+        logical_date: run.logical_date,
+        data_interval_start: run.data_interval_start,
+        data_interval_end: run.data_interval_end,
+        conf: &run.conf,
     };
-    let mut params = dag.params.clone();
-    params.extend(task.params.clone());
-    params.extend(run.conf.clone());
-    TemplateContext {
-        dag_id: dag.dag_id.clone(),
-        task_id: task.task_id.clone(),
-        run_id: run.run_id.clone(),
-        try_number: 0,
-        timezone: dag.timezone.clone(),
-        logical_date,
-        data_interval_start: timestamp(run.data_interval_start),
-        data_interval_end: timestamp(run.data_interval_end),
-        prev_logical_date: prev,
-        next_logical_date: next,
-        params,
-        conf: run.conf.clone(),
-        variables: input.variables.clone(),
-        connections: Map::new(),
-        xcoms: input.xcoms.clone(),
-        task: serde_json::json!({
-            "task_id": task.task_id, "task_type": task.task_type, "owner": dag.owner,
-            "retries": task.retries, "queue": task.queue, "pool": task.pool,
-        }),
-        dag: serde_json::json!({
-            "dag_id": dag.dag_id, "owner": dag.owner, "tags": dag.tags,
-            "timezone": dag.timezone, "description": dag.description,
-        }),
-        map_index: -1,
-        item: None,
-        triggering_asset_events: Map::new(),
-    }
+    weir_template::task_context(
+        dag,
+        task,
+        run,
+        0,
+        input.variables.clone(),
+        input.xcoms.clone(),
+    )
 }
 
 #[cfg(test)]

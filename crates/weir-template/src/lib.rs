@@ -60,6 +60,69 @@ pub struct TemplateContext {
     pub triggering_asset_events: Map<String, Json>,
 }
 
+/// What a task's template context needs of its run (a stored `dag_run` row).
+pub struct RunFacts<'a> {
+    pub run_id: &'a str,
+    /// Micros since the epoch, as the store keeps them.
+    pub logical_date: i64,
+    pub data_interval_start: i64,
+    pub data_interval_end: i64,
+    pub conf: &'a Map<String, Json>,
+}
+
+/// The template context of `task` in a run, at try `try_number` (0: before any try, as
+/// `map_over` renders): what `{{ ds }}` and friends see. No connections, not mapped, no
+/// asset events: callers that have them set those fields.
+pub fn task_context(
+    dag: &weir_core::Dag,
+    task: &weir_core::Task,
+    run: RunFacts<'_>,
+    try_number: u32,
+    variables: BTreeMap<String, String>,
+    xcoms: BTreeMap<(String, String), Json>,
+) -> TemplateContext {
+    use weir_core::{Timetable, timestamp};
+    let logical_date = timestamp(run.logical_date);
+    let (prev, next) = match Timetable::new(&dag.schedule, dag.tz()) {
+        Ok(tt) if tt.is_periodic() => (
+            Some(tt.manual_interval(logical_date).start),
+            Some(timestamp(run.data_interval_end)),
+        ),
+        _ => (None, None),
+    };
+    let mut params = dag.params.clone();
+    params.extend(task.params.clone());
+    params.extend(run.conf.clone());
+    TemplateContext {
+        dag_id: dag.dag_id.clone(),
+        task_id: task.task_id.clone(),
+        run_id: run.run_id.to_string(),
+        try_number,
+        timezone: dag.timezone.clone(),
+        logical_date,
+        data_interval_start: timestamp(run.data_interval_start),
+        data_interval_end: timestamp(run.data_interval_end),
+        prev_logical_date: prev,
+        next_logical_date: next,
+        params,
+        conf: run.conf.clone(),
+        variables,
+        connections: Map::new(),
+        xcoms,
+        task: serde_json::json!({
+            "task_id": task.task_id, "task_type": task.task_type, "owner": dag.owner,
+            "retries": task.retries, "queue": task.queue, "pool": task.pool,
+        }),
+        dag: serde_json::json!({
+            "dag_id": dag.dag_id, "owner": dag.owner, "tags": dag.tags,
+            "timezone": dag.timezone, "description": dag.description,
+        }),
+        map_index: -1,
+        item: None,
+        triggering_asset_events: Map::new(),
+    }
+}
+
 /// A run's XComs as `ti.xcom_pull` reads them, from `(task_id, map_index, key, value)` rows
 /// in `map_index` order: by (task, key), where a mapped task's items give the list of their
 /// values in `map_index` order, as Airflow's `xcom_pull` does.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use weir_core::connection::{Connection, Masker, is_secret_key};
-use weir_core::{Dag, SharedDags, TaskState, Timetable, log_path, now_micros, timestamp};
+use weir_core::{Dag, SharedDags, TaskState, log_path, now_micros, timestamp};
 use weir_ops::{Decide, Plan, PlanContext, Registry, ScriptEnd, XcomMode};
 use weir_store::{ClaimedTi, Finish, Finished, NewMessage, RunRow, Store};
 use weir_template::{Renderer, TemplateContext};
@@ -908,44 +908,17 @@ pub fn template_context(
     variables: BTreeMap<String, String>,
     xcoms: BTreeMap<(String, String), serde_json::Value>,
 ) -> TemplateContext {
-    let logical_date = timestamp(run.logical_date);
-    let (prev, next) = match Timetable::new(&dag.schedule, dag.tz()) {
-        Ok(tt) if tt.is_periodic() => (
-            Some(tt.manual_interval(logical_date).start),
-            Some(timestamp(run.data_interval_end)),
-        ),
-        _ => (None, None),
-    };
-    let mut params = dag.params.clone();
-    params.extend(task.params.clone());
-    params.extend(run.conf.clone());
-    TemplateContext {
-        dag_id: dag.dag_id.clone(),
-        task_id: task.task_id.clone(),
-        run_id: run.run_id.clone(),
-        try_number,
-        timezone: dag.timezone.clone(),
-        logical_date,
-        data_interval_start: timestamp(run.data_interval_start),
-        data_interval_end: timestamp(run.data_interval_end),
-        prev_logical_date: prev,
-        next_logical_date: next,
-        params,
-        conf: run.conf.clone(),
-        variables,
-        connections: serde_json::Map::new(),
-        xcoms,
-        task: serde_json::json!({
-            "task_id": task.task_id, "task_type": task.task_type, "owner": dag.owner,
-            "retries": task.retries, "queue": task.queue, "pool": task.pool,
-        }),
-        dag: serde_json::json!({
-            "dag_id": dag.dag_id, "owner": dag.owner, "tags": dag.tags,
-            "timezone": dag.timezone, "description": dag.description,
-        }),
-        map_index: -1,
-        item: None,
-        triggering_asset_events: serde_json::Map::new(),
+    weir_template::task_context(dag, task, run_facts(run), try_number, variables, xcoms)
+}
+
+/// What a template context needs of a stored run.
+fn run_facts(run: &RunRow) -> weir_template::RunFacts<'_> {
+    weir_template::RunFacts {
+        run_id: &run.run_id,
+        logical_date: run.logical_date,
+        data_interval_start: run.data_interval_start,
+        data_interval_end: run.data_interval_end,
+        conf: &run.conf,
     }
 }
 
