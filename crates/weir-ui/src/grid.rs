@@ -3,7 +3,7 @@
 //! while a run is unfinished.
 
 use crate::dags::DagHeader;
-use crate::page::{Ctx, UiResult, dag_url, duration, html, run_url, seg};
+use crate::page::{Ctx, UiResult, dag_url, duration, html, run_url, seg, ti_url_of};
 use crate::session::Session;
 use askama::Template;
 use axum::extract::{Extension, Path, Query, State};
@@ -180,10 +180,10 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
         seen.update(run.run_id.as_bytes());
         seen.update(run.state.as_str().as_bytes());
     }
-    // Each URL is `<run's>/tasks/<task's>`: both parts encoded once, not once per cell.
-    let run_bases: Vec<String> = runs
+    // Each cell's URL joins its run's and its task's parts, each encoded once.
+    let run_urls: Vec<String> = runs
         .iter()
-        .map(|run| format!("{}/tasks/", run_url(&run.dag_id, &run.run_id)))
+        .map(|run| run_url(&run.dag_id, &run.run_id))
         .collect();
     let rows = dag
         .tasks
@@ -194,10 +194,10 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
             GridRow {
                 task_id: task.task_id.clone(),
                 group: task.group.clone().unwrap_or_default(),
-                cells: run_bases
+                cells: run_urls
                     .iter()
                     .zip(row)
-                    .map(|(base, cell)| {
+                    .map(|(run_url, cell)| {
                         let (ti, count) = cell?;
                         seen.update(&ti.map_index.to_le_bytes());
                         seen.update(ti.state.as_str().as_bytes());
@@ -211,16 +211,10 @@ async fn grid_cells(state: &ApiState, dag: &Dag, limit: Option<i64>) -> UiResult
                         if count > 1 {
                             title.push_str(&format!(" · {count} mapped items"));
                         }
-                        let mut url = String::with_capacity(base.len() + task_seg.len() + 16);
-                        url.push_str(base);
-                        url.push_str(&task_seg);
-                        if ti.map_index >= 0 {
-                            url.push_str(&format!("?map_index={}", ti.map_index));
-                        }
                         Some(Cell {
                             state: ti.state.as_str(),
                             title,
-                            url,
+                            url: ti_url_of(run_url, &task_seg, ti.map_index),
                         })
                     })
                     .collect(),

@@ -207,11 +207,16 @@ pub fn run_url(dag_id: &str, run_id: &str) -> String {
 
 /// `/dags/<dag>/runs/<run>/tasks/<task>` (with `?map_index=` for an item of a mapped task).
 pub fn ti_url(dag_id: &str, run_id: &str, task_id: &str, map_index: i64) -> String {
-    let base = format!("{}/tasks/{}", run_url(dag_id, run_id), seg(task_id));
+    ti_url_of(&run_url(dag_id, run_id), &seg(task_id), map_index)
+}
+
+/// [`ti_url`] from its run's URL and its task's encoded segment, for pages that build many
+/// (the grid encodes each run and task once).
+pub fn ti_url_of(run_url: &str, task_seg: &str, map_index: i64) -> String {
     if map_index >= 0 {
-        format!("{base}?map_index={map_index}")
+        format!("{run_url}/tasks/{task_seg}?map_index={map_index}")
     } else {
-        base
+        format!("{run_url}/tasks/{task_seg}")
     }
 }
 
