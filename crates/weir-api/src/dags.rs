@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use utoipa::IntoParams;
 use weir_core::{Dag, Schedule};
@@ -24,6 +25,8 @@ pub struct DagCache {
     /// Held while one request reads a stale listing anew: the others answer from the stale
     /// one (or, with none, wait for it) instead of all reading the store at once.
     refresh: tokio::sync::Mutex<()>,
+    /// Counts `clear` calls: a listing read while one happened is not kept.
+    cleared: std::sync::atomic::AtomicU64,
 }
 
 /// What a DAG listing reads from the store.
@@ -38,7 +41,9 @@ impl DagCache {
     pub const LISTING_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
     pub fn clear(&self) {
-        *self.listing.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut listing = self.listing.write().unwrap_or_else(|e| e.into_inner());
+        self.cleared.fetch_add(1, Ordering::SeqCst);
+        *listing = None;
     }
 }
 
@@ -163,6 +168,7 @@ impl ApiState {
         if let Some((true, listing)) = kept() {
             return Ok(listing);
         }
+        let before = self.inner.dags.cleared.load(Ordering::SeqCst);
         let mut rows = self.store().list_dags().await?;
         rows.sort_by(|a, b| a.dag_id.cmp(&b.dag_id));
         let import_errors = self.store().import_errors().await?;
@@ -171,8 +177,10 @@ impl ApiState {
             import_error_files: import_errors.iter().map(|e| e.filename.clone()).collect(),
             import_errors,
         });
-        *cache.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((std::time::Instant::now(), listing.clone()));
+        let mut kept = cache.write().unwrap_or_else(|e| e.into_inner());
+        if self.inner.dags.cleared.load(Ordering::SeqCst) == before {
+            *kept = Some((std::time::Instant::now(), listing.clone()));
+        }
         Ok(listing)
     }
 }

@@ -25,6 +25,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use weir_service::Services;
 use weir_store::Store;
@@ -88,6 +89,9 @@ struct Inner {
     pages: std::sync::Mutex<HashMap<String, Kept>>,
     /// Held by the request that computes a page anew.
     computing: tokio::sync::Mutex<()>,
+    /// Counts `forget_pages` calls: a page computed while one happened is not kept, since it
+    /// may have read the store before the change.
+    forgotten: std::sync::atomic::AtomicU64,
     /// The OpenAPI document, rendered once when the router is built.
     openapi: std::sync::OnceLock<String>,
     /// Renders this process's metrics for `/metrics`, when a recorder is installed.
@@ -115,6 +119,7 @@ impl ApiState {
                 dags: dags::DagCache::default(),
                 pages: Default::default(),
                 computing: Default::default(),
+                forgotten: Default::default(),
                 openapi: std::sync::OnceLock::new(),
                 metrics,
             }),
@@ -166,8 +171,12 @@ impl ApiState {
         if let Some((true, value)) = kept() {
             return Ok(value);
         }
+        let before = self.inner.forgotten.load(Ordering::SeqCst);
         let value = Arc::new(compute.await?);
         let mut pages = lock();
+        if self.inner.forgotten.load(Ordering::SeqCst) != before {
+            return Ok(value);
+        }
         if pages.len() >= 256 {
             pages.retain(|_, (at, _)| at.elapsed() < Self::PAGE_TTL);
         }
@@ -177,11 +186,10 @@ impl ApiState {
 
     /// Forgets cached listings and pages: after a request of this process changed something.
     pub fn forget_pages(&self) {
-        self.inner
-            .pages
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut pages = self.inner.pages.lock().unwrap_or_else(|e| e.into_inner());
+        self.inner.forgotten.fetch_add(1, Ordering::SeqCst);
+        pages.clear();
+        drop(pages);
         self.inner.dags.clear();
     }
 

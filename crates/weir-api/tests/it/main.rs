@@ -513,3 +513,44 @@ async fn health_needs_no_login_and_the_openapi_document_lists_every_route() {
     }
     assert!(doc["components"]["schemas"]["DagResponse"].is_object());
 }
+
+#[tokio::test]
+async fn a_page_computed_while_a_change_forgot_the_cache_is_not_kept() {
+    let api = Api::new().await;
+    let state = api.state.clone();
+    // The first computation reads "before"; a change lands (and forgets pages) before it ends.
+    let first = api
+        .state
+        .memo("k", async {
+            state.forget_pages();
+            Ok::<_, ()>("before")
+        })
+        .await
+        .unwrap();
+    assert_eq!(*first, "before");
+    // The next request computes anew instead of getting what was read before the change.
+    let second = api
+        .state
+        .memo("k", async { Ok::<_, ()>("after") })
+        .await
+        .unwrap();
+    assert_eq!(*second, "after");
+    // Without a change in between, it is kept.
+    let third = api
+        .state
+        .memo("k", async { Ok::<_, ()>("again") })
+        .await
+        .unwrap();
+    assert_eq!(*third, "after");
+}
+
+#[tokio::test]
+async fn a_listing_shows_a_change_at_once_after_forget_pages() {
+    let api = Api::new().await;
+    let first = api.state.listing().await.unwrap();
+    assert!(!first.rows[0].is_paused);
+    // A pause between the read and the next one is seen at once after forget_pages.
+    api.state.store().set_paused("daily", true).await.unwrap();
+    api.state.forget_pages();
+    assert!(api.state.listing().await.unwrap().rows[0].is_paused);
+}
