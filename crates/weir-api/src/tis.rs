@@ -64,7 +64,23 @@ pub(crate) fn ti_response(dag: &Dag, run: &RunRow, ti: &TiRow) -> TaskInstanceRe
         rendered_map_index: (ti.map_index >= 0).then(|| ti.map_index.to_string()),
         rendered_fields: Map::new(),
         dag_version: None,
-        trigger: None,
+        // A waiting sensor's wait, in the shape of Airflow's TriggerResponse.
+        trigger: ti
+            .sensor
+            .as_ref()
+            .filter(|_| ti.state == TaskState::Deferred)
+            .map(|sensor| {
+                let kind = sensor["wait"]["condition"]["kind"]
+                    .as_str()
+                    .unwrap_or("wait");
+                serde_json::json!({
+                    "id": ti.id,
+                    "classpath": format!("weir.sensors.{kind}"),
+                    "kwargs": sensor.to_string(),
+                    "created_date": iso_opt(ti.end_date).or_else(|| iso_opt(ti.start_date)),
+                    "triggerer_id": null,
+                })
+            }),
         triggerer_job: None,
     }
 }

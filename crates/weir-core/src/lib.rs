@@ -86,6 +86,22 @@ pub fn try_tag(worker: &str, ti_id: i64, try_number: i64) -> String {
     format!("{worker}/{ti_id}/{try_number}")
 }
 
+/// What a sensor watching a task instance records as its `sensor_key`: the task of a DAG's
+/// run at a logical date (micros). The store brings such a sensor's check forward when an
+/// instance with this key ends.
+pub fn watch_task_key(dag_id: &str, task_id: &str, logical_date: i64) -> String {
+    format!("task:{dag_id}:{task_id}:{logical_date}")
+}
+
+/// The `sensor_key`s of a run: by run id (`trigger_dag` waits for its run) and by logical
+/// date (an external-DAG sensor).
+pub fn watch_run_keys(dag_id: &str, run_id: &str, logical_date: i64) -> [String; 2] {
+    [
+        format!("run:{dag_id}:{run_id}"),
+        format!("run:{dag_id}@{logical_date}"),
+    ]
+}
+
 /// Like [`parse_instant`], but a plain date means the last instant of that day in `tz`, so
 /// `--end 2026-01-15` includes every interval that starts on the 15th.
 pub fn parse_instant_inclusive(

@@ -52,9 +52,20 @@ string_enum! {
         UpstreamFailed = "upstream_failed",
         UpForRetry = "up_for_retry",
         UpForReschedule = "up_for_reschedule",
+        // A sensor (or a waiting `trigger_dag`) handed to the triggerer: no slot, no process.
+        Deferred = "deferred",
         Removed = "removed",
         // Cleared while a try ran: the try is being stopped, then the instance runs anew.
         Restarting = "restarting",
+    }
+}
+
+// `none` is Airflow's "no state yet"; the enum comes from a macro, so the variant cannot be
+// marked `#[default]`.
+#[allow(clippy::derivable_impls)]
+impl Default for TaskState {
+    fn default() -> Self {
+        TaskState::None
     }
 }
 

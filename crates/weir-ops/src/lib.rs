@@ -18,9 +18,11 @@ mod latest_only;
 pub mod models;
 pub mod notify;
 mod python;
+pub mod sensor;
 mod shell;
 mod short_circuit;
 mod sql;
+pub mod trigger_dag;
 
 pub use branch::Branch;
 pub use check::Check;
@@ -29,9 +31,11 @@ pub use http::Http;
 pub use latest_only::LatestOnly;
 pub use models::Models;
 pub use python::Python;
+pub use sensor::WaitFor;
 pub use shell::Shell;
 pub use short_circuit::ShortCircuit;
 pub use sql::Sql;
+pub use trigger_dag::TriggerDag;
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -96,6 +100,10 @@ pub enum Plan {
     Native(Box<dyn Native>),
     /// A control-flow task: a decision about its downstream tasks.
     Decide(Decide),
+    /// A sensor: wait until its condition holds (how depends on its mode).
+    Wait(sensor::Wait),
+    /// `trigger_dag`: start another DAG's run (and maybe wait for it).
+    Trigger(trigger_dag::Trigger),
 }
 
 /// What a control-flow task concluded: the decision the worker records with its success
@@ -136,6 +144,8 @@ impl std::fmt::Debug for Plan {
             Plan::Decide(Decide::Script { spec, .. }) => {
                 f.debug_tuple("DecideByScript").field(spec).finish()
             }
+            Plan::Wait(wait) => f.debug_tuple("Wait").field(wait).finish(),
+            Plan::Trigger(trigger) => f.debug_tuple("Trigger").field(trigger).finish(),
         }
     }
 }
@@ -306,6 +316,8 @@ impl Registry {
             .with(Branch)
             .with(ShortCircuit)
             .with(LatestOnly)
+            .with(WaitFor)
+            .with(TriggerDag)
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -285,7 +285,8 @@ pub fn evaluate_shaped(
                         }
                     }
                 }
-                TaskState::UpForRetry => match ti.next_retry_at {
+                // A retry, or a sensor's next poke, once its time has come.
+                TaskState::UpForRetry | TaskState::UpForReschedule => match ti.next_retry_at {
                     Some(at) if at > now => {
                         out.next_retry = Some(out.next_retry.map_or(at, |n: i64| n.min(at)));
                         None
@@ -485,6 +486,7 @@ mod tests {
             decision: None,
             reason: None,
             map_item: None,
+            sensor: None,
         }
     }
 

@@ -1026,6 +1026,7 @@ pub fn new_run(
         data_interval_end: micros(interval.end),
         conf,
         backfill_id: None,
+        parent_ti_id: None,
     }
 }
 

@@ -42,6 +42,7 @@ impl Scheduler {
                 xcom: None,
                 decision: None,
                 messages: Vec::new(),
+                ..Default::default()
             });
         }
         let applied = self.store.finish_zombies(&finishes).await?;

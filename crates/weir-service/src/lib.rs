@@ -139,6 +139,33 @@ impl Services {
         if let Some(id) = run_id {
             new.run_id = id;
         }
+        self.create_manual(actor, dag, new).await
+    }
+
+    /// A run of `dag` triggered by the `trigger_dag` task instance `parent_ti_id`, which the
+    /// run records so that each links to the other.
+    pub async fn trigger_child(
+        &self,
+        actor: &Actor,
+        dag: &Dag,
+        logical_date: Timestamp,
+        conf: Map<String, Value>,
+        parent_ti_id: i64,
+    ) -> Result<RunRow> {
+        let at = logical_date;
+        let mut new =
+            weir_scheduler::new_run(dag, RunType::Manual, at, manual_interval(dag, at), conf);
+        new.parent_ti_id = Some(parent_ti_id);
+        self.create_manual(actor, dag, new).await
+    }
+
+    async fn create_manual(
+        &self,
+        actor: &Actor,
+        dag: &Dag,
+        new: weir_store::NewRun,
+    ) -> Result<RunRow> {
+        let at = weir_core::timestamp(new.logical_date);
         let run = weir_scheduler::create_run(&self.store, dag, &new)
             .await?
             .ok_or_else(|| {

@@ -74,6 +74,12 @@ macro_rules! values {
                 text.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
     };
 }
 

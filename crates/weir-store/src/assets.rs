@@ -209,6 +209,7 @@ impl Store {
                 data_interval_end: at,
                 conf: serde_json::Map::new(),
                 backfill_id: None,
+                parent_ti_id: None,
             };
             if let Some(run) = insert_run(&mut tx, &new, tasks).await? {
                 created = Some(run);

@@ -119,6 +119,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_mapping.sql"),
     ),
     (
+        8,
+        "sensors",
+        include_str!("../migrations/sqlite/0008_sensors.sql"),
+    ),
+    (
         9,
         "assets",
         include_str!("../migrations/sqlite/0009_assets.sql"),
@@ -159,6 +164,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "mapping",
         include_str!("../migrations/postgres/0007_mapping.sql"),
+    ),
+    (
+        8,
+        "sensors",
+        include_str!("../migrations/postgres/0008_sensors.sql"),
     ),
     (
         9,

@@ -92,14 +92,16 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<OutboxMessage>> {
-        let lock = match self.backend {
-            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            crate::Backend::Sqlite => "",
+        // A materialized pick, as `Store::claim` does: PostgreSQL runs it once.
+        let (lock, materialized) = match self.backend {
+            crate::Backend::Postgres => (" FOR UPDATE SKIP LOCKED", "MATERIALIZED "),
+            crate::Backend::Sqlite => ("", ""),
         };
         let sql = format!(
-            "UPDATE outbox SET claimed_by = $1, claimed_until = $2, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 \
+            "WITH picked AS {materialized}(SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= $3 \
              AND (claimed_until IS NULL OR claimed_until < $3) ORDER BY id LIMIT $4{lock}) \
+             UPDATE outbox SET claimed_by = $1, claimed_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM picked) \
              RETURNING id, kind, payload, attempts"
         );
         let mut tx = self.begin_write().await?;

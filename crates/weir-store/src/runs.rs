@@ -3,7 +3,7 @@
 use crate::tis::TaskSeed;
 use crate::{Result, Store, parse_state, placeholders};
 use sqlx::Row;
-use weir_core::{RunState, RunType, now_micros};
+use weir_core::{RunState, RunType, TaskState, now_micros};
 
 /// A run to create.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct NewRun {
     pub conf: serde_json::Map<String, serde_json::Value>,
     /// The backfill that created the run, if any.
     pub backfill_id: Option<i64>,
+    /// The `trigger_dag` task instance that created the run, if any.
+    pub parent_ti_id: Option<i64>,
 }
 
 /// A run as stored.
@@ -35,10 +37,12 @@ pub struct RunRow {
     pub start_date: Option<i64>,
     pub end_date: Option<i64>,
     pub backfill_id: Option<i64>,
+    /// The `trigger_dag` task instance that created the run, if any.
+    pub parent_ti_id: Option<i64>,
 }
 
 const RUN_COLUMNS: &str = "id, dag_id, run_id, run_type, state, logical_date, data_interval_start, \
-     data_interval_end, conf, queued_at, start_date, end_date, backfill_id";
+     data_interval_end, conf, queued_at, start_date, end_date, backfill_id, parent_ti_id";
 
 pub(crate) fn run_row(row: &sqlx::any::AnyRow) -> Result<RunRow> {
     let conf: String = row.try_get("conf")?;
@@ -56,6 +60,7 @@ pub(crate) fn run_row(row: &sqlx::any::AnyRow) -> Result<RunRow> {
         start_date: row.try_get("start_date")?,
         end_date: row.try_get("end_date")?,
         backfill_id: row.try_get("backfill_id")?,
+        parent_ti_id: row.try_get("parent_ti_id")?,
     })
 }
 
@@ -115,6 +120,46 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(run_row).transpose()
+    }
+
+    /// Runs that `trigger_dag` task instances created, oldest first.
+    pub async fn runs_triggered_by(&self, ti_ids: &[i64]) -> Result<Vec<RunRow>> {
+        if ti_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM dag_run WHERE parent_ti_id IN ({}) ORDER BY id",
+            placeholders(1, ti_ids.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ti_ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(run_row).collect()
+    }
+
+    /// The states of `task_id`'s instances (every item of a mapped task) in the run of
+    /// `dag_id` at `logical_date`; empty when there is no such run or task instance. What an
+    /// external-task sensor looks at.
+    pub async fn task_states_at(
+        &self,
+        dag_id: &str,
+        task_id: &str,
+        logical_date: i64,
+    ) -> Result<Vec<TaskState>> {
+        let rows = sqlx::query(
+            "SELECT ti.state FROM task_instance ti JOIN dag_run r ON r.id = ti.run_pk \
+             WHERE r.dag_id = $1 AND r.logical_date = $2 AND ti.task_id = $3",
+        )
+        .bind(dag_id)
+        .bind(logical_date)
+        .bind(task_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| parse_state("task_instance", &r.try_get::<String, _>(0)?))
+            .collect()
     }
 
     /// Runs of a DAG, newest logical date first.
@@ -403,7 +448,8 @@ pub(crate) async fn insert_run(
 ) -> Result<Option<RunRow>> {
     let sql = format!(
         "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, data_interval_start, \
-             data_interval_end, conf, queued_at, backfill_id) VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9) \
+             data_interval_end, conf, queued_at, backfill_id, parent_ti_id) \
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT DO NOTHING RETURNING {RUN_COLUMNS}"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -416,6 +462,7 @@ pub(crate) async fn insert_run(
         .bind(serde_json::Value::Object(run.conf.clone()).to_string())
         .bind(now_micros())
         .bind(run.backfill_id)
+        .bind(run.parent_ti_id)
         .fetch_optional(&mut **tx)
         .await?;
     let Some(row) = row else {

@@ -72,6 +72,9 @@ pub struct TiRow {
     pub reason: Option<String>,
     /// The item of a mapped task's instance (`{{ item }}`), fixed when the task expanded.
     pub map_item: Option<serde_json::Value>,
+    /// What a waiting sensor checks (`deferred`, `up_for_reschedule`): the JSON the worker
+    /// recorded with its wait, read back by the triggerer and by the sensor's next try.
+    pub sensor: Option<serde_json::Value>,
 }
 
 /// A task instance a worker has claimed: it is `running` with a new try number.
@@ -91,8 +94,11 @@ pub struct Transition {
 }
 
 /// The end of one try: from `running` (and this try number) to `state`, with the try's XCom
-/// value, written in the same transaction so that a superseded try cannot store one.
-#[derive(Debug, Clone, PartialEq)]
+/// value, written in the same transaction so that a superseded try cannot store one. A sensor
+/// that waits ends its try's turn too: `deferred` (the triggerer checks it from now on) or
+/// `up_for_reschedule` (its slot is given back, and the try number with it: a reschedule is
+/// not a retry), with what it waits for in `sensor`.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Finish {
     pub ti_id: i64,
     pub try_number: i64,
@@ -103,6 +109,12 @@ pub struct Finish {
     pub decision: Option<Decision>,
     /// Side effects of this outcome (notifications), written only if it is recorded.
     pub messages: Vec<crate::NewMessage>,
+    /// Why the instance is in `state` (what a sensor waits for, why it was skipped).
+    pub reason: Option<String>,
+    /// For `deferred` and `up_for_reschedule`: what the sensor waits for (kept while it waits).
+    pub sensor: Option<serde_json::Value>,
+    /// The task or run in the store the sensor watches (see the `sensor_key` column).
+    pub sensor_key: Option<String>,
 }
 
 /// What became of a [`Finish`].
@@ -139,7 +151,7 @@ pub struct TryRow {
 
 const TI_COLUMNS: &str = "id, run_pk, dag_id, run_id, task_id, map_index, state, try_number, max_tries, pool, \
      pool_slots, priority_weight, queue, worker, pid, queued_at, start_date, end_date, heartbeat, next_retry_at, \
-     decision, reason, map_item";
+     decision, reason, map_item, sensor";
 
 fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
     Ok(TiRow {
@@ -170,6 +182,9 @@ fn ti_row(row: &sqlx::any::AnyRow) -> Result<TiRow> {
         reason: row.try_get("reason")?,
         map_item: row
             .try_get::<Option<String>, _>("map_item")?
+            .and_then(|text| serde_json::from_str(&text).ok()),
+        sensor: row
+            .try_get::<Option<String>, _>("sensor")?
             .and_then(|text| serde_json::from_str(&text).ok()),
     })
 }
@@ -324,7 +339,7 @@ impl Store {
                 ),
                 TaskState::None => (
                     "state = $1, next_retry_at = $2, queued_at = NULL, start_date = NULL, end_date = NULL, \
-                     heartbeat = NULL, worker = NULL, pid = NULL, decision = NULL, reason = NULL",
+                     heartbeat = NULL, worker = NULL, pid = NULL, decision = NULL, reason = NULL, sensor = NULL, sensor_key = NULL",
                     false,
                     false,
                 ),
@@ -441,15 +456,20 @@ impl Store {
                 placeholders(4 + queues.len(), run_pks.len())
             ));
         }
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        let (lock, materialized) = match self.backend {
+            Backend::Postgres => (" FOR UPDATE SKIP LOCKED", "MATERIALIZED "),
+            Backend::Sqlite => ("", ""),
         };
+        // The pick is a materialized CTE: as a plain `IN (SELECT ... LIMIT n SKIP LOCKED)`,
+        // PostgreSQL may run the subquery more than once, and each run skips the rows the
+        // last one locked, so a claim of one could take two (seen when an index changed the
+        // plan).
         let sql = format!(
-            "UPDATE task_instance SET state = 'running', try_number = try_number + 1, worker = $1, \
+            "WITH picked AS {materialized}(SELECT id FROM task_instance WHERE state = 'queued'{filter} \
+             ORDER BY priority_weight DESC, queued_at, id LIMIT $3{lock}) \
+             UPDATE task_instance SET state = 'running', try_number = try_number + 1, worker = $1, \
              start_date = $2, heartbeat = $2, end_date = NULL, pid = NULL, next_retry_at = NULL \
-             WHERE id IN (SELECT id FROM task_instance WHERE state = 'queued'{filter} \
-             ORDER BY priority_weight DESC, queued_at, id LIMIT $3{lock}) AND state = 'queued' \
+             WHERE id IN (SELECT id FROM picked) AND state = 'queued' \
              RETURNING {TI_COLUMNS}"
         );
         let mut tx = self.begin_write().await?;
@@ -470,7 +490,9 @@ impl Store {
                 .map(|i| format!("({}, 'running')", placeholders(i * 4 + 1, 4)))
                 .collect();
             let sql = format!(
-                "INSERT INTO task_try (ti_id, try_number, worker, start_date, state) VALUES {}",
+                "INSERT INTO task_try (ti_id, try_number, worker, start_date, state) VALUES {} \
+                 ON CONFLICT (ti_id, try_number) DO UPDATE SET worker = excluded.worker, end_date = NULL, \
+                 state = 'running'",
                 values.join(", ")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -515,17 +537,123 @@ impl Store {
     /// worker, to its state, and its XCom is stored with it; a try whose instance was cleared
     /// meanwhile (`restarting`) resets it to `none` instead. See [`Finished`].
     pub async fn finish(&self, worker: &str, finishes: &[Finish]) -> Result<Vec<Finished>> {
-        self.finish_tries(Some(worker), finishes).await
+        self.finish_tries(Some(worker), TaskState::Running, finishes)
+            .await
     }
 
     /// Ends tries of zombies (whatever worker held them), as [`Store::finish`] does.
     pub async fn finish_zombies(&self, finishes: &[Finish]) -> Result<Vec<Finished>> {
-        self.finish_tries(None, finishes).await
+        self.finish_tries(None, TaskState::Running, finishes).await
+    }
+
+    /// Ends deferred tries (the triggerer saw their condition met, failed or timed out): each
+    /// moves from `deferred` at its try number, as [`Store::finish`] moves from `running`.
+    /// A clear or a mark meanwhile wins: that finish is [`Finished::Lost`].
+    pub async fn finish_deferred(&self, finishes: &[Finish]) -> Result<Vec<Finished>> {
+        self.finish_tries(None, TaskState::Deferred, finishes).await
+    }
+
+    /// Deferred instances due for a check at `now`, soonest first.
+    pub async fn due_deferred(&self, now: i64, limit: i64) -> Result<Vec<TiRow>> {
+        let sql = format!(
+            "SELECT {TI_COLUMNS} FROM task_instance WHERE state = 'deferred' AND next_retry_at <= $1 \
+             ORDER BY next_retry_at LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ti_row).collect()
+    }
+
+    /// When the next deferred instance is due for a check, if any waits.
+    pub async fn next_deferred_check(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(next_retry_at) FROM task_instance WHERE state = 'deferred'",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Brings forward the next check of deferred instances that watch a task instance or a
+    /// run that ended at or after `since` (their `sensor_key`): the end of what a sensor
+    /// waits for is seen at the triggerer's next round, not at the sensor's next poke.
+    /// Returns how many were brought forward.
+    pub async fn hurry_deferred(&self, since: i64, now: i64) -> Result<u64> {
+        let mut keys: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let tis = sqlx::query(
+            "SELECT r.dag_id, ti.task_id, r.logical_date FROM task_instance ti \
+             JOIN dag_run r ON r.id = ti.run_pk WHERE ti.end_date >= $1",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &tis {
+            let (dag, task, at): (String, String, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            keys.insert(weir_core::watch_task_key(&dag, &task, at));
+        }
+        let runs =
+            sqlx::query("SELECT dag_id, run_id, logical_date FROM dag_run WHERE end_date >= $1")
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+        for row in &runs {
+            let (dag, run, at): (String, String, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            keys.extend(weir_core::watch_run_keys(&dag, &run, at));
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<String> = keys.into_iter().collect();
+        let mut tx = self.begin_write().await?;
+        let mut hurried = 0;
+        for chunk in keys.chunks(500) {
+            let sql = format!(
+                "UPDATE task_instance SET next_retry_at = $1 WHERE state = 'deferred' \
+                 AND next_retry_at > $1 AND sensor_key IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for key in chunk {
+                q = q.bind(key);
+            }
+            hurried += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(hurried)
+    }
+
+    /// Deferred instances checked and still waiting: their next check, what they wait for
+    /// and why, each a compare-and-set on `deferred` at its try number, in one transaction.
+    pub async fn wait_again(&self, waits: &[Finish]) -> Result<()> {
+        if waits.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for w in waits {
+            sqlx::query(
+                "UPDATE task_instance SET next_retry_at = $1, sensor = $2, reason = $3 \
+                 WHERE id = $4 AND try_number = $5 AND state = 'deferred'",
+            )
+            .bind(w.next_retry_at)
+            .bind(w.sensor.as_ref().map(|v| v.to_string()))
+            .bind(w.reason.as_deref())
+            .bind(w.ti_id)
+            .bind(w.try_number)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn finish_tries(
         &self,
         worker: Option<&str>,
+        from: TaskState,
         finishes: &[Finish],
     ) -> Result<Vec<Finished>> {
         if finishes.is_empty() {
@@ -535,10 +663,13 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut out = Vec::with_capacity(finishes.len());
         for f in finishes {
+            // A reschedule gives its try number back: the next poke is the same try.
+            let given_back = (f.state == TaskState::UpForReschedule) as i64;
+            let waits = matches!(f.state, TaskState::UpForReschedule | TaskState::Deferred);
             let done = sqlx::query(
                 "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3, heartbeat = NULL, \
-                 decision = $7, reason = NULL \
-                 WHERE id = $4 AND try_number = $5 AND state = 'running' AND ($6 IS NULL OR worker = $6)",
+                 decision = $7, reason = $8, sensor = $9, try_number = try_number - $10, sensor_key = $12 \
+                 WHERE id = $4 AND try_number = $5 AND state = $11 AND ($6 IS NULL OR worker = $6)",
             )
             .bind(f.state.as_str())
             .bind(now)
@@ -547,6 +678,11 @@ impl Store {
             .bind(f.try_number)
             .bind(worker)
             .bind(f.decision.as_ref().map(Decision::to_json))
+            .bind(f.reason.as_deref())
+            .bind(f.sensor.as_ref().filter(|_| waits).map(|v| v.to_string()))
+            .bind(given_back)
+            .bind(from.as_str())
+            .bind(f.sensor_key.as_deref().filter(|_| waits))
             .execute(&mut *tx)
             .await?;
             let outcome = if done.rows_affected() == 1 {
@@ -570,7 +706,7 @@ impl Store {
                 let reset = sqlx::query(
                     "UPDATE task_instance SET state = 'none', queued_at = NULL, start_date = NULL, \
                      end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, next_retry_at = NULL, \
-                     decision = NULL, reason = NULL \
+                     decision = NULL, reason = NULL, sensor = NULL, sensor_key = NULL \
                      WHERE id = $1 AND try_number = $2 AND state = 'restarting'",
                 )
                 .bind(f.ti_id)
@@ -590,8 +726,11 @@ impl Store {
                 Finished::Lost => None,
             };
             if let Some(try_state) = try_state {
+                // A waiting try has not ended: a reschedule's next poke and a deferral's
+                // triggerer go on with it.
+                let waiting = outcome == Finished::Applied && waits;
                 sqlx::query("UPDATE task_try SET end_date = $1, state = $2 WHERE ti_id = $3 AND try_number = $4 AND end_date IS NULL")
-                    .bind(now)
+                    .bind((!waiting).then_some(now))
                     .bind(try_state)
                     .bind(f.ti_id)
                     .bind(f.try_number)
@@ -641,7 +780,7 @@ impl Store {
             let row = sqlx::query(
                 "UPDATE task_instance SET state = 'none', max_tries = try_number + $1, queued_at = NULL, \
                  start_date = NULL, end_date = NULL, heartbeat = NULL, worker = NULL, pid = NULL, \
-                 next_retry_at = NULL, decision = NULL, reason = NULL \
+                 next_retry_at = NULL, decision = NULL, reason = NULL, sensor = NULL, sensor_key = NULL \
                  WHERE id = $2 AND state NOT IN ('running', 'restarting') RETURNING run_pk",
             )
             .bind(extra)

@@ -17,6 +17,14 @@ pub struct TiItem {
     pub start: Option<Time>,
     pub duration: String,
     pub url: String,
+    /// Why it is in its state (what a sensor waits for, why it was skipped).
+    pub reason: String,
+}
+
+/// A run linked from another: `DAG / run id` and its page.
+pub struct RunLink {
+    pub label: String,
+    pub url: String,
 }
 
 #[derive(Template)]
@@ -37,6 +45,10 @@ struct RunPage {
     conf: String,
     tis: Vec<TiItem>,
     live: bool,
+    /// The `trigger_dag` task instance that created this run.
+    parent: Option<RunLink>,
+    /// Runs that this run's `trigger_dag` tasks created.
+    children: Vec<RunLink>,
 }
 
 pub async fn page(
@@ -47,10 +59,26 @@ pub async fn page(
     let (row, dag) = state.dag(&dag_id).await?;
     let run = state.run(&dag_id, &run_id).await?;
     let ctx = Ctx::new(&session).with_tz(&dag.timezone);
-    let tis = state
+    let rows = state.store().task_instances(run.id).await?;
+    let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
+    let children = state
         .store()
-        .task_instances(run.id)
+        .runs_triggered_by(&ids)
         .await?
+        .into_iter()
+        .map(|r| RunLink {
+            label: format!("{} / {}", r.dag_id, r.run_id),
+            url: run_url(&r.dag_id, &r.run_id),
+        })
+        .collect();
+    let parent = match run.parent_ti_id {
+        Some(id) => state.store().task_instance(id).await?.map(|ti| RunLink {
+            label: format!("{} / {} / {}", ti.dag_id, ti.run_id, ti.task_id),
+            url: ti_url(&ti.dag_id, &ti.run_id, &ti.task_id, ti.map_index),
+        }),
+        None => None,
+    };
+    let tis = rows
         .into_iter()
         .map(|ti| TiItem {
             url: ti_url(&dag_id, &run_id, &ti.task_id, ti.map_index),
@@ -60,6 +88,7 @@ pub async fn page(
             try_number: ti.try_number,
             start: Time::opt(ti.start_date),
             duration: duration(ti.start_date, ti.end_date),
+            reason: ti.reason.unwrap_or_default(),
         })
         .collect();
     html(&RunPage {
@@ -78,6 +107,8 @@ pub async fn page(
         conf: serde_json::to_string_pretty(&run.conf).unwrap_or_default(),
         tis,
         live: !run.state.is_finished(),
+        parent,
+        children,
     })
 }
 

@@ -10,6 +10,7 @@
 
 pub mod notifier;
 pub mod process;
+pub mod wait;
 
 use process::{Exit, Pgid, run_process};
 use std::collections::{BTreeMap, HashMap};
@@ -390,18 +391,16 @@ impl Worker {
             Some(e) => Err(e),
             None => self.attempt(&ti, &log, &secrets, &mut kill).await,
         };
-        let (state, message, xcom, decision) = match outcome {
-            Ok(Outcome {
-                state,
-                message,
-                xcom,
-                decision,
-            }) => (state, message, xcom, decision),
-            Err(message) => (TaskState::Failed, message, None, None),
-        };
-        let mut state = state;
-        let mut next_retry_at = None;
-        if state == TaskState::Failed && ti.try_number <= ti.max_tries {
+        let outcome = outcome.unwrap_or_else(Outcome::failed);
+        let Outcome {
+            mut state,
+            message,
+            xcom,
+            decision,
+            ..
+        } = outcome;
+        let mut next_retry_at = outcome.next_check;
+        if state == TaskState::Failed && !outcome.no_retry && ti.try_number <= ti.max_tries {
             state = TaskState::UpForRetry;
             let delay = match self
                 .dag(&ti.dag_id)
@@ -415,10 +414,9 @@ impl Worker {
             next_retry_at = Some(now_micros() + delay.as_micros() as i64);
         }
         log.line(
-            if state == TaskState::Success {
-                "INFO"
-            } else {
-                "ERROR"
+            match state {
+                TaskState::Success | TaskState::Deferred | TaskState::UpForReschedule => "INFO",
+                _ => "ERROR",
             },
             &message,
         );
@@ -442,6 +440,9 @@ impl Worker {
             xcom: xcom.filter(|_| state == TaskState::Success && !lost),
             decision: decision.filter(|_| state == TaskState::Success && !lost),
             messages,
+            reason: outcome.reason,
+            sensor: outcome.sensor,
+            sensor_key: outcome.sensor_key,
         };
         let decided = finish.decision.is_some();
         let result = self.store.finish(&self.id(), &[finish]).await;
@@ -486,7 +487,9 @@ impl Worker {
                 .push(weir_core::TiChange {
                     ti_id: ti.id,
                     state: recorded,
-                    try_number: ti.try_number,
+                    // A reschedule gave its try number back.
+                    try_number: ti.try_number
+                        - (recorded == Some(TaskState::UpForReschedule)) as i64,
                     next_retry_at,
                 });
         }
@@ -501,37 +504,14 @@ impl Worker {
         state: TaskState,
         log_file: &Path,
     ) -> Vec<NewMessage> {
-        let (key, event) = match state {
-            TaskState::Failed => ("on_failure", "failure"),
-            TaskState::UpForRetry => ("on_retry", "retry"),
-            TaskState::Success => ("on_success", "success"),
-            _ => return Vec::new(),
-        };
+        if outcome_callback(state).is_none() {
+            return Vec::new();
+        }
         let Some(dag) = self.dag(&ti.dag_id).await else {
             return Vec::new();
         };
-        let Some(callbacks) = dag.task(&ti.task_id).and_then(|t| t.callbacks.get(key)) else {
-            return Vec::new();
-        };
-        let error = (state != TaskState::Success).then(|| log_tail(log_file, 20));
-        let logical_date = self
-            .run_of(ti)
-            .await
-            .ok()
-            .map(|r| weir_core::iso(timestamp(r.logical_date)));
-        let event = weir_core::notify::Event {
-            event: event.into(),
-            dag_id: ti.dag_id.clone(),
-            run_id: Some(ti.run_id.clone()),
-            task_id: Some(ti.task_id.clone()),
-            try_number: Some(ti.try_number),
-            state: Some(state.to_string()),
-            logical_date,
-            error,
-            log_url: Some(log_file.display().to_string()),
-            message: None,
-        };
-        NewMessage::notifications(callbacks, &event)
+        let logical_date = self.run_of(ti).await.ok().map(|r| r.logical_date);
+        outcome_messages(&dag, ti, logical_date, state, log_file)
     }
 
     /// Plans and runs the try; `Err` is a failure message for the log.
@@ -581,6 +561,8 @@ impl Worker {
             Plan::Nothing => return Ok(Outcome::success(None, "nothing to do".into())),
             Plan::Process(spec) => (spec, None),
             Plan::Native(native) => return self.run_native(native, task, log, kill).await,
+            Plan::Wait(wait) => return self.sensor(ti, wait, log, kill).await,
+            Plan::Trigger(trigger) => return self.trigger(ti, trigger, log).await,
             Plan::Decide(Decide::Now(verdict)) => return Ok(Outcome::decided(verdict)),
             Plan::Decide(Decide::Script { spec, read }) => (spec, Some(read)),
         };
@@ -671,9 +653,7 @@ impl Worker {
             Exit::Code(0) => Outcome::success(xcom, "task exited with return code 0".into()),
             Exit::Code(code) if Some(code) == spec.skip_exit_code => Outcome {
                 state: TaskState::Skipped,
-                message: format!("task exited with return code {code}: skipped"),
-                xcom: None,
-                decision: None,
+                ..Outcome::failed(format!("task exited with return code {code}: skipped"))
             },
             Exit::Code(code) => Outcome::failed(format!("task exited with return code {code}")),
             Exit::Signal(sig) => Outcome::failed(format!("task was killed by signal {sig}")),
@@ -801,6 +781,48 @@ impl Worker {
     }
 }
 
+/// The callback key and event name of an outcome that notifies (`on_failure`, ...).
+fn outcome_callback(state: TaskState) -> Option<(&'static str, &'static str)> {
+    match state {
+        TaskState::Failed => Some(("on_failure", "failure")),
+        TaskState::UpForRetry => Some(("on_retry", "retry")),
+        TaskState::Success => Some(("on_success", "success")),
+        _ => None,
+    }
+}
+
+/// The task's `on_failure` / `on_retry` / `on_success` notifications for this outcome of a
+/// try of `ti` (its run at `logical_date`), as outbox messages to write with the finish.
+pub fn outcome_messages(
+    dag: &Dag,
+    ti: &ClaimedTi,
+    logical_date: Option<i64>,
+    state: TaskState,
+    log_file: &Path,
+) -> Vec<NewMessage> {
+    let Some((key, event)) = outcome_callback(state) else {
+        return Vec::new();
+    };
+    let Some(callbacks) = dag.task(&ti.task_id).and_then(|t| t.callbacks.get(key)) else {
+        return Vec::new();
+    };
+    let error = (state != TaskState::Success).then(|| log_tail(log_file, 20));
+    let logical_date = logical_date.map(|at| weir_core::iso(timestamp(at)));
+    let event = weir_core::notify::Event {
+        event: event.into(),
+        dag_id: ti.dag_id.clone(),
+        run_id: Some(ti.run_id.clone()),
+        task_id: Some(ti.task_id.clone()),
+        try_number: Some(ti.try_number),
+        state: Some(state.to_string()),
+        logical_date,
+        error,
+        log_url: Some(log_file.display().to_string()),
+        message: None,
+    };
+    NewMessage::notifications(callbacks, &event)
+}
+
 /// What one try may read and must never print: connections and variables.
 #[derive(Default)]
 struct Secrets {
@@ -857,17 +879,7 @@ impl weir_ops::Runtime for NativeRuntime<'_> {
         &'a self,
         conn_id: &'a str,
     ) -> weir_ops::BoxFuture<'a, Result<Connection, String>> {
-        Box::pin(async move {
-            match self.worker.store.resolve_connection(conn_id).await {
-                Ok(Some(c)) => Ok(c),
-                Ok(None) if conn_id == DEFAULT_WAREHOUSE => Ok(default_warehouse()),
-                Ok(None) => Err(format!(
-                    "connection '{conn_id}' does not exist\nhint: weir connections add {conn_id} --conn-uri URI, or set WEIR_CONN_{}",
-                    conn_id.to_ascii_uppercase()
-                )),
-                Err(e) => Err(format!("connection '{conn_id}': {e}")),
-            }
-        })
+        Box::pin(wait::resolve_connection(&self.worker.store, conn_id))
     }
 
     fn project_dir(&self) -> &Path {
@@ -928,15 +940,21 @@ struct Outcome {
     xcom: Option<serde_json::Value>,
     /// A control-flow task's decision, recorded with its success for the scheduler.
     decision: Option<weir_core::Decision>,
+    /// A failure that does not use the task's retries (a sensor's timeout).
+    no_retry: bool,
+    /// A waiting sensor: when it is checked next (micros), why it waits, what it waits for.
+    next_check: Option<i64>,
+    reason: Option<String>,
+    sensor: Option<serde_json::Value>,
+    sensor_key: Option<String>,
 }
 
 impl Outcome {
     fn success(xcom: Option<serde_json::Value>, message: String) -> Self {
         Outcome {
             state: TaskState::Success,
-            message,
             xcom,
-            decision: None,
+            ..Outcome::failed(message)
         }
     }
 
@@ -946,6 +964,11 @@ impl Outcome {
             message,
             xcom: None,
             decision: None,
+            no_retry: false,
+            next_check: None,
+            reason: None,
+            sensor: None,
+            sensor_key: None,
         }
     }
 
@@ -953,9 +976,9 @@ impl Outcome {
     fn decided(verdict: weir_ops::Verdict) -> Self {
         Outcome {
             state: TaskState::Success,
-            message: verdict.message,
             xcom: verdict.xcom,
             decision: verdict.decision,
+            ..Outcome::failed(verdict.message)
         }
     }
 }

@@ -327,8 +327,17 @@ async fn dispatch(
                 "logical_date",
                 "start_date",
                 "end_date",
+                "triggered_by",
             ]);
             for run in store.list_runs(&dag_id, limit).await? {
+                // A run a `trigger_dag` task created names it: DAG/run/task.
+                let parent = match run.parent_ti_id {
+                    Some(id) => store
+                        .task_instance(id)
+                        .await?
+                        .map(|ti| format!("{}/{}/{}", ti.dag_id, ti.run_id, ti.task_id)),
+                    None => None,
+                };
                 listing.row(vec![
                     json!(run.dag_id),
                     json!(run.run_id),
@@ -337,6 +346,7 @@ async fn dispatch(
                     time(Some(run.logical_date)),
                     time(run.start_date),
                     time(run.end_date),
+                    json!(parent.unwrap_or_default()),
                 ]);
             }
             print!("{}", listing.render(format));

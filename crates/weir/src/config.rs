@@ -30,6 +30,9 @@ poll_s = 0.2
 slots = 32
 kill_grace_s = 5.0
 
+[triggerer]
+poll_s = 1.0
+
 [notifications]
 max_attempts = 5
 retry_delay_s = 10.0

@@ -11,6 +11,7 @@ use weir_core::{RunState, TaskState};
 use weir_ops::Registry;
 use weir_scheduler::{Scheduler, SchedulerConfig};
 use weir_store::{RunRow, Store, TiRow};
+use weir_triggerer::{Triggerer, TriggererConfig};
 use weir_worker::notifier::{Notifier, NotifierConfig};
 use weir_worker::{Worker, WorkerConfig};
 
@@ -100,6 +101,36 @@ pub fn worker_config(
     }
 }
 
+/// The triggerer of this process: it checks deferred waits.
+pub fn triggerer(settings: &Settings, store: &Store) -> Triggerer {
+    Triggerer::new(
+        store.clone(),
+        TriggererConfig {
+            poll: settings
+                .seconds("triggerer", "poll_s")
+                .max(Duration::from_millis(10)),
+            log_dir: settings.log_dir(),
+            project_dir: settings.project_dir.clone(),
+            ..TriggererConfig::default()
+        },
+    )
+}
+
+/// A triggerer that tells this process's scheduler (and notifier) when waits end.
+fn wired_triggerer(
+    settings: &Settings,
+    store: &Store,
+    scheduler: &Scheduler,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let triggerer = Arc::new(triggerer(settings, store).with_scheduler(
+        scheduler.wake.clone(),
+        scheduler.changed_runs.clone(),
+        scheduler.outbox_wake.clone(),
+    ));
+    tokio::spawn(triggerer.run(shutdown))
+}
+
 /// The outbox deliverer of this process.
 pub fn notifier(settings: &Settings, store: &Store) -> Arc<Notifier> {
     Arc::new(Notifier::new(
@@ -187,8 +218,10 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
     let notifier_task = spawn_notifier(&notifier, shutdown.clone());
     let _wake = crate::wake::listen(&settings.state_dir(), scheduler.wake.clone());
     let worker_task = tokio::spawn(worker.clone().run(shutdown.clone()));
+    let triggerer_task = wired_triggerer(settings, &store, &scheduler, shutdown.clone());
     let result = scheduler.run(shutdown).await;
     let _ = worker_task.await;
+    let _ = triggerer_task.await;
     let _ = notifier_task.await;
     match web_task.await {
         Ok(Err(e)) => eprintln!("weir: {e:#}"),
@@ -245,11 +278,31 @@ pub async fn scheduler_only(settings: &Settings) -> Result<()> {
     let notifier = wired_notifier(settings, &store, &scheduler, None);
     let notifier_task = spawn_notifier(&notifier, shutdown.clone());
     let _wake = crate::wake::listen(&settings.state_dir(), scheduler.wake.clone());
+    let triggerer_task = wired_triggerer(settings, &store, &scheduler, shutdown.clone());
     let result = scheduler.run(shutdown).await;
+    let _ = triggerer_task.await;
     let _ = notifier_task.await;
     notifier.flush(Duration::from_secs(20)).await;
     store.close().await;
     result.map_err(Into::into)
+}
+
+/// The triggerer alone (`weir triggerer`): checks deferred waits against the project's
+/// metadata database; schedulers see what it ended at their next look.
+pub async fn triggerer_only(settings: &Settings) -> Result<()> {
+    let store = open_store(settings).await?;
+    eprintln!(
+        "weir triggerer: project {} · press Ctrl-C to stop",
+        settings.project_dir.display()
+    );
+    let shutdown = shutdown_signal();
+    let notifier = notifier(settings, &store);
+    let notifier_task = spawn_notifier(&notifier, shutdown.clone());
+    Arc::new(triggerer(settings, &store)).run(shutdown).await;
+    let _ = notifier_task.await;
+    notifier.flush(Duration::from_secs(20)).await;
+    store.close().await;
+    Ok(())
 }
 
 /// The webserver alone (`weir webserver`): the REST API over the project's metadata database.
@@ -328,6 +381,7 @@ pub async fn run_to_completion(
         ),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
+    let triggerer_task = wired_triggerer(settings, store, &scheduler, stop_rx.clone());
     let worker_task = tokio::spawn(worker.clone().run(stop_rx));
     let mut seen: std::collections::HashMap<i64, TaskState> = std::collections::HashMap::new();
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
@@ -363,12 +417,14 @@ pub async fn run_to_completion(
             _ = &mut interrupt => {
                 let _ = stop_tx.send(true);
                 let _ = worker_task.await;
+                let _ = triggerer_task.await;
                 anyhow::bail!("interrupted; the runs stay where they are (weir dags state shows them)");
             }
         }
     };
     let _ = stop_tx.send(true);
     let _ = worker_task.await;
+    let _ = triggerer_task.await;
     // In-process runs have no notifier running beside them: deliver what they caused now.
     notifier(settings, store)
         .flush(Duration::from_secs(20))

@@ -44,8 +44,10 @@ enum Command {
     },
     /// Run scheduler and workers in one process (SQLite metadata by default).
     Standalone,
-    /// Run the scheduler only.
+    /// Run the scheduler (with a triggerer for deferred sensors).
     Scheduler,
+    /// Run a triggerer only: checks deferred sensors and `trigger_dag` waits, no slot each.
+    Triggerer,
     /// Serve the web UI and the REST API (`/api/v2`).
     Webserver {
         /// The port to listen on (default: [webserver] port, 8080; 0 picks a free one).
@@ -183,6 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Standalone => engine::standalone(&settings).await,
         Command::Scheduler => engine::scheduler_only(&settings).await,
+        Command::Triggerer => engine::triggerer_only(&settings).await,
         Command::Webserver { port } => engine::webserver_only(&settings, port).await,
         Command::Worker {
             queues,

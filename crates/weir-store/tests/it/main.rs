@@ -37,6 +37,7 @@ fn new_run(dag: &str, logical: i64) -> NewRun {
         data_interval_end: logical,
         conf: serde_json::Map::new(),
         backfill_id: None,
+        parent_ti_id: None,
     }
 }
 
@@ -283,6 +284,7 @@ fn finish(ti_id: i64, try_number: i64, state: TaskState) -> Finish {
         xcom: None,
         decision: None,
         messages: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -812,3 +812,95 @@ async fn the_users_page_is_for_admins_and_lists_every_user() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn a_run_page_links_a_triggered_run_and_its_parent_and_says_what_a_sensor_waits_for() {
+    let ui = Ui::new().await;
+    let otto = ui.login("otto").await;
+    let parent = run(&ui).await;
+    let store = ui.state.store();
+    let extract = store
+        .task_instances(parent.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.task_id == "extract")
+        .unwrap();
+    // `extract` stands for a trigger_dag task: it created a child run, then deferred.
+    let child = ui
+        .state
+        .services()
+        .trigger_child(
+            &weir_service::Actor::new("test"),
+            &dag(&ui).await,
+            jiff::Timestamp::from_second(1_767_225_600).unwrap(),
+            Default::default(),
+            extract.id,
+        )
+        .await
+        .unwrap();
+    store
+        .apply_transitions(&[weir_store::Transition {
+            ti_id: extract.id,
+            from: TaskState::None,
+            to: TaskState::Queued,
+            next_retry_at: None,
+            reason: None,
+        }])
+        .await
+        .unwrap();
+    let claimed = store.claim("w1", &[], &[parent.id], 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    store
+        .finish(
+            "w1",
+            &[weir_store::Finish {
+                ti_id: extract.id,
+                try_number: 1,
+                state: TaskState::Deferred,
+                next_retry_at: Some(weir_core::now_micros() + 60_000_000),
+                reason: Some("waiting for run <b>x</b> of DAG daily to be success".into()),
+                sensor: Some(json!({"wait": {}})),
+                ..Default::default()
+            }],
+        )
+        .await
+        .unwrap();
+
+    let page = ui.get("/dags/daily/runs/r1", Some(&otto)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(child.run_id, "manual__2026-01-01T00:00:00+00:00");
+    assert!(
+        page.body.contains(
+            "<a class=\"run-child\" href=\"/dags/daily/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00\">daily / manual__2026-01-01T00:00:00+00:00</a>"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("class=\"badge s-deferred\">deferred"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(
+            "<td class=\"muted\">waiting for run &#60;b&#62;x&#60;/b&#62; of DAG daily to be success</td>"
+        ),
+        "the reason is shown, escaped: {}",
+        page.body
+    );
+    let child_page = ui
+        .get(
+            "/dags/daily/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00",
+            Some(&otto),
+        )
+        .await;
+    assert_eq!(child_page.status, StatusCode::OK, "{}", child_page.body);
+    assert!(
+        child_page
+            .body
+            .contains("<a id=\"run-parent\" href=\"/dags/daily/runs/r1/tasks/extract\">daily / r1 / extract</a>"),
+        "{}",
+        child_page.body
+    );
+}

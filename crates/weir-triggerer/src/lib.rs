@@ -1,0 +1,339 @@
+//! weir-triggerer: checks deferred waits (sensors in mode `defer`, `trigger_dag` waiting for
+//! its run) without a worker slot or a process, as Airflow's triggerer runs deferrable
+//! operators' triggers.
+//!
+//! A deferred task instance carries what it waits for in the store (`sensor`) and when it is
+//! checked next (`next_retry_at`). Each round reads the instances that are due, checks them
+//! concurrently with the worker's [`StoreLookup`] and [`step`] (one read per watched task or
+//! run per round, however many sensors watch it), ends those whose wait is over with a
+//! compare-and-set from `deferred` at their try number (with their XCom, notifications and
+//! asset events, as a worker's finish), and writes the next check of the others. Nothing is
+//! held in memory between rounds, so several triggerers (`weir standalone`, `weir scheduler`,
+//! `weir triggerer`) may run against one store: a check is a read, and only one finish of an
+//! instance applies.
+//!
+//! Key types: [`Triggerer`], [`TriggererConfig`]. Must not decide what runs next: it only ends
+//! waits; the scheduler reads their outcome as any other finish.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use weir_core::{Dag, TaskState, log_path, now_micros};
+use weir_ops::sensor::{Checked, Waiting, check};
+use weir_store::{Finish, Finished, Store, TiRow};
+use weir_worker::TaskLog;
+use weir_worker::wait::{Step, StoreLookup, step};
+
+/// How a triggerer behaves.
+#[derive(Debug, Clone)]
+pub struct TriggererConfig {
+    /// The longest sleep between two rounds (a wait deferred by another process is seen
+    /// within it).
+    pub poll: Duration,
+    /// Instances checked per round at most.
+    pub batch: i64,
+    /// Checks in flight at once (SQL and HTTP conditions wait on the network).
+    pub concurrency: usize,
+    pub log_dir: PathBuf,
+    pub project_dir: PathBuf,
+}
+
+impl Default for TriggererConfig {
+    fn default() -> Self {
+        TriggererConfig {
+            poll: Duration::from_secs(1),
+            batch: 5000,
+            concurrency: 64,
+            log_dir: PathBuf::from(".weir/logs"),
+            project_dir: PathBuf::from("."),
+        }
+    }
+}
+
+pub struct Triggerer {
+    store: Store,
+    config: TriggererConfig,
+    /// Wakes an in-process scheduler when a wait ended.
+    scheduler_wake: Arc<Notify>,
+    /// Tells an in-process scheduler which runs changed.
+    changed: Option<weir_core::ChangedRuns>,
+    /// Wakes the outbox notifier when an ending wrote notifications.
+    outbox_wake: Arc<Notify>,
+    /// Ends of tasks and runs at or after this were looked at by the last round.
+    looked_since: std::sync::Mutex<i64>,
+}
+
+/// How far back a round looks for ended tasks and runs before the last one looked: a finish
+/// commits a little after its end_date was taken.
+const ENDED_MARGIN: i64 = 2_000_000;
+
+/// What became of one due instance in a round.
+enum Checkup {
+    End(Finish, String),
+    Again(Finish),
+}
+
+impl Triggerer {
+    pub fn new(store: Store, config: TriggererConfig) -> Triggerer {
+        Triggerer {
+            store,
+            config,
+            scheduler_wake: Arc::new(Notify::new()),
+            changed: None,
+            outbox_wake: Arc::new(Notify::new()),
+            looked_since: std::sync::Mutex::new(now_micros() - ENDED_MARGIN),
+        }
+    }
+
+    /// Tells an in-process scheduler (and notifier) at once when waits end.
+    pub fn with_scheduler(
+        mut self,
+        scheduler_wake: Arc<Notify>,
+        changed: weir_core::ChangedRuns,
+        outbox_wake: Arc<Notify>,
+    ) -> Triggerer {
+        self.scheduler_wake = scheduler_wake;
+        self.changed = Some(changed);
+        self.outbox_wake = outbox_wake;
+        self
+    }
+
+    /// Rounds until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let full = match self.round().await {
+                Ok(full) => full,
+                Err(e) => {
+                    tracing::warn!("triggerer round failed: {e}");
+                    false
+                }
+            };
+            if full {
+                continue;
+            }
+            let pause = match self.store.next_deferred_check().await {
+                Ok(Some(at)) => {
+                    let wait = (at - now_micros()).max(0) as u64;
+                    Duration::from_micros(wait).min(self.config.poll)
+                }
+                _ => self.config.poll,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// The log of the deferred try: the triggerer's lines follow the worker's.
+    fn log_file(&self, ti: &TiRow) -> PathBuf {
+        log_path(
+            &self.config.log_dir,
+            &ti.dag_id,
+            &ti.run_id,
+            &ti.task_id,
+            ti.map_index,
+            ti.try_number,
+        )
+    }
+
+    /// One round: checks every due instance; true when the batch was full (more are due).
+    pub async fn round(&self) -> Result<bool, weir_store::StoreError> {
+        let now = now_micros();
+        // What ended since the last round brings its sensors' checks forward.
+        let since = self
+            .looked_since
+            .lock()
+            .map(|mut s| std::mem::replace(&mut *s, now - ENDED_MARGIN))
+            .unwrap_or(now - ENDED_MARGIN);
+        self.store.hurry_deferred(since, now).await?;
+        let due = self.store.due_deferred(now, self.config.batch).await?;
+        if due.is_empty() {
+            return Ok(false);
+        }
+        let full = due.len() as i64 == self.config.batch;
+        let lookup = Arc::new(StoreLookup::new(
+            self.store.clone(),
+            self.config.project_dir.clone(),
+        ));
+        let mut dags: HashMap<String, Option<Arc<Dag>>> = HashMap::new();
+        for ti in &due {
+            if !dags.contains_key(&ti.dag_id) {
+                let dag = self
+                    .store
+                    .get_dag(&ti.dag_id)
+                    .await?
+                    .map(|(d, _)| Arc::new(d));
+                dags.insert(ti.dag_id.clone(), dag);
+            }
+        }
+        let dags = Arc::new(dags);
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+        let mut checks = tokio::task::JoinSet::new();
+        for (index, ti) in due.into_iter().enumerate() {
+            let lookup = lookup.clone();
+            let dags = dags.clone();
+            let semaphore = semaphore.clone();
+            let store = self.store.clone();
+            let log_file = self.log_file(&ti);
+            checks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let dag = dags.get(&ti.dag_id).cloned().flatten();
+                let outcome = checkup(&ti, dag.as_deref(), &lookup, &store, &log_file).await;
+                (index, outcome, ti)
+            });
+        }
+        let mut ends: Vec<(usize, Finish, String, TiRow)> = Vec::new();
+        let mut again = Vec::new();
+        while let Some(done) = checks.join_next().await {
+            let Ok((index, outcome, ti)) = done else {
+                continue;
+            };
+            match outcome {
+                Checkup::End(finish, message) => ends.push((index, finish, message, ti)),
+                Checkup::Again(finish) => again.push(finish),
+            }
+        }
+        self.store.wait_again(&again).await?;
+        if ends.is_empty() {
+            return Ok(full);
+        }
+        ends.sort_by_key(|(index, ..)| *index);
+        let finishes: Vec<Finish> = ends.iter().map(|(_, f, ..)| f.clone()).collect();
+        let results = self.store.finish_deferred(&finishes).await?;
+        let mut notified = false;
+        for ((_, finish, message, ti), result) in ends.iter().zip(&results) {
+            let log = TaskLog::open(&self.log_file(ti), Default::default());
+            match result {
+                Finished::Applied => {
+                    log.line(
+                        if finish.state == TaskState::Success {
+                            "INFO"
+                        } else {
+                            "ERROR"
+                        },
+                        &format!("{message} (triggerer)"),
+                    );
+                    log.line("INFO", &format!("marked {}", finish.state));
+                    notified |= !finish.messages.is_empty();
+                    metrics::counter!("weir_triggerer_ended_total", "state" => finish.state.as_str())
+                        .increment(1);
+                }
+                _ => log.line(
+                    "WARNING",
+                    "the task instance changed while it was deferred (cleared or marked); the triggerer's outcome is not recorded",
+                ),
+            }
+            if let Some(changed) = &self.changed
+                && let Ok(mut runs) = changed.lock()
+            {
+                runs.entry(ti.run_pk)
+                    .or_default()
+                    .push(weir_core::TiChange {
+                        ti_id: ti.id,
+                        state: (*result == Finished::Applied).then_some(finish.state),
+                        try_number: ti.try_number,
+                        next_retry_at: finish.next_retry_at,
+                    });
+            }
+        }
+        if notified {
+            self.outbox_wake.notify_one();
+        }
+        self.scheduler_wake.notify_one();
+        Ok(full)
+    }
+}
+
+/// Checks one deferred instance: the end of its wait, or its next check.
+async fn checkup(
+    ti: &TiRow,
+    dag: Option<&Dag>,
+    lookup: &StoreLookup,
+    store: &Store,
+    log_file: &std::path::Path,
+) -> Checkup {
+    let now = now_micros();
+    let base = Finish {
+        ti_id: ti.id,
+        try_number: ti.try_number,
+        ..Default::default()
+    };
+    let waiting = ti
+        .sensor
+        .as_ref()
+        .ok_or_else(|| "a deferred task instance without a sensor record".to_string())
+        .and_then(Waiting::from_json);
+    let (mut waiting, checked) = match waiting {
+        Ok(mut waiting) => {
+            waiting.checks += 1;
+            let checked = check(&waiting.wait.condition, lookup).await;
+            (Some(waiting), checked)
+        }
+        Err(e) => (None, Checked::Failed(e)),
+    };
+    let outcome = match &waiting {
+        Some(w) => step(w, checked, now),
+        None => Step::End {
+            state: TaskState::Failed,
+            message: match checked {
+                Checked::Failed(e) => e,
+                _ => String::new(),
+            },
+            xcom: None,
+            retry: false,
+        },
+    };
+    match outcome {
+        Step::Again { next, reason } => Checkup::Again(Finish {
+            state: TaskState::Deferred,
+            next_retry_at: Some(next),
+            reason: Some(reason),
+            sensor: waiting.take().map(|w| w.to_json()),
+            ..base
+        }),
+        Step::End {
+            state,
+            message,
+            xcom,
+            retry,
+        } => {
+            let task = dag.and_then(|d| d.task(&ti.task_id));
+            let (state, next_retry_at) = match (state, task) {
+                (TaskState::Failed, Some(task)) if retry && ti.try_number <= ti.max_tries => {
+                    let delay = task.retry_delay_after(ti.try_number as u32);
+                    (TaskState::UpForRetry, Some(now + delay.as_micros() as i64))
+                }
+                (state, _) => (state, None),
+            };
+            let messages = match (dag, task) {
+                (Some(dag), Some(task)) if !task.callbacks.is_empty() => {
+                    let logical_date = store
+                        .get_run_by_pk(ti.run_pk)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|r| r.logical_date);
+                    weir_worker::outcome_messages(dag, ti, logical_date, state, log_file)
+                }
+                _ => Vec::new(),
+            };
+            Checkup::End(
+                Finish {
+                    state,
+                    next_retry_at,
+                    xcom: xcom.filter(|_| state == TaskState::Success),
+                    messages,
+                    reason: (state == TaskState::Skipped).then(|| message.clone()),
+                    ..base
+                },
+                message,
+            )
+        }
+    }
+}
