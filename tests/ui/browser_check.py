@@ -26,6 +26,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 SHOTS = []
 
 
+WEIR = PROJ = None
+
+
 def step(name):
     print(f"- {name}", flush=True)
 
@@ -39,9 +42,12 @@ def main():
             os.remove(os.path.join(shots, old))
     tmp = tempfile.mkdtemp(prefix="weir-ui-check-")
     proj = os.path.join(tmp, "proj")
+    global WEIR, PROJ
+    WEIR, PROJ = weir, proj
     out = subprocess.run([weir, "init", proj], check=True, capture_output=True, text=True).stdout
     password = re.search(r"login: admin / (\S+)", out).group(1)
     add_dbt_project(proj)
+    add_waiting_dags(proj)
     log = open(os.path.join(tmp, "standalone.log"), "w+")
     env = dict(os.environ, WEIR__WEBSERVER__PORT="0", WEIR__WEBSERVER__HOST="127.0.0.1", NO_COLOR="1")
     proc = subprocess.Popen([weir, "--project", proj, "standalone"], stdout=subprocess.DEVNULL, stderr=log,
@@ -79,6 +85,21 @@ def add_dbt_project(proj):
     models = os.path.join(proj, "models")
     os.makedirs(models, exist_ok=True)
     subprocess.run(["tar", "xzf", tarball, "-C", models], check=True)
+
+
+def add_waiting_dags(proj):
+    """A report whose sensor waits (deferred) for a feed's task, and a DAG that triggers the feed
+    and waits for its run."""
+    dags = os.path.join(proj, "dags")
+    with open(os.path.join(dags, "feed.yaml"), "w") as f:
+        f.write("schedule: null\ntasks:\n  - {id: load, type: shell, command: echo loaded}\n")
+    with open(os.path.join(dags, "report_waits.yaml"), "w") as f:
+        f.write("schedule: null\ntasks:\n  - id: feed_loaded\n    type: wait_for\n    dag_id: feed\n"
+                "    task_id: load\n    poke_interval: 30s\n"
+                "  - {id: report, type: shell, command: echo report, depends_on: [feed_loaded]}\n")
+    with open(os.path.join(dags, "kick_feed.yaml"), "w") as f:
+        f.write("schedule: null\ntasks:\n  - id: kick\n    type: trigger_dag\n    dag_id: feed\n"
+                "    logical_date: '{{ logical_date }}'\n    wait_for_completion: true\n    poke_interval: 30s\n")
 
 
 def wait_for_url(log, proc):
@@ -273,6 +294,45 @@ def run_steps(driver, base, password, shots):
     assert len(driver.find_elements(By.CSS_SELECTOR, "#graph .node.focus")) == 1
     assert "stg_customers" in [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a.parent")]
     shot(driver, shots, "model-customers")
+
+    step("a deferred sensor in the grid and on its run page; trigger_dag links parent and child runs")
+
+    def trigger(dag):
+        subprocess.run([WEIR, "--project", PROJ, "dags", "trigger", dag, "--logical-date", "2026-02-01"],
+                       check=True, capture_output=True)
+
+    trigger("report_waits")
+    driver.get(base + "/dags/report_waits/grid")
+    cell = '#grid tr[data-task-id="feed_loaded"] a.cell'
+
+    def sensor_state(d):
+        cells = d.find_elements(By.CSS_SELECTOR, cell)
+        return cells[0].get_attribute("data-state") if cells else None
+
+    # The sensor waits for feed.load, which has not run: deferred, holding no slot.
+    wait(driver, 60, lambda d: sensor_state(d) == "deferred", "the sensor never deferred")
+    shot(driver, shots, "grid-sensor-deferred")
+    css(driver, '#grid th.run-col a.run-bar').click()
+    wait(driver, 10, lambda d: "/runs/" in d.current_url, "no run page")
+    why = css(driver, '#run tbody tr td.muted').text
+    assert why.startswith("waiting for task feed.load of 2026-02-01T00:00:00+00:00 to be success"), why
+    shot(driver, shots, "run-sensor-waiting")
+    # kick_feed triggers feed and waits for its run; the end of feed.load brings the sensor's
+    # check forward, so the report goes on long before its 30 s poke interval.
+    mark_page(driver)
+    trigger("kick_feed")
+    wait(driver, 60, lambda d: css(d, "#run-state").text == "success", "the report did not finish")
+    assert not_reloaded(driver), "the run page was reloaded"
+    driver.get(base + "/dags/kick_feed/grid")
+    css(driver, '#grid th.run-col a.run-bar').click()
+    wait(driver, 60, lambda d: css(d, "#run-state").text == "success", "kick_feed did not succeed")
+    child = css(driver, "a.run-child")
+    assert child.text == "feed / manual__2026-02-01T00:00:00+00:00", child.text
+    shot(driver, shots, "run-triggered-child")
+    child.click()
+    parent = wait(driver, 10, lambda d: d.find_elements(By.ID, "run-parent"), "no parent link")[0]
+    assert parent.text == "kick_feed / manual__2026-02-01T00:00:00+00:00 / kick", parent.text
+    shot(driver, shots, "run-triggered-by")
 
     step("log out")
     css(driver, "#logout").click()

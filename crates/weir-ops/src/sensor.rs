@@ -159,7 +159,7 @@ impl Waiting {
             "waiting for {} ({last}; check {}, next at {})",
             self.wait.condition.describe(),
             self.checks,
-            iso(timestamp(next))
+            iso(timestamp(next - next.rem_euclid(1_000_000)))
         )
     }
 }

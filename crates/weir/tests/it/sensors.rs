@@ -360,3 +360,111 @@ fn a_trigger_or_sensor_naming_an_unknown_dag_or_task_is_refused_at_validation_wi
     assert!(stderr.contains("3 problems in 1 of 2 files"), "{stderr}");
     assert!(!stderr.contains("raw_events.yaml"), "{stderr}");
 }
+
+/// A local endpoint that answers 503 until `ready` turns true, then 200.
+fn endpoint(ready: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let status = if ready.load(std::sync::atomic::Ordering::SeqCst) {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn sensors_wait_for_a_file_a_query_a_time_and_an_http_endpoint() {
+    let ready = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let port = endpoint(ready.clone());
+    let p = Project::with_settings(&settings(8));
+    p.dag(
+        "arrivals",
+        &format!(
+            r#"
+schedule: null
+is_paused_upon_creation: false
+tasks:
+  - id: file
+    type: wait_for
+    file: "incoming/{{{{ ds }}}}/*.csv"
+    poke_interval: 0.1
+  - id: query
+    type: wait_for
+    sql: "SELECT count(*) FROM glob('flag*.txt')"
+    connection: warehouse
+    mode: poke
+    poke_interval: 0.1
+  - id: clock
+    type: wait_for
+    time: "00:00"
+  - id: endpoint
+    type: wait_for
+    http: "http://127.0.0.1:{port}/ready"
+    mode: reschedule
+    poke_interval: 0.1
+"#
+        ),
+    );
+    let _weir = p.start();
+    wait_for("the DAG to be parsed", LIMIT, || {
+        (p.json(&["dags", "list"]).as_array().unwrap().len() == 1).then_some(())
+    });
+    p.ok(&[
+        "dags",
+        "trigger",
+        "arrivals",
+        "--logical-date",
+        "2026-03-01",
+    ]);
+    let run = "manual__2026-03-01T00:00:00+00:00";
+    // A time of day on a date already past holds at once; the others wait.
+    let states = wait_for("the sensors to wait", LIMIT, || {
+        let s = p.states("arrivals", run);
+        let waiting = s["file"] == "deferred"
+            && s["query"] == "running"
+            && matches!(
+                s["endpoint"].as_str(),
+                "up_for_reschedule" | "queued" | "running"
+            );
+        (waiting && s["clock"] == "success").then_some(s)
+    });
+    assert_eq!(states["clock"], "success");
+    wait_for("the endpoint sensor to poke again", LIMIT, || {
+        let log = p.log("arrivals", run, "endpoint", 1);
+        (log.matches("answered 503 Service Unavailable").count() >= 2).then_some(())
+    });
+    assert!(
+        instance(&p, "arrivals", run, "file")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("incoming/2026-03-01/*.csv"),
+    );
+
+    std::fs::create_dir_all(p.path().join("incoming/2026-03-01")).unwrap();
+    std::fs::write(p.path().join("incoming/2026-03-01/a.csv"), "x\n").unwrap();
+    std::fs::write(p.path().join("flag1.txt"), "go\n").unwrap();
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    let done = finished_run(&p, "arrivals", run);
+    assert_eq!(done["state"], "success", "{:?}", p.states("arrivals", run));
+    assert!(
+        p.log("arrivals", run, "file", 1)
+            .contains("sensor condition met: found ")
+            && p.log("arrivals", run, "query", 1)
+                .contains("sensor condition met: the query returned 1")
+            && p.log("arrivals", run, "endpoint", 1)
+                .contains("answered 200 OK"),
+    );
+}
