@@ -6,7 +6,8 @@ use crate::error::{ApiError, ApiResult, Body, Path, Query};
 use crate::model::*;
 use crate::page::{like, page};
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, RawQuery, State};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -210,8 +211,31 @@ pub struct ListDagsParams {
     responses((status = 200, body = DagCollectionResponse)))]
 pub async fn list_dags(
     State(state): State<ApiState>,
+    RawQuery(raw): RawQuery,
     Query(q): Query<ListDagsParams>,
-) -> ApiResult<Json<DagCollectionResponse>> {
+) -> ApiResult<axum::response::Response> {
+    // The same listing for every caller (roles do not filter DAGs): its JSON is reused for
+    // `ApiState::PAGE_TTL`, as the DAG rows it is built from are, and forgotten by any change
+    // made through this process.
+    let key = format!("api/dags?{}", raw.unwrap_or_default());
+    let body = state
+        .memo(&key, async {
+            let page = dags_page(&state, &q).await?;
+            serde_json::to_vec(&page)
+                .map(axum::body::Bytes::from)
+                .map_err(|e| {
+                    ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                })
+        })
+        .await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Bytes::clone(&body),
+    )
+        .into_response())
+}
+
+async fn dags_page(state: &ApiState, q: &ListDagsParams) -> ApiResult<DagCollectionResponse> {
     let listing = state.listing().await?;
     let all_tags = q.tags_match_mode.as_deref() == Some("all");
     let pattern = q
@@ -266,10 +290,10 @@ pub async fn list_dags(
             let dag = state.parsed(row).await?;
             dags.push(dag_response(row, &dag, &listing.import_error_files));
         }
-        return Ok(Json(DagCollectionResponse {
+        return Ok(DagCollectionResponse {
             dags,
             total_entries,
-        }));
+        });
     }
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -277,10 +301,10 @@ pub async fn list_dags(
         out.push(dag_response(row, &dag, &listing.import_error_files));
     }
     let (dags, total_entries) = page(out, q.limit, q.offset, &order, max)?;
-    Ok(Json(DagCollectionResponse {
+    Ok(DagCollectionResponse {
         dags,
         total_entries,
-    }))
+    })
 }
 
 /// Get a DAG.

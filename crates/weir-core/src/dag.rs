@@ -194,6 +194,13 @@ pub struct TiChange {
     pub next_retry_at: Option<i64>,
 }
 
+/// Tells an in-process scheduler that `change` happened in run `run_pk`.
+pub fn note_change(changed: &ChangedRuns, run_pk: i64, change: TiChange) {
+    if let Ok(mut runs) = changed.lock() {
+        runs.entry(run_pk).or_default().push(change);
+    }
+}
+
 /// The DAGs a scheduler has parsed, shared with the workers of the same process so that they
 /// need not read definitions back from the store.
 pub type SharedDags =

@@ -17,7 +17,7 @@ pub mod state;
 pub mod timetable;
 
 pub use asset::AssetCondition;
-pub use dag::{ChangedRuns, Dag, Schedule, SharedDags, Task, TiChange};
+pub use dag::{ChangedRuns, Dag, Schedule, SharedDags, Task, TiChange, note_change};
 pub use decision::{Decision, Skip};
 pub use duration::{format_duration, parse_duration};
 pub use state::{RunState, RunType, TaskState, TriggerRule};

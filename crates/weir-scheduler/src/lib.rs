@@ -818,13 +818,17 @@ impl Scheduler {
 
     /// For a sweep: the running runs whose instances changed without this scheduler being
     /// told (another process cleared, marked or finished them), or that it holds no view of,
-    /// or whose DAG was parsed anew. Reads each running run's instance states, not rows;
-    /// changed runs lose their views and are read again.
+    /// or whose DAG was parsed anew. Compares how many instances of each run are in each
+    /// state, as the store counts them (a covering index answers it without reading a row),
+    /// with its views: a run of ten thousand deferred sensors costs a few rows a sweep, not
+    /// ten thousand. Two opposite moves between the same two states in one sweep would cancel
+    /// out; the poll of instances that ended, and the next change, still catch them.
+    /// Changed runs lose their views and are read again.
     async fn changed_behind_our_back(&self) -> Result<HashSet<i64>, StoreError> {
-        let states = self.store.running_instance_states().await?;
-        let mut by_run: HashMap<i64, Vec<(i64, TaskState)>> = HashMap::new();
-        for (run, id, state) in states {
-            by_run.entry(run).or_default().push((id, state));
+        let counts = self.store.running_instance_state_counts().await?;
+        let mut by_run: HashMap<i64, HashMap<TaskState, i64>> = HashMap::new();
+        for (run, state, n) in counts {
+            by_run.entry(run).or_default().insert(state, n);
         }
         let mut changed = HashSet::new();
         let dags = self.dags();
@@ -835,14 +839,13 @@ impl Scheduler {
         };
         // Views of runs that are no longer running go.
         views.retain(|run, _| by_run.contains_key(run));
-        for (run, mut stored) in by_run {
-            stored.sort_unstable();
+        for (run, stored) in by_run {
             let same = views.get(&run).is_some_and(|tis| {
-                tis.len() == stored.len()
-                    && tis
-                        .iter()
-                        .zip(&stored)
-                        .all(|(t, (id, state))| t.id == *id && t.state == *state)
+                let mut held: HashMap<TaskState, i64> = HashMap::new();
+                for t in tis {
+                    *held.entry(t.state).or_default() += 1;
+                }
+                held == stored
             });
             if !same {
                 views.remove(&run);

@@ -69,14 +69,7 @@ impl Scheduler {
                 Finished::Restarted => "reset to run again (it had been cleared)".to_string(),
                 _ => format!("marked {}", finish.state),
             };
-            let path = weir_core::log_path(
-                &self.config.log_dir,
-                &ti.dag_id,
-                &ti.run_id,
-                &ti.task_id,
-                ti.map_index,
-                ti.try_number,
-            );
+            let path = ti.log_file(&self.config.log_dir);
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }

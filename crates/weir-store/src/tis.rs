@@ -77,6 +77,20 @@ pub struct TiRow {
     pub sensor: Option<serde_json::Value>,
 }
 
+impl TiRow {
+    /// The log file of this instance's current try under `log_dir`.
+    pub fn log_file(&self, log_dir: &std::path::Path) -> std::path::PathBuf {
+        weir_core::log_path(
+            log_dir,
+            &self.dag_id,
+            &self.run_id,
+            &self.task_id,
+            self.map_index,
+            self.try_number,
+        )
+    }
+}
+
 /// A task instance a worker has claimed: it is `running` with a new try number.
 pub type ClaimedTi = TiRow;
 
@@ -627,24 +641,36 @@ impl Store {
     }
 
     /// Deferred instances checked and still waiting: their next check, what they wait for
-    /// and why, each a compare-and-set on `deferred` at its try number, in one transaction.
+    /// and why, each a compare-and-set on `deferred` at its try number, a hundred rows to a
+    /// statement (ten thousand sensors checked in a round are a hundred statements, not ten
+    /// thousand), in one transaction.
     pub async fn wait_again(&self, waits: &[Finish]) -> Result<()> {
         if waits.is_empty() {
             return Ok(());
         }
+        const COLS: usize = 5;
         let mut tx = self.begin_write().await?;
-        for w in waits {
-            sqlx::query(
-                "UPDATE task_instance SET next_retry_at = $1, sensor = $2, reason = $3 \
-                 WHERE id = $4 AND try_number = $5 AND state = 'deferred'",
-            )
-            .bind(w.next_retry_at)
-            .bind(w.sensor.as_ref().map(|v| v.to_string()))
-            .bind(w.reason.as_deref())
-            .bind(w.ti_id)
-            .bind(w.try_number)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in waits.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(i * COLS + 1, COLS)))
+                .collect();
+            let sql = format!(
+                "WITH w (id, try_number, next_at, sensor, reason) AS (VALUES {}) \
+                 UPDATE task_instance SET next_retry_at = w.next_at, sensor = w.sensor, reason = w.reason \
+                 FROM w WHERE task_instance.id = w.id AND task_instance.try_number = w.try_number \
+                 AND task_instance.state = 'deferred'",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for w in chunk {
+                q = q
+                    .bind(w.ti_id)
+                    .bind(w.try_number)
+                    .bind(w.next_retry_at)
+                    .bind(w.sensor.as_ref().map(|v| v.to_string()))
+                    .bind(w.reason.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -920,16 +946,24 @@ impl Store {
             .collect()
     }
 
-    /// `(run, id, state)` of every task instance of every running run: what a scheduler's
-    /// sweep compares with what it holds.
-    pub async fn running_instance_states(&self) -> Result<Vec<(i64, i64, TaskState)>> {
+    /// `(run, state, how many)` over the task instances of every running run: what a
+    /// scheduler's sweep compares with its views.
+    pub async fn running_instance_state_counts(&self) -> Result<Vec<(i64, TaskState, i64)>> {
         let rows = sqlx::query(
-            "SELECT ti.run_pk, ti.id, ti.state FROM task_instance ti \
-             JOIN dag_run r ON r.id = ti.run_pk WHERE r.state = 'running'",
+            "SELECT ti.run_pk, ti.state, CAST(COUNT(*) AS BIGINT) FROM task_instance ti \
+             JOIN dag_run r ON r.id = ti.run_pk WHERE r.state = 'running' GROUP BY ti.run_pk, ti.state",
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(state_triple).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    parse_state("task_instance", &r.try_get::<String, _>(1)?)?,
+                    r.try_get(2)?,
+                ))
+            })
+            .collect()
     }
 
     /// Task instances that ended at or after `since`, as `(run, id, state)`: how a scheduler

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use weir_core::{Dag, TaskState, log_path, now_micros};
+use weir_core::{Dag, TaskState, now_micros};
 use weir_ops::sensor::{Checked, Waiting, check};
 use weir_store::{Finish, Finished, Store, TiRow};
 use weir_worker::TaskLog;
@@ -132,14 +132,7 @@ impl Triggerer {
 
     /// The log of the deferred try: the triggerer's lines follow the worker's.
     fn log_file(&self, ti: &TiRow) -> PathBuf {
-        log_path(
-            &self.config.log_dir,
-            &ti.dag_id,
-            &ti.run_id,
-            &ti.task_id,
-            ti.map_index,
-            ti.try_number,
-        )
+        ti.log_file(&self.config.log_dir)
     }
 
     /// One round: checks every due instance; true when the batch was full (more are due).
@@ -229,17 +222,17 @@ impl Triggerer {
                     "the task instance changed while it was deferred (cleared or marked); the triggerer's outcome is not recorded",
                 ),
             }
-            if let Some(changed) = &self.changed
-                && let Ok(mut runs) = changed.lock()
-            {
-                runs.entry(ti.run_pk)
-                    .or_default()
-                    .push(weir_core::TiChange {
+            if let Some(changed) = &self.changed {
+                weir_core::note_change(
+                    changed,
+                    ti.run_pk,
+                    weir_core::TiChange {
                         ti_id: ti.id,
                         state: (*result == Finished::Applied).then_some(finish.state),
                         try_number: ti.try_number,
                         next_retry_at: finish.next_retry_at,
-                    });
+                    },
+                );
             }
         }
         if notified {

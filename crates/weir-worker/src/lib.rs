@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use weir_core::connection::{Connection, Masker, is_secret_key};
-use weir_core::{Dag, SharedDags, TaskState, log_path, now_micros, timestamp};
+use weir_core::{Dag, SharedDags, TaskState, now_micros, timestamp};
 use weir_ops::{Decide, Plan, PlanContext, Registry, ScriptEnd, XcomMode};
 use weir_store::{ClaimedTi, Finish, Finished, NewMessage, RunRow, Store};
 use weir_template::{Renderer, TemplateContext};
@@ -376,14 +376,7 @@ impl Worker {
         mut kill: watch::Receiver<bool>,
         lost: Arc<std::sync::atomic::AtomicBool>,
     ) {
-        let path = log_path(
-            &self.config.log_dir,
-            &ti.dag_id,
-            &ti.run_id,
-            &ti.task_id,
-            ti.map_index,
-            ti.try_number,
-        );
+        let path = ti.log_file(&self.config.log_dir);
         // Read once per try: the template context and the log's masker both need them.
         let secrets = self.secrets().await;
         let log = TaskLog::open(&path, secrets.masker.clone());
@@ -479,19 +472,19 @@ impl Worker {
                 log.line("ERROR", &format!("recording the outcome failed: {e}"));
             }
         }
-        if let Some(changed) = &self.changed
-            && let Ok(mut runs) = changed.lock()
-        {
-            runs.entry(ti.run_pk)
-                .or_default()
-                .push(weir_core::TiChange {
+        if let Some(changed) = &self.changed {
+            weir_core::note_change(
+                changed,
+                ti.run_pk,
+                weir_core::TiChange {
                     ti_id: ti.id,
                     state: recorded,
                     // A reschedule gave its try number back.
                     try_number: ti.try_number
                         - (recorded == Some(TaskState::UpForReschedule)) as i64,
                     next_retry_at,
-                });
+                },
+            );
         }
         self.scheduler_wake.notify_one();
     }

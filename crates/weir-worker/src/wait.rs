@@ -7,7 +7,7 @@
 use crate::{DEFAULT_WAREHOUSE, Outcome, TaskLog, Worker, default_warehouse};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use weir_core::connection::Connection;
 use weir_core::{TaskState, iso, micros, now_micros, timestamp};
@@ -18,13 +18,26 @@ use weir_store::{ClaimedTi, Store};
 /// A run as a condition names it: DAG, run id or logical date.
 type RunKey = (String, Option<String>, Option<i64>);
 
+/// A task's instances as a condition names them: DAG, task, logical date.
+type TaskKey = (String, String, i64);
+
+/// One read shared by every check that asks for it, also while it is in flight.
+type Shared<T> = Arc<tokio::sync::OnceCell<Result<T, String>>>;
+
 /// Reads what conditions look at from the metadata store. Within one lookup the same task or
-/// run is read once: ten thousand sensors waiting for one task cost one query per round.
+/// run is read once, however many checks ask at the same time: ten thousand sensors waiting
+/// for one task cost one query per round.
 pub struct StoreLookup {
     store: Store,
     project_dir: PathBuf,
-    tasks: Mutex<HashMap<(String, String, i64), Vec<String>>>,
-    runs: Mutex<HashMap<RunKey, Option<String>>>,
+    tasks: Mutex<HashMap<TaskKey, Shared<Vec<String>>>>,
+    runs: Mutex<HashMap<RunKey, Shared<Option<String>>>>,
+}
+
+/// The shared read of `key` in `map`.
+fn shared<K: std::hash::Hash + Eq, T>(map: &Mutex<HashMap<K, Shared<T>>>, key: K) -> Shared<T> {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(key).or_default().clone()
 }
 
 impl StoreLookup {
@@ -47,21 +60,19 @@ impl Lookup for StoreLookup {
     ) -> weir_ops::BoxFuture<'a, Result<Vec<String>, String>> {
         Box::pin(async move {
             let key = (dag_id.to_string(), task_id.to_string(), logical_date);
-            if let Some(hit) = self.tasks.lock().ok().and_then(|m| m.get(&key).cloned()) {
-                return Ok(hit);
-            }
-            let states: Vec<String> = self
-                .store
-                .task_states_at(dag_id, task_id, logical_date)
+            shared(&self.tasks, key)
+                .get_or_init(|| async {
+                    Ok(self
+                        .store
+                        .task_states_at(dag_id, task_id, logical_date)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .map(|s| s.to_string())
+                        .collect())
+                })
                 .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|s| s.to_string())
-                .collect();
-            if let Ok(mut m) = self.tasks.lock() {
-                m.insert(key, states.clone());
-            }
-            Ok(states)
+                .clone()
         })
     }
 
@@ -73,20 +84,18 @@ impl Lookup for StoreLookup {
     ) -> weir_ops::BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
             let key = (dag_id.to_string(), run_id.map(String::from), logical_date);
-            if let Some(hit) = self.runs.lock().ok().and_then(|m| m.get(&key).cloned()) {
-                return Ok(hit);
-            }
-            let run = match (run_id, logical_date) {
-                (Some(id), _) => self.store.get_run(dag_id, id).await,
-                (None, Some(at)) => self.store.run_at(dag_id, at).await,
-                (None, None) => Ok(None),
-            }
-            .map_err(|e| e.to_string())?;
-            let state = run.map(|r| r.state.to_string());
-            if let Ok(mut m) = self.runs.lock() {
-                m.insert(key, state.clone());
-            }
-            Ok(state)
+            shared(&self.runs, key)
+                .get_or_init(|| async {
+                    let run = match (run_id, logical_date) {
+                        (Some(id), _) => self.store.get_run(dag_id, id).await,
+                        (None, Some(at)) => self.store.run_at(dag_id, at).await,
+                        (None, None) => Ok(None),
+                    }
+                    .map_err(|e| e.to_string())?;
+                    Ok(run.map(|r| r.state.to_string()))
+                })
+                .await
+                .clone()
         })
     }
 

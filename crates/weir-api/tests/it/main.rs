@@ -271,6 +271,8 @@ async fn dags_list_filter_pause_and_trigger_with_conf() {
         .call(Method::GET, "/api/v2/dags?tags=nope", Some(&op), None)
         .await;
     assert_eq!(body["total_entries"], 0);
+    let (_, body) = api.call(Method::GET, "/api/v2/dags", Some(&op), None).await;
+    assert_eq!(body["dags"][0]["is_paused"], false, "{body}");
 
     let (status, body) = api
         .call(
@@ -286,6 +288,9 @@ async fn dags_list_filter_pause_and_trigger_with_conf() {
         .call(Method::GET, "/api/v2/dags?paused=true", Some(&op), None)
         .await;
     assert_eq!(body["total_entries"], 1);
+    // The listing's JSON is reused for a second, but a change through the API forgets it.
+    let (_, body) = api.call(Method::GET, "/api/v2/dags", Some(&op), None).await;
+    assert_eq!(body["dags"][0]["is_paused"], true, "{body}");
 
     let (status, run) = api
         .call(

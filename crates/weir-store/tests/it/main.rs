@@ -882,3 +882,79 @@ async fn concurrent_asset_run_creators_consume_each_event_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_deferred_wait_is_written_again_only_at_its_try_and_ended_once() {
+    each_backend(|store| async move {
+        let run = store
+            .create_run(&new_run("d", 77), &seeds(2))
+            .await
+            .unwrap()
+            .unwrap();
+        queue_all(&store, run.id).await;
+        let claimed = store.claim("w", &[], &[run.id], 10).await.unwrap();
+        let defer = |ti: &weir_store::TiRow| Finish {
+            ti_id: ti.id,
+            try_number: ti.try_number,
+            state: TaskState::Deferred,
+            next_retry_at: Some(100),
+            reason: Some("waiting".into()),
+            sensor: Some(serde_json::json!({"checks": 1})),
+            sensor_key: Some("task:up:load:0".into()),
+            ..Default::default()
+        };
+        let deferred: Vec<Finish> = claimed.iter().map(defer).collect();
+        assert_eq!(
+            store.finish("w", &deferred).await.unwrap(),
+            vec![Finished::Applied, Finished::Applied]
+        );
+        let due = store.due_deferred(100, 10).await.unwrap();
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[0].sensor, Some(serde_json::json!({"checks": 1})));
+        // The first at its try, the second at a stale try: only the first moves on.
+        let again = vec![
+            Finish {
+                next_retry_at: Some(500),
+                reason: Some("still waiting".into()),
+                sensor: Some(serde_json::json!({"checks": 2})),
+                ..deferred[0].clone()
+            },
+            Finish {
+                try_number: deferred[1].try_number + 1,
+                next_retry_at: Some(500),
+                ..deferred[1].clone()
+            },
+        ];
+        store.wait_again(&again).await.unwrap();
+        let due = store.due_deferred(100, 10).await.unwrap();
+        assert_eq!(due.len(), 1, "{due:?}");
+        assert_eq!(due[0].id, deferred[1].ti_id);
+        let first = store
+            .task_instance(deferred[0].ti_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.next_retry_at, Some(500));
+        assert_eq!(first.reason.as_deref(), Some("still waiting"));
+        assert_eq!(first.sensor, Some(serde_json::json!({"checks": 2})));
+        assert_eq!(store.next_deferred_check().await.unwrap(), Some(100));
+        // The triggerer ends it: once.
+        let end = Finish {
+            state: TaskState::Success,
+            ..deferred[1].clone()
+        };
+        assert_eq!(
+            store
+                .finish_deferred(std::slice::from_ref(&end))
+                .await
+                .unwrap(),
+            vec![Finished::Applied]
+        );
+        assert_eq!(
+            store.finish_deferred(&[end]).await.unwrap(),
+            vec![Finished::Lost],
+            "a deferred wait ends once"
+        );
+    })
+    .await;
+}

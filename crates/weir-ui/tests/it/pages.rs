@@ -25,6 +25,31 @@ async fn run(ui: &Ui) -> weir_store::RunRow {
         .unwrap()
 }
 
+/// `extract` of `run`, claimed by worker `w1`: running at try 1.
+async fn running_extract(ui: &Ui, run: &weir_store::RunRow) -> weir_store::TiRow {
+    let store = ui.state.store();
+    let extract = store
+        .task_instances(run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.task_id == "extract")
+        .unwrap();
+    store
+        .apply_transitions(&[weir_store::Transition {
+            ti_id: extract.id,
+            from: TaskState::None,
+            to: TaskState::Queued,
+            next_retry_at: None,
+            reason: None,
+        }])
+        .await
+        .unwrap();
+    let claimed = store.claim("w1", &[], &[run.id], 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    claimed.into_iter().next().unwrap()
+}
+
 #[tokio::test]
 async fn a_script_in_a_dag_description_renders_as_text() {
     let ui = Ui::new().await;
@@ -56,27 +81,8 @@ async fn a_script_in_a_task_log_renders_as_text_and_the_log_tails_while_running(
     let ui = Ui::new().await;
     let ada = ui.login("ada").await;
     let run = run(&ui).await;
-    let store = ui.state.store();
-    let extract = store
-        .task_instances(run.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.task_id == "extract")
-        .unwrap();
-    store
-        .apply_transitions(&[weir_store::Transition {
-            ti_id: extract.id,
-            from: TaskState::None,
-            to: TaskState::Queued,
-            next_retry_at: None,
-            reason: None,
-        }])
-        .await
-        .unwrap();
-    let claimed = store.claim("w1", &[], &[run.id], 10).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    let log = weir_core::log_path(&ui.dir.path().join("logs"), "daily", "r1", "extract", -1, 1);
+    let extract = running_extract(&ui, &run).await;
+    let log = extract.log_file(&ui.dir.path().join("logs"));
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     std::fs::write(&log, "hello\n<script>alert('log')</script>\n").unwrap();
 
@@ -819,13 +825,7 @@ async fn a_run_page_links_a_triggered_run_and_its_parent_and_says_what_a_sensor_
     let otto = ui.login("otto").await;
     let parent = run(&ui).await;
     let store = ui.state.store();
-    let extract = store
-        .task_instances(parent.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|t| t.task_id == "extract")
-        .unwrap();
+    let extract = running_extract(&ui, &parent).await;
     // `extract` stands for a trigger_dag task: it created a child run, then deferred.
     let child = ui
         .state
@@ -839,18 +839,6 @@ async fn a_run_page_links_a_triggered_run_and_its_parent_and_says_what_a_sensor_
         )
         .await
         .unwrap();
-    store
-        .apply_transitions(&[weir_store::Transition {
-            ti_id: extract.id,
-            from: TaskState::None,
-            to: TaskState::Queued,
-            next_retry_at: None,
-            reason: None,
-        }])
-        .await
-        .unwrap();
-    let claimed = store.claim("w1", &[], &[parent.id], 1).await.unwrap();
-    assert_eq!(claimed.len(), 1);
     store
         .finish(
             "w1",
