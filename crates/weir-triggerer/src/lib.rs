@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use weir_core::{Dag, TaskState, now_micros};
-use weir_ops::sensor::{Checked, Waiting, check};
+use weir_ops::sensor::{Waiting, check};
 use weir_store::{Finish, Finished, Store, TiRow};
 use weir_worker::TaskLog;
-use weir_worker::wait::{Step, StoreLookup, step};
+use weir_worker::wait::{Ended, Step, StoreLookup, step};
 
 /// How a triggerer behaves.
 #[derive(Debug, Clone)]
@@ -68,12 +68,6 @@ pub struct Triggerer {
 /// How far back a round looks for ended tasks and runs before the last one looked: a finish
 /// commits a little after its end_date was taken.
 const ENDED_MARGIN: i64 = 2_000_000;
-
-/// What became of one due instance in a round.
-enum Checkup {
-    End(Finish, String),
-    Again(Finish),
-}
 
 impl Triggerer {
     pub fn new(store: Store, config: TriggererConfig) -> Triggerer {
@@ -154,42 +148,66 @@ impl Triggerer {
             self.store.clone(),
             self.config.project_dir.clone(),
         ));
-        let mut dags: HashMap<String, Option<Arc<Dag>>> = HashMap::new();
-        for ti in &due {
-            if !dags.contains_key(&ti.dag_id) {
-                let dag = self
-                    .store
-                    .get_dag(&ti.dag_id)
-                    .await?
-                    .map(|(d, _)| Arc::new(d));
-                dags.insert(ti.dag_id.clone(), dag);
+        // Conditions on the store, files and the clock are checked one after another on this
+        // task (a read shared by every sensor that watches the same task returns at once);
+        // only SQL and HTTP checks, which wait on the network, run side by side.
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
+        let mut remote = tokio::task::JoinSet::new();
+        let mut checked: Vec<(usize, TiRow, Option<Waiting>, Step)> = Vec::with_capacity(due.len());
+        for (index, ti) in due.into_iter().enumerate() {
+            let kind = ti
+                .sensor
+                .as_ref()
+                .and_then(|s| s["wait"]["condition"]["kind"].as_str())
+                .unwrap_or_default();
+            if matches!(kind, "sql" | "http") {
+                let lookup = lookup.clone();
+                let semaphore = semaphore.clone();
+                remote.spawn(async move {
+                    let _permit = semaphore.acquire_owned().await;
+                    let (waiting, step) = check_one(&ti, &lookup).await;
+                    (index, ti, waiting, step)
+                });
+            } else {
+                let (waiting, step) = check_one(&ti, &lookup).await;
+                checked.push((index, ti, waiting, step));
             }
         }
-        let dags = Arc::new(dags);
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency.max(1)));
-        let mut checks = tokio::task::JoinSet::new();
-        for (index, ti) in due.into_iter().enumerate() {
-            let lookup = lookup.clone();
-            let dags = dags.clone();
-            let semaphore = semaphore.clone();
-            let store = self.store.clone();
-            let log_file = self.log_file(&ti);
-            checks.spawn(async move {
-                let _permit = semaphore.acquire_owned().await;
-                let dag = dags.get(&ti.dag_id).cloned().flatten();
-                let outcome = checkup(&ti, dag.as_deref(), &lookup, &store, &log_file).await;
-                (index, outcome, ti)
-            });
+        while let Some(done) = remote.join_next().await {
+            if let Ok(done) = done {
+                checked.push(done);
+            }
         }
+        // A DAG is read only when a wait of it ends (retries, callbacks).
+        let mut dags: HashMap<String, Option<Arc<Dag>>> = HashMap::new();
         let mut ends: Vec<(usize, Finish, String, TiRow)> = Vec::new();
         let mut again = Vec::new();
-        while let Some(done) = checks.join_next().await {
-            let Ok((index, outcome, ti)) = done else {
-                continue;
-            };
-            match outcome {
-                Checkup::End(finish, message) => ends.push((index, finish, message, ti)),
-                Checkup::Again(finish) => again.push(finish),
+        for (index, ti, waiting, step) in checked {
+            match step {
+                Step::Again { next, reason } => again.push(Finish {
+                    ti_id: ti.id,
+                    try_number: ti.try_number,
+                    state: TaskState::Deferred,
+                    next_retry_at: Some(next),
+                    reason: Some(reason),
+                    sensor: waiting.map(|w| w.to_json()),
+                    ..Default::default()
+                }),
+                Step::End(end) => {
+                    if !dags.contains_key(&ti.dag_id) {
+                        let dag = self
+                            .store
+                            .get_dag(&ti.dag_id)
+                            .await?
+                            .map(|(d, _)| Arc::new(d));
+                        dags.insert(ti.dag_id.clone(), dag);
+                    }
+                    let dag = dags.get(&ti.dag_id).cloned().flatten();
+                    let log_file = self.log_file(&ti);
+                    let (finish, message) =
+                        ending(&ti, end, dag.as_deref(), &self.store, &log_file).await;
+                    ends.push((index, finish, message, ti));
+                }
             }
         }
         self.store.wait_again(&again).await?;
@@ -243,90 +261,84 @@ impl Triggerer {
     }
 }
 
-/// Checks one deferred instance: the end of its wait, or its next check.
-async fn checkup(
-    ti: &TiRow,
-    dag: Option<&Dag>,
-    lookup: &StoreLookup,
-    store: &Store,
-    log_file: &std::path::Path,
-) -> Checkup {
+/// Checks one deferred instance once: what it waits for (counted one check more) and what
+/// the check means.
+async fn check_one(ti: &TiRow, lookup: &StoreLookup) -> (Option<Waiting>, Step) {
     let now = now_micros();
-    let base = Finish {
-        ti_id: ti.id,
-        try_number: ti.try_number,
-        ..Default::default()
-    };
     let waiting = ti
         .sensor
         .as_ref()
         .ok_or_else(|| "a deferred task instance without a sensor record".to_string())
         .and_then(Waiting::from_json);
-    let (mut waiting, checked) = match waiting {
+    match waiting {
         Ok(mut waiting) => {
             waiting.checks += 1;
             let checked = check(&waiting.wait.condition, lookup).await;
-            (Some(waiting), checked)
+            let step = step(&waiting, checked, now);
+            (Some(waiting), step)
         }
-        Err(e) => (None, Checked::Failed(e)),
-    };
-    let outcome = match &waiting {
-        Some(w) => step(w, checked, now),
-        None => Step::End {
-            state: TaskState::Failed,
-            message: match checked {
-                Checked::Failed(e) => e,
-                _ => String::new(),
-            },
-            xcom: None,
-            retry: false,
-        },
-    };
-    match outcome {
-        Step::Again { next, reason } => Checkup::Again(Finish {
-            state: TaskState::Deferred,
-            next_retry_at: Some(next),
-            reason: Some(reason),
-            sensor: waiting.take().map(|w| w.to_json()),
-            ..base
-        }),
-        Step::End {
-            state,
-            message,
-            xcom,
-            retry,
-        } => {
-            let task = dag.and_then(|d| d.task(&ti.task_id));
-            let (state, next_retry_at) = match (state, task) {
-                (TaskState::Failed, Some(task)) if retry && ti.try_number <= ti.max_tries => {
-                    let delay = task.retry_delay_after(ti.try_number as u32);
-                    (TaskState::UpForRetry, Some(now + delay.as_micros() as i64))
-                }
-                (state, _) => (state, None),
-            };
-            let messages = match (dag, task) {
-                (Some(dag), Some(task)) if !task.callbacks.is_empty() => {
-                    let logical_date = store
-                        .get_run_by_pk(ti.run_pk)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|r| r.logical_date);
-                    weir_worker::outcome_messages(dag, ti, logical_date, state, log_file)
-                }
-                _ => Vec::new(),
-            };
-            Checkup::End(
-                Finish {
-                    state,
-                    next_retry_at,
-                    xcom: xcom.filter(|_| state == TaskState::Success),
-                    messages,
-                    reason: (state == TaskState::Skipped).then(|| message.clone()),
-                    ..base
-                },
+        Err(message) => (
+            None,
+            Step::End(Ended {
+                state: TaskState::Failed,
                 message,
+                xcom: None,
+                retry: false,
+            }),
+        ),
+    }
+}
+
+/// The finish of a wait that ended: a failure that may retry becomes `up_for_retry` while
+/// the task has tries left; the task's notifications for the outcome go with it.
+async fn ending(
+    ti: &TiRow,
+    end: Ended,
+    dag: Option<&Dag>,
+    store: &Store,
+    log_file: &std::path::Path,
+) -> (Finish, String) {
+    let Ended {
+        state,
+        message,
+        xcom,
+        retry,
+    } = end;
+    let now = now_micros();
+    let task = dag.and_then(|d| d.task(&ti.task_id));
+    let (state, next_retry_at) = match (state, task) {
+        (TaskState::Failed, Some(task)) if retry && ti.try_number <= ti.max_tries => {
+            let delay = task.retry_delay_after(ti.try_number as u32);
+            (
+                TaskState::UpForRetry,
+                Some(now + delay.as_micros() as i64),
             )
         }
-    }
+        (state, _) => (state, None),
+    };
+    let messages = match (dag, task) {
+        (Some(dag), Some(task)) if !task.callbacks.is_empty() => {
+            let logical_date = store
+                .get_run_by_pk(ti.run_pk)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.logical_date);
+            weir_worker::outcome_messages(dag, ti, logical_date, state, log_file)
+        }
+        _ => Vec::new(),
+    };
+    (
+        Finish {
+            ti_id: ti.id,
+            try_number: ti.try_number,
+            state,
+            next_retry_at,
+            xcom: xcom.filter(|_| state == TaskState::Success),
+            messages,
+            reason: (state == TaskState::Skipped).then(|| message.clone()),
+            ..Default::default()
+        },
+        message,
+    )
 }

@@ -125,17 +125,21 @@ pub async fn resolve_connection(store: &Store, conn_id: &str) -> Result<Connecti
     }
 }
 
+/// How a wait ended. `retry`: a failure may use the task's retries (a failed state seen, a
+/// broken query); a timeout never does, as in Airflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub state: TaskState,
+    pub message: String,
+    pub xcom: Option<serde_json::Value>,
+    pub retry: bool,
+}
+
 /// What one check means for a waiting task instance.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// The wait is over. `retry`: a failure may use the task's retries (a failed state seen,
-    /// a broken query); a timeout never does, as in Airflow.
-    End {
-        state: TaskState,
-        message: String,
-        xcom: Option<serde_json::Value>,
-        retry: bool,
-    },
+    /// The wait is over.
+    End(Ended),
     /// Check again at `next` (micros); `reason` says what it waits for.
     Again { next: i64, reason: String },
 }
@@ -144,39 +148,39 @@ pub enum Step {
 /// `waiting.checks`).
 pub fn step(waiting: &Waiting, checked: Checked, now: i64) -> Step {
     match checked {
-        Checked::Met(how) => Step::End {
+        Checked::Met(how) => Step::End(Ended {
             state: TaskState::Success,
             message: format!("sensor condition met: {how}"),
             xcom: waiting.xcom.clone(),
             retry: false,
-        },
-        Checked::Failed(why) => Step::End {
+        }),
+        Checked::Failed(why) => Step::End(Ended {
             state: TaskState::Failed,
             message: format!("sensor failed: {why}"),
             xcom: None,
             retry: true,
-        },
+        }),
         Checked::NotYet(seen) if waiting.timed_out(now) => {
             let after = weir_core::format_duration(std::time::Duration::from_micros(
                 (now - waiting.since).max(0) as u64,
             ));
             let what = waiting.wait.condition.describe();
             if waiting.wait.soft_fail {
-                Step::End {
+                Step::End(Ended {
                     state: TaskState::Skipped,
                     message: format!(
                         "sensor timed out after {after} waiting for {what} ({seen}); skipped (soft_fail)"
                     ),
                     xcom: None,
                     retry: false,
-                }
+                })
             } else {
-                Step::End {
+                Step::End(Ended {
                     state: TaskState::Failed,
                     message: format!("sensor timed out after {after} waiting for {what} ({seen})"),
                     xcom: None,
                     retry: false,
-                }
+                })
             }
         }
         Checked::NotYet(seen) => {
@@ -237,12 +241,12 @@ impl Worker {
             let checked = check(&waiting.wait.condition, &lookup).await;
             let now = now_micros();
             let (next, reason) = match step(&waiting, checked, now) {
-                Step::End {
+                Step::End(Ended {
                     state,
                     message,
                     xcom,
                     retry,
-                } => return Ok(Outcome::ended(state, message, xcom, retry)),
+                }) => return Ok(Outcome::ended(state, message, xcom, retry)),
                 Step::Again { next, reason } => (next, reason),
             };
             match waiting.wait.mode {
