@@ -581,15 +581,6 @@ impl Store {
         rows.iter().map(ti_row).collect()
     }
 
-    /// When the next deferred instance is due for a check, if any waits.
-    pub async fn next_deferred_check(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT MIN(next_retry_at) FROM task_instance WHERE state = 'deferred'",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// Brings forward the next check of deferred instances that watch a task instance or a
     /// run that ended at or after `since` (their `sensor_key`): the end of what a sensor
     /// waits for is seen at the triggerer's next round, not at the sensor's next poke.
