@@ -16,6 +16,13 @@ fn settings(parallelism: u32) -> String {
     )
 }
 
+/// Waits until the DAG processor has stored `n` DAGs.
+fn parsed(p: &Project, n: usize) {
+    wait_for("the DAGs to be parsed", LIMIT, || {
+        (p.json(&["dags", "list"]).as_array().unwrap().len() == n).then_some(())
+    });
+}
+
 /// The run of `dag` with this id once it has finished.
 fn finished_run(p: &Project, dag: &str, run_id: &str) -> Value {
     wait_for(&format!("run {run_id} of {dag} to finish"), LIMIT, || {
@@ -86,9 +93,7 @@ fn a_parent_triggers_a_child_with_conf_waits_deferred_and_fails_when_the_child_f
     );
     p.dag("parent_plain", &parent("", "2026-03-01"));
     let _weir = p.start();
-    wait_for("the DAGs to be parsed", LIMIT, || {
-        (p.json(&["dags", "list"]).as_array().unwrap().len() == 5).then_some(())
-    });
+    parsed(&p, 5);
 
     // The child sees the conf; the parent waits for it, then goes on with its run id.
     p.ok(&["dags", "trigger", "parent", "--logical-date", "2026-03-01"]);
@@ -249,9 +254,7 @@ fn sensors_in_reschedule_and_defer_mode_leave_the_only_slot_free_and_succeed_or_
         &sensors("1", "    soft_fail: true", "    retries: 2"),
     );
     let _weir = p.start();
-    wait_for("the DAGs to be parsed", LIMIT, || {
-        (p.json(&["dags", "list"]).as_array().unwrap().len() == 3).then_some(())
-    });
+    parsed(&p, 3);
 
     p.ok(&[
         "dags",
@@ -419,9 +422,7 @@ tasks:
         ),
     );
     let _weir = p.start();
-    wait_for("the DAG to be parsed", LIMIT, || {
-        (p.json(&["dags", "list"]).as_array().unwrap().len() == 1).then_some(())
-    });
+    parsed(&p, 1);
     p.ok(&[
         "dags",
         "trigger",
