@@ -194,17 +194,12 @@ pub fn step(waiting: &Waiting, checked: Checked, now: i64) -> Step {
 }
 
 impl Outcome {
-    fn ended(
-        state: TaskState,
-        message: String,
-        xcom: Option<serde_json::Value>,
-        retry: bool,
-    ) -> Outcome {
+    fn ended(end: Ended) -> Outcome {
         Outcome {
-            state,
-            message,
-            xcom,
-            no_retry: !retry,
+            state: end.state,
+            message: end.message,
+            xcom: end.xcom,
+            no_retry: !end.retry,
             ..Outcome::failed(String::new())
         }
     }
@@ -234,19 +229,15 @@ impl Worker {
         log: &TaskLog,
         kill: &mut watch::Receiver<bool>,
     ) -> Result<Outcome, String> {
-        let lookup = StoreLookup::new(self.store.clone(), self.config.project_dir.clone());
         let mut waiting = Waiting::start(wait, ti.sensor.as_ref(), now_micros());
         loop {
+            // A new lookup per check: what the last one read is stale by now.
+            let lookup = StoreLookup::new(self.store.clone(), self.config.project_dir.clone());
             waiting.checks += 1;
             let checked = check(&waiting.wait.condition, &lookup).await;
             let now = now_micros();
             let (next, reason) = match step(&waiting, checked, now) {
-                Step::End(Ended {
-                    state,
-                    message,
-                    xcom,
-                    retry,
-                }) => return Ok(Outcome::ended(state, message, xcom, retry)),
+                Step::End(end) => return Ok(Outcome::ended(end)),
                 Step::Again { next, reason } => (next, reason),
             };
             match waiting.wait.mode {
@@ -274,13 +265,6 @@ impl Worker {
                         _ = kill.wait_for(|k| *k) => {
                             return Ok(Outcome::failed("task was stopped: the worker is shutting down".into()));
                         }
-                    }
-                    // A new lookup per check: what it read last time is stale now.
-                    if let Ok(mut m) = lookup.tasks.lock() {
-                        m.clear();
-                    }
-                    if let Ok(mut m) = lookup.runs.lock() {
-                        m.clear();
                     }
                 }
             }
@@ -335,17 +319,17 @@ impl Worker {
                         iso(at),
                         run.run_id
                     )),
-                    ..Outcome::ended(
-                        TaskState::Skipped,
-                        format!(
+                    ..Outcome::ended(Ended {
+                        state: TaskState::Skipped,
+                        message: format!(
                             "a run of {} at {} exists ({}): skipped (skip_when_already_exists)",
                             dag.dag_id,
                             iso(at),
                             run.run_id
                         ),
-                        None,
-                        false,
-                    )
+                        xcom: None,
+                        retry: false,
+                    })
                 });
             }
             Some(run) if trigger.reset_dag_run => {
