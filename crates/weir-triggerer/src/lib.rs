@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use weir_core::{Dag, TaskState, now_micros};
-use weir_ops::sensor::{Waiting, check};
+use weir_ops::sensor::{Condition, Waiting, check};
 use weir_store::{Finish, Finished, Store, TiRow};
 use weir_worker::TaskLog;
 use weir_worker::wait::{Ended, Step, StoreLookup, step};
@@ -152,22 +152,38 @@ impl Triggerer {
         let mut remote = tokio::task::JoinSet::new();
         let mut checked: Vec<(usize, TiRow, Option<Waiting>, Step)> = Vec::with_capacity(due.len());
         for (index, ti) in due.into_iter().enumerate() {
-            let kind = ti
+            let waiting = ti
                 .sensor
                 .as_ref()
-                .and_then(|s| s["wait"]["condition"]["kind"].as_str())
-                .unwrap_or_default();
-            if matches!(kind, "sql" | "http") {
+                .ok_or_else(|| "a deferred task instance without a sensor record".to_string())
+                .and_then(Waiting::from_json);
+            let mut waiting = match waiting {
+                Ok(waiting) => waiting,
+                Err(message) => {
+                    let unreadable = Ended {
+                        state: TaskState::Failed,
+                        message,
+                        xcom: None,
+                        retry: false,
+                    };
+                    checked.push((index, ti, None, Step::End(unreadable)));
+                    continue;
+                }
+            };
+            if matches!(
+                waiting.wait.condition,
+                Condition::Sql { .. } | Condition::Http { .. }
+            ) {
                 let lookup = lookup.clone();
                 let semaphore = semaphore.clone();
                 remote.spawn(async move {
                     let _permit = semaphore.acquire_owned().await;
-                    let (waiting, step) = check_one(&ti, &lookup).await;
-                    (index, ti, waiting, step)
+                    let step = check_once(&mut waiting, &lookup).await;
+                    (index, ti, Some(waiting), step)
                 });
             } else {
-                let (waiting, step) = check_one(&ti, &lookup).await;
-                checked.push((index, ti, waiting, step));
+                let step = check_once(&mut waiting, &lookup).await;
+                checked.push((index, ti, Some(waiting), step));
             }
         }
         while let Some(done) = remote.join_next().await {
@@ -258,32 +274,11 @@ impl Triggerer {
     }
 }
 
-/// Checks one deferred instance once: what it waits for (counted one check more) and what
-/// the check means.
-async fn check_one(ti: &TiRow, lookup: &StoreLookup) -> (Option<Waiting>, Step) {
-    let now = now_micros();
-    let waiting = ti
-        .sensor
-        .as_ref()
-        .ok_or_else(|| "a deferred task instance without a sensor record".to_string())
-        .and_then(Waiting::from_json);
-    match waiting {
-        Ok(mut waiting) => {
-            waiting.checks += 1;
-            let checked = check(&waiting.wait.condition, lookup).await;
-            let step = step(&waiting, checked, now);
-            (Some(waiting), step)
-        }
-        Err(message) => (
-            None,
-            Step::End(Ended {
-                state: TaskState::Failed,
-                message,
-                xcom: None,
-                retry: false,
-            }),
-        ),
-    }
+/// Checks a deferred wait once (counted in its checks): what the check means.
+async fn check_once(waiting: &mut Waiting, lookup: &StoreLookup) -> Step {
+    waiting.checks += 1;
+    let checked = check(&waiting.wait.condition, lookup).await;
+    step(waiting, checked, now_micros())
 }
 
 /// The finish of a wait that ended: a failure that may retry becomes `up_for_retry` while
