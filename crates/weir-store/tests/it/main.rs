@@ -900,7 +900,7 @@ async fn a_deferred_wait_is_written_again_only_at_its_try_and_ended_once() {
             next_retry_at: Some(100),
             reason: Some("waiting".into()),
             sensor: Some(serde_json::json!({"checks": 1})),
-            sensor_key: Some("task:up:load:0".into()),
+            sensor_key: Some(weir_core::watch_task_key("up", "t0", 5)),
             ..Default::default()
         };
         let deferred: Vec<Finish> = claimed.iter().map(defer).collect();
@@ -937,6 +937,30 @@ async fn a_deferred_wait_is_written_again_only_at_its_try_and_ended_once() {
         assert_eq!(first.next_retry_at, Some(500));
         assert_eq!(first.reason.as_deref(), Some("still waiting"));
         assert_eq!(first.sensor, Some(serde_json::json!({"checks": 2})));
+        // The end of the task they watch brings the waiting one's check forward to now.
+        assert_eq!(
+            store.hurry_deferred(0, 200).await.unwrap(),
+            0,
+            "nothing ended"
+        );
+        let up = store
+            .create_run(&new_run("up", 5), &seeds(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let t0 = store.task_instances(up.id).await.unwrap()[0].id;
+        store
+            .apply_transitions(&[Transition {
+                ti_id: t0,
+                from: TaskState::None,
+                to: TaskState::Success,
+                next_retry_at: None,
+                reason: None,
+            }])
+            .await
+            .unwrap();
+        assert_eq!(store.hurry_deferred(0, 200).await.unwrap(), 1);
+        assert_eq!(store.due_deferred(200, 10).await.unwrap().len(), 2);
         // The triggerer ends it: once.
         let end = Finish {
             state: TaskState::Success,
