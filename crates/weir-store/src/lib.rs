@@ -40,6 +40,7 @@ pub use vars::VariableRow;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, SqlSafeStr};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,6 +59,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Secret(String),
+    #[error("cannot lock {path} for migrating: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -80,6 +86,8 @@ pub struct Store {
     backend: Backend,
     /// Encrypts connection secrets and variables at rest; `None` stores plain text.
     cipher: Option<Cipher>,
+    /// Beside a SQLite file, the file whose lock one process holds while it migrates.
+    migrate_lock: Option<PathBuf>,
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -192,6 +200,14 @@ impl Store {
                 reason: "expected a sqlite:// or postgres:// url".into(),
             });
         };
+        let migrate_lock = match backend {
+            Backend::Sqlite => sqlite_file(url).map(|db| {
+                let mut name = db.into_os_string();
+                name.push(".migrate-lock");
+                PathBuf::from(name)
+            }),
+            Backend::Postgres => None,
+        };
         let url = match backend {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
@@ -235,6 +251,7 @@ impl Store {
             writer,
             backend,
             cipher: None,
+            migrate_lock,
         })
     }
 
@@ -281,24 +298,17 @@ impl Store {
     /// Applies pending migrations.
     ///
     /// Several processes may open a fresh SQLite file at once (`weir standalone` and a CLI
-    /// command). SQLite has no migration lock, so one of them can lose the race with "table
-    /// already exists"; each migration is one transaction, so the loser re-checks and, when the
-    /// winner has applied everything, carries on.
+    /// command). sqlx takes no migration lock on SQLite, so without one both apply the same
+    /// migration and one fails with "table already exists"; each process therefore holds an
+    /// exclusive lock on a file beside the database while it migrates (PostgreSQL has sqlx's
+    /// advisory lock).
     pub async fn migrate(&self) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            match self.migrator().run(&self.writer).await {
-                Ok(()) => return Ok(()),
-                Err(e) if self.backend == Backend::Sqlite && attempt < 3 => {
-                    if self.pending_migrations().await?.is_empty() {
-                        return Ok(());
-                    }
-                    attempt += 1;
-                    tracing::debug!("retrying migrations after a concurrent writer: {e}");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let _held = match &self.migrate_lock {
+            Some(path) => Some(lock_exclusively(path.clone()).await?),
+            None => None,
+        };
+        self.migrator().run(&self.writer).await?;
+        Ok(())
     }
 
     /// Versions of the migrations not yet applied (empty when the schema is current).
@@ -445,4 +455,32 @@ pub mod testing {
         pool.close().await;
         Ok(name)
     }
+}
+
+/// The file a `sqlite:` url names, or `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// Opens `path` (0600, created if missing) and waits for an exclusive lock on it; the lock
+/// lasts as long as the returned file.
+async fn lock_exclusively(path: PathBuf) -> Result<std::fs::File> {
+    let at = path.clone();
+    let locked = tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&at)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .unwrap_or_else(|joined| Err(std::io::Error::other(joined)));
+    locked.map_err(|source| StoreError::Lock { path, source })
 }

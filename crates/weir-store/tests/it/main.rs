@@ -73,6 +73,26 @@ async fn migrate_is_idempotent_and_reports_no_pending() {
     .await;
 }
 
+/// `weir standalone` and a CLI command opening a fresh SQLite file at once used to apply the
+/// same migration twice, one of them failing with "table ... already exists".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_opening_a_fresh_sqlite_file_at_once_all_migrate_it() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("metadata.db").display());
+        let opening: Vec<_> = (0..6)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { weir_store::Store::open(&url).await })
+            })
+            .collect();
+        for opened in opening {
+            let store = opened.await.unwrap().unwrap();
+            assert!(store.pending_migrations().await.unwrap().is_empty());
+        }
+    }
+}
+
 #[tokio::test]
 async fn dags_are_upserted_paused_and_deactivated() {
     each_backend(|store| async move {
@@ -910,7 +930,7 @@ async fn a_deferred_wait_is_written_again_only_at_its_try_and_ended_once() {
         );
         let due = store.due_deferred(100, 10).await.unwrap();
         assert_eq!(due.len(), 2);
-        assert_eq!(due[0].sensor, Some(serde_json::json!({"checks": 1})));
+        assert_eq!(due[0].sensor.as_deref(), Some(r#"{"checks":1}"#));
         // The first at its try, the second at a stale try: only the first moves on.
         let again = vec![
             Finish {
@@ -936,7 +956,7 @@ async fn a_deferred_wait_is_written_again_only_at_its_try_and_ended_once() {
             .unwrap();
         assert_eq!(first.next_retry_at, Some(500));
         assert_eq!(first.reason.as_deref(), Some("still waiting"));
-        assert_eq!(first.sensor, Some(serde_json::json!({"checks": 2})));
+        assert_eq!(first.sensor.as_deref(), Some(r#"{"checks":2}"#));
         // The end of the task they watch brings the waiting one's check forward to now.
         assert_eq!(
             store.hurry_deferred(0, 200).await.unwrap(),
