@@ -32,10 +32,10 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -52,6 +52,19 @@ def children(pid):
             continue
         count += ppid == pid
     return count
+
+
+def weir_pid(proc, weir):
+    """The weir process: proc itself, or (under --wrap) the descendant running the binary."""
+    if os.readlink(f"/proc/{proc.pid}/exe") == weir:
+        return proc.pid
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and os.readlink(f"/proc/{entry}/exe") == weir:
+                return int(entry)
+        except OSError:
+            continue
+    return proc.pid
 
 
 def counts(db, dag_id, task_id):
@@ -83,6 +96,7 @@ def main():
     ap.add_argument("--sensors", type=int, default=10000)
     ap.add_argument("--poke-interval", type=float, default=60.0)
     ap.add_argument("--window", type=float, default=120.0)
+    ap.add_argument("--wrap", default="", help="a command to run weir under, e.g. 'heaptrack -o F'")
     args = ap.parse_args()
     weir = os.path.abspath(args.weir)
     n = args.sensors
@@ -114,28 +128,32 @@ tasks:
     env = dict(os.environ, NO_COLOR="1")
     env.pop("WEIR_HOME", None)
     log = open(os.path.join(project, "standalone.log"), "w")
-    proc = subprocess.Popen([weir, "--project", project, "standalone"], cwd=project, env=env,
+    wrap = args.wrap.split()
+    proc = subprocess.Popen([*wrap, weir, "--project", project, "standalone"], cwd=project, env=env,
                             stdout=subprocess.DEVNULL, stderr=log)
     db = os.path.join(project, ".weir", "metadata.db")
+    pid = proc.pid
     try:
         def cli(*a):
             return subprocess.run([weir, "--project", project, *a], check=True,
                                   capture_output=True, text=True, env=env).stdout
 
         wait_until("the DAGs", 60, lambda: len(json.loads(cli("dags", "list", "-o", "json"))) == 2)
-        idle_rss = rss_mb(proc.pid)
+        pid = weir_pid(proc, weir)
+        idle_rss = rss_mb(pid)
         cli("dags", "trigger", "waiters")
         to_deferred = wait_until(f"{n} deferred sensors", 1800,
                                  lambda: counts(db, "waiters", "wait").get("deferred", 0) == n)
         # Let the hand-over settle, then measure a window of pure waiting.
         time.sleep(2)
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
         rss_max, kids_max = 0.0, 0
         while time.monotonic() - t0 < args.window:
-            rss_max = max(rss_max, rss_mb(proc.pid))
-            kids_max = max(kids_max, children(proc.pid))
+            rss_max = max(rss_max, rss_mb(pid))
+            kids_max = max(kids_max, children(pid))
             time.sleep(1)
-        cpu_pct = 100 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        cpu_pct = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+        anon, file = rss_mb(pid, "RssAnon"), rss_mb(pid, "RssFile")
         states = counts(db, "waiters", "wait")
         assert states.get("deferred", 0) == n, states
 
@@ -146,6 +164,8 @@ tasks:
                              lambda: counts(db, "waiters", "wait").get("success", 0) == n,
                              every=0.1)
     finally:
+        if pid != proc.pid:
+            os.kill(pid, 15)
         proc.terminate()
         proc.wait(timeout=60)
 
@@ -155,6 +175,7 @@ tasks:
         ("RSS idle, before the sensors", f"{idle_rss:.1f} MB", ""),
         ("time until all are deferred", f"{to_deferred:.1f} s", ""),
         (f"RSS while waiting (max over {args.window:g} s)", f"{rss_max:.1f} MB", "< 100 MB"),
+        ("  of which anonymous (heap, stacks) / file-backed", f"{anon:.1f} / {file:.1f} MB", ""),
         ("CPU while waiting", f"{cpu_pct:.2f} % of a core", "< 5 %"),
         ("child processes while waiting (max)", f"{kids_max}", "0"),
         ("upstream success -> all sensors success", f"{release:.1f} s",

@@ -67,16 +67,17 @@ pub(crate) fn ti_response(dag: &Dag, run: &RunRow, ti: &TiRow) -> TaskInstanceRe
         // A waiting sensor's wait, in the shape of Airflow's TriggerResponse.
         trigger: ti
             .sensor
-            .as_ref()
+            .as_deref()
             .filter(|_| ti.state == TaskState::Deferred)
             .map(|sensor| {
-                let kind = sensor["wait"]["condition"]["kind"]
+                let record: serde_json::Value = serde_json::from_str(sensor).unwrap_or_default();
+                let kind = record["wait"]["condition"]["kind"]
                     .as_str()
                     .unwrap_or("wait");
                 serde_json::json!({
                     "id": ti.id,
                     "classpath": format!("weir.sensors.{kind}"),
-                    "kwargs": sensor.to_string(),
+                    "kwargs": sensor,
                     "created_date": iso_opt(ti.end_date).or_else(|| iso_opt(ti.start_date)),
                     "triggerer_id": null,
                 })

@@ -99,8 +99,8 @@ pub struct Waiting {
 
 impl Waiting {
     /// A wait that starts at `now` (or goes on from an earlier try's `sensor` record).
-    pub fn start(wait: Wait, earlier: Option<&serde_json::Value>, now: i64) -> Waiting {
-        let earlier: Option<Waiting> = earlier.and_then(|v| serde_json::from_value(v.clone()).ok());
+    pub fn start(wait: Wait, earlier: Option<&str>, now: i64) -> Waiting {
+        let earlier: Option<Waiting> = earlier.and_then(|text| serde_json::from_str(text).ok());
         match earlier {
             Some(w) => Waiting {
                 wait,
@@ -117,8 +117,8 @@ impl Waiting {
         }
     }
 
-    pub fn from_json(value: &serde_json::Value) -> Result<Waiting, String> {
-        serde_json::from_value(value.clone()).map_err(|e| format!("unreadable sensor record: {e}"))
+    pub fn from_json(text: &str) -> Result<Waiting, String> {
+        serde_json::from_str(text).map_err(|e| format!("unreadable sensor record: {e}"))
     }
 
     pub fn to_json(&self) -> serde_json::Value {

@@ -154,7 +154,7 @@ impl Triggerer {
         for (index, ti) in due.into_iter().enumerate() {
             let waiting = ti
                 .sensor
-                .as_ref()
+                .as_deref()
                 .ok_or_else(|| "a deferred task instance without a sensor record".to_string())
                 .and_then(Waiting::from_json);
             let mut waiting = match waiting {

@@ -229,7 +229,7 @@ impl Worker {
         log: &TaskLog,
         kill: &mut watch::Receiver<bool>,
     ) -> Result<Outcome, String> {
-        let mut waiting = Waiting::start(wait, ti.sensor.as_ref(), now_micros());
+        let mut waiting = Waiting::start(wait, ti.sensor.as_deref(), now_micros());
         loop {
             // A new lookup per check: what the last one read is stale by now.
             let lookup = StoreLookup::new(self.store.clone(), self.config.project_dir.clone());

@@ -130,6 +130,28 @@ fn few_malloc_arenas() {
     }
 }
 
+/// glibc keeps what a burst of work freed (ten thousand task instances read, tried and
+/// deferred) as free chunks inside its heaps, and gives pages back to the system only from the
+/// top of a heap: `weir standalone` that used 9 MB while ten thousand sensors waited held 80 MB.
+/// Every few seconds `malloc_trim` returns the free pages wherever they are (a walk of the free
+/// lists, well under a millisecond here), so RSS follows what weir uses.
+fn give_back_freed_memory() {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+    // Without the thread weir works the same and only holds more memory: nothing to report.
+    let _ = std::thread::Builder::new()
+        .name("malloc-trim".into())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(EVERY);
+                // SAFETY: malloc_trim only releases free memory back to the system; it takes the
+                // allocator's own locks.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            }
+        });
+}
+
 fn main() -> ExitCode {
     few_malloc_arenas();
     let cli = Cli::parse();
@@ -194,6 +216,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let settings = config::Settings::discover(cli.project.as_deref())?;
     settings.validate()?;
+    if matches!(
+        cli.command,
+        Command::Standalone
+            | Command::Scheduler
+            | Command::Triggerer
+            | Command::Worker { .. }
+            | Command::Webserver { .. }
+    ) {
+        give_back_freed_memory();
+    }
     match cli.command {
         Command::Init { .. } | Command::Docs { .. } | Command::Models(_) => {
             unreachable!("handled above")
