@@ -53,6 +53,12 @@ pub fn iso(ts: jiff::Timestamp) -> String {
     }
 }
 
+/// An XCom's value from its stored text: JSON, or the text itself as a string when it is not
+/// JSON (a shell task's last line).
+pub fn xcom_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_string()))
+}
+
 /// Airflow's run id: `scheduled__2026-01-15T00:00:00+00:00`.
 pub fn run_id(run_type: RunType, logical_date: jiff::Timestamp) -> String {
     format!("{}__{}", run_type.as_str(), iso(logical_date))

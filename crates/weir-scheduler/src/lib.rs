@@ -597,7 +597,7 @@ impl Scheduler {
                 dag,
                 task,
                 run,
-                xcoms: weir_template::pulled_xcoms(self.store.xcoms(run.id).await?),
+                xcoms: weir_template::pulled_xcoms(self.store.xcom_texts(run.id).await?),
                 variables: variables.clone(),
             };
             let (to, reason) = match mapping::items(&renderer, input, self.config.max_map_length) {
@@ -828,7 +828,11 @@ impl Scheduler {
         let counts = self.store.running_instance_state_counts().await?;
         let mut by_run: HashMap<i64, HashMap<TaskState, i64>> = HashMap::new();
         for (run, state, n) in counts {
-            by_run.entry(run).or_default().insert(state, n);
+            *by_run
+                .entry(run)
+                .or_default()
+                .entry(swept(state))
+                .or_default() += n;
         }
         let mut changed = HashSet::new();
         let dags = self.dags();
@@ -843,7 +847,7 @@ impl Scheduler {
             let same = views.get(&run).is_some_and(|tis| {
                 let mut held: HashMap<TaskState, i64> = HashMap::new();
                 for t in tis {
-                    *held.entry(t.state).or_default() += 1;
+                    *held.entry(swept(t.state)).or_default() += 1;
                 }
                 held == stored
             });
@@ -1075,6 +1079,16 @@ struct Pending {
 /// Every running run's instance states are compared with the views this often, whatever
 /// announced a change.
 const SWEEP: Duration = Duration::from_secs(2);
+
+/// A state as the sweep compares it: `queued` and `running` are one, since a worker's claim
+/// (one to the other) is not announced and changes nothing the scheduler decides; told apart,
+/// every sweep during a fan-out of ten thousand tries read the whole run again.
+fn swept(state: TaskState) -> TaskState {
+    match state {
+        TaskState::Running => TaskState::Queued,
+        other => other,
+    }
+}
 
 /// How far back a poll for ended task instances reaches before its last look: a finish
 /// commits a little after its end_date was taken.

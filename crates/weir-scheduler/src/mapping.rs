@@ -16,7 +16,7 @@ pub struct MapInput<'a> {
     pub dag: &'a Dag,
     pub task: &'a Task,
     pub run: &'a RunRow,
-    pub xcoms: BTreeMap<(String, String), Value>,
+    pub xcoms: weir_template::Xcoms,
     pub variables: BTreeMap<String, String>,
 }
 

@@ -1003,6 +1003,19 @@ impl Store {
         &self,
         run_pk: i64,
     ) -> Result<Vec<(String, i64, String, serde_json::Value)>> {
+        Ok(self
+            .xcom_texts(run_pk)
+            .await?
+            .into_iter()
+            .map(|(task, map_index, key, text)| {
+                (task, map_index, key, weir_core::xcom_value(&text))
+            })
+            .collect())
+    }
+
+    /// [`Store::xcoms`] as stored, each value its JSON text, for readers that parse only what
+    /// they use.
+    pub async fn xcom_texts(&self, run_pk: i64) -> Result<Vec<(String, i64, String, String)>> {
         let rows = sqlx::query(
             "SELECT task_id, map_index, key, value FROM xcom WHERE run_pk = $1 ORDER BY task_id, map_index, key",
         )
@@ -1010,15 +1023,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                let text: String = r.try_get(3)?;
-                Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-                ))
-            })
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect()
     }
 }

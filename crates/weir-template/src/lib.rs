@@ -45,7 +45,7 @@ pub struct TemplateContext {
     /// `conn.ID.host`, `.login`, `.password`, `.port`, `.schema`, `.extra_dejson`, ...
     pub connections: Map<String, Json>,
     /// `(task_id, key)` → value, for `ti.xcom_pull`; the default key is `return_value`.
-    pub xcoms: BTreeMap<(String, String), Json>,
+    pub xcoms: Xcoms,
     /// Exposed as `task`.
     pub task: Json,
     /// Exposed as `dag`.
@@ -79,7 +79,7 @@ pub fn task_context(
     run: RunFacts<'_>,
     try_number: u32,
     variables: BTreeMap<String, String>,
-    xcoms: BTreeMap<(String, String), Json>,
+    xcoms: Xcoms,
 ) -> TemplateContext {
     use weir_core::{Timetable, timestamp};
     let logical_date = timestamp(run.logical_date);
@@ -123,22 +123,54 @@ pub fn task_context(
     }
 }
 
-/// A run's XComs as `ti.xcom_pull` reads them, from `(task_id, map_index, key, value)` rows
-/// in `map_index` order: by (task, key), where a mapped task's items give the list of their
-/// values in `map_index` order, as Airflow's `xcom_pull` does.
-pub fn pulled_xcoms(rows: Vec<(String, i64, String, Json)>) -> BTreeMap<(String, String), Json> {
-    let mut out: BTreeMap<(String, String), Json> = BTreeMap::new();
-    for (task_id, map_index, key, value) in rows {
-        let slot = (task_id, key);
-        if map_index < 0 {
-            out.insert(slot, value);
-        } else if let Json::Array(items) =
-            out.entry(slot).or_insert_with(|| Json::Array(Vec::new()))
-        {
-            items.push(value);
+/// A run's XComs as `ti.xcom_pull` reads them, by (task id, key), each kept as its stored
+/// JSON text and parsed only when a template pulls it: a try reads its run's XComs before it
+/// knows what its templates pull, and parsing them all made each of 10,000 mapped tries parse
+/// the 10,000-item list they were mapped over. Shared, not copied, by every render of a try.
+pub type Xcoms = std::sync::Arc<BTreeMap<(String, String), StoredXcom>>;
+
+/// One entry of [`Xcoms`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredXcom {
+    /// An unmapped task's value.
+    One(String),
+    /// A mapped task's values in `map_index` order, pulled as one list (as Airflow does).
+    Mapped(Vec<String>),
+}
+
+impl StoredXcom {
+    /// The value a pull gives.
+    pub fn value(&self) -> Json {
+        match self {
+            StoredXcom::One(text) => weir_core::xcom_value(text),
+            StoredXcom::Mapped(texts) => {
+                Json::Array(texts.iter().map(|t| weir_core::xcom_value(t)).collect())
+            }
         }
     }
-    out
+}
+
+impl From<Json> for StoredXcom {
+    fn from(value: Json) -> Self {
+        StoredXcom::One(value.to_string())
+    }
+}
+
+/// [`Xcoms`] from `(task_id, map_index, key, text)` rows in `map_index` order.
+pub fn pulled_xcoms(rows: Vec<(String, i64, String, String)>) -> Xcoms {
+    let mut out: BTreeMap<(String, String), StoredXcom> = BTreeMap::new();
+    for (task_id, map_index, key, text) in rows {
+        let slot = (task_id, key);
+        if map_index < 0 {
+            out.insert(slot, StoredXcom::One(text));
+        } else if let StoredXcom::Mapped(items) = out
+            .entry(slot)
+            .or_insert_with(|| StoredXcom::Mapped(Vec::new()))
+        {
+            items.push(text);
+        }
+    }
+    std::sync::Arc::new(out)
 }
 
 /// Why a template could not be rendered.
@@ -385,7 +417,7 @@ fn context_value(ctx: &TemplateContext) -> Value {
             dag_id: ctx.dag_id.clone(),
             run_id: ctx.run_id.clone(),
             try_number: ctx.try_number,
-            xcoms: Arc::new(ctx.xcoms.clone()),
+            xcoms: ctx.xcoms.clone(),
         }),
     );
     m.insert(

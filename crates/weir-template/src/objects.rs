@@ -14,13 +14,13 @@ pub struct TaskInstance {
     pub dag_id: String,
     pub run_id: String,
     pub try_number: u32,
-    pub xcoms: Arc<BTreeMap<(String, String), Json>>,
+    pub xcoms: crate::Xcoms,
 }
 
 impl TaskInstance {
     fn pull(&self, task_id: &str, key: &str) -> Value {
         match self.xcoms.get(&(task_id.to_string(), key.to_string())) {
-            Some(v) => crate::ser(v),
+            Some(v) => crate::ser(&v.value()),
             None => Value::from(()),
         }
     }

@@ -31,7 +31,9 @@ use weir_worker::wait::{Ended, Step, StoreLookup, step};
 pub struct TriggererConfig {
     /// The time between two rounds: a check runs at most this long after it is due.
     pub poll: Duration,
-    /// Instances checked per round at most.
+    /// Instances checked per round at most; a full batch starts the next round at once. A
+    /// round holds its batch's rows and records in memory (about 2.5 kB an instance), so ten
+    /// thousand checks falling due together are ten rounds, not one 25 MB peak.
     pub batch: i64,
     /// Checks in flight at once (SQL and HTTP conditions wait on the network).
     pub concurrency: usize,
@@ -43,7 +45,7 @@ impl Default for TriggererConfig {
     fn default() -> Self {
         TriggererConfig {
             poll: Duration::from_secs(1),
-            batch: 5000,
+            batch: 1000,
             concurrency: 64,
             log_dir: PathBuf::from(".weir/logs"),
             project_dir: PathBuf::from("."),

@@ -695,8 +695,12 @@ impl Worker {
         ti: &ClaimedTi,
         secrets: &Secrets,
     ) -> Result<TemplateContext, String> {
-        let xcoms =
-            weir_template::pulled_xcoms(self.store.xcoms(run.id).await.map_err(|e| e.to_string())?);
+        let xcoms = weir_template::pulled_xcoms(
+            self.store
+                .xcom_texts(run.id)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
         let mut ctx = template_context(
             dag,
             task,
@@ -911,7 +915,7 @@ pub fn template_context(
     run: &RunRow,
     try_number: u32,
     variables: BTreeMap<String, String>,
-    xcoms: BTreeMap<(String, String), serde_json::Value>,
+    xcoms: weir_template::Xcoms,
 ) -> TemplateContext {
     weir_template::task_context(dag, task, run_facts(run), try_number, variables, xcoms)
 }

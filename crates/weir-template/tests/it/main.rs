@@ -13,16 +13,20 @@ fn ctx(tz: &str, logical: &str, start: &str, end: &str) -> TemplateContext {
     let mut variables = BTreeMap::new();
     variables.insert("region".to_string(), "eu".to_string());
     variables.insert("limits".to_string(), r#"{"rows": 10}"#.to_string());
-    let mut xcoms = BTreeMap::new();
-    xcoms.insert(
-        ("extract".to_string(), "return_value".to_string()),
-        json!({"n": 3}),
+    // As the store keeps them: JSON text, a shell task's last line as is, a mapped task's
+    // values one row per map_index.
+    let xcoms = weir_template::pulled_xcoms(
+        [
+            ("extract", -1, "return_value", r#"{"n": 3}"#),
+            ("load", -1, "return_value", "done"),
+            ("load", -1, "rows", "7"),
+            ("fetch", 0, "return_value", "1"),
+            ("fetch", 1, "return_value", r#""b""#),
+        ]
+        .into_iter()
+        .map(|(t, i, k, v)| (t.to_string(), i, k.to_string(), v.to_string()))
+        .collect(),
     );
-    xcoms.insert(
-        ("load".to_string(), "return_value".to_string()),
-        json!("done"),
-    );
-    xcoms.insert(("load".to_string(), "rows".to_string()), json!(7));
     TemplateContext {
         connections: Default::default(),
         dag_id: "sales".into(),
@@ -147,6 +151,11 @@ fn values_equal_airflows() {
             r#"[{"n": 3}, "done"]"#,
         ),
         (&utc, "{{ ti.xcom_pull(task_ids='nothing') }}", "None"),
+        (
+            &utc,
+            "{{ ti.xcom_pull(task_ids='fetch') | tojson }}",
+            r#"[1, "b"]"#,
+        ),
         (
             &utc,
             "{{ ti.try_number }} {{ task.task_id }} {{ dag.dag_id }}",
