@@ -28,6 +28,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(__file__))
+from procstat import cpu_seconds, tree_rss_mb  # noqa: E402
+
 SETTINGS = """
 [core]
 parallelism = 32
@@ -90,38 +93,6 @@ def chain10_every_minute(i):
         dep = "" if t == 0 else ", depends_on: [t%d]" % (t - 1)
         lines.append("  - {id: t%d, type: shell, command: 'true'%s}" % (t, dep))
     return "\n".join(lines) + "\n"
-
-
-def cpu_seconds(pid):
-    """utime + stime of `pid` itself (children excluded), in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_rss_mb(pid):
-    """RSS of `pid` and every descendant, in MB."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except OSError:
-                pass
-    total, stack = 0.0, [pid]
-    while stack:
-        p = stack.pop()
-        stack.extend(children.get(p, []))
-        try:
-            with open("/proc/%d/status" % p) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) / 1024.0
-        except OSError:
-            pass
-    return total
 
 
 def w6(weir, root, n, minutes):

@@ -23,35 +23,8 @@ import sys
 import tempfile
 import time
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_mb(pid, field="VmRSS"):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def children(pid):
-    count = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        count += ppid == pid
-    return count
+sys.path.insert(0, os.path.dirname(__file__))
+from procstat import child_count, cpu_seconds, memory_mb  # noqa: E402
 
 
 def weir_pid(proc, weir):
@@ -140,20 +113,19 @@ tasks:
 
         wait_until("the DAGs", 60, lambda: len(json.loads(cli("dags", "list", "-o", "json"))) == 2)
         pid = weir_pid(proc, weir)
-        idle_rss = rss_mb(pid)
+        idle_rss = memory_mb(pid)["VmRSS"]
         cli("dags", "trigger", "waiters")
         to_deferred = wait_until(f"{n} deferred sensors", 1800,
                                  lambda: counts(db, "waiters", "wait").get("deferred", 0) == n)
         # Let the hand-over settle, then measure a window of pure waiting.
         time.sleep(2)
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
-        rss_max, kids_max = 0.0, 0
+        rss_max, kids_max = {"VmRSS": 0.0}, 0
         while time.monotonic() - t0 < args.window:
-            rss_max = max(rss_max, rss_mb(pid))
-            kids_max = max(kids_max, children(pid))
+            rss_max = max(rss_max, memory_mb(pid), key=lambda m: m["VmRSS"])
+            kids_max = max(kids_max, child_count(pid))
             time.sleep(1)
         cpu_pct = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
-        anon, file = rss_mb(pid, "RssAnon"), rss_mb(pid, "RssFile")
         states = counts(db, "waiters", "wait")
         assert states.get("deferred", 0) == n, states
 
@@ -174,8 +146,9 @@ tasks:
         ("poke interval", f"{args.poke_interval:g} s", ""),
         ("RSS idle, before the sensors", f"{idle_rss:.1f} MB", ""),
         ("time until all are deferred", f"{to_deferred:.1f} s", ""),
-        (f"RSS while waiting (max over {args.window:g} s)", f"{rss_max:.1f} MB", "< 100 MB"),
-        ("  of which anonymous (heap, stacks) / file-backed", f"{anon:.1f} / {file:.1f} MB", ""),
+        (f"RSS while waiting (max over {args.window:g} s)", f"{rss_max['VmRSS']:.1f} MB", "< 100 MB"),
+        ("  of which anonymous (heap, stacks) / file-backed / shared",
+         f"{rss_max['RssAnon']:.1f} / {rss_max['RssFile']:.1f} / {rss_max['RssShmem']:.1f} MB", ""),
         ("CPU while waiting", f"{cpu_pct:.2f} % of a core", "< 5 %"),
         ("child processes while waiting (max)", f"{kids_max}", "0"),
         ("upstream success -> all sensors success", f"{release:.1f} s",
