@@ -19,33 +19,20 @@ import json
 import os
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "api"))
 from harness import Weir  # noqa: E402
+from api import request  # noqa: E402
 from procstat import file_rss_mb, memory_mb  # noqa: E402
+from sensors import wait_until  # noqa: E402
 
 DAGS = ("example_daily", "names_etl")
 
 
-def call(base, method, path, token=None, body=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, method=method, data=data, headers=headers)
-    with urllib.request.urlopen(req) as resp:
-        text = resp.read()
-        return json.loads(text) if resp.headers.get("Content-Type", "").startswith("application/json") else text
-
-
-def wait_until(what, limit, check):
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > limit:
-            sys.exit(f"timed out after {limit} s waiting for {what}")
-        time.sleep(0.2)
+def api(base, method, path, token, body=None):
+    """An API call's JSON answer."""
+    return json.loads(request(base, method, path, token, body)[1])
 
 
 def peak(pid, window):
@@ -70,26 +57,26 @@ def main():
         base, pid = weir.base, weir.proc.pid
         token = weir.token()
         wait_until("the example DAGs", 60,
-                   lambda: call(base, "GET", "/api/v2/dags", token)["total_entries"] == len(DAGS))
-        call(base, "GET", "/login")
-        call(base, "GET", "/api/v2/monitor/health")
+                   lambda: api(base, "GET", "/api/v2/dags", token)["total_entries"] == len(DAGS))
+        request(base, "GET", "/login", token)
+        request(base, "GET", "/api/v2/monitor/health", token)
         before = peak(pid, args.window)
         files_before = dict(file_rss_mb(pid))
 
         runs = []
         for dag in DAGS:
-            call(base, "PATCH", f"/api/v2/dags/{dag}", token, {"is_paused": False})
-            run = call(base, "POST", f"/api/v2/dags/{dag}/dagRuns", token, {"logical_date": None})
+            api(base, "PATCH", f"/api/v2/dags/{dag}", token, {"is_paused": False})
+            run = api(base, "POST", f"/api/v2/dags/{dag}/dagRuns", token, {"logical_date": None})
             runs.append((dag, run["dag_run_id"]))
         for dag, run_id in runs:
             def ended(dag=dag, run_id=run_id):
-                state = call(base, "GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}", token)["state"]
+                state = api(base, "GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}", token)["state"]
                 if state == "failed":
                     sys.exit(f"{dag} run {run_id} failed:\n{weir.tail()}")
                 return state == "success"
             wait_until(f"{dag} to succeed", 300, ended)
         time.sleep(args.settle)
-        call(base, "GET", "/api/v2/dags", token)
+        request(base, "GET", "/api/v2/dags", token)
         after = peak(pid, args.window)
         files = file_rss_mb(pid)[:4]
 

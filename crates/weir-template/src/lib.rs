@@ -150,12 +150,6 @@ impl StoredXcom {
     }
 }
 
-impl From<Json> for StoredXcom {
-    fn from(value: Json) -> Self {
-        StoredXcom::One(value.to_string())
-    }
-}
-
 /// [`Xcoms`] from `(task_id, map_index, key, text)` rows in `map_index` order.
 pub fn pulled_xcoms(rows: Vec<(String, i64, String, String)>) -> Xcoms {
     let mut out: BTreeMap<(String, String), StoredXcom> = BTreeMap::new();

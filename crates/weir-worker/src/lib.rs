@@ -995,10 +995,7 @@ fn read_xcom(
             .map_err(|e| format!("the XCom file is not valid JSON: {e}"));
     }
     Ok(match (mode, last_line) {
-        (XcomMode::LastLine, Some(line)) => Some(
-            serde_json::from_str(line)
-                .unwrap_or_else(|_| serde_json::Value::String(line.to_string())),
-        ),
+        (XcomMode::LastLine, Some(line)) => Some(weir_core::xcom_value(line)),
         _ => None,
     })
 }
