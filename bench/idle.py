@@ -8,7 +8,10 @@ Measured, in one run, each the max of 1 s samples over WINDOW seconds:
   success): `example_daily` (shell and Python tasks) and `names_etl` (HTTP extract into DuckDB,
   a SQL transform and checks), once `SETTLE` seconds have passed since the last run ended.
 Each row shows VmRSS and its anonymous (heap, stacks) and file-backed (binary and libraries)
-parts; the files whose pages make up most of the file-backed part follow.
+parts; the files whose pages make up most of the file-backed part follow. Then the whole
+process tree: its peak while the runs ran (weir, its warehouse process and the tasks'
+processes, sampled every 0.2 s) and after the runs (the warehouse process exits once idle for
+`[worker] warehouse_idle_s`).
 
 Usage: python3 bench/idle.py --weir target/release/weir [--window 10] [--settle 10]
 Prints a table. Not part of CI.
@@ -18,13 +21,14 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "api"))
 from harness import Weir  # noqa: E402
 from api import request  # noqa: E402
-from procstat import file_rss_mb, memory_mb  # noqa: E402
+from procstat import child_count, file_rss_mb, memory_mb, tree_rss_mb  # noqa: E402
 from sensors import wait_until  # noqa: E402
 
 DAGS = ("example_daily", "names_etl")
@@ -63,6 +67,14 @@ def main():
         before = peak(pid, args.window)
         files_before = dict(file_rss_mb(pid))
 
+        tree_peak, sampling = [0.0], threading.Event()
+
+        def sample_tree():
+            while not sampling.is_set():
+                tree_peak[0] = max(tree_peak[0], tree_rss_mb(pid))
+                time.sleep(0.2)
+        sampler = threading.Thread(target=sample_tree)
+        sampler.start()
         runs = []
         for dag in DAGS:
             api(base, "PATCH", f"/api/v2/dags/{dag}", token, {"is_paused": False})
@@ -75,10 +87,13 @@ def main():
                     sys.exit(f"{dag} run {run_id} failed:\n{weir.tail()}")
                 return state == "success"
             wait_until(f"{dag} to succeed", 300, ended)
+        sampling.set()
+        sampler.join()
         time.sleep(args.settle)
         request(base, "GET", "/api/v2/dags", token)
         after = peak(pid, args.window)
         files = file_rss_mb(pid)[:4]
+        tree_after, children_after = tree_rss_mb(pid), child_count(pid)
 
     rows = [(f"idle before any task ran (max over {args.window:g} s)", before),
             (f"idle after {' and '.join(DAGS)} ran ({args.settle:g} s later)", after)]
@@ -90,6 +105,8 @@ def main():
     print("file-backed RSS by file (before / after the runs):")
     for path, mb in files:
         print(f"  {files_before.get(path, 0.0):6.1f} / {mb:6.1f} MB  {path}")
+    print(f"whole process tree: peak while the runs ran {tree_peak[0]:.1f} MB; "
+          f"after the runs {tree_after:.1f} MB in {1 + children_after} process(es)")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
 //! offending rows.
 
 use crate::sql::open_warehouse;
-use crate::{BoxFuture, Native, OpError, Operator, Plan, PlanContext, Runtime};
-use serde::Deserialize;
+use crate::warehouse::WarehouseWork;
+use crate::{OpError, Operator, Plan, PlanContext, Runtime};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weir_spec::values::Severity;
 use weir_warehouse::{Rows, Warehouse, quote_name};
@@ -47,7 +48,7 @@ impl Cols {
     }
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Serialize, Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 struct RowCount {
     min: Option<f64>,
@@ -62,9 +63,9 @@ struct Freshness {
 }
 
 /// One expectation on a query's result.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Expect {
-    Compare(&'static str, f64),
+    Compare(String, f64),
     Between(f64, f64),
     Equals(Value),
     Rows(Vec<Value>),
@@ -85,7 +86,7 @@ fn parse_expect(v: &Value) -> Result<Expect, String> {
             for op in [">=", "<=", "==", "!=", ">", "<", "="] {
                 if let Some(rest) = text.strip_prefix(op) {
                     let op = if op == "=" { "==" } else { op };
-                    return Ok(Expect::Compare(op, number(rest)?));
+                    return Ok(Expect::Compare(op.to_string(), number(rest)?));
                 }
             }
             Ok(Expect::Equals(Value::String(text.to_string())))
@@ -110,6 +111,7 @@ fn as_number(v: &Value) -> Option<f64> {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 enum Kind {
     Expect {
         sql: String,
@@ -175,16 +177,18 @@ impl Operator for Check {
                 );
             }
         };
-        Ok(Plan::Native(Box::new(CheckRun {
+        Ok(Plan::Warehouse(Box::new(WarehouseWork::Check(CheckRun {
             task_id: cx.task.task_id.clone(),
             connection: c.connection,
             kind,
             severity: c.severity.unwrap_or(Severity::Error),
-        })))
+        }))))
     }
 }
 
-struct CheckRun {
+/// A planned `check` task: rendered, ready to run where the warehouse is.
+#[derive(Serialize, Deserialize)]
+pub struct CheckRun {
     task_id: String,
     connection: String,
     kind: Kind,
@@ -305,12 +309,7 @@ impl CheckRun {
                     );
                     rt.log(&format!("freshness: {sql}"));
                     let rows = wh.query(&sql).await.map_err(on)?;
-                    let latest = rows
-                        .rows
-                        .first()
-                        .and_then(|r| r.first())
-                        .cloned()
-                        .unwrap_or(Value::Null);
+                    let latest = rows.first_value().cloned().unwrap_or(Value::Null);
                     match latest.as_str().and_then(parse_time) {
                         Some(at) => {
                             let age = jiff::Timestamp::now().duration_since(at);
@@ -369,10 +368,7 @@ fn parse_time(text: &str) -> Option<jiff::Timestamp> {
 }
 
 fn scalar(rows: &Rows) -> Option<f64> {
-    rows.rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(as_number)
+    rows.first_value().and_then(as_number)
 }
 
 /// `None` when `rows` meets `expect`, else what is wrong.
@@ -397,7 +393,7 @@ fn judge(rows: &Rows, expect: &Expect) -> Result<Option<String>, String> {
             )
         }));
     }
-    let Some(cell) = rows.rows.first().and_then(|r| r.first()) else {
+    let Some(cell) = rows.first_value() else {
         return Ok(Some("the query returned no rows".into()));
     };
     let need_number = |v: &Value| {
@@ -408,7 +404,7 @@ fn judge(rows: &Rows, expect: &Expect) -> Result<Option<String>, String> {
     let ok = match expect {
         Expect::Compare(op, n) => {
             let v = need_number(cell)?;
-            match *op {
+            match op.as_str() {
                 ">" => v > *n,
                 ">=" => v >= *n,
                 "<" => v < *n,
@@ -461,45 +457,44 @@ fn describe(expect: &Expect) -> String {
     }
 }
 
-impl Native for CheckRun {
-    fn run<'a>(
-        self: Box<Self>,
-        rt: &'a dyn Runtime,
-    ) -> BoxFuture<'a, Result<Option<Value>, String>> {
-        Box::pin(async move {
-            let wh = open_warehouse(rt, &self.task_id, &self.connection).await?;
-            let failures = self.failures(&wh, rt).await?;
-            if failures.is_empty() {
-                rt.log("check passed");
-                return Ok(Some(Value::Bool(true)));
+impl CheckRun {
+    pub(crate) fn connection(&self) -> &str {
+        &self.connection
+    }
+
+    pub(crate) async fn run(self, rt: &dyn Runtime) -> Result<Option<Value>, String> {
+        let wh = open_warehouse(rt, &self.task_id, &self.connection).await?;
+        let failures = self.failures(&wh, rt).await?;
+        if failures.is_empty() {
+            rt.log("check passed");
+            return Ok(Some(Value::Bool(true)));
+        }
+        for f in &failures {
+            let mut text = format!("check failed: {}", f.what);
+            if let Some(rows) = &f.rows
+                && !rows.rows.is_empty()
+            {
+                text.push_str(&format!(
+                    "\noffending rows (showing {} of {}):\n{}",
+                    rows.rows.len().min(SHOWN_ROWS),
+                    rows.rows.len(),
+                    rows.render(SHOWN_ROWS)
+                ));
             }
-            for f in &failures {
-                let mut text = format!("check failed: {}", f.what);
-                if let Some(rows) = &f.rows
-                    && !rows.rows.is_empty()
-                {
-                    text.push_str(&format!(
-                        "\noffending rows (showing {} of {}):\n{}",
-                        rows.rows.len().min(SHOWN_ROWS),
-                        rows.rows.len(),
-                        rows.render(SHOWN_ROWS)
-                    ));
-                }
-                rt.log(&text);
+            rt.log(&text);
+        }
+        let summary = failures
+            .iter()
+            .map(|f| f.what.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        match self.severity {
+            Severity::Warn => {
+                rt.log("severity is warn: the task succeeds");
+                Ok(Some(Value::Bool(false)))
             }
-            let summary = failures
-                .iter()
-                .map(|f| f.what.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
-            match self.severity {
-                Severity::Warn => {
-                    rt.log("severity is warn: the task succeeds");
-                    Ok(Some(Value::Bool(false)))
-                }
-                Severity::Error => Err(format!("check failed: {summary}")),
-            }
-        })
+            Severity::Error => Err(format!("check failed: {summary}")),
+        }
     }
 }
 

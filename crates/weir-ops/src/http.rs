@@ -4,8 +4,9 @@
 //! partition). `file://` URLs read a local file, so a pipeline works without a network.
 
 use crate::sql::open_warehouse;
-use crate::{BoxFuture, Native, OpError, Operator, Plan, PlanContext, Runtime};
-use serde::Deserialize;
+use crate::warehouse::WarehouseWork;
+use crate::{OpError, Operator, Plan, PlanContext, Runtime};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant};
 use weir_core::connection::{Connection, mask_uri};
@@ -53,14 +54,14 @@ struct SaveTo {
 }
 
 /// The format of a body to load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Format {
     Json,
     Csv,
 }
 
 /// One request, fully rendered.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     pub method: String,
     pub url: String,
@@ -159,17 +160,18 @@ impl Operator for Http {
             None => None,
         };
         let xcom = c.xcom;
-        Ok(Plan::Native(Box::new(HttpRun {
+        Ok(Plan::Warehouse(Box::new(WarehouseWork::Http(HttpRun {
             task_id: cx.task.task_id.clone(),
             connection: c.connection,
             request,
             save,
             xcom,
             json_path: c.json_path,
-        })))
+        }))))
     }
 }
 
+#[derive(Serialize, Deserialize)]
 struct Save {
     connection: String,
     table: String,
@@ -177,7 +179,9 @@ struct Save {
     mode: LoadMode,
 }
 
-struct HttpRun {
+/// A planned `http` task: rendered, ready to run where its `save_to` warehouse is.
+#[derive(Serialize, Deserialize)]
+pub struct HttpRun {
     task_id: String,
     connection: Option<String>,
     request: Request,
@@ -186,81 +190,85 @@ struct HttpRun {
     json_path: Option<String>,
 }
 
-impl Native for HttpRun {
-    fn run<'a>(
-        self: Box<Self>,
-        rt: &'a dyn Runtime,
-    ) -> BoxFuture<'a, Result<Option<Value>, String>> {
-        Box::pin(async move {
-            let task = &self.task_id;
-            let conn = match &self.connection {
-                Some(id) => Some(
-                    rt.connection(id)
-                        .await
-                        .map_err(|e| format!("task '{task}': {e}"))?,
-                ),
-                None => None,
+impl HttpRun {
+    /// Its connection (if it names one) and its `save_to` connection (if it saves).
+    pub(crate) fn connections(&self) -> Vec<String> {
+        self.connection
+            .iter()
+            .chain(self.save.iter().map(|s| &s.connection))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) async fn run(self, rt: &dyn Runtime) -> Result<Option<Value>, String> {
+        let task = &self.task_id;
+        let conn = match &self.connection {
+            Some(id) => Some(
+                rt.connection(id)
+                    .await
+                    .map_err(|e| format!("task '{task}': {e}"))?,
+            ),
+            None => None,
+        };
+        let mut request = self.request.clone();
+        request.url = resolve_url(&request.url, conn.as_ref(), rt.project_dir())
+            .map_err(|e| format!("task '{task}': {e}"))?;
+        let response = fetch(&request, conn.as_ref(), &mut |line| rt.log(&line))
+            .await
+            .map_err(|e| format!("task '{task}': {e}"))?;
+        rt.log(&format!(
+            "{} {} -> {} ({} bytes in {} ms)",
+            request.method,
+            mask_uri(&request.url),
+            response.status,
+            response.body.len(),
+            response.elapsed.as_millis()
+        ));
+        if let Some(save) = &self.save {
+            let format = save
+                .format
+                .unwrap_or_else(|| guess_format(response.content_type.as_deref(), &request.url));
+            let wh = open_warehouse(rt, task, &save.connection).await?;
+            let on = |e: weir_warehouse::WarehouseError| {
+                format!("task '{task}' on connection '{}': {e}", save.connection)
             };
-            let mut request = self.request.clone();
-            request.url = resolve_url(&request.url, conn.as_ref(), rt.project_dir())
-                .map_err(|e| format!("task '{task}': {e}"))?;
-            let response = fetch(&request, conn.as_ref(), &mut |line| rt.log(&line))
-                .await
-                .map_err(|e| format!("task '{task}': {e}"))?;
+            let loaded = if format == Format::Csv && wh.dialect() == weir_warehouse::Dialect::DuckDb
+            {
+                // DuckDB reads the file itself, much faster than row inserts.
+                let file = tempfile::Builder::new()
+                    .suffix(".csv")
+                    .tempfile()
+                    .map_err(|e| format!("task '{task}': cannot write a temp file: {e}"))?;
+                std::fs::write(file.path(), &response.body)
+                    .map_err(|e| format!("task '{task}': cannot write a temp file: {e}"))?;
+                wh.load_csv(&save.table, file.path(), &save.mode)
+                    .await
+                    .map_err(on)?
+            } else {
+                let rows = parse_rows(&response.body, format, self.json_path.as_deref())
+                    .map_err(|e| format!("task '{task}': {e}"))?;
+                wh.load_rows(&save.table, &rows, &save.mode)
+                    .await
+                    .map_err(on)?
+            };
             rt.log(&format!(
-                "{} {} -> {} ({} bytes in {} ms)",
-                request.method,
-                mask_uri(&request.url),
-                response.status,
-                response.body.len(),
-                response.elapsed.as_millis()
+                "loaded {loaded} rows into {} on '{}'",
+                save.table, save.connection
             ));
-            if let Some(save) = &self.save {
-                let format = save.format.unwrap_or_else(|| {
-                    guess_format(response.content_type.as_deref(), &request.url)
-                });
-                let wh = open_warehouse(rt, task, &save.connection).await?;
-                let on = |e: weir_warehouse::WarehouseError| {
-                    format!("task '{task}' on connection '{}': {e}", save.connection)
-                };
-                let loaded =
-                    if format == Format::Csv && wh.dialect() == weir_warehouse::Dialect::DuckDb {
-                        // DuckDB reads the file itself, much faster than row inserts.
-                        let file = tempfile::Builder::new()
-                            .suffix(".csv")
-                            .tempfile()
-                            .map_err(|e| format!("task '{task}': cannot write a temp file: {e}"))?;
-                        std::fs::write(file.path(), &response.body)
-                            .map_err(|e| format!("task '{task}': cannot write a temp file: {e}"))?;
-                        wh.load_csv(&save.table, file.path(), &save.mode)
-                            .await
-                            .map_err(on)?
-                    } else {
-                        let rows = parse_rows(&response.body, format, self.json_path.as_deref())
-                            .map_err(|e| format!("task '{task}': {e}"))?;
-                        wh.load_rows(&save.table, &rows, &save.mode)
-                            .await
-                            .map_err(on)?
-                    };
-                rt.log(&format!(
-                    "loaded {loaded} rows into {} on '{}'",
-                    save.table, save.connection
+            if self.xcom.is_none() {
+                return Ok(Some(
+                    serde_json::json!({"rows": loaded, "table": save.table, "status": response.status}),
                 ));
-                if self.xcom.is_none() {
-                    return Ok(Some(
-                        serde_json::json!({"rows": loaded, "table": save.table, "status": response.status}),
-                    ));
-                }
             }
-            let text = String::from_utf8_lossy(&response.body).into_owned();
-            Ok(Some(match self.xcom {
-                Some(XcomOut::Text) => Value::String(text),
-                Some(XcomOut::Json) => {
-                    parse_json(&response.body).map_err(|e| format!("task '{task}': {e}"))?
-                }
-                None => parse_json(&response.body).unwrap_or(Value::String(text)),
-            }))
-        })
+        }
+        let text = String::from_utf8_lossy(&response.body).into_owned();
+        Ok(Some(match self.xcom {
+            Some(XcomOut::Text) => Value::String(text),
+            Some(XcomOut::Json) => {
+                parse_json(&response.body).map_err(|e| format!("task '{task}': {e}"))?
+            }
+            None => parse_json(&response.body).unwrap_or(Value::String(text)),
+        }))
     }
 }
 

@@ -23,6 +23,7 @@ mod shell;
 mod short_circuit;
 mod sql;
 pub mod trigger_dag;
+pub mod warehouse;
 
 pub use branch::Branch;
 pub use check::Check;
@@ -96,8 +97,11 @@ pub enum Plan {
     /// Succeed at once (`empty`).
     Nothing,
     Process(ProcessSpec),
-    /// Work done inside the worker (SQL, checks, HTTP): no process to supervise.
+    /// Work done inside the worker (notifications): no process to supervise.
     Native(Box<dyn Native>),
+    /// Work against warehouses (`sql`, `check`, `http`, `models`), run where the worker keeps
+    /// its warehouses.
+    Warehouse(Box<warehouse::WarehouseWork>),
     /// A control-flow task: a decision about its downstream tasks.
     Decide(Decide),
     /// A sensor: wait until its condition holds (how depends on its mode).
@@ -140,6 +144,7 @@ impl std::fmt::Debug for Plan {
             Plan::Nothing => f.write_str("Nothing"),
             Plan::Process(spec) => f.debug_tuple("Process").field(spec).finish(),
             Plan::Native(_) => f.write_str("Native"),
+            Plan::Warehouse(_) => f.write_str("Warehouse"),
             Plan::Decide(Decide::Now(verdict)) => f.debug_tuple("Decide").field(verdict).finish(),
             Plan::Decide(Decide::Script { spec, .. }) => {
                 f.debug_tuple("DecideByScript").field(spec).finish()

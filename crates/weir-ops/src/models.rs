@@ -8,8 +8,9 @@
 
 use std::path::PathBuf;
 
-use crate::{BoxFuture, Native, OpError, Operator, Plan, PlanContext, Runtime};
-use serde::Deserialize;
+use crate::warehouse::WarehouseWork;
+use crate::{OpError, Operator, Plan, PlanContext, Runtime};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use weir_models::project::{IndirectSelection, LoadOptions, Project, Selection, render_errors};
 use weir_models::run::{Command, RunOptions};
@@ -63,61 +64,47 @@ impl Operator for Models {
                 None => Vec::new(),
             })
         };
-        let command = match config.command.unwrap_or(ModelsCommand::Build) {
-            ModelsCommand::Build => Command::Build,
-            ModelsCommand::Run => Command::Run,
-            ModelsCommand::Test => Command::Test,
-            ModelsCommand::Seed => Command::Seed,
-            ModelsCommand::Snapshot => Command::Snapshot,
-        };
-        Ok(Plan::Native(Box::new(Job {
+        Ok(Plan::Warehouse(Box::new(WarehouseWork::Models(Job {
             task: cx.task.task_id.clone(),
             dir,
-            load: LoadOptions {
-                target: config.target.clone(),
-                vars,
-                ..Default::default()
-            },
-            command,
+            target: config.target.clone(),
+            vars,
+            command: config.command.unwrap_or(ModelsCommand::Build),
             select: words(config.select.as_ref())?,
             exclude: words(config.exclude.as_ref())?,
             full_refresh: config.full_refresh.unwrap_or(false),
             nodes: config.nodes,
-        })))
+        }))))
     }
 }
 
-struct Job {
+/// A planned `models` task: the dbt command, ready to run where the warehouse is.
+#[derive(Serialize, Deserialize)]
+pub struct Job {
     task: String,
     dir: PathBuf,
-    load: LoadOptions,
-    command: Command,
+    target: Option<String>,
+    vars: Map<String, Value>,
+    command: ModelsCommand,
     select: Vec<String>,
     exclude: Vec<String>,
     full_refresh: bool,
     nodes: Option<Vec<String>>,
 }
 
-impl Native for Job {
-    fn run<'a>(
-        self: Box<Self>,
-        rt: &'a dyn Runtime,
-    ) -> BoxFuture<'a, Result<Option<Value>, String>> {
-        Box::pin(async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-            // The engine blocks (it drives its own runtime); its lines reach the log as they come.
-            let work = tokio::task::spawn_blocking(move || self.execute(&tx));
-            while let Some(line) = rx.recv().await {
-                rt.log(&line);
-            }
-            work.await
-                .map_err(|e| format!("the models engine stopped unexpectedly: {e}"))?
-                .map(|()| None)
-        })
-    }
-}
-
 impl Job {
+    pub(crate) async fn run(self, rt: &dyn Runtime) -> Result<Option<Value>, String> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        // The engine blocks (it drives its own runtime); its lines reach the log as they come.
+        let work = tokio::task::spawn_blocking(move || self.execute(&tx));
+        while let Some(line) = rx.recv().await {
+            rt.log(&line);
+        }
+        work.await
+            .map_err(|e| format!("the models engine stopped unexpectedly: {e}"))?
+            .map(|()| None)
+    }
+
     fn execute(self, log: &tokio::sync::mpsc::UnboundedSender<String>) -> Result<(), String> {
         let shown = self.dir.display().to_string();
         if !self.dir.join("dbt_project.yml").is_file() {
@@ -126,7 +113,19 @@ impl Job {
                 self.task
             ));
         }
-        let mut project = Project::load(&self.dir, &self.load)
+        let load = LoadOptions {
+            target: self.target,
+            vars: self.vars,
+            ..Default::default()
+        };
+        let command = match self.command {
+            ModelsCommand::Build => Command::Build,
+            ModelsCommand::Run => Command::Run,
+            ModelsCommand::Test => Command::Test,
+            ModelsCommand::Seed => Command::Seed,
+            ModelsCommand::Snapshot => Command::Snapshot,
+        };
+        let mut project = Project::load(&self.dir, &load)
             .map_err(|errors| format!("dbt project {shown}:\n{}", render_errors(&errors)))?;
         let mut selection = Selection {
             select: self.select,
@@ -153,7 +152,7 @@ impl Job {
         }
         let _ = log.send(format!(
             "weir models {} {}in {shown}",
-            self.command.as_str(),
+            command.as_str(),
             if selection.select.is_empty() {
                 String::new()
             } else {
@@ -161,7 +160,7 @@ impl Job {
             }
         ));
         let options = RunOptions {
-            command: self.command,
+            command,
             selection,
             full_refresh: self.full_refresh,
             threads: None,

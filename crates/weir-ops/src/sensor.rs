@@ -10,7 +10,6 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weir_core::connection::Connection;
 use weir_core::{iso, micros, timestamp};
 pub use weir_spec::values::SensorMode;
 
@@ -192,8 +191,13 @@ pub trait Lookup: Send + Sync {
         run_id: Option<&'a str>,
         logical_date: Option<i64>,
     ) -> BoxFuture<'a, Result<Option<String>, String>>;
-    fn connection<'a>(&'a self, conn_id: &'a str) -> BoxFuture<'a, Result<Connection, String>>;
-    fn project_dir(&self) -> &Path;
+    /// The first cell of the first row of `sql` on `connection` (`None`: no row), read where
+    /// this process keeps its warehouses; `Err` names what failed.
+    fn first_value<'a>(
+        &'a self,
+        connection: &'a str,
+        sql: &'a str,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>, String>>;
 }
 
 impl Condition {
@@ -320,21 +324,11 @@ pub async fn check(condition: &Condition, lookup: &dyn Lookup) -> Checked {
 }
 
 async fn check_sql(connection: &str, sql: &str, lookup: &dyn Lookup) -> Checked {
-    let conn = match lookup.connection(connection).await {
-        Ok(c) => c,
-        Err(e) => return Checked::Failed(e),
-    };
-    let warehouse = match weir_warehouse::Warehouse::open(&conn, lookup.project_dir()).await {
-        Ok(w) => w,
-        Err(e) => return Checked::Failed(format!("connection '{connection}': {e}")),
-    };
-    match warehouse.query(sql).await {
-        Err(e) => Checked::Failed(format!("the query failed: {e}")),
-        Ok(rows) => match rows.rows.first().and_then(|r| r.first()) {
-            Some(value) if truthy(value) => Checked::Met(format!("the query returned {value}")),
-            Some(value) => Checked::NotYet(format!("the query returned {value}")),
-            None => Checked::NotYet("the query returned no row".into()),
-        },
+    match lookup.first_value(connection, sql).await {
+        Err(e) => Checked::Failed(e),
+        Ok(Some(value)) if truthy(&value) => Checked::Met(format!("the query returned {value}")),
+        Ok(Some(value)) => Checked::NotYet(format!("the query returned {value}")),
+        Ok(None) => Checked::NotYet("the query returned no row".into()),
     }
 }
 

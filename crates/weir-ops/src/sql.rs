@@ -2,8 +2,9 @@
 //! SQL is: statements to run (`run`), or a SELECT that builds `table` by full refresh,
 //! incremental merge on `unique_key`, or replacing one `partition`.
 
-use crate::{BoxFuture, Native, OpError, Operator, Plan, PlanContext, Runtime};
-use serde::Deserialize;
+use crate::warehouse::WarehouseWork;
+use crate::{OpError, Operator, Plan, PlanContext, Runtime};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use weir_spec::values::{SqlMode as Mode, SqlXcom as XcomOut};
 use weir_warehouse::{Materialization, Warehouse};
@@ -76,17 +77,19 @@ impl Operator for Sql {
                 Some((table, how))
             }
         };
-        Ok(Plan::Native(Box::new(SqlRun {
+        Ok(Plan::Warehouse(Box::new(WarehouseWork::Sql(SqlRun {
             task_id: cx.task.task_id.clone(),
             connection: config.connection,
             sql,
             build,
             xcom: config.xcom,
-        })))
+        }))))
     }
 }
 
-struct SqlRun {
+/// A planned `sql` task: rendered, ready to run where the warehouse is.
+#[derive(Serialize, Deserialize)]
+pub struct SqlRun {
     task_id: String,
     connection: String,
     sql: String,
@@ -109,61 +112,55 @@ pub(crate) async fn open_warehouse(
         .map_err(|e| format!("task '{task_id}': {e}"))
 }
 
-impl Native for SqlRun {
-    fn run<'a>(
-        self: Box<Self>,
-        rt: &'a dyn Runtime,
-    ) -> BoxFuture<'a, Result<Option<Value>, String>> {
-        Box::pin(async move {
-            let wh = open_warehouse(rt, &self.task_id, &self.connection).await?;
-            let on = |e: weir_warehouse::WarehouseError| {
-                format!(
-                    "task '{}' on connection '{}': {e}",
-                    self.task_id, self.connection
-                )
-            };
-            match &self.build {
-                None => {
-                    rt.log(&format!(
-                        "running SQL on '{}':\n{}",
-                        self.connection, self.sql
-                    ));
-                    if let Some(mode) = self.xcom {
-                        // A query whose rows are the XCom value.
-                        let rows = wh.query(&self.sql).await.map_err(on)?;
-                        rt.log(&format!("{} rows", rows.rows.len()));
-                        let objects = rows.objects();
-                        return Ok(Some(match mode {
-                            XcomOut::Rows => Value::Array(objects),
-                            XcomOut::FirstRow => objects.into_iter().next().unwrap_or(Value::Null),
-                        }));
-                    }
-                    wh.execute(&self.sql).await.map_err(on)?;
-                    rt.log("committed");
+impl SqlRun {
+    pub(crate) fn connection(&self) -> &str {
+        &self.connection
+    }
+
+    pub(crate) async fn run(self, rt: &dyn Runtime) -> Result<Option<Value>, String> {
+        let wh = open_warehouse(rt, &self.task_id, &self.connection).await?;
+        let on = |e: weir_warehouse::WarehouseError| {
+            format!(
+                "task '{}' on connection '{}': {e}",
+                self.task_id, self.connection
+            )
+        };
+        match &self.build {
+            None => {
+                rt.log(&format!(
+                    "running SQL on '{}':\n{}",
+                    self.connection, self.sql
+                ));
+                if let Some(mode) = self.xcom {
+                    // A query whose rows are the XCom value.
+                    let rows = wh.query(&self.sql).await.map_err(on)?;
+                    rt.log(&format!("{} rows", rows.rows.len()));
+                    let objects = rows.objects();
+                    return Ok(Some(match mode {
+                        XcomOut::Rows => Value::Array(objects),
+                        XcomOut::FirstRow => objects.into_iter().next().unwrap_or(Value::Null),
+                    }));
                 }
-                Some((table, how)) => {
-                    rt.log(&format!(
-                        "building {table} ({}) on '{}' from:\n{}",
-                        describe(how),
-                        self.connection,
-                        self.sql
-                    ));
-                    wh.materialize(table, &self.sql, how).await.map_err(on)?;
-                    let count = wh
-                        .query(&format!("SELECT count(*) AS n FROM {}", wh.quote(table)))
-                        .await
-                        .map_err(on)?;
-                    let n = count
-                        .rows
-                        .first()
-                        .and_then(|r| r.first())
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    rt.log(&format!("committed: {table} has {n} rows"));
-                }
+                wh.execute(&self.sql).await.map_err(on)?;
+                rt.log("committed");
             }
-            Ok(None)
-        })
+            Some((table, how)) => {
+                rt.log(&format!(
+                    "building {table} ({}) on '{}' from:\n{}",
+                    describe(how),
+                    self.connection,
+                    self.sql
+                ));
+                wh.materialize(table, &self.sql, how).await.map_err(on)?;
+                let count = wh
+                    .query(&format!("SELECT count(*) AS n FROM {}", wh.quote(table)))
+                    .await
+                    .map_err(on)?;
+                let n = count.first_value().cloned().unwrap_or(Value::Null);
+                rt.log(&format!("committed: {table} has {n} rows"));
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use weir_core::{Dag, TaskState, now_micros};
 use weir_ops::sensor::{Condition, Waiting, check};
+use weir_ops::warehouse::{InProcess, WarehouseHost};
 use weir_store::{Finish, Finished, Store, TiRow};
 use weir_worker::TaskLog;
 use weir_worker::wait::{Ended, Step, StoreLookup, step};
@@ -64,6 +65,8 @@ pub struct Triggerer {
     outbox_wake: Arc<Notify>,
     /// Ends of tasks and runs at or after this were looked at by the last round.
     looked_since: std::sync::Mutex<i64>,
+    /// Where `sql` conditions run their queries.
+    warehouses: Arc<dyn WarehouseHost>,
 }
 
 /// How far back a round looks for ended tasks and runs before the last one looked: a finish
@@ -79,7 +82,14 @@ impl Triggerer {
             changed: None,
             outbox_wake: Arc::new(Notify::new()),
             looked_since: std::sync::Mutex::new(now_micros() - ENDED_MARGIN),
+            warehouses: Arc::new(InProcess),
         }
+    }
+
+    /// Runs `sql` conditions' queries on `host` (the process's warehouse process).
+    pub fn with_warehouses(mut self, host: Arc<dyn WarehouseHost>) -> Triggerer {
+        self.warehouses = host;
+        self
     }
 
     /// Tells an in-process scheduler (and notifier) at once when waits end.
@@ -146,6 +156,7 @@ impl Triggerer {
         let lookup = Arc::new(StoreLookup::new(
             self.store.clone(),
             self.config.project_dir.clone(),
+            self.warehouses.clone(),
         ));
         // Conditions on the store, files and the clock are checked one after another on this
         // task (a read shared by every sensor that watches the same task returns at once);

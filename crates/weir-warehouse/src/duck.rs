@@ -33,6 +33,8 @@ static OPEN: LazyLock<Mutex<HashMap<PathBuf, Entry>>> =
 /// A connection to a DuckDB database.
 pub(crate) struct Duck {
     conn: Option<Arc<Mutex<duckdb::Connection>>>,
+    /// Stops the statement running on `conn` when the task waiting for it goes away.
+    interrupt: Arc<duckdb::InterruptHandle>,
     /// The file, for the registry; `None` in memory.
     path: Option<PathBuf>,
     /// An in-memory database lives as long as its connections.
@@ -70,6 +72,13 @@ impl Drop for Duck {
     }
 }
 
+/// Closes every database of this process that no connection uses now (checkpointing it),
+/// without waiting for [`LINGER`]: before a process that holds warehouses exits.
+pub fn close_idle() {
+    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    open.retain(|_, entry| entry.users > 0);
+}
+
 impl Duck {
     /// Opens `path` (None: in memory), sharing an instance already open in this process.
     pub(crate) async fn open(path: Option<PathBuf>) -> std::result::Result<Duck, String> {
@@ -85,6 +94,7 @@ impl Duck {
                 base: Mutex::new(conn.try_clone().map_err(|e| e.to_string())?),
             });
             return Ok(Duck {
+                interrupt: conn.interrupt_handle(),
                 conn: Some(Arc::new(Mutex::new(conn))),
                 path: None,
                 _memory: Some(shared),
@@ -129,24 +139,36 @@ impl Duck {
         entry.users += 1;
         entry.idle_since = None;
         Ok(Duck {
+            interrupt: conn.interrupt_handle(),
             conn: Some(Arc::new(Mutex::new(conn))),
             path: Some(path),
             _memory: None,
         })
     }
 
-    /// Runs `f` with the connection on a blocking thread.
+    /// Runs `f` with the connection on a blocking thread. Dropped before it ends (a try that
+    /// timed out or was stopped), it interrupts the statement instead of leaving it running.
     pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut duckdb::Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        struct InterruptOnDrop<'a>(Option<&'a duckdb::InterruptHandle>);
+        impl Drop for InterruptOnDrop<'_> {
+            fn drop(&mut self) {
+                if let Some(handle) = self.0 {
+                    handle.interrupt();
+                }
+            }
+        }
         let conn = self.conn.clone().expect("open until dropped");
-        tokio::task::spawn_blocking(move || {
+        let mut pending = InterruptOnDrop(Some(&self.interrupt));
+        let ended = tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut guard)
         })
-        .await
-        .map_err(sql_error)?
+        .await;
+        pending.0 = None;
+        ended.map_err(sql_error)?
     }
 
     pub(crate) async fn execute_all(&self, statements: Vec<String>) -> Result<()> {

@@ -13,6 +13,7 @@ mod duck;
 mod materialize;
 mod sql;
 
+pub use duck::close_idle as close_idle_databases;
 pub use materialize::{Materialization, Partition, csv_rows, read_csv};
 
 use serde_json::Value;
@@ -54,6 +55,11 @@ pub struct Rows {
 }
 
 impl Rows {
+    /// The first cell of the first row (`None`: no row), as a scalar query gives it.
+    pub fn first_value(&self) -> Option<&Value> {
+        self.rows.first().and_then(|r| r.first())
+    }
+
     /// Each row as a JSON object (column → value).
     pub fn objects(&self) -> Vec<Value> {
         self.rows
@@ -114,7 +120,7 @@ impl Rows {
 }
 
 /// How a bulk load treats the table's existing rows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum LoadMode {
     Replace,
     Append,

@@ -13,7 +13,7 @@ use std::path::Path;
 pub type Partition = Vec<(String, Value)>;
 
 /// How a `sql` task's SELECT becomes a table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Materialization {
     FullRefresh,
     Incremental { unique_key: Vec<String> },
@@ -325,12 +325,7 @@ pub(crate) async fn load_csv(
             literal(&path.display().to_string())
         ))
         .await?;
-    Ok(count
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .and_then(Value::as_u64)
-        .unwrap_or(0))
+    Ok(count.first_value().and_then(Value::as_u64).unwrap_or(0))
 }
 
 fn read_csv_header(path: &Path) -> Result<Vec<String>> {

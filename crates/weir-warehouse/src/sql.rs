@@ -77,9 +77,12 @@ impl SqlDb {
                 }
                 // One pool per file in this process: concurrent tasks then queue on its
                 // connections instead of racing to open the file (and set WAL) at once.
+                // Opens queue on `OPENING`, so two tries that start together find one pool.
                 static POOLS: std::sync::LazyLock<
                     std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, SqlitePool>>,
                 > = std::sync::LazyLock::new(Default::default);
+                static OPENING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+                let _opening = OPENING.lock().await;
                 if let Some(pool) = POOLS
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

@@ -286,3 +286,26 @@ async fn bad_input_gets_clear_errors() {
         .to_string();
     assert!(err.contains("SQLite has no schemas"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duckdb_query_whose_caller_gave_up_is_interrupted_not_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = Connection::from_uri("wh", "duckdb://wh.duckdb").unwrap();
+    let wh = Warehouse::open(&conn, dir.path()).await.unwrap();
+    // Minutes of work: the caller (a try past its timeout) stops waiting after 300 ms.
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        wh.query("select count(*) from range(100000000000)"),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the long query cannot end in 300 ms");
+    // The connection is free again at once, not after the abandoned query.
+    let next = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        wh.query("select 1 as one"),
+    )
+    .await
+    .expect("the abandoned query was interrupted")
+    .unwrap();
+    assert_eq!(next.objects(), vec![json!({"one": 1})]);
+}

@@ -11,6 +11,7 @@
 pub mod notifier;
 pub mod process;
 pub mod wait;
+pub mod warehouse;
 
 use process::{Exit, Pgid, run_process};
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +23,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use weir_core::connection::{Connection, Masker, is_secret_key};
 use weir_core::{Dag, SharedDags, TaskState, now_micros, timestamp};
+use weir_ops::warehouse::{InProcess, WarehouseHost};
 use weir_ops::{Decide, Plan, PlanContext, Registry, ScriptEnd, XcomMode};
 use weir_store::{ClaimedTi, Finish, Finished, NewMessage, RunRow, Store};
 use weir_template::{Renderer, TemplateContext};
@@ -80,6 +82,8 @@ pub fn hostname() -> String {
 pub struct Worker {
     store: Store,
     registry: Arc<Registry>,
+    /// Where `sql`, `check`, `http` and `models` tries do their work.
+    warehouses: Arc<dyn WarehouseHost>,
     renderer: Arc<Renderer>,
     config: WorkerConfig,
     /// DAGs shared by an in-process scheduler; otherwise read from the store.
@@ -119,6 +123,7 @@ impl Worker {
         Worker {
             store,
             registry,
+            warehouses: Arc::new(InProcess),
             renderer: Arc::new(Renderer::new()),
             shared: None,
             cache: Mutex::new(HashMap::new()),
@@ -148,6 +153,18 @@ impl Worker {
         self.scheduler_wake = scheduler_wake;
         self.changed = Some(changed);
         self
+    }
+
+    /// Runs warehouse work on `host` (the process's warehouse process) instead of in this
+    /// process.
+    pub fn with_warehouses(mut self, host: Arc<dyn WarehouseHost>) -> Self {
+        self.warehouses = host;
+        self
+    }
+
+    /// The warehouse host of this worker, for the sensors its tries check.
+    pub fn warehouses(&self) -> Arc<dyn WarehouseHost> {
+        self.warehouses.clone()
     }
 
     /// The id this worker claims and heartbeats under now.
@@ -550,10 +567,15 @@ impl Worker {
             project_dir: &self.config.project_dir,
         };
         let plan = self.registry.plan(&cx).map_err(|e| e.to_string())?;
+        let rt = NativeRuntime { worker: self, log };
         let (spec, read) = match plan {
             Plan::Nothing => return Ok(Outcome::success(None, "nothing to do".into())),
             Plan::Process(spec) => (spec, None),
-            Plan::Native(native) => return self.run_native(native, task, log, kill).await,
+            Plan::Native(native) => return Ok(self.in_worker(native.run(&rt), task, kill).await),
+            Plan::Warehouse(work) => {
+                let work = self.warehouses.run(*work, &rt);
+                return Ok(self.in_worker(work, task, kill).await);
+            }
             Plan::Wait(wait) => return self.sensor(ti, wait, log, kill).await,
             Plan::Trigger(trigger) => return self.trigger(ti, trigger, log).await,
             Plan::Decide(Decide::Now(verdict)) => return Ok(Outcome::decided(verdict)),
@@ -659,16 +681,14 @@ impl Worker {
         })
     }
 
-    /// Runs a native task inside this process, bounded by its timeout and the kill signal.
-    async fn run_native(
+    /// Waits for work that runs without a process of its own (here, or in the warehouse
+    /// process), bounded by the task's timeout and the kill signal; dropping `work` stops it.
+    async fn in_worker(
         &self,
-        native: Box<dyn weir_ops::Native>,
+        work: weir_ops::BoxFuture<'_, Result<Option<serde_json::Value>, String>>,
         task: &weir_core::Task,
-        log: &TaskLog,
         kill: &mut watch::Receiver<bool>,
-    ) -> Result<Outcome, String> {
-        let rt = NativeRuntime { worker: self, log };
-        let work = native.run(&rt);
+    ) -> Outcome {
         let bounded = async {
             match task.execution_timeout {
                 Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| {
@@ -682,8 +702,8 @@ impl Worker {
             _ = kill.wait_for(|k| *k) => Err("task was stopped: the worker is shutting down".to_string()),
         };
         match result {
-            Ok(Ok(xcom)) => Ok(Outcome::success(xcom, "task succeeded".into())),
-            Ok(Err(message)) | Err(message) => Ok(Outcome::failed(message)),
+            Ok(Ok(xcom)) => Outcome::success(xcom, "task succeeded".into()),
+            Ok(Err(message)) | Err(message) => Outcome::failed(message),
         }
     }
 

@@ -13,6 +13,7 @@ use weir_core::connection::Connection;
 use weir_core::{TaskState, iso, micros, now_micros, timestamp};
 use weir_ops::sensor::{Checked, Condition, Lookup, SensorMode, Wait, Waiting, check};
 use weir_ops::trigger_dag::Trigger;
+use weir_ops::warehouse::{WarehouseHost, WarehouseWork};
 use weir_store::{ClaimedTi, Store};
 
 /// A run as a condition names it: DAG, run id or logical date.
@@ -30,6 +31,8 @@ type Shared<T> = Arc<tokio::sync::OnceCell<Result<T, String>>>;
 pub struct StoreLookup {
     store: Store,
     project_dir: PathBuf,
+    /// Where a `sql` condition's query runs.
+    warehouses: Arc<dyn WarehouseHost>,
     tasks: Mutex<HashMap<TaskKey, Shared<Vec<String>>>>,
     runs: Mutex<HashMap<RunKey, Shared<Option<String>>>>,
 }
@@ -41,10 +44,15 @@ fn shared<K: std::hash::Hash + Eq, T>(map: &Mutex<HashMap<K, Shared<T>>>, key: K
 }
 
 impl StoreLookup {
-    pub fn new(store: Store, project_dir: PathBuf) -> StoreLookup {
+    pub fn new(
+        store: Store,
+        project_dir: PathBuf,
+        warehouses: Arc<dyn WarehouseHost>,
+    ) -> StoreLookup {
         StoreLookup {
             store,
             project_dir,
+            warehouses,
             tasks: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
         }
@@ -98,6 +106,24 @@ impl Lookup for StoreLookup {
                 .clone()
         })
     }
+
+    fn first_value<'a>(
+        &'a self,
+        connection: &'a str,
+        sql: &'a str,
+    ) -> weir_ops::BoxFuture<'a, Result<Option<serde_json::Value>, String>> {
+        let work = WarehouseWork::FirstValue {
+            connection: connection.to_string(),
+            sql: sql.to_string(),
+        };
+        self.warehouses.run(work, self)
+    }
+}
+
+/// What a sensor's query sees: the store's connections and the project.
+impl weir_ops::Runtime for StoreLookup {
+    /// The check's message says what the query returned.
+    fn log(&self, _line: &str) {}
 
     fn connection<'a>(
         &'a self,
@@ -232,7 +258,11 @@ impl Worker {
         let mut waiting = Waiting::start(wait, ti.sensor.as_deref(), now_micros());
         loop {
             // A new lookup per check: what the last one read is stale by now.
-            let lookup = StoreLookup::new(self.store.clone(), self.config.project_dir.clone());
+            let lookup = StoreLookup::new(
+                self.store.clone(),
+                self.config.project_dir.clone(),
+                self.warehouses.clone(),
+            );
             waiting.checks += 1;
             let checked = check(&waiting.wait.condition, &lookup).await;
             let now = now_micros();

@@ -202,6 +202,7 @@ async fn dispatch(
                     engine::registry(),
                     engine::worker_config(settings, Vec::new(), 1, vec![run.id]),
                 )
+                .with_warehouses(engine::warehouses(settings))
                 .with_scheduler(
                     scheduler.dags(),
                     scheduler.worker_wake.clone(),

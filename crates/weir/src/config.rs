@@ -29,6 +29,7 @@ poll_s = 0.2
 [worker]
 slots = 32
 kill_grace_s = 5.0
+warehouse_idle_s = 5.0
 
 [triggerer]
 poll_s = 1.0

@@ -4,15 +4,17 @@
 
 use crate::config::Settings;
 use anyhow::{Context, Result};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use weir_core::{RunState, TaskState};
 use weir_ops::Registry;
+use weir_ops::warehouse::WarehouseHost;
 use weir_scheduler::{Scheduler, SchedulerConfig};
 use weir_store::{RunRow, Store, TiRow};
 use weir_triggerer::{Triggerer, TriggererConfig};
 use weir_worker::notifier::{Notifier, NotifierConfig};
+use weir_worker::warehouse::WarehouseProcess;
 use weir_worker::{Worker, WorkerConfig};
 
 /// Opens (and migrates) the project's metadata database, and applies `[pools]`.
@@ -101,6 +103,32 @@ pub fn worker_config(
     }
 }
 
+/// The warehouse process of this weir process, shared by its worker and triggerer: started by
+/// the first warehouse work, gone after `[worker] warehouse_idle_s` without any, so a
+/// long-running weir does not keep DuckDB's memory (or its file locks) between runs.
+pub fn warehouses(settings: &Settings) -> Arc<dyn WarehouseHost> {
+    WAREHOUSES
+        .get_or_init(|| {
+            let program = std::env::current_exe().unwrap_or_else(|_| "weir".into());
+            Arc::new(WarehouseProcess::new(
+                program,
+                vec!["warehouse-process".to_string()],
+                settings.seconds("worker", "warehouse_idle_s"),
+            ))
+        })
+        .clone()
+}
+
+static WAREHOUSES: OnceLock<Arc<WarehouseProcess>> = OnceLock::new();
+
+/// Stops this process's warehouse process, if it started one, and waits for it to close its
+/// databases: called before weir exits.
+pub async fn stop_warehouses() {
+    if let Some(host) = WAREHOUSES.get() {
+        host.shutdown(Duration::from_secs(30)).await;
+    }
+}
+
 /// The triggerer of this process: it checks deferred waits.
 pub fn triggerer(settings: &Settings, store: &Store) -> Triggerer {
     Triggerer::new(
@@ -114,6 +142,7 @@ pub fn triggerer(settings: &Settings, store: &Store) -> Triggerer {
             ..TriggererConfig::default()
         },
     )
+    .with_warehouses(warehouses(settings))
 }
 
 /// A triggerer that tells this process's scheduler (and notifier) when waits end.
@@ -184,6 +213,7 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
             registry(),
             worker_config(settings, Vec::new(), settings.worker_slots(), Vec::new()),
         )
+        .with_warehouses(warehouses(settings))
         .with_scheduler(
             scheduler.dags(),
             scheduler.worker_wake.clone(),
@@ -345,7 +375,9 @@ pub async fn worker_only(
             queues.join(",")
         }
     );
-    let worker = Arc::new(Worker::new(store.clone(), registry(), config));
+    let worker = Arc::new(
+        Worker::new(store.clone(), registry(), config).with_warehouses(warehouses(settings)),
+    );
     let shutdown = shutdown_signal();
     let notifier = notifier(settings, &store);
     let notifier_task = spawn_notifier(&notifier, shutdown.clone());
@@ -373,6 +405,7 @@ pub async fn run_to_completion(
             registry(),
             worker_config(settings, Vec::new(), settings.worker_slots(), runs.clone()),
         )
+        .with_warehouses(warehouses(settings))
         .with_scheduler(
             scheduler.dags(),
             scheduler.worker_wake.clone(),

@@ -63,6 +63,9 @@ enum Command {
         #[arg(long)]
         concurrency: Option<usize>,
     },
+    /// The warehouse process a weir process starts for its warehouse work (internal).
+    #[command(hide = true)]
+    WarehouseProcess,
     /// Inspect, validate, trigger, test and backfill DAGs.
     #[command(subcommand)]
     Dags(cmd_dags::DagsCommand),
@@ -205,6 +208,15 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let format = cli.output;
+    if let Command::WarehouseProcess = &cli.command {
+        let served = weir_worker::warehouse::serve().await;
+        if let Err(e) = served {
+            eprintln!("error: the warehouse process: {e}");
+            std::process::exit(2);
+        }
+        // Now, without waiting for a cancelled query still running on a blocking thread.
+        std::process::exit(0);
+    }
     if let Command::Init { name } = &cli.command {
         return init::init(name).await;
     }
@@ -226,8 +238,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     ) {
         give_back_freed_memory();
     }
-    match cli.command {
-        Command::Init { .. } | Command::Docs { .. } | Command::Models(_) => {
+    let result = match cli.command {
+        Command::Init { .. }
+        | Command::Docs { .. }
+        | Command::Models(_)
+        | Command::WarehouseProcess => {
             unreachable!("handled above")
         }
         Command::Standalone => engine::standalone(&settings).await,
@@ -248,5 +263,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db(cmd) => cmd_misc::db(&settings, cmd).await,
         Command::Config(cmd) => cmd_misc::config(&settings, cmd),
         Command::Health => cmd_misc::health(&settings).await,
-    }
+    };
+    engine::stop_warehouses().await;
+    result
 }

@@ -113,7 +113,7 @@ impl WarehouseAdapter {
             sql.push_str(&format!(" and table_catalog = {}", literal(db)));
         }
         let rows = self.query(&sql)?;
-        Ok(rows.rows.first().and_then(|r| r.first()).map(|v| {
+        Ok(rows.first_value().map(|v| {
             if v.as_str().unwrap_or("").to_uppercase().contains("VIEW") {
                 "view".to_string()
             } else {

@@ -1,7 +1,7 @@
 //! `weir standalone` in the background: scheduling, catchup, the DAG folder watch, import
 //! errors, Ctrl-C, and crash safety under kill -9.
 
-use crate::support::{Project, wait_for};
+use crate::support::{FAST_SETTINGS, Project, wait_for};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -237,4 +237,115 @@ fn a_cli_trigger_wakes_a_running_standalone_without_waiting_for_its_poll() {
         "the empty join ends in the scheduler"
     );
     assert_eq!(weir.interrupt(Duration::from_secs(20)), Some(0));
+}
+
+/// The pids of the `weir warehouse-process` children of `parent`.
+fn warehouse_children(parent: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: comm may hold spaces, so read after its last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains("warehouse-process") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The suite's fast settings (ending in `[worker]`) with a short warehouse idle time.
+fn warehouse_settings() -> String {
+    format!("{FAST_SETTINGS}warehouse_idle_s = 3.0\n")
+}
+
+#[test]
+fn sql_tasks_run_in_a_warehouse_process_that_exits_when_idle_and_releases_the_file() {
+    let p = Project::with_settings(&warehouse_settings());
+    p.dag(
+        "load",
+        "tasks:\n  - id: create\n    type: sql\n    connection: warehouse\n    sql: \"create or replace table loaded as select 42 as answer\"\n",
+    );
+    let weir = p.start();
+    wait_for("standalone to be healthy", Duration::from_secs(30), || {
+        (p.run(&["health"]).0 == 0).then_some(())
+    });
+    assert!(
+        warehouse_children(weir.pid()).is_empty(),
+        "no warehouse process before any warehouse work"
+    );
+    let (code, stdout, stderr) = p.run(&["dags", "trigger", "load", "--wait"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // The child's log lines reach the try's log through the parent.
+    let run = p.runs("load")[0]["run_id"].as_str().unwrap().to_string();
+    let log = p.log("load", &run, "create", 1);
+    assert!(log.contains("create or replace table loaded"), "{log}");
+    assert_eq!(
+        warehouse_children(weir.pid()).len(),
+        1,
+        "the SQL task ran in one warehouse process that is still up right after"
+    );
+    wait_for(
+        "the idle warehouse process to exit",
+        Duration::from_secs(30),
+        || warehouse_children(weir.pid()).is_empty().then_some(()),
+    );
+    // Standalone still runs, and another process can open the DuckDB file it wrote.
+    assert_eq!(p.run(&["health"]).0, 0);
+    assert_eq!(
+        p.warehouse_rows(
+            "duckdb://.weir/warehouse.duckdb",
+            "select answer from loaded"
+        ),
+        vec![serde_json::json!({"answer": 42})]
+    );
+}
+
+#[test]
+fn a_warehouse_process_killed_mid_task_fails_the_try_clearly_and_the_next_task_gets_a_new_one() {
+    let p = Project::with_settings(&warehouse_settings());
+    p.dag(
+        "slow",
+        "tasks:\n  - id: long\n    type: sql\n    connection: warehouse\n    sql: \"select count(*) from range(100000000000)\"\n",
+    );
+    p.dag(
+        "quick",
+        "tasks:\n  - id: one\n    type: sql\n    connection: warehouse\n    sql: \"select 1 as one\"\n",
+    );
+    let weir = p.start();
+    wait_for("standalone to be healthy", Duration::from_secs(30), || {
+        (p.run(&["health"]).0 == 0).then_some(())
+    });
+    let run = p.ok(&["dags", "trigger", "slow"]).trim().to_string();
+    let child = wait_for("the long query to run", Duration::from_secs(30), || {
+        let running = p.states("slow", &run).get("long").map(String::as_str) == Some("running");
+        let children = warehouse_children(weir.pid());
+        (running && children.len() == 1).then(|| children[0])
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the try to fail", Duration::from_secs(30), || {
+        (p.states("slow", &run).get("long").map(String::as_str) == Some("failed")).then_some(())
+    });
+    let log = p.log("slow", &run, "long", 1);
+    assert!(
+        log.contains("the warehouse process exited (signal: 9 (SIGKILL))"),
+        "{log}"
+    );
+    let (code, stdout, stderr) = p.run(&["dags", "trigger", "quick", "--wait"]);
+    assert_eq!(
+        code, 0,
+        "a new warehouse process runs the next task: {stdout}{stderr}"
+    );
 }
