@@ -45,13 +45,22 @@ pub struct DagHeader {
     pub tab: &'static str,
 }
 
+/// A DAG's schedule as the pages show it: a DAG without one (stored as `null`) shows `None`,
+/// as in Airflow.
+fn schedule_label(stored: &str) -> String {
+    match stored {
+        "" | "null" => "None".to_string(),
+        other => other.to_string(),
+    }
+}
+
 impl DagHeader {
     pub fn new(row: &DagRow, dag: &Dag, ctx: &Ctx, tab: &'static str) -> DagHeader {
         DagHeader {
             dag_id: row.dag_id.clone(),
             url: dag_url(&row.dag_id),
             description: row.description.clone().unwrap_or_default(),
-            schedule: row.schedule.clone(),
+            schedule: schedule_label(&row.schedule),
             timezone: dag.timezone.clone(),
             toggle: PauseToggle::new(&row.dag_id, row.is_paused, ctx),
             tab,
@@ -184,7 +193,7 @@ async fn list_data(state: &ApiState, q: &ListQuery) -> UiResult<ListData> {
             broken: listing.import_error_files.contains(&row.fileloc),
             dag_id: row.dag_id.clone(),
             description: row.description.clone().unwrap_or_default(),
-            schedule: row.schedule.clone(),
+            schedule: schedule_label(&row.schedule),
             next_run,
             runs,
             tags: row.tags.clone(),

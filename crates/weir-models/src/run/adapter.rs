@@ -2,7 +2,8 @@
 //! threads, so every warehouse call is driven to completion on the runner's own tokio runtime
 //! (never on the caller's async runtime).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use minijinja::Value;
 use weir_warehouse::{Dialect, Warehouse};
@@ -14,6 +15,28 @@ pub struct WarehouseAdapter {
     warehouse: Warehouse,
     runtime: tokio::runtime::Handle,
     dialect: &'static str,
+    /// Shared by the connections of one command (`sharing_relations_with`).
+    relations: Arc<Mutex<Relations>>,
+}
+
+/// The relations of each schema looked at, as dbt's relation cache keeps them: listed once
+/// per schema, then kept up to date by the materializations, which know what they built.
+/// Any other statement (a hook, `run_query`, a seed, a snapshot) forgets them all.
+#[derive(Default)]
+struct Relations {
+    /// `(database, schema)` → relation name → `table` or `view`.
+    schemas: HashMap<(Option<String>, String), HashMap<String, String>>,
+    /// Bumped by every change, so a listing that raced with one is not kept.
+    generation: u64,
+}
+
+/// The kind dbt names a relation of `information_schema.tables`' `table_type`.
+fn kind_of(table_type: &str) -> String {
+    if table_type.to_uppercase().contains("VIEW") {
+        "view".to_string()
+    } else {
+        "table".to_string()
+    }
 }
 
 impl WarehouseAdapter {
@@ -27,14 +50,70 @@ impl WarehouseAdapter {
             warehouse,
             runtime,
             dialect,
+            relations: Arc::default(),
         }
     }
 
-    /// Runs statements in one transaction.
+    /// This connection with the relation cache of `other`, another connection of the same
+    /// command: what one thread builds, the others see.
+    pub fn sharing_relations_with(mut self, other: &WarehouseAdapter) -> WarehouseAdapter {
+        self.relations = other.relations.clone();
+        self
+    }
+
+    /// Runs statements in one transaction. What they change is unknown: the relations listed
+    /// so far are forgotten.
     pub fn execute_all(&self, statements: &[String]) -> Result<(), AdapterError> {
+        let done = self.run_statements(statements);
+        self.forget_relations();
+        done
+    }
+
+    /// Runs statements in one transaction that leave each of `effects`' relations as given
+    /// (`Some(kind)`: it exists as that kind; `None`: it is gone) and touch no other, and
+    /// notes that in the relations listed so far.
+    pub fn execute_known(
+        &self,
+        statements: &[String],
+        effects: &[(&Relation, Option<&str>)],
+    ) -> Result<(), AdapterError> {
+        let done = self.run_statements(statements);
+        // PostgreSQL's `drop … cascade` also drops the views that read the relation.
+        let cascades =
+            self.dialect == "postgres" && statements.iter().any(|s| s.starts_with("drop"));
+        if done.is_err() || cascades {
+            self.forget_relations();
+            return done;
+        }
+        let mut relations = self.relations.lock().unwrap_or_else(|e| e.into_inner());
+        relations.generation += 1;
+        for (rel, kind) in effects {
+            let key = (
+                rel.database.clone(),
+                rel.schema.clone().unwrap_or_else(|| "main".to_string()),
+            );
+            let (Some(listed), Some(name)) = (relations.schemas.get_mut(&key), &rel.identifier)
+            else {
+                continue;
+            };
+            match kind {
+                Some(kind) => listed.insert(name.clone(), kind.to_string()),
+                None => listed.remove(name),
+            };
+        }
+        done
+    }
+
+    fn run_statements(&self, statements: &[String]) -> Result<(), AdapterError> {
         self.runtime
             .block_on(self.warehouse.execute_all(statements))
             .map_err(|e| AdapterError(e.to_string()))
+    }
+
+    fn forget_relations(&self) {
+        let mut relations = self.relations.lock().unwrap_or_else(|e| e.into_inner());
+        relations.schemas.clear();
+        relations.generation += 1;
     }
 
     /// Runs a query and returns its rows as JSON.
@@ -97,29 +176,44 @@ impl WarehouseAdapter {
             .collect())
     }
 
-    /// The relation's kind (`table`/`view`) when it exists.
+    /// The relation's kind (`table`/`view`) when it exists, from one listing of its schema.
     pub fn relation_kind(
         &self,
         database: Option<&str>,
         schema: &str,
         identifier: &str,
     ) -> Result<Option<String>, AdapterError> {
+        let key = (database.map(str::to_string), schema.to_string());
+        let generation = {
+            let relations = self.relations.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(listed) = relations.schemas.get(&key) {
+                return Ok(listed.get(identifier).cloned());
+            }
+            relations.generation
+        };
         let mut sql = format!(
-            "select table_type from information_schema.tables where table_schema = {} and table_name = {}",
-            literal(schema),
-            literal(identifier)
+            "select table_name, table_type from information_schema.tables where table_schema = {}",
+            literal(schema)
         );
         if let (Some(db), "duckdb") = (database, self.dialect) {
             sql.push_str(&format!(" and table_catalog = {}", literal(db)));
         }
         let rows = self.query(&sql)?;
-        Ok(rows.first_value().map(|v| {
-            if v.as_str().unwrap_or("").to_uppercase().contains("VIEW") {
-                "view".to_string()
-            } else {
-                "table".to_string()
-            }
-        }))
+        let listed: HashMap<String, String> = rows
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let name = r.first()?.as_str()?.to_string();
+                let kind = kind_of(r.get(1).and_then(|v| v.as_str()).unwrap_or(""));
+                Some((name, kind))
+            })
+            .collect();
+        let found = listed.get(identifier).cloned();
+        let mut relations = self.relations.lock().unwrap_or_else(|e| e.into_inner());
+        if relations.generation == generation {
+            relations.schemas.insert(key, listed);
+        }
+        Ok(found)
     }
 }
 
@@ -151,7 +245,10 @@ impl Adapter for WarehouseAdapter {
 
     fn execute(&self, sql: &str, fetch: bool) -> Result<Table, AdapterError> {
         if fetch {
-            let rows = self.query(sql)?;
+            // SQL from a macro (`run_query`) may create or drop relations too.
+            let rows = self.query(sql);
+            self.forget_relations();
+            let rows = rows?;
             Ok(Table {
                 column_names: rows.columns.clone(),
                 rows: rows

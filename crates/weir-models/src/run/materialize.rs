@@ -131,7 +131,8 @@ fn build_beside(
         first.push(drop_sql(tmp, &k));
     }
     first.extend(create);
-    run(adapter, first, resp)?;
+    adapter.execute_known(&first, &[(tmp, Some(kind))])?;
+    resp.run_sql.extend(first);
     let mut swap = Vec::new();
     if let Some(k) = existing_kind(adapter, rel)? {
         swap.push(drop_sql(rel, &k));
@@ -141,7 +142,9 @@ fn build_beside(
         tmp.render(),
         crate::jinja::adapter::quote_identifier(&ident(rel), rel.quote_char)
     ));
-    run(adapter, swap, resp)
+    adapter.execute_known(&swap, &[(tmp, None), (rel, Some(kind))])?;
+    resp.run_sql.extend(swap);
+    Ok(())
 }
 
 fn unique_keys(config: &Map<String, Json>) -> Vec<String> {

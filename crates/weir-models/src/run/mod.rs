@@ -470,7 +470,7 @@ pub fn execute(
             message: e.to_string(),
         })?;
     let conn = connection(project)?;
-    let mut connections = Vec::new();
+    let mut connections: Vec<Arc<WarehouseAdapter>> = Vec::new();
     for _ in 0..threads {
         let warehouse = runtime
             .block_on(Warehouse::open(&conn, &project.root))
@@ -478,10 +478,11 @@ pub fn execute(
                 target: profile.target_name.clone(),
                 message: e.to_string(),
             })?;
-        connections.push(Arc::new(WarehouseAdapter::new(
-            warehouse,
-            runtime.handle().clone(),
-        )));
+        let mut adapter = WarehouseAdapter::new(warehouse, runtime.handle().clone());
+        if let Some(first) = connections.first() {
+            adapter = adapter.sharing_relations_with(first.as_ref());
+        }
+        connections.push(Arc::new(adapter));
     }
     let pooled = Arc::new(PooledAdapter {
         dialect: connections[0].dialect().to_string(),

@@ -892,3 +892,26 @@ async fn a_run_page_links_a_triggered_run_and_its_parent_and_says_what_a_sensor_
         child_page.body
     );
 }
+
+#[tokio::test]
+async fn a_dag_without_a_schedule_shows_none_as_its_schedule() {
+    let ui = Ui::new().await;
+    let dag = weir_spec::parse_dag(
+        "dags/adhoc.yaml",
+        b"tasks:\n  - {id: t, type: empty}\n",
+        &Default::default(),
+    )
+    .unwrap();
+    let store = ui.state.store();
+    store.upsert_dags(&[(&dag, "h2")], false, 1).await.unwrap();
+    let ada = ui.login("ada").await;
+    for path in ["/?q=adhoc", "/dags/adhoc/grid"] {
+        let page = ui.get(path, Some(&ada)).await;
+        assert!(
+            page.body.contains("<code>None</code>"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("<code>null</code>"), "{path}");
+    }
+}

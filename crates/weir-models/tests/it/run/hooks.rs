@@ -55,3 +55,56 @@ fn a_failing_on_run_start_hook_is_an_error_and_the_nodes_still_run() {
         vec![vec![json!("end")]]
     );
 }
+
+#[test]
+fn a_relation_a_hook_creates_is_seen_by_the_materialization_that_follows() {
+    // `a` lists the schema's relations; `b`'s pre-hook then leaves a stale `b__dbt_tmp`
+    // table, which building `b` beside itself must find and drop, not trust the listing.
+    let env = Env::new("hooks", "hooks");
+    env.write(&[
+        ("dbt_project.yml", "name: hooks\nprofile: hooks\nconfig-version: 2\n"),
+        ("models/a.sql", "select 1 as id"),
+        (
+            "models/b.sql",
+            "{{ config(pre_hook=\"create table {{ target.schema }}.b__dbt_tmp as select 1 as stale\") }}\nselect id from {{ ref('a') }}",
+        ),
+    ]);
+    for _ in 0..2 {
+        let (report, out) = env.run_with(Command::Run, false, &[]);
+        assert!(report.success(), "{out}");
+        assert!(out.contains("OK created sql view model main.b"), "{out}");
+    }
+    assert_eq!(env.rows("select id from main.b"), vec![vec![json!(1)]]);
+}
+
+#[test]
+fn a_model_finds_the_relations_other_threads_built_earlier_in_the_same_run() {
+    // Eight tables built side by side on 4 threads from an empty database, then a model that
+    // asks for each through `adapter.get_relation`, as dbt_utils' union_relations does.
+    let env = Env::new("hooks", "hooks");
+    let mut files = vec![(
+        "dbt_project.yml".to_string(),
+        "name: hooks\nprofile: hooks\nconfig-version: 2\nmodels:\n  +materialized: table\n"
+            .to_string(),
+    )];
+    let mut probes = Vec::new();
+    for i in 0..8 {
+        files.push((format!("models/u{i}.sql"), format!("select {i} as id")));
+        probes.push(format!(
+            "-- depends_on: {{{{ ref('u{i}') }}}}\nselect '{{{{ adapter.get_relation(database=this.database, schema=this.schema, identifier=\"u{i}\") is not none }}}}' as found"
+        ));
+    }
+    files.push(("models/found.sql".into(), probes.join("\nunion all\n")));
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    env.write(&files);
+    let (report, out) = env.run_with(Command::Run, false, &[]);
+    assert!(report.success(), "{out}");
+    assert_eq!(
+        env.rows("select found, count(*) from main.found group by found"),
+        vec![vec![json!("True"), json!(8)]],
+        "{out}"
+    );
+}
