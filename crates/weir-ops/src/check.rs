@@ -5,7 +5,6 @@
 //! offending rows.
 
 use crate::sql::open_warehouse;
-use crate::warehouse::WarehouseWork;
 use crate::{OpError, Operator, Plan, PlanContext, Runtime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -177,12 +176,15 @@ impl Operator for Check {
                 );
             }
         };
-        Ok(Plan::Warehouse(Box::new(WarehouseWork::Check(CheckRun {
-            task_id: cx.task.task_id.clone(),
-            connection: c.connection,
-            kind,
-            severity: c.severity.unwrap_or(Severity::Error),
-        }))))
+        Ok(Plan::Warehouse(Box::new(
+            CheckRun {
+                task_id: cx.task.task_id.clone(),
+                connection: c.connection,
+                kind,
+                severity: c.severity.unwrap_or(Severity::Error),
+            }
+            .into(),
+        )))
     }
 }
 

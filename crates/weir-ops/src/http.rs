@@ -4,7 +4,6 @@
 //! partition). `file://` URLs read a local file, so a pipeline works without a network.
 
 use crate::sql::open_warehouse;
-use crate::warehouse::WarehouseWork;
 use crate::{OpError, Operator, Plan, PlanContext, Runtime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -160,14 +159,17 @@ impl Operator for Http {
             None => None,
         };
         let xcom = c.xcom;
-        Ok(Plan::Warehouse(Box::new(WarehouseWork::Http(HttpRun {
-            task_id: cx.task.task_id.clone(),
-            connection: c.connection,
-            request,
-            save,
-            xcom,
-            json_path: c.json_path,
-        }))))
+        Ok(Plan::Warehouse(Box::new(
+            HttpRun {
+                task_id: cx.task.task_id.clone(),
+                connection: c.connection,
+                request,
+                save,
+                xcom,
+                json_path: c.json_path,
+            }
+            .into(),
+        )))
     }
 }
 

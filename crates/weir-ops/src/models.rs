@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 
-use crate::warehouse::WarehouseWork;
 use crate::{OpError, Operator, Plan, PlanContext, Runtime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -64,17 +63,20 @@ impl Operator for Models {
                 None => Vec::new(),
             })
         };
-        Ok(Plan::Warehouse(Box::new(WarehouseWork::Models(Job {
-            task: cx.task.task_id.clone(),
-            dir,
-            target: config.target.clone(),
-            vars,
-            command: config.command.unwrap_or(ModelsCommand::Build),
-            select: words(config.select.as_ref())?,
-            exclude: words(config.exclude.as_ref())?,
-            full_refresh: config.full_refresh.unwrap_or(false),
-            nodes: config.nodes,
-        }))))
+        Ok(Plan::Warehouse(Box::new(
+            Job {
+                task: cx.task.task_id.clone(),
+                dir,
+                target: config.target.clone(),
+                vars,
+                command: config.command.unwrap_or(ModelsCommand::Build),
+                select: words(config.select.as_ref())?,
+                exclude: words(config.exclude.as_ref())?,
+                full_refresh: config.full_refresh.unwrap_or(false),
+                nodes: config.nodes,
+            }
+            .into(),
+        )))
     }
 }
 

@@ -2,7 +2,6 @@
 //! SQL is: statements to run (`run`), or a SELECT that builds `table` by full refresh,
 //! incremental merge on `unique_key`, or replacing one `partition`.
 
-use crate::warehouse::WarehouseWork;
 use crate::{OpError, Operator, Plan, PlanContext, Runtime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -77,13 +76,16 @@ impl Operator for Sql {
                 Some((table, how))
             }
         };
-        Ok(Plan::Warehouse(Box::new(WarehouseWork::Sql(SqlRun {
-            task_id: cx.task.task_id.clone(),
-            connection: config.connection,
-            sql,
-            build,
-            xcom: config.xcom,
-        }))))
+        Ok(Plan::Warehouse(Box::new(
+            SqlRun {
+                task_id: cx.task.task_id.clone(),
+                connection: config.connection,
+                sql,
+                build,
+                xcom: config.xcom,
+            }
+            .into(),
+        )))
     }
 }
 

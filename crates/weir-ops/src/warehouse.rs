@@ -27,6 +27,18 @@ pub enum WarehouseWork {
     },
 }
 
+/// Each task type's run is one kind of work: its operator plans `run.into()`.
+macro_rules! work_from {
+    ($($run:ty => $kind:ident),*) => {$(
+        impl From<$run> for WarehouseWork {
+            fn from(run: $run) -> WarehouseWork {
+                WarehouseWork::$kind(run)
+            }
+        }
+    )*};
+}
+work_from!(SqlRun => Sql, CheckRun => Check, HttpRun => Http, Job => Models);
+
 impl WarehouseWork {
     /// The connection ids the work opens, so that they can be resolved where the metadata
     /// store is and passed along.
