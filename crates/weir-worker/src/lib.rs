@@ -172,11 +172,6 @@ impl Worker {
         self
     }
 
-    /// The warehouse host of this worker, for the sensors its tries check.
-    pub fn warehouses(&self) -> Arc<dyn WarehouseHost> {
-        self.warehouses.clone()
-    }
-
     /// The id this worker claims and heartbeats under now.
     pub fn id(&self) -> String {
         self.id.read().map(|id| id.clone()).unwrap_or_default()

@@ -324,7 +324,11 @@ impl WarehouseHost for WarehouseProcess {
                 project_dir: rt.project_dir().to_path_buf(),
             };
             if !live.send(&request) {
-                live.fail_all("the warehouse process stopped before the task could start");
+                live.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                return Err("the warehouse process stopped before the task could start".into());
             }
             let result = loop {
                 tokio::select! {
