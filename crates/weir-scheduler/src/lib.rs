@@ -174,9 +174,6 @@ impl Scheduler {
                     sleep = Duration::ZERO;
                 }
             }
-            if report.queued > 0 {
-                self.worker_wake.notify_one();
-            }
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(sleep) => {}
@@ -234,8 +231,14 @@ impl Scheduler {
                 *l = Some(Instant::now());
             }
         }
+        // What changed first (a finished try's downstream is the latency of every chain),
+        // then the runs that can start now, evaluated at once.
+        self.schedule_task_instances(&mut report, Vec::new())
+            .await?;
         let started = self.start_queued_runs().await?;
-        self.schedule_task_instances(&mut report, started).await?;
+        if !started.is_empty() {
+            self.schedule_task_instances(&mut report, started).await?;
+        }
         Ok(report)
     }
 
@@ -360,6 +363,16 @@ impl Scheduler {
     /// next run consumes them all). The store checks the condition again on the events it
     /// takes, in the transaction that creates the run.
     async fn create_asset_triggered_runs(&self) -> Result<usize, StoreError> {
+        // Every scheduler reads the same folder: without an asset-scheduled DAG in it, nothing
+        // is queued for one (a round's statement saved).
+        let dags = self.dags();
+        let any = dags.read().map(|dags| {
+            dags.values()
+                .any(|d| matches!(d.schedule, weir_core::Schedule::Assets { .. }))
+        });
+        if !any.unwrap_or(true) {
+            return Ok(0);
+        }
         let queued = self.store.queued_assets().await?;
         if queued.is_empty() {
             return Ok(0);
@@ -547,6 +560,14 @@ impl Scheduler {
             }
         }
         let moved = self.store.apply_transitions(&moves).await?;
+        // The worker claims while this round goes on.
+        if moves
+            .iter()
+            .zip(&moved)
+            .any(|(m, applied)| *applied && m.to == TaskState::Queued)
+        {
+            self.worker_wake.notify_one();
+        }
         let ended: HashSet<i64> = finished.iter().map(|(run, _)| run.id).collect();
         self.remember(by_run, &moves, &moved, &ended);
         self.expand_mapped(expansions).await?;

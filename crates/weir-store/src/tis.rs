@@ -94,7 +94,20 @@ impl TiRow {
 }
 
 /// A task instance a worker has claimed: it is `running` with a new try number.
-pub type ClaimedTi = TiRow;
+#[derive(Debug, Clone)]
+pub struct ClaimedTi {
+    pub ti: TiRow,
+    /// Whether its run had any XCom when it was claimed: a try whose run has none does not
+    /// read them (the usual first task, and every task of a run that passes nothing on).
+    pub run_has_xcom: bool,
+}
+
+impl std::ops::Deref for ClaimedTi {
+    type Target = TiRow;
+    fn deref(&self) -> &TiRow {
+        &self.ti
+    }
+}
 
 /// A compare-and-set move of one task instance from `from` to `to`.
 #[derive(Debug, Clone, PartialEq)]
@@ -484,7 +497,8 @@ impl Store {
              UPDATE task_instance SET state = 'running', try_number = try_number + 1, worker = $1, \
              start_date = $2, heartbeat = $2, end_date = NULL, pid = NULL, next_retry_at = NULL \
              WHERE id IN (SELECT id FROM picked) AND state = 'queued' \
-             RETURNING {TI_COLUMNS}"
+             RETURNING {TI_COLUMNS}, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM xcom x WHERE x.run_pk = task_instance.run_pk) THEN 1 ELSE 0 END AS BIGINT) AS run_has_xcom"
         );
         let mut tx = self.begin_write().await?;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -498,7 +512,15 @@ impl Store {
             q = q.bind(*pk);
         }
         let rows = q.fetch_all(&mut *tx).await?;
-        let claimed: Vec<TiRow> = rows.iter().map(ti_row).collect::<Result<_>>()?;
+        let claimed: Vec<ClaimedTi> = rows
+            .iter()
+            .map(|r| {
+                Ok(ClaimedTi {
+                    ti: ti_row(r)?,
+                    run_has_xcom: r.try_get::<i64, _>("run_has_xcom")? != 0,
+                })
+            })
+            .collect::<Result<_>>()?;
         for chunk in claimed.chunks(INSERT_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("({}, 'running')", placeholders(i * 4 + 1, 4)))
@@ -694,7 +716,9 @@ impl Store {
             let done = sqlx::query(
                 "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3, heartbeat = NULL, \
                  decision = $7, reason = $8, sensor = $9, try_number = try_number - $10, sensor_key = $12 \
-                 WHERE id = $4 AND try_number = $5 AND state = $11 AND ($6 IS NULL OR worker = $6)",
+                 WHERE id = $4 AND try_number = $5 AND state = $11 AND ($6 IS NULL OR worker = $6) \
+                 RETURNING CAST(CASE WHEN EXISTS (SELECT 1 FROM asset_ref r WHERE r.dag_id = task_instance.dag_id \
+                 AND r.task_id = task_instance.task_id AND r.kind = 'producer') THEN 1 ELSE 0 END AS BIGINT)",
             )
             .bind(f.state.as_str())
             .bind(now)
@@ -708,9 +732,12 @@ impl Store {
             .bind(given_back)
             .bind(from.as_str())
             .bind(f.sensor_key.as_deref().filter(|_| waits))
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            let outcome = if done.rows_affected() == 1 {
+            // The row, if the compare-and-set took: whether the task produces assets (as last
+            // parsed), so that a task producing none costs no statement for them.
+            let produces: Option<i64> = done.map(|r| r.try_get(0)).transpose()?;
+            let outcome = if let Some(produces) = produces {
                 if let Some(value) = &f.xcom {
                     sqlx::query(
                         "INSERT INTO xcom (run_pk, task_id, map_index, key, value) \
@@ -723,7 +750,7 @@ impl Store {
                     .await?;
                 }
                 crate::outbox::insert_messages(&mut tx, &f.messages, now).await?;
-                if f.state == TaskState::Success {
+                if f.state == TaskState::Success && produces != 0 {
                     crate::assets::record_events(&mut tx, f.ti_id, now).await?;
                 }
                 Finished::Applied

@@ -341,7 +341,7 @@ pub(crate) fn outcome_callback(state: TaskState) -> Option<(&'static str, &'stat
 /// try of `ti` (its run at `logical_date`), as outbox messages to write with the finish.
 pub fn outcome_messages(
     dag: &Dag,
-    ti: &ClaimedTi,
+    ti: &weir_store::TiRow,
     logical_date: Option<i64>,
     state: TaskState,
     log_file: &Path,

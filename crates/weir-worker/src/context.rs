@@ -12,12 +12,18 @@ impl Worker {
         ti: &ClaimedTi,
         secrets: &Secrets,
     ) -> Result<TemplateContext, String> {
-        let xcoms = weir_template::pulled_xcoms(
+        // A run without XCom when the try was claimed has none for this try to pull: its
+        // upstream tasks, which write them, had all ended by then (a pull from a task that
+        // is not upstream races with that task, in Airflow too).
+        let rows = if ti.run_has_xcom {
             self.store
                 .xcom_texts(run.id)
                 .await
-                .map_err(|e| e.to_string())?,
-        );
+                .map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        };
+        let xcoms = weir_template::pulled_xcoms(rows);
         let mut ctx = template_context(
             dag,
             task,

@@ -195,15 +195,26 @@ impl Worker {
                 }
             })
         };
+        // Whether a claim may find work: always after a wake, a poll or a claim that filled
+        // every slot it asked for; not when a try ended and the last claim took everything
+        // queued (the scheduler wakes the worker when it queues more). An empty claim is a
+        // write transaction that the scheduler's next write would wait for.
+        let mut worth_claiming = true;
+        let mut claimed_full = true;
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            // Tries that ended together free their slots for one claim.
+            while tries.try_join_next().is_some() {}
             let free = self.config.slots.saturating_sub(tries.len());
             metrics::gauge!("weir_executor_open_slots").set(free as f64);
             metrics::gauge!("weir_executor_running_slots").set(tries.len() as f64);
-            let mut claimed_full = false;
-            if free > 0 {
+            if free == 0 {
+                // Nothing was asked for; whatever is queued is still there.
+                claimed_full = true;
+            }
+            if free > 0 && worth_claiming {
                 let want = free.min(64);
                 match self
                     .store
@@ -235,18 +246,22 @@ impl Worker {
                             tries.spawn(async move { me.execute(ti, kill, lost).await });
                         }
                     }
-                    Err(e) => tracing::warn!("claiming task instances failed: {e}"),
+                    Err(e) => {
+                        // Retried at the next wake or poll, not at once.
+                        claimed_full = false;
+                        tracing::warn!("claiming task instances failed: {e}")
+                    }
                 }
             }
-            if claimed_full && tries.len() < self.config.slots {
+            if claimed_full && worth_claiming && tries.len() < self.config.slots {
                 continue;
             }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                Some(_) = tries.join_next(), if !tries.is_empty() => {}
-                _ = tokio::time::sleep(self.config.poll) => {}
-                _ = shutdown.changed() => {}
-            }
+            worth_claiming = tokio::select! {
+                _ = self.wake.notified() => true,
+                Some(_) = tries.join_next(), if !tries.is_empty() => claimed_full,
+                _ = tokio::time::sleep(self.config.poll) => true,
+                _ = shutdown.changed() => true,
+            };
         }
         if let Ok(running) = self.running.lock() {
             for t in running.values() {

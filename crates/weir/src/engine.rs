@@ -419,10 +419,8 @@ pub async fn run_to_completion(
     let mut seen: std::collections::HashMap<i64, TaskState> = std::collections::HashMap::new();
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let finished = loop {
+        // A round that queues work wakes the worker itself.
         let report = scheduler.tick().await?;
-        if report.queued > 0 {
-            scheduler.worker_wake.notify_one();
-        }
         let mut rows = Vec::new();
         for pk in &runs {
             if let Some(run) = store.get_run_by_pk(*pk).await? {

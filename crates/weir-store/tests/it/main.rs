@@ -923,7 +923,7 @@ async fn a_deferred_wait_is_written_again_only_at_its_try_and_ended_once() {
             sensor_key: Some(weir_core::watch_task_key("up", "t0", 5)),
             ..Default::default()
         };
-        let deferred: Vec<Finish> = claimed.iter().map(defer).collect();
+        let deferred: Vec<Finish> = claimed.iter().map(|c| defer(c)).collect();
         assert_eq!(
             store.finish("w", &deferred).await.unwrap(),
             vec![Finished::Applied, Finished::Applied]

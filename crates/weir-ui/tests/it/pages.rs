@@ -47,7 +47,7 @@ async fn running_extract(ui: &Ui, run: &weir_store::RunRow) -> weir_store::TiRow
         .unwrap();
     let claimed = store.claim("w1", &[], &[run.id], 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    claimed.into_iter().next().unwrap()
+    claimed.into_iter().next().unwrap().ti
 }
 
 #[tokio::test]
