@@ -14,6 +14,9 @@ pub struct Capacity {
     pub parallelism_left: i64,
     pub dag_active: HashMap<String, i64>,
     pub pool_free: HashMap<String, i64>,
+    /// Room for everything: an evaluation that lists what is ready, for the scheduler to
+    /// queue across runs by priority ([`Capacity::unbounded`]).
+    pub unbounded: bool,
 }
 
 impl Capacity {
@@ -33,11 +36,25 @@ impl Capacity {
             parallelism_left: parallelism as i64 - dag_active.values().sum::<i64>(),
             dag_active,
             pool_free,
+            unbounded: false,
         })
+    }
+
+    /// Room for every ready instance.
+    pub fn unbounded() -> Capacity {
+        Capacity {
+            parallelism_left: i64::MAX,
+            dag_active: HashMap::new(),
+            pool_free: HashMap::new(),
+            unbounded: true,
+        }
     }
 
     /// Takes room for one task instance, or says there is none.
     pub(crate) fn take(&mut self, dag: &Dag, pool: &str, slots: i64) -> bool {
+        if self.unbounded {
+            return true;
+        }
         let dag_used = self.dag_active.get(&dag.dag_id).copied().unwrap_or(0);
         let pool_free = self.pool_free.get(pool).copied();
         if self.parallelism_left <= 0 || dag_used >= dag.max_active_tasks as i64 {
@@ -495,6 +512,7 @@ mod tests {
             parallelism_left: parallelism,
             dag_active: HashMap::new(),
             pool_free: HashMap::from([("default_pool".to_string(), 128)]),
+            unbounded: false,
         }
     }
 

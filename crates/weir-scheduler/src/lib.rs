@@ -33,7 +33,7 @@ use weir_core::{
     Dag, DataInterval, RunState, RunType, SharedDags, TaskState, Timetable, micros, now_micros,
     run_id, timestamp,
 };
-use weir_store::{NewMessage, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow};
+use weir_store::{NewMessage, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow, Transition};
 
 /// How the scheduler behaves.
 #[derive(Debug, Clone)]
@@ -510,6 +510,10 @@ impl Scheduler {
         let mut moves = Vec::new();
         let mut finished = Vec::new();
         let mut expansions: Vec<(&RunRow, Arc<Dag>, TiRow)> = Vec::new();
+        // Instances ready to queue, from every run evaluated: room goes to them by priority
+        // weight, then the run's logical date, as Airflow queues them, not in the order the
+        // runs were evaluated (a new run's first task would wait behind older runs' chains).
+        let mut ready: Vec<Ready> = Vec::new();
         for run in &runs {
             let tis: &[TiRow] = by_run.get(&run.id).map(Vec::as_slice).unwrap_or(&[]);
             let Some(dag) = self.dag(&run.dag_id) else {
@@ -525,7 +529,28 @@ impl Scheduler {
                 HashMap::new()
             };
             let shape = self.shape(&dag);
-            let outcome = evaluate_shaped(&dag, &shape, tis, now, &past, &mut capacity);
+            let mut outcome =
+                evaluate_shaped(&dag, &shape, tis, now, &past, &mut Capacity::unbounded());
+            let queue: Vec<Transition>;
+            (queue, outcome.moves) = std::mem::take(&mut outcome.moves)
+                .into_iter()
+                .partition(|m| m.to == TaskState::Queued);
+            if !queue.is_empty() {
+                let by_id: HashMap<i64, &TiRow> = tis.iter().map(|t| (t.id, t)).collect();
+                for m in queue {
+                    if let Some(ti) = by_id.get(&m.ti_id) {
+                        ready.push(Ready {
+                            priority: ti.priority_weight,
+                            logical_date: run.logical_date,
+                            pool: ti.pool.clone(),
+                            slots: ti.pool_slots,
+                            run: run.id,
+                            dag: dag.clone(),
+                            transition: m,
+                        });
+                    }
+                }
+            }
             if let Ok(mut pending) = self.pending.lock() {
                 if outcome.blocked {
                     pending.blocked.insert(run.id);
@@ -544,11 +569,6 @@ impl Scheduler {
                 Some(t) => earliest(report.next_due, timestamp(t)),
                 None => report.next_due,
             };
-            report.queued += outcome
-                .moves
-                .iter()
-                .filter(|m| m.to == TaskState::Queued)
-                .count();
             moves.extend(outcome.moves);
             for ti_id in outcome.expand {
                 if let Some(ti) = tis.iter().find(|t| t.id == ti_id) {
@@ -557,6 +577,27 @@ impl Scheduler {
             }
             if let Some(state) = outcome.run_state {
                 finished.push((run, state));
+            }
+        }
+        ready.sort_by(|a, b| {
+            (
+                std::cmp::Reverse(a.priority),
+                a.logical_date,
+                a.transition.ti_id,
+            )
+                .cmp(&(
+                    std::cmp::Reverse(b.priority),
+                    b.logical_date,
+                    b.transition.ti_id,
+                ))
+        });
+        for r in ready {
+            if capacity.take(&r.dag, &r.pool, r.slots) {
+                report.queued += 1;
+                moves.push(r.transition);
+            } else if let Ok(mut pending) = self.pending.lock() {
+                // Found ready again when room frees.
+                pending.blocked.insert(r.run);
             }
         }
         let moved = self.store.apply_transitions(&moves).await?;
@@ -1117,4 +1158,16 @@ const ENDED_MARGIN: i64 = 2_000_000;
 
 fn earliest(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {
     Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// An instance ready to queue, waiting for its share of the room (see
+/// `Scheduler::schedule_task_instances`).
+struct Ready {
+    priority: i64,
+    logical_date: i64,
+    pool: String,
+    slots: i64,
+    run: i64,
+    dag: Arc<Dag>,
+    transition: Transition,
 }

@@ -1,7 +1,7 @@
 //! Runs in the CLI's own process (`dags test`, `tasks run`): trigger rules, retries,
 //! timeouts, XCom, params and conf.
 
-use crate::support::Project;
+use crate::support::{Project, wait_for};
 use std::time::Duration;
 
 const RUN: &str = "manual__2026-01-15T00:00:00+00:00";
@@ -362,4 +362,49 @@ fn pools_and_parallelism_bound_concurrency() {
     p.ok(&["dags", "test", "par", "2026-01-15"]);
     let trace = std::fs::read_to_string(p.path().join("trace")).unwrap();
     assert_eq!(max_concurrency(&trace), 2, "parallelism = 2:\n{trace}");
+}
+
+#[test]
+fn room_goes_to_the_heaviest_ready_task_across_runs_not_to_the_run_evaluated_first() {
+    // One slot for everything: while `chain` runs its first task, `urgent` becomes ready;
+    // when the slot frees, Airflow gives it to the ready instance of highest priority weight
+    // (urgent's 100 over the chain's next task, 3), whichever run it belongs to.
+    let settings = crate::support::FAST_SETTINGS.replace("parallelism = 32", "parallelism = 1");
+    let p = Project::with_settings(&settings);
+    let step = |name: &str, pause: &str| {
+        format!("echo {name} >> order; echo started > {name}.started; sleep {pause}")
+    };
+    p.dag(
+        "chain",
+        &format!(
+            "tasks:\n  - {{id: c1, type: shell, command: '{}'}}\n  - {{id: c2, type: shell, command: '{}', depends_on: [c1]}}\n  - {{id: c3, type: shell, command: '{}', depends_on: [c2]}}\n",
+            step("c1", "1"),
+            step("c2", "0.1"),
+            step("c3", "0.1")
+        ),
+    );
+    p.dag(
+        "urgent",
+        &format!(
+            "tasks:\n  - {{id: u, type: shell, priority_weight: 100, command: '{}'}}\n",
+            step("u", "0.1")
+        ),
+    );
+    let _weir = p.start();
+    p.ok(&["dags", "trigger", "chain"]);
+    wait_for("c1 to start", Duration::from_secs(30), || {
+        p.path().join("c1.started").exists().then_some(())
+    });
+    p.ok(&["dags", "trigger", "urgent"]);
+    wait_for("every task to run", Duration::from_secs(30), || {
+        std::fs::read_to_string(p.path().join("order"))
+            .ok()
+            .filter(|o| o.lines().count() == 4)
+    });
+    let order = std::fs::read_to_string(p.path().join("order")).unwrap();
+    assert_eq!(
+        order.lines().collect::<Vec<_>>(),
+        ["c1", "u", "c2", "c3"],
+        "{order}"
+    );
 }
