@@ -67,6 +67,12 @@ impl Relation {
         }
     }
 
+    /// The schema a relation without one lives in, as the warehouse and the relation cache
+    /// look it up (DuckDB's `main`).
+    pub fn schema_or_default(&self) -> &str {
+        self.schema.as_deref().unwrap_or("main")
+    }
+
     /// The dotted name dbt prints for this relation.
     pub fn render(&self) -> String {
         let parts = [&self.database, &self.schema, &self.identifier];

@@ -88,10 +88,7 @@ impl WarehouseAdapter {
         let mut relations = self.relations.lock().unwrap_or_else(|e| e.into_inner());
         relations.generation += 1;
         for (rel, kind) in effects {
-            let key = (
-                rel.database.clone(),
-                rel.schema.clone().unwrap_or_else(|| "main".to_string()),
-            );
+            let key = (rel.database.clone(), rel.schema_or_default().to_string());
             let (Some(listed), Some(name)) = (relations.schemas.get_mut(&key), &rel.identifier)
             else {
                 continue;

@@ -41,7 +41,7 @@ pub fn existing_kind(
 ) -> Result<Option<String>, AdapterError> {
     adapter.relation_kind(
         rel.database.as_deref(),
-        rel.schema.as_deref().unwrap_or("main"),
+        rel.schema_or_default(),
         &ident(rel),
     )
 }
