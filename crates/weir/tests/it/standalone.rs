@@ -344,8 +344,17 @@ fn a_warehouse_process_killed_mid_task_fails_the_try_clearly_and_the_next_task_g
         "{log}"
     );
     let (code, stdout, stderr) = p.run(&["dags", "trigger", "quick", "--wait"]);
+    let quick_log = || {
+        let run = p.runs("quick")[0]["run_id"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        p.log("quick", &run, "one", 1)
+    };
     assert_eq!(
-        code, 0,
-        "a new warehouse process runs the next task: {stdout}{stderr}"
+        code,
+        0,
+        "a new warehouse process runs the next task: {stdout}{stderr}\n{}",
+        quick_log()
     );
 }
