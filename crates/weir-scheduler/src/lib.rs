@@ -579,17 +579,12 @@ impl Scheduler {
                 finished.push((run, state));
             }
         }
-        ready.sort_by(|a, b| {
+        ready.sort_by_key(|r| {
             (
-                std::cmp::Reverse(a.priority),
-                a.logical_date,
-                a.transition.ti_id,
+                std::cmp::Reverse(r.priority),
+                r.logical_date,
+                r.transition.ti_id,
             )
-                .cmp(&(
-                    std::cmp::Reverse(b.priority),
-                    b.logical_date,
-                    b.transition.ti_id,
-                ))
         });
         for r in ready {
             if capacity.take(&r.dag, &r.pool, r.slots) {
