@@ -18,7 +18,7 @@ pub mod mapping;
 mod reaper;
 
 pub use evaluate::{
-    Capacity, DagShape, RunOutcome, evaluate_run, evaluate_shaped, topological_order,
+    Capacity, DagShape, Ready, RunOutcome, evaluate_run, evaluate_shaped, topological_order,
 };
 pub use loader::DagLoader;
 
@@ -33,7 +33,7 @@ use weir_core::{
     Dag, DataInterval, RunState, RunType, SharedDags, TaskState, Timetable, micros, now_micros,
     run_id, timestamp,
 };
-use weir_store::{NewMessage, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow, Transition};
+use weir_store::{NewMessage, NewRun, RunRow, Store, StoreError, TaskSeed, TiRow};
 
 /// How the scheduler behaves.
 #[derive(Debug, Clone)]
@@ -510,9 +510,6 @@ impl Scheduler {
         let mut moves = Vec::new();
         let mut finished = Vec::new();
         let mut expansions: Vec<(&RunRow, Arc<Dag>, TiRow)> = Vec::new();
-        // Instances ready to queue, from every run evaluated: room goes to them by priority
-        // weight, then the run's logical date, as Airflow queues them, not in the order the
-        // runs were evaluated (a new run's first task would wait behind older runs' chains).
         let mut ready: Vec<Ready> = Vec::new();
         for run in &runs {
             let tis: &[TiRow] = by_run.get(&run.id).map(Vec::as_slice).unwrap_or(&[]);
@@ -529,15 +526,10 @@ impl Scheduler {
                 HashMap::new()
             };
             let shape = self.shape(&dag);
-            let mut outcome =
-                evaluate_shaped(&dag, &shape, tis, now, &past, &mut Capacity::unbounded());
-            let queue: Vec<Transition>;
-            (queue, outcome.moves) = std::mem::take(&mut outcome.moves)
-                .into_iter()
-                .partition(|m| m.to == TaskState::Queued);
-            if !queue.is_empty() {
+            let mut outcome = evaluate_shaped(&dag, &shape, tis, now, &past);
+            if !outcome.ready.is_empty() {
                 let by_id: HashMap<i64, &TiRow> = tis.iter().map(|t| (t.id, t)).collect();
-                for m in queue {
+                for m in std::mem::take(&mut outcome.ready) {
                     if let Some(ti) = by_id.get(&m.ti_id) {
                         ready.push(Ready {
                             priority: ti.priority_weight,
@@ -551,13 +543,10 @@ impl Scheduler {
                     }
                 }
             }
-            if let Ok(mut pending) = self.pending.lock() {
-                if outcome.blocked {
-                    pending.blocked.insert(run.id);
-                }
-                if let Some(at) = outcome.next_retry {
-                    pending.due.insert((at, run.id));
-                }
+            if let Some(at) = outcome.next_retry
+                && let Ok(mut pending) = self.pending.lock()
+            {
+                pending.due.insert((at, run.id));
             }
             if let Some(due) = self.check_slas(&dag, run, tis, now).await? {
                 report.next_due = earliest(report.next_due, timestamp(due));
@@ -579,21 +568,14 @@ impl Scheduler {
                 finished.push((run, state));
             }
         }
-        ready.sort_by_key(|r| {
-            (
-                std::cmp::Reverse(r.priority),
-                r.logical_date,
-                r.transition.ti_id,
-            )
-        });
-        for r in ready {
-            if capacity.take(&r.dag, &r.pool, r.slots) {
-                report.queued += 1;
-                moves.push(r.transition);
-            } else if let Ok(mut pending) = self.pending.lock() {
-                // Found ready again when room frees.
-                pending.blocked.insert(r.run);
-            }
+        let (queued, waiting) = evaluate::ration(ready, &mut capacity);
+        report.queued += queued.len();
+        moves.extend(queued);
+        if !waiting.is_empty()
+            && let Ok(mut pending) = self.pending.lock()
+        {
+            // Found ready again when room frees.
+            pending.blocked.extend(waiting);
         }
         let moved = self.store.apply_transitions(&moves).await?;
         // The worker claims while this round goes on.
@@ -1153,16 +1135,4 @@ const ENDED_MARGIN: i64 = 2_000_000;
 
 fn earliest(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {
     Some(a.map_or(b, |a| a.min(b)))
-}
-
-/// An instance ready to queue, waiting for its share of the room (see
-/// `Scheduler::schedule_task_instances`).
-struct Ready {
-    priority: i64,
-    logical_date: i64,
-    pool: String,
-    slots: i64,
-    run: i64,
-    dag: Arc<Dag>,
-    transition: Transition,
 }
