@@ -1,5 +1,5 @@
 //! The materializations, as dbt-duckdb runs them, written as SQL statements weir sends itself:
-//! view and table are built beside the target (`<name>__dbt_tmp`) and swapped in one
+//! view and table are built beside the target (`<name>__dbt_tmp`) and swapped in, in one
 //! transaction, so a model that fails leaves the previous relation in place.
 
 use serde_json::{Map, Value as Json};
@@ -116,7 +116,8 @@ pub fn build_contract_table(
 }
 
 /// Runs `create` (which builds `tmp`) after dropping a stale `tmp`, then swaps `tmp` in
-/// for `rel`.
+/// for `rel`, all in one transaction as dbt's view and table materializations do: a model
+/// that fails leaves the previous relation in place, and the warehouse commits once.
 fn build_beside(
     adapter: &WarehouseAdapter,
     rel: &Relation,
@@ -125,25 +126,21 @@ fn build_beside(
     kind: &str,
     resp: &mut Response,
 ) -> Result<(), AdapterError> {
-    let old_tmp = existing_kind(adapter, tmp)?;
-    let mut first = Vec::new();
-    if let Some(k) = old_tmp {
-        first.push(drop_sql(tmp, &k));
+    let mut statements = Vec::new();
+    if let Some(k) = existing_kind(adapter, tmp)? {
+        statements.push(drop_sql(tmp, &k));
     }
-    first.extend(create);
-    adapter.execute_known(&first, &[(tmp, Some(kind))])?;
-    resp.run_sql.extend(first);
-    let mut swap = Vec::new();
+    statements.extend(create);
     if let Some(k) = existing_kind(adapter, rel)? {
-        swap.push(drop_sql(rel, &k));
+        statements.push(drop_sql(rel, &k));
     }
-    swap.push(format!(
+    statements.push(format!(
         "alter {kind} {} rename to {}",
         tmp.render(),
         crate::jinja::adapter::quote_identifier(&ident(rel), rel.quote_char)
     ));
-    adapter.execute_known(&swap, &[(tmp, None), (rel, Some(kind))])?;
-    resp.run_sql.extend(swap);
+    adapter.execute_known(&statements, &[(tmp, None), (rel, Some(kind))])?;
+    resp.run_sql.extend(statements);
     Ok(())
 }
 
