@@ -155,6 +155,42 @@ fn give_back_freed_memory() {
         });
 }
 
+/// The weir executable links libduckdb, so every weir process maps it, and the dynamic linker
+/// reads about 10 MB of the library's symbol tables while it relocates it at start. Only the
+/// warehouse process runs DuckDB: a long-running server, scheduler or worker gives those pages
+/// back once. `MADV_PAGEOUT` reclaims clean file pages (and leaves the relocated ones, which
+/// are the process's own); a page touched later is read in again, so nothing can break.
+fn page_out_the_warehouse_library() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        // `start-end perms offset dev inode path`
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [range, _, _, _, _, path] = fields[..] else {
+            continue;
+        };
+        let file = path.rsplit('/').next().unwrap_or(path);
+        if !file.starts_with("libduckdb") {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: MADV_PAGEOUT only asks the kernel to reclaim the pages of a mapping that
+        // exists (it is in /proc/self/maps); their contents stay as they are.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     few_malloc_arenas();
     let cli = Cli::parse();
@@ -236,6 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Worker { .. }
             | Command::Webserver { .. }
     ) {
+        page_out_the_warehouse_library();
         give_back_freed_memory();
     }
     let result = match cli.command {
