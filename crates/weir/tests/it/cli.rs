@@ -279,6 +279,6 @@ fn init_keeps_every_secret_in_a_private_weir_folder() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let log = state.join("logs/example_daily/manual__2026-01-15T00:00:00+00:00/extract/1.log");
+    let log = state.join("logs/example_daily/manual__2026-01-15T00:00:00+00:00/extract.1.log");
     assert_eq!(mode(&log), 0o600);
 }

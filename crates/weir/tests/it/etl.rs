@@ -273,7 +273,7 @@ tasks:
         task_hook["log_url"]
             .as_str()
             .unwrap()
-            .ends_with("load/1.log")
+            .ends_with("/load.1.log")
     );
     let announce = inbox
         .webhook

@@ -198,8 +198,7 @@ impl Project {
             .join(".weir/logs")
             .join(dag)
             .join(run_id)
-            .join(task)
-            .join(format!("{try_number}.log"));
+            .join(format!("{task}.{try_number}.log"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("no log {}: {e}", path.display()))
     }
 
