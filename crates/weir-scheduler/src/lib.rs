@@ -1086,6 +1086,18 @@ pub async fn create_run(
     store.create_run(new, &task_seeds(dag)).await
 }
 
+/// Creates many runs of `dag` with their task instances, a hundred to a transaction (a
+/// backfill of years of daily runs); `None` for each that already existed.
+pub async fn create_runs(
+    store: &Store,
+    dag: &Dag,
+    new: Vec<NewRun>,
+) -> Result<Vec<Option<RunRow>>, StoreError> {
+    let seeds = task_seeds(dag);
+    let runs: Vec<(NewRun, Vec<TaskSeed>)> = new.into_iter().map(|n| (n, seeds.clone())).collect();
+    store.create_runs(&runs).await
+}
+
 /// The task instances a new run of `dag` gets, with Airflow's downstream priority weights.
 fn task_seeds(dag: &Dag) -> Vec<TaskSeed> {
     dag.tasks

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use weir_core::{Dag, DataInterval, RunState, RunType, TaskState, Timetable, iso, micros};
-use weir_store::{BackfillRow, NewEvent, RunRow, Store, StoreError, TiRow, Transition};
+use weir_store::{BackfillRow, NewEvent, NewRun, RunRow, Store, StoreError, TiRow, Transition};
 
 /// Who asks: recorded with every use case in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,22 +395,31 @@ impl Services {
                 &actor.user,
             )
             .await?;
+        let planned: Vec<NewRun> = intervals
+            .iter()
+            .map(|interval| {
+                let mut new = weir_scheduler::new_run(
+                    dag,
+                    RunType::Backfill,
+                    interval.start,
+                    *interval,
+                    conf.clone(),
+                );
+                new.backfill_id = Some(record.id);
+                new
+            })
+            .collect();
+        let logical_dates: Vec<i64> = planned.iter().map(|n| n.logical_date).collect();
+        // In batches: a run to a transaction made years of daily runs outlast an HTTP timeout.
+        let created = weir_scheduler::create_runs(&self.store, dag, planned).await?;
         let mut runs = Vec::new();
         let mut skipped = Vec::new();
-        for interval in &intervals {
-            let mut new = weir_scheduler::new_run(
-                dag,
-                RunType::Backfill,
-                interval.start,
-                *interval,
-                conf.clone(),
-            );
-            new.backfill_id = Some(record.id);
-            if let Some(run) = weir_scheduler::create_run(&self.store, dag, &new).await? {
+        for (created, logical_date) in created.into_iter().zip(logical_dates) {
+            if let Some(run) = created {
                 runs.push(run);
                 continue;
             }
-            let Some(existing) = self.store.run_at(&dag.dag_id, new.logical_date).await? else {
+            let Some(existing) = self.store.run_at(&dag.dag_id, logical_date).await? else {
                 continue;
             };
             let again = match reprocess {

@@ -235,6 +235,31 @@ async fn a_backfill_is_a_record_with_queued_runs_and_reprocesses_as_asked() {
     assert!(svc.store().list_runs("daily", 10).await.unwrap().is_empty());
 }
 
+/// Years of daily runs are created in batches (one transaction per run outlasted the API's
+/// HTTP timeout): every interval gets its queued run with its task instances, and the same
+/// range again skips them all.
+#[tokio::test]
+async fn a_backfill_of_ten_years_of_daily_runs_creates_every_run() {
+    let (_dir, svc, dag) = setup().await;
+    let bob = Actor::new("bob");
+    let (from, to) = (at("2016-01-01T00:00:00Z"), at("2025-12-31T23:59:59Z"));
+    let made = svc
+        .create_backfill(&bob, &dag, from, to, Reprocess::None, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(made.runs.len(), 3653, "every day of ten years");
+    let dates: Vec<i64> = made.runs.iter().map(|r| r.logical_date).collect();
+    assert!(dates.windows(2).all(|w| w[1] - w[0] == 86_400_000_000));
+    assert!(made.runs.iter().all(|r| r.state == RunState::Queued));
+    let last = made.runs.last().unwrap();
+    assert_eq!(states(&svc, last.id).await.len(), dag.tasks.len());
+    let again = svc
+        .create_backfill(&bob, &dag, from, to, Reprocess::None, Default::default())
+        .await
+        .unwrap();
+    assert_eq!((again.runs.len(), again.skipped.len()), (0, 3653));
+}
+
 #[tokio::test]
 async fn a_backfill_longer_than_the_limit_is_refused_not_cut_short() {
     let (_dir, svc, dag) = setup().await;
