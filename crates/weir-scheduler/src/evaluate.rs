@@ -690,9 +690,10 @@ mod tests {
             ti(4, "announced", S::Success),
         ];
         let out = evaluate_run(&d, &tis, 0, &HashMap::new());
-        assert_eq!(out.every_move().len(), 1);
+        let every = out.every_move();
+        assert_eq!(every.len(), 1);
         assert_eq!(
-            (out.every_move()[0].ti_id, out.every_move()[0].to),
+            (every[0].ti_id, every[0].to),
             (3, S::Success),
             "no room is needed"
         );
@@ -780,11 +781,9 @@ mod tests {
         let d = dag(vec![task("a", &[], R::AllSuccess)]);
         let tis = [ti(1, "a", S::Success), ti(2, "gone", S::None)];
         let out = evaluate_run(&d, &tis, 0, &HashMap::new());
-        assert_eq!(out.every_move().len(), 1);
-        assert_eq!(
-            (out.every_move()[0].ti_id, out.every_move()[0].to),
-            (2, S::Removed)
-        );
+        let every = out.every_move();
+        assert_eq!(every.len(), 1);
+        assert_eq!((every[0].ti_id, every[0].to), (2, S::Removed));
         assert_eq!(out.run_state, Some(RunState::Success));
     }
 
