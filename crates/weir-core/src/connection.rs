@@ -528,6 +528,11 @@ impl Masker {
         Masker { secrets: matcher }
     }
 
+    /// True when there is no secret to mask: text passes through unchanged.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_none()
+    }
+
     pub fn mask<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         match &self.secrets {
             Some(ac) if ac.is_match(text) => {

@@ -541,14 +541,33 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Records the process (group) id of a running try.
-    pub async fn set_pid(&self, ti_id: i64, try_number: i64, pid: i64) -> Result<()> {
-        sqlx::query("UPDATE task_instance SET pid = $1 WHERE id = $2 AND try_number = $3 AND state = 'running'")
-            .bind(pid)
-            .bind(ti_id)
-            .bind(try_number)
-            .execute(&self.writer)
-            .await?;
+    /// Records the process (group) ids of running tries, `(ti_id, try_number, pid)`, in one
+    /// statement per three hundred. A try that no longer runs keeps no pid.
+    pub async fn set_pids(&self, pids: &[(i64, i64, i64)]) -> Result<()> {
+        for chunk in pids.chunks(300) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                        3 * i + 1,
+                        3 * i + 2,
+                        3 * i + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            // A VALUES list's columns are column1, column2, ... in SQLite and PostgreSQL alike.
+            let sql = format!(
+                "UPDATE task_instance SET pid = v.column3 FROM (VALUES {values}) AS v \
+                 WHERE task_instance.id = v.column1 AND task_instance.try_number = v.column2 \
+                 AND task_instance.state = 'running'"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (ti_id, try_number, pid) in chunk {
+                q = q.bind(*ti_id).bind(*try_number).bind(*pid);
+            }
+            q.execute(&self.writer).await?;
+        }
         Ok(())
     }
 

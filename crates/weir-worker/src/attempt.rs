@@ -74,14 +74,14 @@ impl Worker {
             sensor_key: outcome.sensor_key,
         };
         let decided = finish.decision.is_some();
-        let result = self.store.finish(&self.id(), &[finish]).await;
+        let result = self.recorder().finish(self.id(), finish).await;
         // A recorded decision is more than the scheduler's view holds: it reads the instance.
         let recorded = match &result {
-            Ok(done) if done == &[Finished::Applied] && !decided => Some(state),
+            Ok(Finished::Applied) if !decided => Some(state),
             _ => None,
         };
         match result {
-            Ok(done) if done == [Finished::Applied] => {
+            Ok(Finished::Applied) => {
                 log.line("INFO", &format!("marked {state}"));
                 if let Some(start) = ti.start_date {
                     metrics::histogram!("weir_task_duration_seconds", "state" => state.as_str())
@@ -91,15 +91,15 @@ impl Worker {
                     self.outbox_wake.notify_one();
                 }
             }
-            Ok(done) if done == [Finished::Restarted] => log.line(
+            Ok(Finished::Restarted) => log.line(
                 "WARNING",
                 "the task instance was cleared while it ran; this try was stopped and it will run again",
             ),
-            Ok(_) if lost => log.line(
+            Ok(Finished::Lost) if lost => log.line(
                 "WARNING",
                 "this try lost its task instance (reaped, cleared or retried elsewhere); it was killed and its outcome is not recorded",
             ),
-            Ok(_) => log.line(
+            Ok(Finished::Lost) => log.line(
                 "WARNING",
                 "the task instance changed state while it ran (reaped or cleared); outcome not recorded",
             ),
@@ -243,7 +243,7 @@ impl Worker {
             .file_clone()
             .ok_or_else(|| "cannot open the log file".to_string())?;
         let running = &self.running;
-        let store = &self.store;
+        let recorder = self.recorder();
         let result = run_process(
             &spec,
             &env,
@@ -263,9 +263,7 @@ impl Worker {
                         process::signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
                     }
                 }
-                if let Err(e) = store.set_pid(ti.id, ti.try_number, pgid as i64).await {
-                    tracing::warn!("cannot record the pid of {}: {e}", ti.task_id);
-                }
+                recorder.pid(ti.id, ti.try_number, pgid as i64);
             },
             async {
                 let _ = kill.wait_for(|k| *k).await;

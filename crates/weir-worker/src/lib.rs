@@ -13,6 +13,7 @@ mod context;
 mod log;
 pub mod notifier;
 pub mod process;
+mod record;
 pub mod wait;
 pub mod warehouse;
 
@@ -115,6 +116,8 @@ pub struct Worker {
     secrets_cache: Mutex<Option<(Instant, Arc<Secrets>)>>,
     /// Runs of recent tries: what templates read of a run (dates, conf, ids) never changes.
     runs: Mutex<HashMap<i64, Arc<RunRow>>>,
+    /// Writes the pids and outcomes of tries, batched; started by the first try.
+    recorder: std::sync::OnceLock<record::Recorder>,
 }
 
 /// A try this worker runs, as the heartbeat sees it.
@@ -145,6 +148,7 @@ impl Worker {
             running: Mutex::new(HashMap::new()),
             secrets_cache: Mutex::new(None),
             runs: Mutex::new(HashMap::new()),
+            recorder: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -170,6 +174,12 @@ impl Worker {
     pub fn with_warehouses(mut self, host: Arc<dyn WarehouseHost>) -> Self {
         self.warehouses = host;
         self
+    }
+
+    /// The recorder of this worker's tries (started on the current runtime at first use).
+    fn recorder(&self) -> &record::Recorder {
+        self.recorder
+            .get_or_init(|| record::Recorder::start(self.store.clone()))
     }
 
     /// The id this worker claims and heartbeats under now.

@@ -27,6 +27,8 @@ impl TaskLog {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            // Read too: a process that wrote the log itself has its last line read back.
+            .read(true)
             .mode(0o600)
             .open(path)
             .ok();

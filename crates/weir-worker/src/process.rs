@@ -59,13 +59,9 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
     record: impl FnOnce(Pgid) -> R,
     kill: impl std::future::Future<Output = ()>,
 ) -> ProcessResult {
-    let (reader, writer) = match std::io::pipe() {
-        Ok(pair) => pair,
-        Err(e) => return spawn_failed(format!("cannot create a pipe: {e}")),
-    };
-    let writer2 = match writer.try_clone() {
-        Ok(w) => w,
-        Err(e) => return spawn_failed(format!("cannot create a pipe: {e}")),
+    let (stdout, stderr, output) = match connect_output(log) {
+        Ok(parts) => parts,
+        Err(e) => return spawn_failed(format!("cannot connect the process's output: {e}")),
     };
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -73,14 +69,15 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::from(writer2))
+        .stdout(stdout)
+        .stderr(stderr)
         .process_group(0);
     // No pre_exec here: it forces fork() instead of posix_spawn, which costs about 3.5 ms a
     // task in a worker this size (measured: chain100 11.6 → 8.1 ms/task, fan1000 142 → 277
     // tasks/s). Leftovers of a dead worker are found through WEIR_TRY_TAG instead.
     let spawned = cmd.spawn();
-    // The parent's copies of the pipe's write end must go, or the reader never sees EOF.
+    // The parent's copies of the output's write ends must go, or a pipe's reader never sees
+    // EOF.
     drop(cmd);
     let mut child = match spawned {
         Ok(child) => child,
@@ -90,8 +87,6 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
     };
     let pgid = child.id().map(|p| p as Pgid).unwrap_or(0);
     record(pgid).await;
-    let copier = tokio::task::spawn_blocking(move || copy_output(reader, log.file, &log.masker));
-
     let waited = async {
         match timeout {
             Some(limit) => tokio::time::timeout(limit, child.wait())
@@ -131,9 +126,14 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
     if pgid > 0 {
         signal_group(pgid, Signal::SIGKILL);
     }
-    let last_line = match tokio::time::timeout(Duration::from_secs(5), copier).await {
-        Ok(Ok(last)) => last,
-        _ => None,
+    let last_line = match output {
+        Output::Direct { file, start } => end_of_direct_output(&file, start),
+        Output::Copier(copier) => {
+            match tokio::time::timeout(Duration::from_secs(5), copier).await {
+                Ok(Ok(last)) => last,
+                _ => None,
+            }
+        }
     };
     ProcessResult { exit, last_line }
 }
@@ -143,6 +143,62 @@ fn spawn_failed(message: String) -> ProcessResult {
         exit: Exit::SpawnFailed(message),
         last_line: None,
     }
+}
+
+/// Where a process's output goes on its way to the log.
+enum Output {
+    /// Nothing to mask: the process appends to its log file itself, with no pipe and no copier
+    /// thread between (a fan-out of short tasks spent a tenth of weir's time on them). `start`
+    /// is the log's length before the process wrote to it.
+    Direct { file: std::fs::File, start: u64 },
+    /// Through a pipe and the masker: the copier returns the last non-empty line. It ends at
+    /// EOF, when the process (and whatever it left running) and the parent's command have
+    /// closed the pipe.
+    Copier(tokio::task::JoinHandle<Option<String>>),
+}
+
+/// The process's stdout and stderr, and how its output reaches the log.
+fn connect_output(log: ProcessLog) -> std::io::Result<(Stdio, Stdio, Output)> {
+    if log.masker.is_empty() {
+        let start = log.file.metadata()?.len();
+        let stdout = Stdio::from(log.file.try_clone()?);
+        let stderr = Stdio::from(log.file.try_clone()?);
+        return Ok((
+            stdout,
+            stderr,
+            Output::Direct {
+                file: log.file,
+                start,
+            },
+        ));
+    }
+    let (reader, writer) = std::io::pipe()?;
+    let stderr = Stdio::from(writer.try_clone()?);
+    let copier = tokio::task::spawn_blocking(move || copy_output(reader, log.file, &log.masker));
+    Ok((Stdio::from(writer), stderr, Output::Copier(copier)))
+}
+
+/// After a process that wrote its log directly: ends its last line (so weir's next line starts
+/// on its own) and returns the last non-empty line it wrote.
+fn end_of_direct_output(file: &std::fs::File, start: u64) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    const TAIL: u64 = 64 * 1024;
+    let len = file.metadata().ok()?.len();
+    if len <= start {
+        return None;
+    }
+    let from = start.max(len.saturating_sub(TAIL));
+    let mut tail = vec![0; (len - from) as usize];
+    file.read_exact_at(&mut tail, from).ok()?;
+    if tail.last() != Some(&b'\n') {
+        let _ = (&*file).write_all(b"\n");
+    }
+    String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .map(str::trim_end)
+        .find(|line| !line.is_empty())
+        .map(str::to_string)
 }
 
 /// Copies the process's output into the log line by line (so a tail sees it live) and

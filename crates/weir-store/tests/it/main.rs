@@ -309,6 +309,46 @@ fn finish(ti_id: i64, try_number: i64, state: TaskState) -> Finish {
 }
 
 #[tokio::test]
+async fn set_pids_records_the_pid_of_each_running_try_and_nothing_else() {
+    each_backend(|store| async move {
+        let run = store
+            .create_run(&new_run("d", 12), &seeds(3))
+            .await
+            .unwrap()
+            .unwrap();
+        queue_all(&store, run.id).await;
+        let claimed = store.claim("w", &[], &[], 2).await.unwrap();
+        let (a, b) = (&claimed[0], &claimed[1]);
+        let queued = store
+            .task_instances(run.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.id != a.id && t.id != b.id)
+            .unwrap();
+        store
+            .set_pids(&[
+                (a.id, a.try_number, 101),
+                (b.id, b.try_number + 1, 102),
+                (queued.id, queued.try_number, 103),
+            ])
+            .await
+            .unwrap();
+        let pids: Vec<(i64, Option<i64>)> = store
+            .task_instances(run.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| (t.id, t.pid))
+            .collect();
+        assert!(pids.contains(&(a.id, Some(101))), "{pids:?}");
+        assert!(pids.contains(&(b.id, None)), "another try: {pids:?}");
+        assert!(pids.contains(&(queued.id, None)), "not running: {pids:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn finish_applies_once_and_only_to_its_try_on_its_worker() {
     each_backend(|store| async move {
         let run = store
@@ -318,7 +358,10 @@ async fn finish_applies_once_and_only_to_its_try_on_its_worker() {
             .unwrap();
         queue_all(&store, run.id).await;
         let ti = store.claim("w", &[], &[], 1).await.unwrap().remove(0);
-        store.set_pid(ti.id, ti.try_number, 4242).await.unwrap();
+        store
+            .set_pids(&[(ti.id, ti.try_number, 4242)])
+            .await
+            .unwrap();
         assert_eq!(store.heartbeat_tries("w").await.unwrap(), vec![(ti.id, 1)]);
         assert_eq!(
             store

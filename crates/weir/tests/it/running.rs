@@ -258,6 +258,43 @@ tasks:
     );
 }
 
+/// A task's output goes to its log as it was written (straight into the file when there is
+/// nothing to mask), and weir's own lines still start on lines of their own.
+#[test]
+fn output_without_a_final_newline_ends_its_own_line_and_is_the_last_line_xcom() {
+    let p = Project::new();
+    p.dag(
+        "partial",
+        r#"
+tasks:
+  - id: say
+    type: shell
+    command: "echo to-stderr >&2; echo first; printf 'no-newline'"
+    xcom: last_line
+  - id: use
+    type: shell
+    depends_on: [say]
+    command: "echo '{{ ti.xcom_pull(task_ids=\"say\") }}' > out.txt"
+"#,
+    );
+    p.ok(&["dags", "test", "partial", "2026-01-15"]);
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out.txt")).unwrap(),
+        "no-newline\n"
+    );
+    let log = p.ok(&["tasks", "logs", "partial", RUN, "say"]);
+    let lines: Vec<&str> = log.lines().collect();
+    let at = lines.iter().position(|l| *l == "no-newline").expect(&log);
+    assert!(
+        lines.contains(&"to-stderr") && lines.contains(&"first"),
+        "{log}"
+    );
+    assert!(
+        lines[at + 1].contains("INFO - task exited with return code 0"),
+        "{log}"
+    );
+}
+
 #[test]
 fn conf_overrides_params_in_templates_and_env() {
     let p = Project::new();
