@@ -63,8 +63,12 @@ pub struct Scheduler {
     store: Store,
     config: SchedulerConfig,
     loader: DagLoader,
-    /// Woken by workers when a try ends, and by anything else that wants a round now.
+    /// Woken by anything that wants a full round now (a trigger, a clear, a poke).
     pub wake: Arc<Notify>,
+    /// Woken by in-process workers and the triggerer when a try ends. The round then skips
+    /// the read of queued runs, which a try's end cannot queue (unless the round itself ends
+    /// a run, which may let a queued one start).
+    pub tries_ended: Arc<Notify>,
     /// Woken when task instances were queued.
     pub worker_wake: Arc<Notify>,
     /// Woken when a state change wrote outbox messages (notifications).
@@ -112,6 +116,7 @@ impl Scheduler {
             loader: DagLoader::new(folder, config.paused_by_default),
             config,
             wake: Arc::new(Notify::new()),
+            tries_ended: Arc::new(Notify::new()),
             worker_wake: Arc::new(Notify::new()),
             outbox_wake: Arc::new(Notify::new()),
             changed_runs: Default::default(),
@@ -146,12 +151,13 @@ impl Scheduler {
             .start_job("scheduler", &self.hostname, now_micros())
             .await?;
         let mut last_beat = Instant::now();
+        let mut full = true;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let round = Instant::now();
-            let result = self.tick().await;
+            let result = self.round(full).await;
             metrics::histogram!("weir_scheduler_loop_duration_seconds")
                 .record(round.elapsed().as_secs_f64());
             let report = match result {
@@ -174,11 +180,12 @@ impl Scheduler {
                     sleep = Duration::ZERO;
                 }
             }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(sleep) => {}
-                _ = shutdown.changed() => {}
-            }
+            full = tokio::select! {
+                _ = self.wake.notified() => true,
+                _ = self.tries_ended.notified() => false,
+                _ = tokio::time::sleep(sleep) => true,
+                _ = shutdown.changed() => true,
+            };
         }
         self.store.end_job(job, now_micros()).await?;
         Ok(())
@@ -187,6 +194,12 @@ impl Scheduler {
     /// One round: re-read changed DAG files (when due), create due runs, start queued runs,
     /// move ready task instances to queued, finish completed runs, reap zombies (when due).
     pub async fn tick(&self) -> Result<TickReport, StoreError> {
+        self.round(true).await
+    }
+
+    /// A round as [`Scheduler::tick`]; `full: false` after tries ended, which cannot have
+    /// queued a run: queued runs are read only if this round created or ended one.
+    async fn round(&self, full: bool) -> Result<TickReport, StoreError> {
         let mut report = TickReport::default();
         if !self.config.only_runs.is_empty() {
             let started = self.start_queued_runs().await?;
@@ -235,6 +248,9 @@ impl Scheduler {
         // then the runs that can start now, evaluated at once.
         self.schedule_task_instances(&mut report, Vec::new())
             .await?;
+        if !full && report.runs_created == 0 && report.finished_runs.is_empty() {
+            return Ok(report);
+        }
         let started = self.start_queued_runs().await?;
         if !started.is_empty() {
             self.schedule_task_instances(&mut report, started).await?;

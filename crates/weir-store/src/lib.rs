@@ -424,6 +424,23 @@ pub(crate) fn placeholders(start: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `rows` rows of a VALUES list, each of `types.len()` numbered placeholders from `$start`, cast
+/// to those SQL types (so PostgreSQL knows the type of a column that is NULL in every row).
+/// A VALUES list's columns are `column1`, `column2`, ... in SQLite and PostgreSQL alike.
+pub(crate) fn typed_values(start: usize, types: &[&str], rows: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = types
+                .iter()
+                .enumerate()
+                .map(|(i, ty)| format!("CAST(${} AS {ty})", start + row * types.len() + i))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn parse_state<T: FromStr<Err = String>>(table: &'static str, text: &str) -> Result<T> {
     text.parse()
         .map_err(|reason| StoreError::Corrupt { table, reason })

@@ -4,6 +4,7 @@
 use crate::runs::RunRow;
 use crate::{Backend, Result, Store, parse_state, placeholders};
 use sqlx::{Any, Row, Transaction};
+use std::collections::HashMap;
 use weir_core::{Decision, TaskState, now_micros};
 
 /// What a new task instance needs from its task definition.
@@ -227,6 +228,8 @@ fn state_triple(row: &sqlx::any::AnyRow) -> Result<(i64, i64, TaskState)> {
 
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bound-parameter limits.
 const INSERT_CHUNK: usize = 100;
+/// Finishes per statement: nine parameters each, well under SQLite's and PostgreSQL's limits.
+const FINISH_CHUNK: usize = 200;
 
 pub(crate) async fn insert_task_instances(
     tx: &mut Transaction<'static, Any>,
@@ -346,7 +349,13 @@ impl Store {
                 None => groups.push((key, vec![m.ti_id])),
             }
         }
-        let mut tx = self.begin_write().await?;
+        // One statement (the usual round: a chain's next task, a fan-out's next batch) is
+        // atomic on its own: no transaction around it, two round trips fewer.
+        let statements: usize = groups.iter().map(|(_, ids)| ids.len().div_ceil(500)).sum();
+        let mut tx = match statements {
+            1 => None,
+            _ => Some(self.begin_write().await?),
+        };
         let mut moved_ids = std::collections::HashSet::with_capacity(moves.len());
         for ((from, to, next_retry_at, reason), ids) in &groups {
             // $1 state, $2 next_retry_at, $3 from, [$4 now, [$5 reason]], then the ids.
@@ -391,12 +400,18 @@ impl Store {
                 for id in chunk {
                     q = q.bind(*id);
                 }
-                for row in q.fetch_all(&mut *tx).await? {
+                let rows = match tx.as_mut() {
+                    Some(tx) => q.fetch_all(&mut **tx).await?,
+                    None => q.fetch_all(&self.writer).await?,
+                };
+                for row in rows {
                     moved_ids.insert(row.try_get::<i64, _>(0)?);
                 }
             }
         }
-        tx.commit().await?;
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
         Ok(moves.iter().map(|m| moved_ids.contains(&m.ti_id)).collect())
     }
 
@@ -545,18 +560,7 @@ impl Store {
     /// statement per three hundred. A try that no longer runs keeps no pid.
     pub async fn set_pids(&self, pids: &[(i64, i64, i64)]) -> Result<()> {
         for chunk in pids.chunks(300) {
-            let values = (0..chunk.len())
-                .map(|i| {
-                    format!(
-                        "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
-                        3 * i + 1,
-                        3 * i + 2,
-                        3 * i + 3
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            // A VALUES list's columns are column1, column2, ... in SQLite and PostgreSQL alike.
+            let values = crate::typed_values(1, &["BIGINT", "BIGINT", "BIGINT"], chunk.len());
             let sql = format!(
                 "UPDATE task_instance SET pid = v.column3 FROM (VALUES {values}) AS v \
                  WHERE task_instance.id = v.column1 AND task_instance.try_number = v.column2 \
@@ -727,36 +731,64 @@ impl Store {
         }
         let now = now_micros();
         let mut tx = self.begin_write().await?;
-        let mut out = Vec::with_capacity(finishes.len());
-        for f in finishes {
-            // A reschedule gives its try number back: the next poke is the same try.
-            let given_back = (f.state == TaskState::UpForReschedule) as i64;
-            let waits = matches!(f.state, TaskState::UpForReschedule | TaskState::Deferred);
-            let done = sqlx::query(
-                "UPDATE task_instance SET state = $1, end_date = $2, next_retry_at = $3, heartbeat = NULL, \
-                 decision = $7, reason = $8, sensor = $9, try_number = try_number - $10, sensor_key = $12 \
-                 WHERE id = $4 AND try_number = $5 AND state = $11 AND ($6 IS NULL OR worker = $6) \
-                 RETURNING CAST(CASE WHEN EXISTS (SELECT 1 FROM asset_ref r WHERE r.dag_id = task_instance.dag_id \
+        // The compare-and-sets of all the finishes, one statement per chunk: a fan-out ends
+        // its tries in batches, and a statement each was most of a finish's cost.
+        let mut applied: HashMap<(i64, i64), bool> = HashMap::new();
+        for chunk in finishes.chunks(FINISH_CHUNK) {
+            let values = crate::typed_values(
+                3,
+                &[
+                    "BIGINT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT",
+                ],
+                chunk.len(),
+            );
+            let sql = format!(
+                "UPDATE task_instance SET state = v.column3, end_date = $1, next_retry_at = v.column4, \
+                 heartbeat = NULL, decision = v.column5, reason = v.column6, sensor = v.column7, \
+                 try_number = task_instance.try_number - v.column8, sensor_key = v.column9 \
+                 FROM (VALUES {values}) AS v \
+                 WHERE task_instance.id = v.column1 AND task_instance.try_number = v.column2 \
+                 AND task_instance.state = $2 AND ({worker} IS NULL OR task_instance.worker = {worker}) \
+                 RETURNING task_instance.id, task_instance.try_number, task_instance.state, \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM asset_ref r WHERE r.dag_id = task_instance.dag_id \
                  AND r.task_id = task_instance.task_id AND r.kind = 'producer') THEN 1 ELSE 0 END AS BIGINT)",
-            )
-            .bind(f.state.as_str())
-            .bind(now)
-            .bind(f.next_retry_at)
-            .bind(f.ti_id)
-            .bind(f.try_number)
-            .bind(worker)
-            .bind(f.decision.as_ref().map(Decision::to_json))
-            .bind(f.reason.as_deref())
-            .bind(f.sensor.as_ref().filter(|_| waits).map(|v| v.to_string()))
-            .bind(given_back)
-            .bind(from.as_str())
-            .bind(f.sensor_key.as_deref().filter(|_| waits))
-            .fetch_optional(&mut *tx)
-            .await?;
-            // The row, if the compare-and-set took: whether the task produces assets (as last
-            // parsed), so that a task producing none costs no statement for them.
-            let produces: Option<i64> = done.map(|r| r.try_get(0)).transpose()?;
-            let outcome = if let Some(produces) = produces {
+                worker = format_args!("${}", 3 + chunk.len() * 9),
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(from.as_str());
+            for f in chunk {
+                // A reschedule gives its try number back: the next poke is the same try.
+                let given_back = (f.state == TaskState::UpForReschedule) as i64;
+                let waits = matches!(f.state, TaskState::UpForReschedule | TaskState::Deferred);
+                q = q
+                    .bind(f.ti_id)
+                    .bind(f.try_number)
+                    .bind(f.state.as_str())
+                    .bind(f.next_retry_at)
+                    .bind(f.decision.as_ref().map(Decision::to_json))
+                    .bind(f.reason.as_deref())
+                    .bind(f.sensor.as_ref().filter(|_| waits).map(|v| v.to_string()))
+                    .bind(given_back)
+                    .bind(f.sensor_key.as_deref().filter(|_| waits));
+            }
+            for row in q.bind(worker).fetch_all(&mut *tx).await? {
+                let (id, try_number, state, produces): (i64, i64, String, i64) = (
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                );
+                let given_back = (state == TaskState::UpForReschedule.as_str()) as i64;
+                // The row, as the compare-and-set took it: whether the task produces assets
+                // (as last parsed), so that a task producing none costs no statement for them.
+                applied.insert((id, try_number + given_back), produces != 0);
+            }
+        }
+        let mut out = Vec::with_capacity(finishes.len());
+        let mut tries: Vec<(i64, i64, Option<i64>, &'static str)> = Vec::new();
+        for f in finishes {
+            let outcome = if let Some(&produces) = applied.get(&(f.ti_id, f.try_number)) {
                 if let Some(value) = &f.xcom {
                     sqlx::query(
                         "INSERT INTO xcom (run_pk, task_id, map_index, key, value) \
@@ -769,7 +801,7 @@ impl Store {
                     .await?;
                 }
                 crate::outbox::insert_messages(&mut tx, &f.messages, now).await?;
-                if f.state == TaskState::Success && produces != 0 {
+                if f.state == TaskState::Success && produces {
                     crate::assets::record_events(&mut tx, f.ti_id, now).await?;
                 }
                 Finished::Applied
@@ -790,25 +822,39 @@ impl Store {
                     Finished::Lost
                 }
             };
-            // A lost finish leaves the try's record to whoever took the instance over.
-            let try_state = match outcome {
-                Finished::Applied => Some(f.state.as_str()),
-                Finished::Restarted => Some("restarting"),
-                Finished::Lost => None,
-            };
-            if let Some(try_state) = try_state {
-                // A waiting try has not ended: a reschedule's next poke and a deferral's
-                // triggerer go on with it.
-                let waiting = outcome == Finished::Applied && waits;
-                sqlx::query("UPDATE task_try SET end_date = $1, state = $2 WHERE ti_id = $3 AND try_number = $4 AND end_date IS NULL")
-                    .bind((!waiting).then_some(now))
-                    .bind(try_state)
-                    .bind(f.ti_id)
-                    .bind(f.try_number)
-                    .execute(&mut *tx)
-                    .await?;
+            // A lost finish leaves the try's record to whoever took the instance over. A
+            // waiting try has not ended: a reschedule's next poke and a deferral's triggerer
+            // go on with it.
+            let waits = matches!(f.state, TaskState::UpForReschedule | TaskState::Deferred);
+            match outcome {
+                Finished::Applied => tries.push((
+                    f.ti_id,
+                    f.try_number,
+                    (!waits).then_some(now),
+                    f.state.as_str(),
+                )),
+                Finished::Restarted => tries.push((f.ti_id, f.try_number, Some(now), "restarting")),
+                Finished::Lost => {}
             }
             out.push(outcome);
+        }
+        for chunk in tries.chunks(FINISH_CHUNK) {
+            let values =
+                crate::typed_values(1, &["BIGINT", "BIGINT", "BIGINT", "TEXT"], chunk.len());
+            let sql = format!(
+                "UPDATE task_try SET end_date = v.column3, state = v.column4 FROM (VALUES {values}) AS v \
+                 WHERE task_try.ti_id = v.column1 AND task_try.try_number = v.column2 \
+                 AND task_try.end_date IS NULL"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (ti_id, try_number, end_date, state) in chunk {
+                q = q
+                    .bind(*ti_id)
+                    .bind(*try_number)
+                    .bind(*end_date)
+                    .bind(*state);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(out)

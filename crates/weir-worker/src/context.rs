@@ -54,10 +54,21 @@ impl Worker {
     /// [`SECRETS_TTL`] for all the tries that start meanwhile (a fan-out of 1000 tries is not
     /// 2000 reads); a failed read is not kept.
     pub(crate) async fn secrets(&self) -> Arc<Secrets> {
-        if let Some((at, cached)) = self.secrets_cache.lock().ok().and_then(|c| c.clone())
-            && at.elapsed() < SECRETS_TTL
-        {
-            return cached;
+        let cached = || {
+            self.secrets_cache
+                .lock()
+                .ok()
+                .and_then(|c| c.clone())
+                .filter(|(at, _)| at.elapsed() < SECRETS_TTL)
+                .map(|(_, secrets)| secrets)
+        };
+        if let Some(secrets) = cached() {
+            return secrets;
+        }
+        // One read for the tries that start together: the others wait for it.
+        let _reading = self.secrets_read.lock().await;
+        if let Some(secrets) = cached() {
+            return secrets;
         }
         let fresh = Arc::new(self.read_secrets().await);
         if fresh.error.is_none()

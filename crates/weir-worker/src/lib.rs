@@ -104,6 +104,9 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     /// Woken by the worker whenever a try finishes.
     pub scheduler_wake: Arc<Notify>,
+    /// Woken when a try changed more than its task instance (a `trigger_dag` created or
+    /// reset a run): the in-process scheduler's full round.
+    runs_wake: Arc<Notify>,
     /// Woken when a finish wrote outbox messages (notifications).
     pub outbox_wake: Arc<Notify>,
     /// The in-process scheduler's set of changed runs, if there is one.
@@ -114,6 +117,8 @@ pub struct Worker {
     running: Mutex<HashMap<i64, RunningTry>>,
     /// The last read of connections and variables, shared by tries for `context::SECRETS_TTL`.
     secrets_cache: Mutex<Option<(Instant, Arc<Secrets>)>>,
+    /// Held while connections and variables are read, so that tries wait for one read.
+    secrets_read: tokio::sync::Mutex<()>,
     /// Runs of recent tries: what templates read of a run (dates, conf, ids) never changes.
     runs: Mutex<HashMap<i64, Arc<RunRow>>>,
     /// Writes the pids and outcomes of tries, batched; started by the first try.
@@ -142,11 +147,13 @@ impl Worker {
             cache: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             scheduler_wake: Arc::new(Notify::new()),
+            runs_wake: Arc::new(Notify::new()),
             outbox_wake: Arc::new(Notify::new()),
             changed: None,
             id: std::sync::RwLock::new(config.worker_id.clone()),
             running: Mutex::new(HashMap::new()),
             secrets_cache: Mutex::new(None),
+            secrets_read: tokio::sync::Mutex::new(()),
             runs: Mutex::new(HashMap::new()),
             recorder: std::sync::OnceLock::new(),
             config,
@@ -154,17 +161,19 @@ impl Worker {
     }
 
     /// Reads DAG definitions from an in-process scheduler, tells it which runs changed, and
-    /// wakes it via `scheduler_wake`.
+    /// wakes it: `tries_ended` when a try ends, `runs_wake` when a try created or reset a run.
     pub fn with_scheduler(
         mut self,
         shared: SharedDags,
         wake: Arc<Notify>,
-        scheduler_wake: Arc<Notify>,
+        tries_ended: Arc<Notify>,
+        runs_wake: Arc<Notify>,
         changed: weir_core::ChangedRuns,
     ) -> Self {
         self.shared = Some(shared);
         self.wake = wake;
-        self.scheduler_wake = scheduler_wake;
+        self.scheduler_wake = tries_ended;
+        self.runs_wake = runs_wake;
         self.changed = Some(changed);
         self
     }

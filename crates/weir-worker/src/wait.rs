@@ -322,7 +322,9 @@ impl Worker {
                     ti.task_id, trigger.dag_id
                 )
             })?;
-        let services = weir_service::Services::new(self.store.clone());
+        let runs_wake = self.runs_wake.clone();
+        let services = weir_service::Services::new(self.store.clone())
+            .with_waker(Arc::new(move || runs_wake.notify_one()));
         let actor = weir_service::Actor::new(format!("task:{}.{}", ti.dag_id, ti.task_id));
         let at = trigger.logical_date.unwrap_or_else(jiff::Timestamp::now);
         let existing = self

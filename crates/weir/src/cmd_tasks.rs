@@ -206,6 +206,7 @@ async fn dispatch(
                 .with_scheduler(
                     scheduler.dags(),
                     scheduler.worker_wake.clone(),
+                    scheduler.tries_ended.clone(),
                     scheduler.wake.clone(),
                     scheduler.changed_runs.clone(),
                 ),

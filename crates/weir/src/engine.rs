@@ -153,7 +153,7 @@ fn wired_triggerer(
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let triggerer = Arc::new(triggerer(settings, store).with_scheduler(
-        scheduler.wake.clone(),
+        scheduler.tries_ended.clone(),
         scheduler.changed_runs.clone(),
         scheduler.outbox_wake.clone(),
     ));
@@ -217,6 +217,7 @@ pub async fn standalone(settings: &Settings) -> Result<()> {
         .with_scheduler(
             scheduler.dags(),
             scheduler.worker_wake.clone(),
+            scheduler.tries_ended.clone(),
             scheduler.wake.clone(),
             scheduler.changed_runs.clone(),
         ),
@@ -409,6 +410,7 @@ pub async fn run_to_completion(
         .with_scheduler(
             scheduler.dags(),
             scheduler.worker_wake.clone(),
+            scheduler.tries_ended.clone(),
             scheduler.wake.clone(),
             scheduler.changed_runs.clone(),
         ),
@@ -444,6 +446,7 @@ pub async fn run_to_completion(
         }
         tokio::select! {
             _ = scheduler.wake.notified() => {}
+            _ = scheduler.tries_ended.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
             _ = &mut interrupt => {
                 let _ = stop_tx.send(true);

@@ -412,6 +412,93 @@ async fn finish_applies_once_and_only_to_its_try_on_its_worker() {
     .await;
 }
 
+/// One call ends several tries as one statement: each gets its own outcome, as if it had been
+/// finished alone.
+#[tokio::test]
+async fn a_batch_of_finishes_gives_each_try_its_own_outcome() {
+    each_backend(|store| async move {
+        let run = store
+            .create_run(&new_run("d", 13), &seeds(4))
+            .await
+            .unwrap()
+            .unwrap();
+        queue_all(&store, run.id).await;
+        let claimed = store.claim("w", &[], &[], 4).await.unwrap();
+        let [ok, stale, cleared, poke] = [0, 1, 2, 3].map(|i| &claimed[i]);
+        store
+            .clear_task_instances(&[cleared.id], &[(cleared.id, 0)])
+            .await
+            .unwrap();
+        let batch = [
+            Finish {
+                xcom: Some(serde_json::json!(7)),
+                ..finish(ok.id, ok.try_number, TaskState::Success)
+            },
+            finish(stale.id, stale.try_number + 1, TaskState::Failed),
+            finish(cleared.id, cleared.try_number, TaskState::Success),
+            Finish {
+                next_retry_at: Some(1),
+                ..finish(poke.id, poke.try_number, TaskState::UpForReschedule)
+            },
+        ];
+        assert_eq!(
+            store.finish("w", &batch).await.unwrap(),
+            vec![
+                Finished::Applied,
+                Finished::Lost,
+                Finished::Restarted,
+                Finished::Applied
+            ]
+        );
+        let tis = store.task_instances(run.id).await.unwrap();
+        let of = |id: i64| tis.iter().find(|t| t.id == id).unwrap();
+        assert_eq!(of(ok.id).state, TaskState::Success);
+        assert_eq!(
+            of(stale.id).state,
+            TaskState::Running,
+            "another try's finish"
+        );
+        assert_eq!(of(cleared.id).state, TaskState::None, "reset to run again");
+        assert_eq!(of(poke.id).state, TaskState::UpForReschedule);
+        assert_eq!(of(poke.id).try_number, 0, "a reschedule gives its try back");
+        let tries = store.tries(run.id).await.unwrap();
+        let try_of = |id: i64| tries.iter().find(|t| t.ti_id == id).unwrap();
+        assert_eq!(
+            (
+                try_of(ok.id).state.as_str(),
+                try_of(ok.id).end_date.is_some()
+            ),
+            ("success", true)
+        );
+        assert_eq!(
+            (try_of(stale.id).state.as_str(), try_of(stale.id).end_date),
+            ("running", None)
+        );
+        assert_eq!(
+            (
+                try_of(cleared.id).state.as_str(),
+                try_of(cleared.id).end_date.is_some()
+            ),
+            ("restarting", true)
+        );
+        assert_eq!(
+            (try_of(poke.id).state.as_str(), try_of(poke.id).end_date),
+            ("up_for_reschedule", None),
+            "a waiting try has not ended"
+        );
+        assert_eq!(
+            store.xcoms(run.id).await.unwrap(),
+            vec![(
+                ok.task_id.clone(),
+                -1,
+                "return_value".into(),
+                serde_json::json!(7)
+            )]
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_superseded_try_writes_no_state_and_no_xcom() {
     each_backend(|store| async move {
