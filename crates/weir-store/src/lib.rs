@@ -223,9 +223,13 @@ impl Store {
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
                         use sqlx::Executor;
+                        // Temporary tables in memory: a statement that sorts or materialises
+                        // a subquery (the claim's pick, a batch's VALUES) otherwise opens a
+                        // temporary file; the claim took 165 µs so and 45 µs in memory.
                         conn.execute(
                             "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
                         Ok(())

@@ -45,7 +45,9 @@ impl TaskLog {
             let now = jiff::Timestamp::now()
                 .round(jiff::Unit::Millisecond)
                 .unwrap_or_else(|_| jiff::Timestamp::now());
-            let _ = writeln!(file, "[{now}] {level} - {}", self.masker.mask(message));
+            // One write per line: formatting straight into the file is a write per piece.
+            let line = format!("[{now}] {level} - {}\n", self.masker.mask(message));
+            let _ = file.write_all(line.as_bytes());
         }
     }
 

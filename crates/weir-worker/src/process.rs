@@ -63,7 +63,16 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
         Ok(parts) => parts,
         Err(e) => return spawn_failed(format!("cannot connect the process's output: {e}")),
     };
-    let mut cmd = Command::new(&spec.program);
+    // The child's PATH: the spec's environment wins over the try's, which wins over ours.
+    let path_var = spec
+        .env
+        .iter()
+        .rev()
+        .chain(env.iter().rev())
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"));
+    let mut cmd = Command::new(program_path(&spec.program, path_var.as_deref()));
     cmd.args(&spec.args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -136,6 +145,47 @@ pub async fn run_process<R: std::future::Future<Output = ()>>(
         }
     };
     ProcessResult { exit, last_line }
+}
+
+/// Where `program` is on the child's `PATH`, looked up once per program and `PATH`, as a
+/// shell hashes the commands it ran. Spawned by name, the child tries each `PATH` entry in
+/// turn, an exec each: fourteen failed execs before `bash` on a `PATH` of sixteen entries. A
+/// name with a slash, a `PATH` with a relative entry (which depends on the child's working
+/// directory) and a program not found are passed on as given, for the spawn to resolve or
+/// report. A remembered path is checked before each use, so a removed program is looked up
+/// again.
+fn program_path(program: &str, path_var: Option<&std::ffi::OsStr>) -> std::path::PathBuf {
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+    use std::sync::{LazyLock, Mutex};
+    static FOUND: LazyLock<Mutex<HashMap<(String, OsString), PathBuf>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let Some(path_var) = path_var.filter(|_| !program.contains('/') && !program.is_empty()) else {
+        return PathBuf::from(program);
+    };
+    let key = (program.to_string(), path_var.to_os_string());
+    let remembered = FOUND.lock().ok().and_then(|f| f.get(&key).cloned());
+    if let Some(found) = remembered.filter(|p| executable(p)) {
+        return found;
+    }
+    let dirs: Vec<PathBuf> = std::env::split_paths(path_var).collect();
+    if dirs.iter().any(|d| d.is_relative()) {
+        return PathBuf::from(program);
+    }
+    match dirs.iter().map(|d| d.join(program)).find(|p| executable(p)) {
+        Some(found) => {
+            if let Ok(mut f) = FOUND.lock() {
+                f.insert(key, found.clone());
+            }
+            found
+        }
+        None => PathBuf::from(program),
+    }
 }
 
 fn spawn_failed(message: String) -> ProcessResult {
@@ -231,4 +281,42 @@ fn copy_output(
     }
     let _ = log.flush();
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::program_path;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    fn script(dir: &Path, name: &str) {
+        let path = dir.join(name);
+        std::fs::write(&path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn a_program_is_found_on_path_once_and_again_when_it_moved() {
+        let root = std::env::temp_dir().join(format!("weir-path-{}", std::process::id()));
+        let (first, second) = (root.join("a"), root.join("b"));
+        std::fs::create_dir_all(&first).unwrap();
+        std::fs::create_dir_all(&second).unwrap();
+        std::fs::write(first.join("tool"), "not executable").unwrap();
+        script(&second, "tool");
+        let path = std::env::join_paths([&first, &second]).unwrap();
+        assert_eq!(program_path("tool", Some(&path)), second.join("tool"));
+        std::fs::remove_file(second.join("tool")).unwrap();
+        script(&first, "tool2");
+        std::fs::rename(first.join("tool2"), first.join("tool")).unwrap();
+        assert_eq!(
+            program_path("tool", Some(&path)),
+            first.join("tool"),
+            "the remembered path is gone: looked up again"
+        );
+        assert_eq!(program_path("missing", Some(&path)), Path::new("missing"));
+        assert_eq!(program_path("./tool", Some(&path)), Path::new("./tool"));
+        let relative = std::env::join_paths([Path::new("bin"), &second]).unwrap();
+        assert_eq!(program_path("tool", Some(&relative)), Path::new("tool"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
