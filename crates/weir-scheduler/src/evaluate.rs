@@ -57,6 +57,7 @@ impl Capacity {
 }
 
 /// An instance ready to queue, waiting for its share of the room.
+#[derive(Debug, Clone)]
 pub struct Ready {
     pub priority: i64,
     pub logical_date: i64,
@@ -71,10 +72,10 @@ pub struct Ready {
 /// Hands the room (pools, `parallelism`, `max_active_tasks`) to the instances found ready in
 /// one round, across all its runs: by priority weight, then the run's logical date, as
 /// Airflow queues them, not in the order the runs were evaluated (a new run's first task
-/// would wait behind older runs' chains). Returns the moves that got room and the runs with
-/// an instance that did not, to evaluate again when room frees. Waiting for room is not
-/// written down (no `none -> scheduled` storm in a wide fan-out).
-pub fn ration(mut ready: Vec<Ready>, capacity: &mut Capacity) -> (Vec<Transition>, HashSet<i64>) {
+/// would wait behind older runs' chains). Returns the moves that got room and the instances
+/// that did not, which the scheduler keeps for the next rounds' rationing. Waiting for room is
+/// not written down (no `none -> scheduled` storm in a wide fan-out).
+pub fn ration(mut ready: Vec<Ready>, capacity: &mut Capacity) -> (Vec<Transition>, Vec<Ready>) {
     ready.sort_by_key(|r| {
         (
             std::cmp::Reverse(r.priority),
@@ -83,12 +84,12 @@ pub fn ration(mut ready: Vec<Ready>, capacity: &mut Capacity) -> (Vec<Transition
         )
     });
     let mut queued = Vec::new();
-    let mut waiting = HashSet::new();
+    let mut waiting = Vec::new();
     for r in ready {
         if capacity.take(&r.dag, &r.pool, r.slots) {
             queued.push(r.transition);
         } else {
-            waiting.insert(r.run);
+            waiting.push(r);
         }
     }
     (queued, waiting)
@@ -717,6 +718,10 @@ mod tests {
             .collect()
     }
 
+    fn runs_of(waiting: &[Ready]) -> HashSet<i64> {
+        waiting.iter().map(|r| r.run).collect()
+    }
+
     #[test]
     fn a_full_parallelism_leaves_ready_instances_unwritten() {
         let d = dag(vec![
@@ -733,7 +738,7 @@ mod tests {
             "one queued, the other waits without a write"
         );
         assert_eq!(queued[0].to, S::Queued);
-        assert_eq!(waiting, HashSet::from([7]));
+        assert_eq!(runs_of(&waiting), HashSet::from([7]));
     }
 
     #[test]
@@ -773,7 +778,7 @@ mod tests {
             [40, 30, 20],
             "the heaviest first, the older of equal weights first; one of `pooled` at a time"
         );
-        assert_eq!(waiting, HashSet::from([1, 5]));
+        assert_eq!(runs_of(&waiting), HashSet::from([1, 5]));
     }
 
     #[test]
@@ -861,7 +866,7 @@ mod tests {
         );
         let (queued, waiting) = ration(ready(&d, 1, 1, out), &mut room(2));
         assert_eq!(queued.len(), 2);
-        assert_eq!(waiting, HashSet::from([1]));
+        assert_eq!(runs_of(&waiting), HashSet::from([1]));
         // Downstream sees each item's state: one failed item is enough for all_success to
         // give up, all_done waits for the last one.
         let tis = with([S::Success, S::Failed, S::Running]);

@@ -506,27 +506,35 @@ impl Scheduler {
     ) -> Result<(), StoreError> {
         let mut capacity = Capacity::load(&self.store, self.config.parallelism).await?;
         let now = now_micros();
-        let wanted = self
-            .runs_to_evaluate(started, now, capacity.parallelism_left > 0)
-            .await?;
-        let (mut wanted, sweep) = wanted;
+        let (mut wanted, sweep) = self.runs_to_evaluate(started, now).await?;
         if sweep {
             wanted.extend(self.changed_behind_our_back().await?);
         }
-        let pks: Vec<i64> = wanted.into_iter().collect();
+        // What waited for room, of the runs not evaluated again now, is rationed with what
+        // this round finds ready (kept until the round succeeds).
+        let mut ready: Vec<Ready> = match self.pending.lock() {
+            Ok(pending) => pending
+                .blocked
+                .iter()
+                .filter(|(run, _)| !wanted.contains(run))
+                .flat_map(|(_, r)| r.iter().cloned())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let pks: Vec<i64> = wanted.iter().copied().collect();
         let runs: Vec<RunRow> = self
             .driven(self.store.runs_by_pks(&pks).await?)
             .into_iter()
             .filter(|r| r.state == RunState::Running)
             .collect();
-        if runs.is_empty() {
+        if runs.is_empty() && ready.is_empty() {
             return Ok(());
         }
+        let waited: HashMap<i64, i64> = ready.iter().map(|r| (r.transition.ti_id, r.run)).collect();
         let by_run = self.task_instances_of(&runs).await?;
         let mut moves = Vec::new();
         let mut finished = Vec::new();
         let mut expansions: Vec<(&RunRow, Arc<Dag>, TiRow)> = Vec::new();
-        let mut ready: Vec<Ready> = Vec::new();
         for run in &runs {
             let tis: &[TiRow] = by_run.get(&run.id).map(Vec::as_slice).unwrap_or(&[]);
             let Some(dag) = self.dag(&run.dag_id) else {
@@ -584,15 +592,49 @@ impl Scheduler {
                 finished.push((run, state));
             }
         }
-        let (queued, waiting) = evaluate::ration(ready, &mut capacity);
+        let (mut queued, waiting) = evaluate::ration(ready, &mut capacity);
+        // A run that waited was not read this round: it must still be running to start a
+        // task (a mark or a delete elsewhere ends it). A run that is not loses its room for
+        // this round, and what of it waited.
+        let mut by_run = by_run;
+        let to_check: Vec<i64> = queued
+            .iter()
+            .filter_map(|m| waited.get(&m.ti_id).copied())
+            .collect::<HashSet<i64>>()
+            .into_iter()
+            .collect();
+        let mut gone: HashSet<i64> = to_check.iter().copied().collect();
+        if !to_check.is_empty() {
+            for run in self.store.runs_by_pks(&to_check).await? {
+                if run.state == RunState::Running {
+                    gone.remove(&run.id);
+                }
+            }
+            queued.retain(|m| waited.get(&m.ti_id).is_none_or(|run| !gone.contains(run)));
+            // Their views get this round's moves, as the evaluated runs' do.
+            if let Ok(mut views) = self.views.lock() {
+                for run in &to_check {
+                    if let Some(tis) = views.remove(run)
+                        && !gone.contains(run)
+                    {
+                        by_run.insert(*run, tis);
+                    }
+                }
+            }
+        }
+        if let Ok(mut pending) = self.pending.lock() {
+            let waited_runs: HashSet<i64> = waited.values().copied().collect();
+            pending
+                .blocked
+                .retain(|run, _| !wanted.contains(run) && !waited_runs.contains(run));
+            for r in waiting {
+                if !gone.contains(&r.run) {
+                    pending.blocked.entry(r.run).or_default().push(r);
+                }
+            }
+        }
         report.queued += queued.len();
         moves.extend(queued);
-        if !waiting.is_empty()
-            && let Ok(mut pending) = self.pending.lock()
-        {
-            // Found ready again when room frees.
-            pending.blocked.extend(waiting);
-        }
         let moved = self.store.apply_transitions(&moves).await?;
         // The worker claims while this round goes on.
         if moves
@@ -808,7 +850,6 @@ impl Scheduler {
         &self,
         started: Vec<i64>,
         now: i64,
-        room: bool,
     ) -> Result<(HashSet<i64>, bool), StoreError> {
         let mut wanted: HashSet<i64> = started.into_iter().collect();
         let changes = self
@@ -827,9 +868,9 @@ impl Scheduler {
                 pending.last_poll = Some(Instant::now());
                 pending.ended_since = now - ENDED_MARGIN;
                 sweep = true;
-            }
-            if room {
-                wanted.extend(pending.blocked.drain());
+                // What waits for room is evaluated anew from time to time (a DAG parsed
+                // anew may weigh or pool its tasks differently).
+                wanted.extend(pending.blocked.keys().copied());
             }
             while let Some(&(at, run)) = pending.due.first() {
                 if at > now {
@@ -1132,8 +1173,11 @@ type Shaped = (Arc<Dag>, Arc<DagShape>);
 /// Runs the next round evaluates besides the changed ones.
 #[derive(Debug, Default)]
 struct Pending {
-    /// Runs with a ready task instance that found no room.
-    blocked: HashSet<i64>,
+    /// By run: task instances found ready that got no room, rationed again in every round
+    /// without evaluating their runs again (a thousand runs waiting behind `parallelism` cost
+    /// a sort per round, not a read and an evaluation of each). A run evaluated again, and
+    /// every run at a sweep, replaces its own.
+    blocked: HashMap<i64, Vec<Ready>>,
     /// `(when, run)`: runs to evaluate at a time (a retry is due, an sla runs out).
     due: std::collections::BTreeSet<(i64, i64)>,
     /// When the last full evaluation and the last look for other processes' changes were.

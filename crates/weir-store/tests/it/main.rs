@@ -462,29 +462,19 @@ async fn a_batch_of_finishes_gives_each_try_its_own_outcome() {
         assert_eq!(of(poke.id).state, TaskState::UpForReschedule);
         assert_eq!(of(poke.id).try_number, 0, "a reschedule gives its try back");
         let tries = store.tries(run.id).await.unwrap();
-        let try_of = |id: i64| tries.iter().find(|t| t.ti_id == id).unwrap();
+        let ended = |id: i64| {
+            let t = tries.iter().find(|t| t.ti_id == id).unwrap();
+            (t.state.as_str(), t.end_date.is_some())
+        };
         assert_eq!(
-            (
-                try_of(ok.id).state.as_str(),
-                try_of(ok.id).end_date.is_some()
-            ),
-            ("success", true)
-        );
-        assert_eq!(
-            (try_of(stale.id).state.as_str(), try_of(stale.id).end_date),
-            ("running", None)
-        );
-        assert_eq!(
-            (
-                try_of(cleared.id).state.as_str(),
-                try_of(cleared.id).end_date.is_some()
-            ),
-            ("restarting", true)
-        );
-        assert_eq!(
-            (try_of(poke.id).state.as_str(), try_of(poke.id).end_date),
-            ("up_for_reschedule", None),
-            "a waiting try has not ended"
+            [ok.id, stale.id, cleared.id, poke.id].map(ended),
+            [
+                ("success", true),
+                ("running", false),
+                ("restarting", true),
+                ("up_for_reschedule", false)
+            ],
+            "another try's finish leaves the try running; a waiting try has not ended"
         );
         assert_eq!(
             store.xcoms(run.id).await.unwrap(),
