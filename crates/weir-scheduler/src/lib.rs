@@ -597,15 +597,14 @@ impl Scheduler {
         // task (a mark or a delete elsewhere ends it). A run that is not loses its room for
         // this round, and what of it waited.
         let mut by_run = by_run;
-        let to_check: Vec<i64> = queued
+        let to_check: HashSet<i64> = queued
             .iter()
             .filter_map(|m| waited.get(&m.ti_id).copied())
-            .collect::<HashSet<i64>>()
-            .into_iter()
             .collect();
-        let mut gone: HashSet<i64> = to_check.iter().copied().collect();
+        let mut gone = to_check.clone();
         if !to_check.is_empty() {
-            for run in self.store.runs_by_pks(&to_check).await? {
+            let pks: Vec<i64> = to_check.iter().copied().collect();
+            for run in self.store.runs_by_pks(&pks).await? {
                 if run.state == RunState::Running {
                     gone.remove(&run.id);
                 }
@@ -622,15 +621,12 @@ impl Scheduler {
                 }
             }
         }
+        // Every instance that waited was rationed again now or belongs to a run evaluated
+        // anew: what still waits replaces it.
         if let Ok(mut pending) = self.pending.lock() {
-            let waited_runs: HashSet<i64> = waited.values().copied().collect();
-            pending
-                .blocked
-                .retain(|run, _| !wanted.contains(run) && !waited_runs.contains(run));
-            for r in waiting {
-                if !gone.contains(&r.run) {
-                    pending.blocked.entry(r.run).or_default().push(r);
-                }
+            pending.blocked.clear();
+            for r in waiting.into_iter().filter(|r| !gone.contains(&r.run)) {
+                pending.blocked.entry(r.run).or_default().push(r);
             }
         }
         report.queued += queued.len();

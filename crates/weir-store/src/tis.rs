@@ -147,6 +147,14 @@ pub struct Finish {
     pub sensor_key: Option<String>,
 }
 
+impl Finish {
+    /// A waiting outcome: the try has not ended (a reschedule's next poke and a deferral's
+    /// triggerer go on with it) and keeps what its sensor waits for.
+    fn waits(&self) -> bool {
+        matches!(self.state, TaskState::UpForReschedule | TaskState::Deferred)
+    }
+}
+
 /// What became of a [`Finish`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
@@ -760,7 +768,7 @@ impl Store {
             for f in chunk {
                 // A reschedule gives its try number back: the next poke is the same try.
                 let given_back = (f.state == TaskState::UpForReschedule) as i64;
-                let waits = matches!(f.state, TaskState::UpForReschedule | TaskState::Deferred);
+                let waits = f.waits();
                 q = q
                     .bind(f.ti_id)
                     .bind(f.try_number)
@@ -822,15 +830,12 @@ impl Store {
                     Finished::Lost
                 }
             };
-            // A lost finish leaves the try's record to whoever took the instance over. A
-            // waiting try has not ended: a reschedule's next poke and a deferral's triggerer
-            // go on with it.
-            let waits = matches!(f.state, TaskState::UpForReschedule | TaskState::Deferred);
+            // A lost finish leaves the try's record to whoever took the instance over.
             match outcome {
                 Finished::Applied => tries.push((
                     f.ti_id,
                     f.try_number,
-                    (!waits).then_some(now),
+                    (!f.waits()).then_some(now),
                     f.state.as_str(),
                 )),
                 Finished::Restarted => tries.push((f.ti_id, f.try_number, Some(now), "restarting")),
